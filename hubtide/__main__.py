@@ -1,0 +1,3 @@
+from hubtide.cli import main
+
+main()

@@ -1,0 +1,30 @@
+"""The store's exception tree: every error the storage package raises on purpose."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base of every storage error. Messages say what failed and what to try."""
+
+
+class UnknownSource(StoreError, KeyError):
+    """No such source in the store; the message lists the sources that exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class SnapshotNotFound(StoreError, LookupError):
+    """No such (complete) snapshot; the message lists what exists."""
+
+
+class ColumnNotFound(StoreError, LookupError):
+    """No such column; the message lists the columns that exist."""
+
+
+class CommitConflict(StoreError):
+    """Another writer committed the same batch first (the batch is already in)."""
+
+
+class SchemaViolation(StoreError, ValueError):
+    """Input that does not fit a schema: names the column and the row."""

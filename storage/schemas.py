@@ -1,0 +1,243 @@
+"""Every table's pyarrow schema and every source's logical columns, defined once.
+
+Two layers live here:
+
+* **Logical entity schemas** (`HUB_REPO`, `REGISTRY_PACKAGE`): the columns a crawler or an
+  import hands to the snapshot writer, and the columns `Store.as_of` returns. These are the
+  contract between crawler, storage and analytics.
+* **Physical table schemas** (`CATALOG_SNAPSHOTS`, `HUB_COMMITS`, ...): what is on disk.
+  Change-encoded tables add `valid_from` (the snapshot id) and `op` (upsert/delete) to
+  the logical columns; the storage package owns how they are split.
+
+Timestamps are UTC microseconds. Lists are `list<string>`. `entity_id` is the stable key:
+the Hub's `_id` for repos (the repo name `name` is an attribute that can change, so a
+rename is an update), the package name for registries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+STR_LIST = pa.list_(pa.string())
+
+# ---------------------------------------------------------------------------------------
+# Sources
+# ---------------------------------------------------------------------------------------
+
+HUB_SOURCES = ("hub:model", "hub:dataset", "hub:space")
+REGISTRY_SOURCES = ("npm", "pypi")
+BUILTIN_SOURCES = HUB_SOURCES + REGISTRY_SOURCES
+CUSTOM_PREFIX = "custom:"
+
+
+def repo_type_of(source: str) -> str:
+    """`hub:model` -> `model`. Raises ValueError for a non-Hub source."""
+    if source not in HUB_SOURCES:
+        raise ValueError(f"{source!r} is not a Hub source; Hub sources are {', '.join(HUB_SOURCES)}")
+    return source.split(":", 1)[1]
+
+
+def is_registry_source(source: str) -> bool:
+    """npm, pypi, and any other ecosyste.ms registry configured as `registry:NAME` or a bare name."""
+    return source in REGISTRY_SOURCES or source.startswith("registry:")
+
+
+# ---------------------------------------------------------------------------------------
+# Logical entity schemas (writer input, as_of output)
+# ---------------------------------------------------------------------------------------
+
+HUB_REPO = pa.schema(
+    [
+        pa.field("entity_id", pa.string(), nullable=False),  # the Hub's `_id`
+        pa.field("name", pa.string()),  # `namespace/name`; changes on rename
+        pa.field("author", pa.string()),
+        pa.field("created_at", TS),
+        pa.field("last_modified", TS),
+        pa.field("sha", pa.string()),
+        pa.field("private", pa.bool_()),
+        pa.field("gated", pa.string()),  # "false" | "auto" | "manual"
+        pa.field("disabled", pa.bool_()),
+        pa.field("library_name", pa.string()),  # models
+        pa.field("pipeline_tag", pa.string()),  # models
+        pa.field("tags", STR_LIST),
+        pa.field("license", pa.string()),  # card `license`, else a `license:` tag
+        pa.field("base_models", STR_LIST),  # declared base models (card + base_model: tags)
+        pa.field("base_model_relation", pa.string()),  # finetune|adapter|quantized|merge
+        pa.field("sdk", pa.string()),  # spaces
+        pa.field("space_models", STR_LIST),  # spaces: models they declare
+        pa.field("space_datasets", STR_LIST),  # spaces: datasets they declare
+        pa.field("card_fields", STR_LIST),  # card metadata keys present (cardData keys)
+        # fast-moving counters
+        pa.field("downloads", pa.int64()),  # rolling 30 days; null for spaces
+        pa.field("downloads_all_time", pa.int64()),
+        pa.field("likes", pa.int64()),
+        pa.field("trending_score", pa.float64()),
+    ]
+)
+
+REGISTRY_PACKAGE = pa.schema(
+    [
+        pa.field("entity_id", pa.string(), nullable=False),  # package name
+        pa.field("name", pa.string()),
+        pa.field("ecosystem", pa.string()),
+        pa.field("description", pa.string()),
+        pa.field("licenses", pa.string()),
+        pa.field("repository_url", pa.string()),
+        pa.field("latest_version", pa.string()),
+        pa.field("latest_release_at", TS),
+        pa.field("first_release_at", TS),
+        pa.field("versions_count", pa.int64()),
+        pa.field("downloads_period", pa.string()),  # "last-month" | "total" | null
+        # fast-moving counters
+        pa.field("downloads", pa.int64()),
+        pa.field("dependent_packages", pa.int64()),
+        pa.field("dependent_repos", pa.int64()),
+    ]
+)
+
+# Counters change every day for a third of the Hub; attributes for ~1 %. Storage may keep
+# them apart (see storage/README or architecture.md for the measured choice).
+HUB_COUNTERS = ("downloads", "downloads_all_time", "likes", "trending_score")
+REGISTRY_COUNTERS = ("downloads", "dependent_packages", "dependent_repos")
+
+# Popularity columns ranked into derived/topk when a snapshot completes.
+POPULARITY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "hub:model": ("downloads", "likes", "downloads_all_time"),
+    "hub:dataset": ("downloads", "likes", "downloads_all_time"),
+    "hub:space": ("likes",),
+    "npm": ("downloads", "dependent_packages"),
+    "pypi": ("downloads", "dependent_packages"),
+}
+DEFAULT_POPULARITY: dict[str, str] = {"hub:space": "likes"}  # everything else: downloads
+
+
+def entity_schema(source: str) -> pa.Schema | None:
+    """The logical schema of a built-in source, or None for a `custom:` source."""
+    if source in HUB_SOURCES:
+        return HUB_REPO
+    if is_registry_source(source):
+        return REGISTRY_PACKAGE
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Physical tables
+# ---------------------------------------------------------------------------------------
+
+SNAPSHOT_STATUSES = ("running", "complete", "partial", "failed")
+
+CATALOG_SNAPSHOTS = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("snapshot_id", pa.int64(), nullable=False),  # increasing per source
+        pa.field("run_id", pa.string()),
+        pa.field("status", pa.string(), nullable=False),  # one of SNAPSHOT_STATUSES
+        pa.field("as_of", TS),  # the instant the listing describes (crawl start, or import --at)
+        pa.field("started_at", TS),
+        pa.field("finished_at", TS),
+        pa.field("entities", pa.int64()),  # entities in the listing
+        pa.field("upserts", pa.int64()),
+        pa.field("tombstones", pa.int64()),
+        pa.field("rejected", pa.int64()),
+        pa.field("requests", pa.int64()),
+        pa.field("errors", pa.int64()),
+        pa.field("keyframe", pa.bool_()),
+        pa.field("code_version", pa.string()),
+        pa.field("message", pa.string()),  # why partial / failed
+    ]
+)
+
+HUB_COMMITS = pa.schema(
+    [
+        pa.field("repo_type", pa.string(), nullable=False),
+        pa.field("entity_id", pa.string(), nullable=False),
+        pa.field("commit_id", pa.string(), nullable=False),
+        pa.field("date", TS),
+        pa.field("title", pa.string()),
+        pa.field("authors", STR_LIST),  # `authors[].user`
+        pa.field("snapshot_id", pa.int64()),  # first seen in
+    ]
+)
+
+HUB_DISCUSSIONS = pa.schema(
+    [
+        pa.field("repo_type", pa.string(), nullable=False),
+        pa.field("entity_id", pa.string(), nullable=False),
+        pa.field("num", pa.int64(), nullable=False),
+        pa.field("title", pa.string()),
+        pa.field("author", pa.string()),  # "deleted" when the Hub omits it
+        pa.field("is_pull_request", pa.bool_()),
+        pa.field("status", pa.string()),  # open|closed|merged|draft
+        pa.field("created_at", TS),
+        pa.field("snapshot_id", pa.int64()),  # state as seen in this snapshot
+    ]
+)
+
+HUB_CARDS = pa.schema(
+    [
+        pa.field("repo_type", pa.string(), nullable=False),
+        pa.field("entity_id", pa.string(), nullable=False),
+        pa.field("sha", pa.string()),
+        pa.field("snapshot_id", pa.int64()),
+        pa.field("length", pa.int64()),  # bytes of README.md; 0 when there is none
+        pa.field("headings", STR_LIST),  # markdown headings, in order
+        pa.field("metadata_fields", STR_LIST),  # YAML front-matter keys present
+        pa.field("text_sample", pa.string()),  # first 4 KiB of body text (section rules)
+    ]
+)
+
+DERIVED_TOPK = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("snapshot_id", pa.int64(), nullable=False),
+        pa.field("by", pa.string(), nullable=False),
+        pa.field("rank", pa.int64(), nullable=False),  # 1-based; ties by entity_id ascending
+        pa.field("entity_id", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("value", pa.float64()),
+    ]
+)
+
+CRAWL_EVENTS = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("source", pa.string()),
+        pa.field("snapshot_id", pa.int64()),
+        pa.field("at", TS),
+        pa.field("kind", pa.string()),  # rejected | error | retry | http
+        pa.field("reason", pa.string()),
+        pa.field("url", pa.string()),  # never carries a token
+        pa.field("payload", pa.string()),  # the raw record or body, truncated to 64 KiB
+    ]
+)
+
+DETAIL_SCHEMAS: dict[str, pa.Schema] = {
+    "commits": HUB_COMMITS,
+    "discussions": HUB_DISCUSSIONS,
+    "cards": HUB_CARDS,
+}
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """One Delta table under the store root."""
+
+    path: str  # relative to the store root
+    schema: pa.Schema
+    key: tuple[str, ...] = field(default_factory=tuple)
+
+
+TABLES: dict[str, TableInfo] = {
+    "catalog/snapshots": TableInfo("catalog/snapshots", CATALOG_SNAPSHOTS, ("source", "snapshot_id")),
+    "hub/commits": TableInfo("hub/commits", HUB_COMMITS, ("repo_type", "entity_id", "commit_id")),
+    "hub/discussions": TableInfo(
+        "hub/discussions", HUB_DISCUSSIONS, ("repo_type", "entity_id", "num", "snapshot_id")
+    ),
+    "hub/cards": TableInfo("hub/cards", HUB_CARDS, ("repo_type", "entity_id", "sha")),
+    "derived/topk": TableInfo("derived/topk", DERIVED_TOPK, ("source", "snapshot_id", "by", "rank")),
+    "ops/crawl_events": TableInfo("ops/crawl_events", CRAWL_EVENTS, ("run_id", "seq")),
+}
