@@ -59,7 +59,9 @@ def root(
     ctx: typer.Context,
     store: Annotated[
         str | None,
-        typer.Option("--store", help="Store root URI (folder or s3://, gs://, az://).", envvar=None),
+        typer.Option(
+            "--store", help="Store root URI (folder or s3://, gs://, az://).", envvar=None
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML settings file (see hubtide.example.toml).")

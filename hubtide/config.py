@@ -33,7 +33,8 @@ class ConfigError(ValueError):
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+        factory: Any = lambda: type(default)(default)  # noqa: E731 - fresh copy per instance
+        return field(default_factory=factory, metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -65,9 +66,7 @@ class CrawlerConfig:
     pypi_stats_endpoint: str = _f(
         "", "Optional base URL of a pypistats-style service (empty: ecosyste.ms counts)."
     )
-    contact: str = _f(
-        "", "Contact (e-mail or URL) put in the User-Agent and ecosyste.ms `mailto`."
-    )
+    contact: str = _f("", "Contact (e-mail or URL) put in the User-Agent and ecosyste.ms `mailto`.")
     hub_requests_per_window: int = _f(
         1000, "Hub API requests allowed per window (free-tier default: 1000 per 300 s).", min=1
     )
@@ -87,7 +86,9 @@ class CrawlerConfig:
 @dataclass
 class SourceConfig:
     enabled: bool = _f(True, "Crawl this source.")
-    interval_seconds: float = _f(86400.0, "Seconds between crawls (ignored when cron is set).", min=1)
+    interval_seconds: float = _f(
+        86400.0, "Seconds between crawls (ignored when cron is set).", min=1
+    )
     cron: str = _f("", "Crontab expression for crawls, e.g. '0 3 * * *' (overrides interval).")
     stale_after_seconds: float = _f(
         2 * 86400.0, "`hubtide status` fails when the last complete snapshot is older.", min=1
@@ -115,8 +116,7 @@ class AnalyticsConfig:
 
 def _default_sources() -> dict[str, SourceConfig]:
     return {
-        name: SourceConfig()
-        for name in ("hub:model", "hub:dataset", "hub:space", "npm", "pypi")
+        name: SourceConfig() for name in ("hub:model", "hub:dataset", "hub:space", "npm", "pypi")
     }
 
 
@@ -300,7 +300,9 @@ def _apply_env(settings: Settings, env: typing.Mapping[str, str]) -> None:
         hints = typing.get_type_hints(type(obj))
         fields = {f.name: f for f in dataclasses.fields(obj)}
         if key not in fields:
-            allowed = ", ".join(f"{ENV_PREFIX}{section.upper()}_{k.upper()}" for k in sorted(fields))
+            allowed = ", ".join(
+                f"{ENV_PREFIX}{section.upper()}_{k.upper()}" for k in sorted(fields)
+            )
             raise ConfigError(f"{var}: unknown setting; allowed are {allowed}")
         setattr(obj, key, _coerce(var, raw, hints[key], fields[key].metadata, True))
 

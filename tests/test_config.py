@@ -21,7 +21,7 @@ def test_example_file_loads_and_documents_every_key() -> None:
     load_settings(example, env={})
     text = example.read_text()
     for key in documented_keys():
-        section, _, name = key.rpartition(".")
+        _section, _, name = key.rpartition(".")
         assert re.search(rf"^#?\s*{re.escape(name)}\s*=", text, re.M), f"{key} undocumented"
 
 
@@ -43,11 +43,17 @@ def test_env_overrides_file(tmp_path: Path) -> None:
         ('[daemon]\nlisten = "nohost"\n', {}, "daemon.listen: expected HOST:PORT"),
         ('[sources."hub:modle"]\n', {}, "sources.hub:modle: unknown source"),
         ('[sources.npm]\ncron = "every day"\n', {}, "sources.npm.cron: not a crontab"),
-        ("", {"HUBTIDE_CRAWLER_CONCURRENCY": "many"}, "HUBTIDE_CRAWLER_CONCURRENCY: expected an integer"),
+        (
+            "",
+            {"HUBTIDE_CRAWLER_CONCURRENCY": "many"},
+            "HUBTIDE_CRAWLER_CONCURRENCY: expected an integer",
+        ),
         ("", {"HUBTIDE_STORE_NOPE": "1"}, "HUBTIDE_STORE_NOPE: unknown setting"),
     ],
 )
-def test_bad_values_name_the_key(tmp_path: Path, text: str, env: dict[str, str], needle: str) -> None:
+def test_bad_values_name_the_key(
+    tmp_path: Path, text: str, env: dict[str, str], needle: str
+) -> None:
     f = tmp_path / "h.toml"
     f.write_text(text)
     with pytest.raises(ConfigError) as err:
