@@ -99,11 +99,9 @@ def main() -> None:
         err_console.print("aborted")
         sys.exit(130)
     except Exception as exc:  # the one place errors become messages
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):
+            exc.show()  # usage errors: typer's own message, exit code 2
+            sys.exit(getattr(exc, "exit_code", 2))
         if debug or not isinstance(exc, _known_errors()):
             raise
         code = 2 if isinstance(exc, ConfigError) else 1

@@ -1,0 +1,58 @@
+"""The CLI root: help that teaches, version, config errors as one line with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from hubtide import __version__
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full_env = {**os.environ, "COLUMNS": "120", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "hubtide", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+    )
+
+
+def test_help_teaches_with_examples() -> None:
+    res = run("--help")
+    assert res.returncode == 0
+    assert "Examples" in res.stdout
+    for command in ("import", "snapshots", "asof", "crawl", "daemon", "report", "demo"):
+        assert command in res.stdout, command
+
+
+def test_version() -> None:
+    res = run("--version")
+    assert res.returncode == 0
+    assert res.stdout.strip() == f"hubtide {__version__}"
+
+
+def test_bad_config_value_is_one_line_exit_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[store]\nkeyframe_every = -3\n")
+    res = run("--config", str(cfg), "snapshots")
+    assert res.returncode == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert "store.keyframe_every" in lines[0] and "at least 1" in lines[0]
+
+
+def test_bad_env_override_names_the_variable(tmp_path: Path) -> None:
+    res = run("snapshots", env={"HUBTIDE_CRAWLER_TIMEOUT_SECONDS": "soon"})
+    assert res.returncode == 2
+    assert "HUBTIDE_CRAWLER_TIMEOUT_SECONDS" in res.stderr
+
+
+def test_missing_config_file_says_so(tmp_path: Path) -> None:
+    res = run("--config", str(tmp_path / "nope.toml"), "snapshots")
+    assert res.returncode == 2
+    assert "not found" in res.stderr
