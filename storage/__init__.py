@@ -1,1 +1,33 @@
-"""storage package."""
+"""The snapshot store: Delta tables of change-encoded snapshots under one root URI.
+
+Public API (docs/contracts.md): `Store`, `SnapshotWriter`, `SnapshotInfo`, `CrawlEvent`,
+`TableStats`, `MaintenanceReport`, and the errors in `storage.errors`.
+"""
+
+from storage.catalog import SnapshotInfo
+from storage.errors import (
+    ColumnNotFound,
+    CommitConflict,
+    SchemaViolation,
+    SnapshotNotFound,
+    StoreError,
+    UnknownSource,
+)
+from storage.store import MaintenanceReport, Store, TableMaintenance, TableStats
+from storage.writer import CrawlEvent, SnapshotWriter
+
+__all__ = [
+    "ColumnNotFound",
+    "CommitConflict",
+    "CrawlEvent",
+    "MaintenanceReport",
+    "SchemaViolation",
+    "SnapshotInfo",
+    "SnapshotNotFound",
+    "SnapshotWriter",
+    "Store",
+    "StoreError",
+    "TableMaintenance",
+    "TableStats",
+    "UnknownSource",
+]

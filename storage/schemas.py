@@ -36,7 +36,9 @@ CUSTOM_PREFIX = "custom:"
 def repo_type_of(source: str) -> str:
     """`hub:model` -> `model`. Raises ValueError for a non-Hub source."""
     if source not in HUB_SOURCES:
-        raise ValueError(f"{source!r} is not a Hub source; Hub sources are {', '.join(HUB_SOURCES)}")
+        raise ValueError(
+            f"{source!r} is not a Hub source; Hub sources are {', '.join(HUB_SOURCES)}"
+        )
     return source.split(":", 1)[1]
 
 
@@ -232,12 +234,16 @@ class TableInfo:
 
 
 TABLES: dict[str, TableInfo] = {
-    "catalog/snapshots": TableInfo("catalog/snapshots", CATALOG_SNAPSHOTS, ("source", "snapshot_id")),
+    "catalog/snapshots": TableInfo(
+        "catalog/snapshots", CATALOG_SNAPSHOTS, ("source", "snapshot_id")
+    ),
     "hub/commits": TableInfo("hub/commits", HUB_COMMITS, ("repo_type", "entity_id", "commit_id")),
     "hub/discussions": TableInfo(
         "hub/discussions", HUB_DISCUSSIONS, ("repo_type", "entity_id", "num", "snapshot_id")
     ),
     "hub/cards": TableInfo("hub/cards", HUB_CARDS, ("repo_type", "entity_id", "sha")),
-    "derived/topk": TableInfo("derived/topk", DERIVED_TOPK, ("source", "snapshot_id", "by", "rank")),
+    "derived/topk": TableInfo(
+        "derived/topk", DERIVED_TOPK, ("source", "snapshot_id", "by", "rank")
+    ),
     "ops/crawl_events": TableInfo("ops/crawl_events", CRAWL_EVENTS, ("run_id", "seq")),
 }

@@ -1,0 +1,128 @@
+"""Turning a crawler's batch into an Arrow table of the source's logical schema.
+
+Records that do not fit (a value of the wrong type, no `entity_id`, an `entity_id` already
+seen in the batch) are set aside with the reason and the raw record, so the rest of the
+batch still goes in; the writer quarantines them in `ops/crawl_events`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import polars as pl
+import pyarrow as pa
+
+PAYLOAD_MAX = 64 * 1024
+
+Rows: TypeAlias = pa.Table | pl.DataFrame | list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One record left out of a batch."""
+
+    reason: str
+    payload: str
+
+
+def _raw(record: Any) -> str:
+    text = json.dumps(record, default=str, sort_keys=True)
+    return text[:PAYLOAD_MAX]
+
+
+def _fix_value(value: Any, typ: pa.DataType) -> Any:
+    # ISO strings for timestamps are what JSON APIs hand out; accept them
+    if isinstance(value, str) and pa.types.is_timestamp(typ):
+        return datetime.fromisoformat(value)
+    return value
+
+
+def _row_table(record: dict[str, Any], schema: pa.Schema) -> pa.Table:
+    fixed = {f.name: _fix_value(record.get(f.name), f.type) for f in schema}
+    return pa.Table.from_pylist([fixed], schema=schema)
+
+
+def to_records(rows: Rows) -> list[dict[str, Any]]:
+    if isinstance(rows, pl.DataFrame):
+        return rows.to_dicts()
+    if isinstance(rows, pa.Table):
+        return rows.to_pylist()
+    return list(rows)
+
+
+def conform(rows: Rows, schema: pa.Schema) -> tuple[pa.Table, list[Rejected]]:
+    """Rows cast to `schema` (missing columns null, extra ones dropped), and the rejects."""
+    table: pa.Table | None = None
+    if isinstance(rows, (pa.Table, pl.DataFrame)):
+        src = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
+        try:
+            cols = []
+            for f in schema:
+                if f.name in src.column_names:
+                    cols.append(src.column(f.name).cast(f.type))
+                else:
+                    cols.append(pa.nulls(src.num_rows, f.type))
+            table = pa.Table.from_arrays(cols, schema=schema.remove_metadata())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            table = None  # some value does not fit: sort it out row by row
+    rejects: list[Rejected] = []
+    if table is None:
+        records = to_records(rows)
+        try:
+            fixed = [{f.name: _fix_value(r.get(f.name), f.type) for f in schema} for r in records]
+            table = pa.Table.from_pylist(fixed, schema=schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, AttributeError):
+            parts = []
+            for rec in records:
+                try:
+                    if not isinstance(rec, dict):
+                        raise TypeError(f"expected a mapping, got {type(rec).__name__}")
+                    parts.append(_row_table(rec, schema))
+                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+                    bad = _bad_column(rec, schema) if isinstance(rec, dict) else None
+                    where = f"column {bad!r}: " if bad else ""
+                    rejects.append(Rejected(f"{where}{exc}".splitlines()[0], _raw(rec)))
+            table = pa.concat_tables(parts) if parts else schema.empty_table()
+    return _drop_bad_keys(table, rejects)
+
+
+def _bad_column(record: dict[str, Any], schema: pa.Schema) -> str | None:
+    for f in schema:
+        try:
+            pa.array([_fix_value(record.get(f.name), f.type)], type=f.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            return f.name
+    return None
+
+
+def _drop_bad_keys(table: pa.Table, rejects: list[Rejected]) -> tuple[pa.Table, list[Rejected]]:
+    ids = table.column("entity_id")
+    missing = ids.null_count > 0
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    dup = df.select(pl.col("entity_id").is_duplicated() & ~pl.col("entity_id").is_first_distinct())
+    dup_mask = dup.to_series()
+    if not missing and not dup_mask.any():
+        return table, rejects
+    null_mask = df["entity_id"].is_null()
+    for rec in df.filter(null_mask).to_dicts():
+        rejects.append(Rejected("missing entity_id", _raw(rec)))
+    for rec in df.filter(dup_mask).to_dicts():
+        rejects.append(Rejected(f"duplicate entity_id {rec['entity_id']!r} in batch", _raw(rec)))
+    keep = ~(null_mask | dup_mask)
+    return table.filter(pa.array(keep.to_arrow())), rejects
+
+
+def to_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def from_ipc(data: bytes) -> pa.Table:
+    with pa.ipc.open_stream(pa.py_buffer(data)) as r:
+        return r.read_all()

@@ -1,0 +1,731 @@
+"""`Store`: the snapshot store's Python API (see docs/contracts.md and docs/storage.md).
+
+Reads always scan the *current* version of each table (never time travel), so vacuum can
+remove old files without breaking as-of reads of any kept snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from deltalake.exceptions import CommitFailedError, DeltaError
+
+from storage import schemas
+from storage.catalog import CATALOG, SnapshotInfo, empty, latest_rows, now
+from storage.errors import ColumnNotFound, SnapshotNotFound, StoreError, UnknownSource
+from storage.layout import (
+    META_COLUMNS,
+    OP_DELETE,
+    OP_KEEP,
+    OP_UPSERT,
+    STAGING,
+    STAGING_SCHEMA,
+    check_source,
+    entity_table,
+    is_custom,
+)
+from storage.records import Rows, from_ipc
+from storage.state import state_from_changes
+from storage.tables import Tables
+from storage.writer import EVENTS, TOPK, SnapshotWriter
+
+CODE_VERSION = "hubtide-storage/1"
+
+FIXED_TABLES: dict[str, pa.Schema] = {
+    CATALOG: schemas.CATALOG_SNAPSHOTS,
+    STAGING: STAGING_SCHEMA,
+    "hub/commits": schemas.HUB_COMMITS,
+    "hub/discussions": schemas.HUB_DISCUSSIONS,
+    "hub/cards": schemas.HUB_CARDS,
+    TOPK: schemas.DERIVED_TOPK,
+    EVENTS: schemas.CRAWL_EVENTS,
+}
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """Size of one Delta table (current version)."""
+
+    table: str
+    rows: int
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class TableMaintenance:
+    table: str
+    files_before: int
+    files_after: int
+    bytes_before: int
+    bytes_after: int
+    vacuumed_files: int
+
+
+@dataclass(frozen=True)
+class MaintenanceReport:
+    """What `Store.maintain` did, per table."""
+
+    tables: list[TableMaintenance]
+    retention_hours: int
+    staged_snapshots_dropped: int
+    seconds: float
+
+
+def _fmt_ids(ids: Sequence[int]) -> str:
+    """`1-4, 7, 9-12`: the ids that exist, short."""
+    if not ids:
+        return "none"
+    out: list[str] = []
+    start = prev = ids[0]
+    for i in [*ids[1:], None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if i is not None:
+            start = prev = i
+    return ", ".join(out)
+
+
+def _parse_at(at: str) -> datetime | int:
+    text = at.strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text)
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            # a bare date means "as of that day": its last instant
+            return datetime.combine(date.fromisoformat(text), dtime.max, UTC)
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"--at {at!r}: expected a snapshot id (e.g. 12), a date (2026-01-31) "
+            "or an ISO timestamp (2026-01-31T06:00:00Z)"
+        ) from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class Store:
+    """All tables under one root URI. Open with `Store.open(uri)`."""
+
+    code_version = CODE_VERSION
+
+    def __init__(
+        self,
+        uri: str,
+        storage_options: Mapping[str, str] | None = None,
+        *,
+        keyframe_every: int = 7,
+        topk_n: int = 10_000,
+    ) -> None:
+        if keyframe_every < 1:
+            raise ValueError(f"keyframe_every must be >= 1, got {keyframe_every}")
+        self.uri = uri
+        self.storage_options = dict(storage_options or {})
+        self.keyframe_every = keyframe_every
+        self.topk_n = topk_n
+        self._tables = Tables(uri, self.storage_options)
+        for rel, schema in FIXED_TABLES.items():
+            self._tables.ensure(rel, schema)
+
+    @classmethod
+    def open(
+        cls,
+        uri: str,
+        storage_options: Mapping[str, str] | None = None,
+        *,
+        keyframe_every: int = 7,
+        topk_n: int = 10_000,
+    ) -> Store:
+        """Open (creating when needed) the store at `uri`: a folder or an object-store URI."""
+        return cls(uri, storage_options, keyframe_every=keyframe_every, topk_n=topk_n)
+
+    def __repr__(self) -> str:
+        return f"Store({self.uri!r})"
+
+    # -- catalog ------------------------------------------------------------------------
+
+    def _catalog(self) -> pl.DataFrame:
+        dt = self._tables.must(CATALOG)
+        df = pl.scan_delta(dt).collect()
+        return latest_rows(df) if df.height else empty()
+
+    def sources(self) -> list[str]:
+        """Sources with at least one snapshot (of any status)."""
+        return sorted(set(self._catalog()["source"].to_list()))
+
+    def snapshots(
+        self,
+        source: str | None = None,
+        *,
+        include_partial: bool = False,
+        all_statuses: bool = False,
+    ) -> pl.DataFrame:
+        """Complete snapshots (plus partial ones when asked; every status with all_statuses)."""
+        cat = self._catalog()
+        if source is not None:
+            self._known(source, cat)
+            cat = cat.filter(pl.col("source") == source)
+        if not all_statuses:
+            ok = ["complete", "partial"] if include_partial else ["complete"]
+            cat = cat.filter(pl.col("status").is_in(ok))
+        return cat
+
+    def _known(self, source: str, cat: pl.DataFrame | None = None) -> None:
+        cat = self._catalog() if cat is None else cat
+        names = sorted(set(cat["source"].to_list()))
+        if source not in names:
+            listed = ", ".join(names) if names else "none yet"
+            raise UnknownSource(f"unknown source {source!r}; sources in the store: {listed}")
+
+    def _visible_ids(self, source: str, include_partial: bool = False) -> list[int]:
+        snaps = self.snapshots(source, include_partial=include_partial)
+        return sorted(snaps["snapshot_id"].to_list())
+
+    def resolve_snapshot(
+        self,
+        source: str,
+        at: int | datetime | date | str | None = None,
+        *,
+        include_partial: bool = False,
+    ) -> int:
+        """The snapshot id meant by `at` (id, datetime, ISO string; None = newest)."""
+        snaps = self.snapshots(source, include_partial=include_partial)
+        kind = "complete or partial" if include_partial else "complete"
+        ids = sorted(snaps["snapshot_id"].to_list())
+        if not ids:
+            raise SnapshotNotFound(f"source {source!r} has no {kind} snapshot yet")
+        if isinstance(at, str):
+            at = _parse_at(at)
+        if at is None:
+            return ids[-1]
+        if isinstance(at, int) and not isinstance(at, bool):
+            if at in ids:
+                return at
+            raise SnapshotNotFound(
+                f"snapshot {at} of {source!r} is not a {kind} snapshot; "
+                f"{kind} snapshots: {_fmt_ids(ids)}"
+            )
+        if isinstance(at, date) and not isinstance(at, datetime):
+            at = datetime.combine(at, dtime.max, UTC)
+        if not isinstance(at, datetime):
+            raise TypeError(f"at: expected an id, datetime or ISO string, got {at!r}")
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        before = snaps.filter(pl.col("as_of") <= at).sort("snapshot_id")
+        if before.is_empty():
+            first = snaps.sort("as_of")["as_of"][0]
+            raise SnapshotNotFound(
+                f"no {kind} snapshot of {source!r} at or before {at.isoformat()}; "
+                f"the first is at {first.isoformat() if first else 'unknown'}"
+            )
+        return int(before["snapshot_id"][-1])
+
+    def _terminal_info(self, source: str, snapshot_id: int) -> SnapshotInfo | None:
+        dt = self._tables.must(CATALOG)
+        if dt.transaction_version(f"{source}:{snapshot_id}:catalog") != 1:
+            return None
+        cat = self._catalog().filter(
+            (pl.col("source") == source) & (pl.col("snapshot_id") == snapshot_id)
+        )
+        return SnapshotInfo.from_row(cat.row(0, named=True))
+
+    def _previous_complete(self, source: str, snapshot_id: int) -> int | None:
+        ids = [i for i in self._visible_ids_raw(source) if i < snapshot_id]
+        return ids[-1] if ids else None
+
+    def _visible_ids_raw(self, source: str) -> list[int]:
+        cat = self._catalog()
+        cat = cat.filter((pl.col("source") == source) & (pl.col("status") == "complete"))
+        return sorted(cat["snapshot_id"].to_list())
+
+    def _keyframe_before(self, source: str, snapshot_id: int) -> int | None:
+        cat = self._catalog().filter(
+            (pl.col("source") == source)
+            & (pl.col("status") == "complete")
+            & pl.col("keyframe")
+            & (pl.col("snapshot_id") <= snapshot_id)
+        )
+        ids = cat["snapshot_id"].to_list()
+        return max(ids) if ids else None
+
+    def _wants_keyframe(self, source: str, snapshot_id: int, prev_id: int | None) -> bool:
+        if prev_id is None:
+            return True
+        kf = self._keyframe_before(source, prev_id)
+        if kf is None:
+            return True
+        since = [i for i in self._visible_ids_raw(source) if kf < i < snapshot_id]
+        return len(since) + 1 >= self.keyframe_every
+
+    # -- writing ------------------------------------------------------------------------
+
+    def begin_snapshot(
+        self,
+        source: str,
+        *,
+        as_of: datetime | None = None,
+        run_id: str | None = None,
+    ) -> SnapshotWriter:
+        """Start a new snapshot of `source` (status running); ids increase per source."""
+        check_source(source)
+        started = now()
+        as_of = as_of or started
+        if as_of.tzinfo is None:
+            as_of = as_of.replace(tzinfo=UTC)
+        for _ in range(100):
+            cat = self._catalog().filter(pl.col("source") == source)
+            ids = cat["snapshot_id"].to_list()
+            sid = (max(ids) + 1) if ids else 1
+            rid = run_id or f"{source}-{sid}-{uuid.uuid4().hex[:8]}"
+            row = {
+                "source": source,
+                "snapshot_id": sid,
+                "run_id": rid,
+                "status": "running",
+                "as_of": as_of,
+                "started_at": started,
+                "code_version": self.code_version,
+            }
+            table = pa.Table.from_pylist([row], schema=schemas.CATALOG_SNAPSHOTS)
+            if self._tables.append_once(CATALOG, table, f"{source}:{sid}:catalog", 0):
+                return SnapshotWriter(self, source, sid, rid, as_of, started)
+            # another process took this id first: take the next one
+        raise StoreError(f"could not allocate a snapshot id for {source!r}")
+
+    def resume_snapshot(self, source: str) -> SnapshotWriter | None:
+        """The newest `running` snapshot of `source` as a writer, or None."""
+        check_source(source)
+        cat = self._catalog().filter(pl.col("source") == source).sort("snapshot_id")
+        if cat.is_empty() or cat["status"][-1] != "running":
+            return None
+        row = cat.row(cat.height - 1, named=True)
+        sid = int(row["snapshot_id"])
+        staging = self._tables.must(STAGING)
+        last = staging.transaction_version(f"{source}:{sid}")
+        last_seq = -1 if last is None else int(last)
+        checkpoint = None
+        if last_seq >= 0:
+            hit = (
+                pl.scan_delta(staging)
+                .filter(
+                    (pl.col("source") == source)
+                    & (pl.col("snapshot_id") == sid)
+                    & (pl.col("seq") == last_seq)
+                )
+                .select("checkpoint")
+                .collect()
+            )
+            checkpoint = hit["checkpoint"][0] if hit.height else None
+        ev = (
+            pl.scan_delta(self._tables.must(EVENTS))
+            .filter(pl.col("run_id") == row["run_id"])
+            .select(pl.col("seq").max())
+            .collect()
+        )
+        next_event = int(ev.item()) + 1 if ev.height and ev.item() is not None else 0
+        return SnapshotWriter(
+            self,
+            source,
+            sid,
+            str(row["run_id"]),
+            row["as_of"],
+            row["started_at"],
+            last_seq,
+            checkpoint,
+            next_event,
+        )
+
+    def _append_plain(self, rel: str, table: pa.Table) -> None:
+        from deltalake import write_deltalake
+
+        from storage.tables import WRITER_PROPS
+
+        dt = self._tables.must(rel)
+        for _ in range(50):
+            try:
+                write_deltalake(dt, table, mode="append", writer_properties=WRITER_PROPS)
+                return
+            except CommitFailedError:
+                dt.update_incremental()
+        raise StoreError(f"{rel}: append kept conflicting; try again")
+
+    def _rejected_count(self, run_id: str, snapshot_id: int) -> int:
+        df = (
+            pl.scan_delta(self._tables.must(EVENTS))
+            .filter((pl.col("run_id") == run_id) & (pl.col("kind") == "rejected"))
+            .select(pl.len())
+            .collect()
+        )
+        return int(df.item())
+
+    def _staged_listing(self, source: str, snapshot_id: int) -> pl.DataFrame:
+        staged = (
+            pl.scan_delta(self._tables.must(STAGING))
+            .filter((pl.col("source") == source) & (pl.col("snapshot_id") == snapshot_id))
+            .select("seq", "payload")
+            .collect()
+            .sort("seq")
+        )
+        parts = [from_ipc(p) for p in staged["payload"].to_list()]
+        parts = [p for p in parts if p.num_rows]
+        if not parts:
+            schema = self._logical_schema(source) if not is_custom(source) else None
+            if schema is None:
+                return pl.DataFrame({"entity_id": pl.Series([], dtype=pl.String)})
+            out = pl.from_arrow(schema.empty_table())
+            assert isinstance(out, pl.DataFrame)
+            return out
+        table = pa.concat_tables(parts, promote_options="permissive")
+        df = pl.from_arrow(table)
+        assert isinstance(df, pl.DataFrame)
+        # a page fetched again after a resume lands in a later batch: the newest row wins
+        return df.unique("entity_id", keep="last", maintain_order=True)
+
+    def _drop_staged(self, source: str, snapshot_id: int) -> None:
+        dt = self._tables.must(STAGING)
+        # a failure leaves harmless rows: readers never look at staged rows of finished
+        # snapshots, and `maintain` drops them later
+        with contextlib.suppress(CommitFailedError, DeltaError):
+            dt.delete(f"source = '{source}' AND snapshot_id = {snapshot_id}")
+
+    def _change_counts(self, source: str, snapshot_id: int, app: str) -> tuple[int, int, bool]:
+        rel = entity_table(source)
+        dt = self._tables.must(rel)
+        keyframe = dt.transaction_version(app) == 1
+        df = (
+            pl.scan_delta(dt)
+            .filter((pl.col("source") == source) & (pl.col("valid_from") == snapshot_id))
+            .group_by("op")
+            .len()
+            .collect()
+        )
+        counts = dict(zip(df["op"].to_list(), df["len"].to_list(), strict=True))
+        return int(counts.get(OP_UPSERT, 0)), int(counts.get(OP_DELETE, 0)), keyframe
+
+    # -- schemas ------------------------------------------------------------------------
+
+    def _logical_schema(self, source: str) -> pa.Schema:
+        schema = schemas.entity_schema(source)
+        if schema is not None:
+            return schema
+        dt = self._tables.get(entity_table(source))
+        if dt is None:
+            return pa.schema([pa.field("entity_id", pa.string())])
+        phys = pa.schema(dt.schema().to_arrow())  # type: ignore[arg-type]
+        return pa.schema([f for f in phys if f.name not in META_COLUMNS])
+
+    def _input_schema(self, source: str, rows: Rows) -> pa.Schema:
+        """For a custom source: known columns keep their type, new ones are inferred."""
+        if not is_custom(source):
+            return self._logical_schema(source)
+        known = {f.name: f for f in self._logical_schema(source)}
+        if isinstance(rows, pl.DataFrame):
+            inferred = rows.to_arrow().schema
+        elif isinstance(rows, pa.Table):
+            inferred = rows.schema
+        else:
+            inferred = pa.Table.from_pylist(list(rows)).schema if rows else pa.schema([])
+        fields = [known.get("entity_id", pa.field("entity_id", pa.string()))]
+        for f in inferred:
+            if f.name in META_COLUMNS or f.name == "entity_id":
+                continue
+            typ = f.type
+            if pa.types.is_large_string(typ):
+                typ = pa.string()
+            fields.append(known.get(f.name, pa.field(f.name, typ)))
+        return pa.schema(fields)
+
+    def _logical_columns(self, source: str, listing: pl.DataFrame) -> list[str]:
+        cols = list(self._logical_schema(source).names)
+        if is_custom(source):
+            cols += [c for c in listing.columns if c not in cols and c not in META_COLUMNS]
+        return cols
+
+    def _column_types(self, source: str) -> dict[str, pl.DataType]:
+        df = pl.from_arrow(self._logical_schema(source).empty_table())
+        assert isinstance(df, pl.DataFrame)
+        return dict(df.schema)
+
+    def columns(self, source: str) -> list[str]:
+        """The logical columns `as_of` returns for `source`."""
+        return list(self._logical_schema(source).names)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _state(self, source: str, snapshot_id: int, columns: Sequence[str] | None) -> pl.LazyFrame:
+        cols = list(columns) if columns is not None else self.columns(source)
+        dt = self._tables.get(entity_table(source))
+        if dt is None:
+            df = pl.from_arrow(self._logical_schema(source).empty_table())
+            assert isinstance(df, pl.DataFrame)
+            return df.lazy().select(cols)
+        visible = self._visible_ids_raw(source)
+        keyframe = self._keyframe_before(source, snapshot_id)
+        scan = pl.scan_delta(dt)
+        return state_from_changes(scan, source, snapshot_id, visible, keyframe, cols)
+
+    def _check_columns(self, source: str, columns: Sequence[str] | None) -> list[str] | None:
+        if columns is None:
+            return None
+        have = self.columns(source)
+        for c in columns:
+            if c not in have:
+                raise ColumnNotFound(
+                    f"column {c!r} not in {source!r}; columns are {', '.join(have)}"
+                )
+        cols = list(columns)
+        return cols if "entity_id" in cols else ["entity_id", *cols]
+
+    def as_of(
+        self,
+        source: str,
+        at: int | datetime | date | str | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        include_partial: bool = False,
+    ) -> pl.LazyFrame:
+        """The state of `source` as of a snapshot: one row per live entity.
+
+        `entity_id` always comes first, then `columns` (default: every logical column).
+        """
+        sid = self.resolve_snapshot(source, at, include_partial=include_partial)
+        cols = self._check_columns(source, columns)
+        status = self.snapshots(source, include_partial=True).filter(pl.col("snapshot_id") == sid)[
+            "status"
+        ][0]
+        if status == "complete":
+            return self._state(source, sid, cols)
+        # partial: the previous complete state overlaid with what the partial listing saw
+        prev = self._previous_complete(source, sid)
+        all_cols = self.columns(source)
+        base = (
+            self._state(source, prev, None).collect()
+            if prev is not None
+            else pl.from_arrow(self._logical_schema(source).empty_table())
+        )
+        assert isinstance(base, pl.DataFrame)
+        staged = self._staged_listing(source, sid)
+        staged = staged.select([c for c in all_cols if c in staged.columns])
+        merged = pl.concat([base.select(all_cols), staged], how="diagonal_relaxed")
+        merged = merged.unique("entity_id", keep="last", maintain_order=True)
+        out = merged.lazy()
+        return out.select(cols) if cols is not None else out
+
+    def history(self, source: str, entity_id: str) -> pl.LazyFrame:
+        """Every change of one entity: snapshot_id, as_of, op, logical columns."""
+        self._known(source)
+        cols = self.columns(source)
+        snaps = self.snapshots(source).select("snapshot_id", "as_of")
+        dt = self._tables.get(entity_table(source))
+        if dt is None:
+            return pl.DataFrame().lazy()
+        lf = (
+            pl.scan_delta(dt)
+            .filter(
+                (pl.col("source") == source)
+                & (pl.col("entity_id") == entity_id)
+                & (pl.col("op") != OP_KEEP)
+            )
+            .rename({"valid_from": "snapshot_id"})
+            .join(snaps.lazy(), on="snapshot_id", how="inner")
+            .select(["snapshot_id", "as_of", "op", *cols])
+            .sort("snapshot_id")
+        )
+        return lf
+
+    def _rank(
+        self, state: pl.DataFrame, source: str, snapshot_id: int, by: str, k: int
+    ) -> pl.DataFrame:
+        name = pl.col("name") if "name" in state.columns else pl.lit(None, pl.String)
+        return (
+            state.lazy()
+            .filter(pl.col(by).is_not_null())
+            .select(
+                pl.col("entity_id"),
+                name.alias("name"),
+                pl.col(by).cast(pl.Float64).alias("value"),
+            )
+            .sort(["value", "entity_id"], descending=[True, False])
+            .head(k)
+            .with_row_index("rank", offset=1)
+            .select(
+                pl.lit(source).alias("source"),
+                pl.lit(snapshot_id, pl.Int64).alias("snapshot_id"),
+                pl.lit(by).alias("by"),
+                pl.col("rank").cast(pl.Int64),
+                "entity_id",
+                "name",
+                "value",
+            )
+            .collect()
+        )
+
+    def top_k(
+        self,
+        source: str,
+        snapshot: int | datetime | date | str | None,
+        by: str,
+        k: int,
+    ) -> pl.LazyFrame:
+        """rank, entity_id, name, value: the top `k` by column `by` (ties: entity_id asc)."""
+        sid = self.resolve_snapshot(source, snapshot)
+        have = self.columns(source)
+        if by not in have:
+            raise ColumnNotFound(f"column {by!r} not in {source!r}; columns are {', '.join(have)}")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        pre = schemas.POPULARITY_COLUMNS.get(source, ())
+        if by in pre and k <= self.topk_n:
+            return (
+                pl.scan_delta(self._tables.must(TOPK))
+                .filter(
+                    (pl.col("source") == source)
+                    & (pl.col("snapshot_id") == sid)
+                    & (pl.col("by") == by)
+                    & (pl.col("rank") <= k)
+                )
+                .sort("rank")
+                .select("rank", "entity_id", "name", "value")
+            )
+        cols = ["entity_id", by] + (["name"] if "name" in have else [])
+        state = self._state(source, sid, cols).collect()
+        ranked = self._rank(state, source, sid, by, k)
+        return ranked.lazy().select("rank", "entity_id", "name", "value")
+
+    def changed(self, source: str, from_snapshot: Any, to_snapshot: Any) -> pl.LazyFrame:
+        """entity_id, change (created|updated|renamed|deleted), and the columns (to, or from
+        for deleted entities) between two complete snapshots."""
+        a = self.resolve_snapshot(source, from_snapshot)
+        b = self.resolve_snapshot(source, to_snapshot)
+        cols = self.columns(source)
+        sa = self._state(source, a, cols).collect()
+        sb = self._state(source, b, cols).collect()
+        value_cols = [c for c in cols if c != "entity_id"]
+        j = sb.join(
+            sa.select(
+                ["entity_id", *[pl.col(c).alias(c + "__a") for c in value_cols]]
+            ).with_columns(__in_a=pl.lit(True)),
+            on="entity_id",
+            how="left",
+        )
+        differs = pl.lit(False)
+        for c in value_cols:
+            differs = differs | pl.col(c).ne_missing(pl.col(c + "__a"))
+        renamed = (
+            pl.col("name").ne_missing(pl.col("name__a")) if "name" in value_cols else pl.lit(False)
+        )
+        change = (
+            pl.when(pl.col("__in_a").is_null())
+            .then(pl.lit("created"))
+            .when(renamed)
+            .then(pl.lit("renamed"))
+            .when(differs)
+            .then(pl.lit("updated"))
+            .otherwise(None)
+        )
+        live = j.with_columns(change=change).filter(pl.col("change").is_not_null())
+        live = live.select(["entity_id", "change", *value_cols])
+        gone = sa.join(sb.select("entity_id"), on="entity_id", how="anti").with_columns(
+            change=pl.lit("deleted")
+        )
+        gone = gone.select(["entity_id", "change", *value_cols])
+        return pl.concat([live, gone]).sort("entity_id").lazy()
+
+    # -- details ------------------------------------------------------------------------
+
+    def _complete_pairs(self) -> pl.DataFrame:
+        cat = self._catalog().filter(
+            pl.col("status").is_in(["complete"]) & pl.col("source").str.starts_with("hub:")
+        )
+        return cat.select(
+            pl.col("source").str.split(":").list.get(1).alias("repo_type"), "snapshot_id"
+        )
+
+    def _detail(self, kind: str, repo_type: str | None) -> pl.LazyFrame:
+        lf = pl.scan_delta(self._tables.must(f"hub/{kind}"))
+        lf = lf.join(self._complete_pairs().lazy(), on=["repo_type", "snapshot_id"], how="semi")
+        if repo_type is not None:
+            lf = lf.filter(pl.col("repo_type") == repo_type)
+        return lf
+
+    def commits(self, repo_type: str | None = None) -> pl.LazyFrame:
+        """Every commit once (first snapshot it was seen in)."""
+        return (
+            self._detail("commits", repo_type)
+            .sort("snapshot_id")
+            .unique(["repo_type", "entity_id", "commit_id"], keep="first", maintain_order=True)
+        )
+
+    def _at_snapshot(self, repo_type: str | None, at: Any) -> int | None:
+        if at is None:
+            return None
+        if repo_type is None:
+            raise ValueError("at= needs repo_type= (snapshot ids are per source)")
+        return self.resolve_snapshot(f"hub:{repo_type}", at)
+
+    def discussions(self, repo_type: str | None = None, at: Any = None) -> pl.LazyFrame:
+        """Newest state per (repo_type, entity_id, num) as of a snapshot (None = newest)."""
+        lf = self._detail("discussions", repo_type)
+        sid = self._at_snapshot(repo_type, at)
+        if sid is not None:
+            lf = lf.filter(pl.col("snapshot_id") <= sid)
+        return lf.sort("snapshot_id").unique(
+            ["repo_type", "entity_id", "num"], keep="last", maintain_order=True
+        )
+
+    def cards(self, repo_type: str | None = None, at: Any = None) -> pl.LazyFrame:
+        """Newest card per (repo_type, entity_id) as of a snapshot (None = newest)."""
+        lf = self._detail("cards", repo_type)
+        sid = self._at_snapshot(repo_type, at)
+        if sid is not None:
+            lf = lf.filter(pl.col("snapshot_id") <= sid)
+        return lf.sort("snapshot_id").unique(
+            ["repo_type", "entity_id"], keep="last", maintain_order=True
+        )
+
+    def events(self, run_id: str | None = None) -> pl.LazyFrame:
+        """ops/crawl_events, optionally of one run."""
+        lf = pl.scan_delta(self._tables.must(EVENTS))
+        if run_id is not None:
+            lf = lf.filter(pl.col("run_id") == run_id)
+        return lf.sort(["run_id", "seq"])
+
+    # -- housekeeping -------------------------------------------------------------------
+
+    def table_names(self) -> list[str]:
+        names = list(FIXED_TABLES)
+        for rel in ("hub/repos", "registry/packages"):
+            if self._tables.exists(rel):
+                names.append(rel)
+        for src in self.sources():
+            if is_custom(src) and self._tables.exists(entity_table(src)):
+                names.append(entity_table(src))
+        return names
+
+    def table_stats(self) -> list[TableStats]:
+        """rows, files and bytes of every table (current version)."""
+        out = []
+        for rel in self.table_names():
+            dt = self._tables.must(rel)
+            adds = pl.from_arrow(pa.table(dt.get_add_actions(flatten=True)))
+            assert isinstance(adds, pl.DataFrame)
+            rows = int(adds["num_records"].sum()) if adds.height else 0
+            size = int(adds["size_bytes"].sum()) if adds.height else 0
+            out.append(TableStats(rel, rows, adds.height, size))
+        return out
+
+    def maintain(self, *, retention_hours: int | None = None) -> MaintenanceReport:
+        """Compact, checkpoint and vacuum every table (see storage.maintenance)."""
+        from storage.maintenance import maintain
+
+        return maintain(self, retention_hours=retention_hours)

@@ -1,0 +1,349 @@
+"""`SnapshotWriter`: one snapshot of one source, from `begin` to `finish`.
+
+Batches are staged, not diffed, as they arrive: each `write_batch` appends the batch (as
+an Arrow IPC blob) and its checkpoint to `staging/batches` in one commit under txn
+(`{source}:{id}`, seq). Only `finish("complete")` turns the staged listing into change
+rows. That keeps every step idempotent, so a writer killed at any instant can be resumed
+or finished again:
+
+1. changes  - diff against the previous complete state; txn `{source}:{id}:changes`
+              (version 1 for a keyframe, 0 otherwise, so a re-run knows which it was);
+2. topk     - `derived/topk`; txn `{source}:{id}:topk`;
+3. catalog  - the terminal row, last; txn `{source}:{id}:catalog` version 1;
+4. cleanup  - the staged rows are deleted (best effort; `maintain` retries).
+
+Partial and failed snapshots write no change rows at all: a partial listing stays staged
+and `as_of(..., include_partial=True)` overlays it on the previous complete state, so it
+can never disturb a later complete read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from storage import schemas
+from storage.catalog import CATALOG, SnapshotInfo, now
+from storage.layout import (
+    OP_DELETE,
+    OP_UPSERT,
+    STAGING,
+    entity_table,
+    is_custom,
+    partition_of,
+    physical_schema,
+)
+from storage.records import Rejected, Rows, conform, to_ipc
+from storage.state import diff
+
+if TYPE_CHECKING:
+    from storage.store import Store
+
+EVENTS = "ops/crawl_events"
+TOPK = "derived/topk"
+
+
+@dataclass(frozen=True)
+class CrawlEvent:
+    """Something worth keeping about a crawl: an error, a retry, a rejected record."""
+
+    kind: str
+    reason: str
+    url: str | None = None
+    payload: str | None = None
+
+
+class SnapshotWriter:
+    """Writes one snapshot; get one from `Store.begin_snapshot` or `Store.resume_snapshot`."""
+
+    def __init__(
+        self,
+        store: Store,
+        source: str,
+        snapshot_id: int,
+        run_id: str,
+        as_of: datetime | None,
+        started_at: datetime | None,
+        last_committed_seq: int = -1,
+        checkpoint: str | None = None,
+        event_seq: int = 0,
+    ) -> None:
+        self._store = store
+        self.source = source
+        self.snapshot_id = snapshot_id
+        self.run_id = run_id
+        self.as_of = as_of
+        self.started_at = started_at
+        self.last_committed_seq = last_committed_seq
+        self.checkpoint = checkpoint
+        self._event_seq = event_seq
+        self._finished: SnapshotInfo | None = None
+
+    def __repr__(self) -> str:
+        return f"SnapshotWriter({self.source!r}, snapshot_id={self.snapshot_id})"
+
+    @property
+    def _app(self) -> str:
+        return f"{self.source}:{self.snapshot_id}"
+
+    # -- batches ------------------------------------------------------------------------
+
+    def write_batch(self, seq: int, rows: Rows, *, checkpoint: str | None = None) -> bool:
+        """Stage one listing batch; False when `seq` (or a later one) is already in."""
+        if seq < 0:
+            raise ValueError(f"seq must be >= 0, got {seq}")
+        tables = self._store._tables
+        staging = tables.must(STAGING)
+        done = staging.transaction_version(self._app)
+        if done is not None and done >= seq:
+            return False
+        table, rejects = conform(rows, self._store._input_schema(self.source, rows))
+        if is_custom(self.source) and table.num_rows:
+            table = table.set_column(
+                table.schema.get_field_index("entity_id"),
+                "entity_id",
+                table.column("entity_id").cast(pa.string()),
+            )
+        blob = pa.table(
+            {
+                "source": [self.source],
+                "snapshot_id": [self.snapshot_id],
+                "seq": [seq],
+                "checkpoint": [checkpoint],
+                "rows": [table.num_rows],
+                "payload": pa.array([to_ipc(table)], pa.large_binary()),
+            },
+            schema=staging_schema(),
+        )
+        wrote = tables.append_once(STAGING, blob, self._app, seq)
+        if wrote:
+            self.last_committed_seq = seq
+            self.checkpoint = checkpoint
+            if rejects:
+                self._quarantine(rejects, seq)
+        else:
+            self.last_committed_seq = max(self.last_committed_seq, seq)
+        return wrote
+
+    def _quarantine(self, rejects: list[Rejected], seq: int) -> None:
+        self.record_events(
+            [CrawlEvent("rejected", f"batch {seq}: {r.reason}", None, r.payload) for r in rejects]
+        )
+
+    def write_details(self, kind: str, seq: int, rows: Rows) -> bool:
+        """Append commits / discussions / cards rows of this snapshot (Hub sources only)."""
+        if kind not in schemas.DETAIL_SCHEMAS:
+            raise ValueError(
+                f"detail kind {kind!r} unknown; kinds are {', '.join(schemas.DETAIL_SCHEMAS)}"
+            )
+        repo_type = schemas.repo_type_of(self.source)
+        schema = schemas.DETAIL_SCHEMAS[kind]
+        records = [
+            {**r, "repo_type": repo_type, "snapshot_id": self.snapshot_id} for r in _records(rows)
+        ]
+        loose = pa.schema([f.with_nullable(True) for f in schema])
+        table, rejects = _conform_details(records, loose)
+        if rejects:
+            self._quarantine([Rejected(f"{kind}: {r.reason}", r.payload) for r in rejects], seq)
+        table = table.cast(schema)
+        rel = f"hub/{kind}"
+        return self._store._tables.append_once(rel, table, f"{self._app}:{kind}", seq)
+
+    def record_events(self, events: list[CrawlEvent]) -> None:
+        """Append events to `ops/crawl_events`, numbered per run."""
+        if not events:
+            return
+        at = now()
+        rows = []
+        for ev in events:
+            rows.append(
+                {
+                    "run_id": self.run_id,
+                    "seq": self._event_seq,
+                    "source": self.source,
+                    "snapshot_id": self.snapshot_id,
+                    "at": at,
+                    "kind": ev.kind,
+                    "reason": ev.reason,
+                    "url": ev.url,
+                    "payload": (ev.payload or None) and ev.payload[: 64 * 1024],
+                }
+            )
+            self._event_seq += 1
+        table = pa.Table.from_pylist(rows, schema=schemas.CRAWL_EVENTS)
+        self._store._append_plain(EVENTS, table)
+
+    # -- finishing ----------------------------------------------------------------------
+
+    def finish(
+        self,
+        status: str,
+        *,
+        message: str | None = None,
+        requests: int = 0,
+        errors: int = 0,
+    ) -> SnapshotInfo:
+        """Close the snapshot as complete, partial or failed (idempotent: re-run after a kill)."""
+        if status not in ("complete", "partial", "failed"):
+            raise ValueError(f"finish status {status!r} unknown; use complete, partial or failed")
+        store = self._store
+        done = store._terminal_info(self.source, self.snapshot_id)
+        if done is not None:
+            return done
+        rejected = store._rejected_count(self.run_id, self.snapshot_id)
+        listing = store._staged_listing(self.source, self.snapshot_id)
+        entities = listing.height
+        upserts = tombstones = 0
+        keyframe = False
+        if status == "complete":
+            upserts, tombstones, keyframe = self._commit_changes(listing)
+            self._write_topk(listing)
+        row = {
+            "source": self.source,
+            "snapshot_id": self.snapshot_id,
+            "run_id": self.run_id,
+            "status": status,
+            "as_of": self.as_of,
+            "started_at": self.started_at,
+            "finished_at": now(),
+            "entities": entities,
+            "upserts": upserts,
+            "tombstones": tombstones,
+            "rejected": rejected,
+            "requests": requests,
+            "errors": errors,
+            "keyframe": keyframe,
+            "code_version": store.code_version,
+            "message": message,
+        }
+        table = pa.Table.from_pylist([row], schema=schemas.CATALOG_SNAPSHOTS)
+        store._tables.append_once(CATALOG, table, f"{self._app}:catalog", 1)
+        if status != "partial":
+            store._drop_staged(self.source, self.snapshot_id)
+        info = store._terminal_info(self.source, self.snapshot_id)
+        assert info is not None
+        self._finished = info
+        return info
+
+    def _commit_changes(self, listing: pl.DataFrame) -> tuple[int, int, bool]:
+        store = self._store
+        rel = entity_table(self.source)
+        app = f"{self._app}:changes"
+        dt = store._tables.get(rel)
+        if dt is not None and dt.transaction_version(app) is not None:
+            return store._change_counts(self.source, self.snapshot_id, app)
+        prev_id = store._previous_complete(self.source, self.snapshot_id)
+        columns = store._logical_columns(self.source, listing)
+        listing = _with_columns(listing, columns, store._column_types(self.source))
+        if prev_id is None:
+            previous = listing.clear()
+        else:
+            previous = store._state(self.source, prev_id, columns=None).collect()
+            previous = _with_columns(previous, columns, dict(listing.schema))
+        keyframe = store._wants_keyframe(self.source, self.snapshot_id, prev_id)
+        rows = diff(listing, previous, columns, keyframe=keyframe)
+        rows = rows.with_columns(
+            source=pl.lit(self.source), valid_from=pl.lit(self.snapshot_id, pl.Int64)
+        )
+        if is_custom(self.source):
+            arrow = rows.select(columns).to_arrow().schema
+            logical = pa.schema([f.with_nullable(True) for f in arrow])
+            logical = pa.schema(
+                [
+                    f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f
+                    for f in logical
+                ]
+            )
+        else:
+            logical = store._logical_schema(self.source)
+        phys = physical_schema(logical)
+        table = rows.select(phys.names).to_arrow().cast(phys)
+        store._tables.ensure(rel, phys, partition_of(self.source))
+        store._tables.append_once(
+            rel,
+            table,
+            app,
+            1 if keyframe else 0,
+            schema_mode="merge" if is_custom(self.source) else None,
+            partition_by=partition_of(self.source),
+        )
+        ops = rows["op"]
+        return int((ops == OP_UPSERT).sum()), int((ops == OP_DELETE).sum()), keyframe
+
+    def _write_topk(self, listing: pl.DataFrame) -> None:
+        store = self._store
+        cols = [c for c in schemas.POPULARITY_COLUMNS.get(self.source, ()) if c in listing.columns]
+        if not cols:
+            return
+        parts = [store._rank(listing, self.source, self.snapshot_id, c, store.topk_n) for c in cols]
+        table = pl.concat(parts).to_arrow().cast(schemas.DERIVED_TOPK)
+        store._tables.append_once(TOPK, table, f"{self._app}:topk", 0)
+
+
+def staging_schema() -> pa.Schema:
+    from storage.layout import STAGING_SCHEMA
+
+    return STAGING_SCHEMA
+
+
+def _records(rows: Rows) -> list[dict[str, Any]]:
+    if isinstance(rows, pl.DataFrame):
+        return rows.to_dicts()
+    if isinstance(rows, pa.Table):
+        return rows.to_pylist()
+    return [dict(r) for r in rows]
+
+
+def _conform_details(
+    records: list[dict[str, Any]], schema: pa.Schema
+) -> tuple[pa.Table, list[Rejected]]:
+    good: list[pa.Table] = []
+    rejects: list[Rejected] = []
+    try:
+        good.append(_pylist(records, schema))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        for rec in records:
+            try:
+                good.append(_pylist([rec], schema))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+                rejects.append(Rejected(str(exc).splitlines()[0], json.dumps(rec, default=str)))
+    table = pa.concat_tables(good) if good else schema.empty_table()
+    required = [f.name for f in schema if f.name in ("repo_type", "entity_id", "commit_id", "num")]
+    mask = None
+    for name in required:
+        m = table.column(name).is_valid()
+        mask = m if mask is None else pc.and_(mask, m)
+    if mask is not None and not pc.all(mask).as_py():
+        bad = table.filter(pc.invert(mask))
+        for rec in bad.to_pylist():
+            rejects.append(Rejected("missing key column", json.dumps(rec, default=str)))
+        table = table.filter(mask)
+    return table, rejects
+
+
+def _pylist(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    fixed = []
+    for r in records:
+        out = {}
+        for f in schema:
+            v = r.get(f.name)
+            if isinstance(v, str) and pa.types.is_timestamp(f.type):
+                v = datetime.fromisoformat(v)
+            out[f.name] = v
+        fixed.append(out)
+    return pa.Table.from_pylist(fixed, schema=schema)
+
+
+def _with_columns(
+    df: pl.DataFrame, columns: list[str], types: dict[str, pl.DataType]
+) -> pl.DataFrame:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        df = df.with_columns([pl.lit(None, types.get(c, pl.String)).alias(c) for c in missing])
+    return df.select(columns)

@@ -1,0 +1,102 @@
+"""Snapshot lifecycle: begin, batches, finish complete / partial / failed, resume."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage import CrawlEvent, SnapshotNotFound, Store, UnknownSource
+from tests.storage.conftest import day, repo, write_snapshot
+
+
+def test_complete_snapshot_is_visible_with_every_row(store: Store) -> None:
+    sid = write_snapshot(store, "hub:model", [repo(1, downloads=5), repo(2), repo(3)])
+    assert sid == 1
+    df = store.as_of("hub:model", sid).collect().sort("entity_id")
+    assert df["entity_id"].to_list() == ["id1", "id2", "id3"]
+    assert df["downloads"].to_list() == [5, None, None]
+    snaps = store.snapshots("hub:model")
+    assert snaps["status"].to_list() == ["complete"]
+    assert snaps["entities"].to_list() == [3]
+
+
+def test_running_snapshot_is_invisible(store: Store) -> None:
+    write_snapshot(store, "hub:model", [repo(1)])
+    w = store.begin_snapshot("hub:model")
+    w.write_batch(0, [repo(2)])
+    assert store.snapshots("hub:model")["snapshot_id"].to_list() == [1]
+    assert store.as_of("hub:model").collect()["entity_id"].to_list() == ["id1"]
+    with pytest.raises(SnapshotNotFound, match="complete snapshots: 1"):
+        store.as_of("hub:model", w.snapshot_id).collect()
+
+
+def test_partial_only_when_asked_and_flagged(store: Store) -> None:
+    write_snapshot(store, "hub:model", [repo(1), repo(2)])
+    sid = write_snapshot(store, "hub:model", [repo(1, "org/renamed")], status="partial")
+    assert store.snapshots("hub:model")["snapshot_id"].to_list() == [1]
+    both = store.snapshots("hub:model", include_partial=True)
+    assert both["status"].to_list() == ["complete", "partial"]
+    part = store.as_of("hub:model", sid, include_partial=True).collect().sort("entity_id")
+    # no tombstone for id2: an incomplete listing never deletes
+    assert part["name"].to_list() == ["org/renamed", "org/m2"]
+    assert store.as_of("hub:model").collect().height == 2
+
+
+def test_failed_snapshot_writes_nothing_visible(store: Store) -> None:
+    write_snapshot(store, "hub:model", [repo(1), repo(2)])
+    write_snapshot(store, "hub:model", [repo(1)], status="failed")
+    third = write_snapshot(store, "hub:model", [repo(1), repo(2), repo(3)])
+    assert third == 3
+    assert store.as_of("hub:model").collect().height == 3
+    assert store.as_of("hub:model", 1).collect().height == 2
+
+
+def test_replayed_batch_is_skipped(store: Store) -> None:
+    w = store.begin_snapshot("hub:model")
+    assert w.write_batch(0, [repo(1)], checkpoint="p1")
+    assert not w.write_batch(0, [repo(1)], checkpoint="p1")
+    assert w.write_batch(1, [repo(2)], checkpoint="p2")
+    assert not w.write_batch(0, [repo(9)])  # an older seq after a newer one: skipped too
+    info = w.finish("complete")
+    assert info.entities == 2
+    assert w.finish("complete") == info  # finishing again changes nothing
+
+
+def test_resume_returns_seq_and_checkpoint(store: Store) -> None:
+    w = store.begin_snapshot("hub:model", run_id="run-a")
+    w.write_batch(0, [repo(1)], checkpoint="next=2")
+    w.write_batch(1, [repo(2)], checkpoint="next=3")
+    w.record_events([CrawlEvent("retry", "429")])
+    again = store.resume_snapshot("hub:model")
+    assert again is not None
+    assert (again.snapshot_id, again.run_id) == (w.snapshot_id, "run-a")
+    assert again.last_committed_seq == 1
+    assert again.checkpoint == "next=3"
+    again.record_events([CrawlEvent("retry", "503")])
+    assert store.events("run-a").collect()["seq"].to_list() == [0, 1]
+    again.write_batch(2, [repo(3)])
+    again.finish("complete")
+    assert store.resume_snapshot("hub:model") is None
+    assert store.as_of("hub:model").collect().height == 3
+
+
+def test_resolve_by_time(store: Store) -> None:
+    write_snapshot(store, "hub:model", [repo(1)], at=day(0))
+    write_snapshot(store, "hub:model", [repo(1), repo(2)], at=day(1))
+    assert store.resolve_snapshot("hub:model", day(0)) == 1
+    assert store.resolve_snapshot("hub:model", "2026-01-02") == 2
+    assert store.resolve_snapshot("hub:model", "2026-01-01T12:00:00+00:00") == 1
+    with pytest.raises(SnapshotNotFound, match="first is at 2026-01-01"):
+        store.resolve_snapshot("hub:model", "2025-12-31")
+
+
+def test_unknown_source_lists_sources(store: Store) -> None:
+    write_snapshot(store, "hub:model", [repo(1)])
+    with pytest.raises(UnknownSource, match="sources in the store: hub:model"):
+        store.as_of("hub:dataset").collect()
+
+
+def test_ids_increase_per_source(store: Store) -> None:
+    assert write_snapshot(store, "hub:model", [repo(1)]) == 1
+    assert write_snapshot(store, "npm", [{"entity_id": "left-pad", "downloads": 3}]) == 1
+    assert write_snapshot(store, "hub:model", [repo(1)]) == 2
+    assert store.sources() == ["hub:model", "npm"]
