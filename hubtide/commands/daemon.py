@@ -1,9 +1,192 @@
-"""`hubtide` commands of the daemon group (filled in by the issue that owns them)."""
+"""`hubtide daemon` (the service) and `hubtide status` (its health for a person or cron)."""
 
 from __future__ import annotations
 
+import logging
+import sys
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from hubtide import __version__
+from hubtide.config import ConfigError, Settings
+from hubtide.context import app_context
+from hubtide.output import console, emit_json
+from scheduler.plan import SourcePlan
+
+
+def source_plans(settings: Settings, interval: float | None = None) -> list[SourcePlan]:
+    plans = []
+    for name in settings.enabled_sources():
+        src = settings.sources[name]
+        plans.append(
+            SourcePlan(
+                name=name,
+                interval_seconds=interval if interval is not None else src.interval_seconds,
+                cron="" if interval is not None else src.cron,
+                stale_after_seconds=src.stale_after_seconds,
+            )
+        )
+    return plans
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to `app`."""
+    @app.command()
+    def daemon(
+        ctx: typer.Context,
+        endpoint: Annotated[
+            str | None,
+            typer.Option(
+                "--endpoint",
+                help="One base URL for every service (a simulator); default: the config's endpoints.",
+            ),
+        ] = None,
+        interval: Annotated[
+            float | None,
+            typer.Option(
+                "--interval",
+                min=0.1,
+                help="Seconds between crawls of every source (overrides interval and cron).",
+            ),
+        ] = None,
+        listen: Annotated[
+            str | None,
+            typer.Option(
+                "--listen", help="HOST:PORT of health, metrics and API (default from config)."
+            ),
+        ] = None,
+        sim_advance_days: Annotated[
+            int,
+            typer.Option(
+                "--sim-advance-days",
+                min=0,
+                help="Demo/test: after each round (every source crawled once) advance the simulator's clock N days.",
+            ),
+        ] = 0,
+        max_rounds: Annotated[
+            int,
+            typer.Option("--max-rounds", min=0, help="Demo/test: exit (code 0) after N rounds."),
+        ] = 0,
+    ) -> None:
+        """Crawl every enabled source on its schedule, refresh analytics, serve /metrics and the API.
+
+        Stops on SIGTERM or Ctrl-C after the running crawls commit their batch; a restart
+        resumes an interrupted crawl.
+
+        Example: hubtide daemon --config hubtide.toml --listen 127.0.0.1:9477
+        """
+        from hubtide.wiring import crawl_settings  # type: ignore[import-not-found,unused-ignore]
+        from scheduler.daemon import run_daemon
+        from scheduler.plan import DaemonPlan
+        from storage import Store
+
+        actx = app_context(ctx)
+        s = actx.settings
+        if listen is not None:
+            host, sep, port = listen.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+                raise ConfigError(f"--listen: expected HOST:PORT, got {listen!r}")
+        if sim_advance_days and not endpoint:
+            raise ConfigError("--sim-advance-days: needs --endpoint (the simulator's URL)")
+        if not s.enabled_sources():
+            raise ConfigError("sources: none enabled; enable one in [sources] or HUBTIDE_SOURCES")
+        logging.basicConfig(
+            level=logging.DEBUG if actx.debug else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        store = Store.open(
+            s.store.uri,
+            s.store.storage_options or None,
+            keyframe_every=s.store.keyframe_every,
+            topk_n=s.store.topk_n,
+        )
+        plan = DaemonPlan(
+            sources=tuple(source_plans(s, interval)),
+            crawl_settings=crawl_settings(s, endpoint=endpoint),
+            listen=listen or s.daemon.listen,
+            maintenance_cron=s.daemon.maintenance_cron,
+            vacuum_retention_hours=s.store.vacuum_retention_hours,
+            analytics_after_snapshot=s.daemon.analytics_after_snapshot,
+            report_dir=s.daemon.report_dir,
+            shutdown_grace_seconds=s.daemon.shutdown_grace_seconds,
+            sim_endpoint=endpoint,
+            sim_advance_days=sim_advance_days,
+            max_rounds=max_rounds,
+            version=__version__,
+        )
+        raise typer.Exit(run_daemon(store, plan))
+
+    @app.command()
+    def status(
+        ctx: typer.Context,
+        fmt: Annotated[
+            str, typer.Option("--format", help="table (for people) or json (for tools).")
+        ] = "table",
+        listen: Annotated[
+            str | None,
+            typer.Option("--listen", help="Where the daemon listens (default from config)."),
+        ] = None,
+    ) -> None:
+        """Per source: the last complete snapshot and its age, a running crawl, recent failures; store size.
+
+        Exit code 1 when a source is staler than its `stale_after_seconds` (for cron and monitoring).
+
+        Example: hubtide status --format json
+        """
+        from scheduler.status import collect_status, fetch_live
+        from storage import Store
+
+        if fmt not in ("table", "json"):
+            raise typer.BadParameter(f"{fmt!r}: use table or json", param_hint="--format")
+        s = app_context(ctx).settings
+        store = Store.open(s.store.uri, s.store.storage_options or None)
+        live, daemon_note = fetch_live(listen or s.daemon.listen)
+        plans = source_plans(s)
+        report = collect_status(store, plans, live=live, daemon=daemon_note)
+        if fmt == "json":
+            emit_json(report.to_json())
+        else:
+            _print_status(report)
+        if not report.ok:
+            raise typer.Exit(1)
+
+
+def _print_status(report: object) -> None:
+    from scheduler.status import StatusReport, human_age, human_bytes
+
+    assert isinstance(report, StatusReport)
+    table = Table(title="hubtide status")
+    for col in ("source", "last snapshot", "finished", "age", "stale after", "state", "running"):
+        table.add_column(col)
+    for s in report.sources:
+        run = ""
+        if s.running:
+            r = s.running
+            prog = f"{r.get('pages', '?')}/{r.get('pages_total') or '?'} pages, {r.get('items', '?')} items"
+            run = f"snapshot {r.get('snapshot_id', '?')}: {prog}"
+        table.add_row(
+            s.source,
+            "-" if s.last_snapshot_id is None else str(s.last_snapshot_id),
+            (s.last_finished_at or "-")[:19],
+            human_age(s.age_seconds),
+            human_age(s.stale_after_seconds),
+            "[red]STALE[/red]" if s.stale else "[green]ok[/green]",
+            run,
+        )
+    console.print(table)
+    console.print(
+        f"store: {human_bytes(report.store_bytes)} in {report.store_files} files, "
+        f"{report.store_rows} rows · daemon: {report.daemon}"
+    )
+    if report.recent_failures:
+        console.print("[bold]recent failures[/bold]")
+        for f in report.recent_failures:
+            console.print(
+                f"  {f['source']} snapshot {f['snapshot_id']} {f['status']} at {f['at']}: {f['message'] or ''}",
+                highlight=False,
+                markup=False,
+            )
+    if report.stale_sources:
+        console.print(f"[red]stale:[/red] {', '.join(report.stale_sources)}")

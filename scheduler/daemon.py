@@ -1,0 +1,433 @@
+"""The daemon: one process, one asyncio loop running APScheduler jobs and the HTTP server.
+
+Jobs (APScheduler 3 `AsyncIOScheduler`, memory job store re-filled at every boot):
+
+* `crawl:<source>` per source on its interval or cron, `max_instances=1` (two crawls of a
+  source never overlap) and `coalesce=True` (missed runs become one);
+* `analytics` after each complete snapshot: `analytics.write_report`, coalesced (a snapshot
+  landing during a refresh marks it dirty and one more refresh follows);
+* `maintenance` on `maintenance_cron` (weekly by default): `store.maintain()`;
+* `store-figures` every `store_refresh_seconds`: the cached figures `/metrics` serves.
+
+Crawls run in-process on this loop (docs/daemon.md has the measurements behind that).
+Stop (SIGTERM/SIGINT): every running crawl's stop event is set, so the crawler finishes
+its current batch, commits and returns with its snapshot still resumable; the daemon
+waits up to `shutdown_grace_seconds` and exits. After a SIGKILL the store holds a
+`running` snapshot: the first crawl of that source after a restart resumes it
+(`crawl_source(..., resume=True)`); if the resume itself fails, the snapshot is marked
+`failed` and the next run starts afresh.
+
+Lockstep rounds (demo/test only, `sim_advance_days`/`max_rounds`): each source crawls once
+per round; when all have finished, the simulator's clock advances and the next round
+starts at once; after `max_rounds` the daemon exits with code 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from crawler.stats import CrawlStats, global_stats
+from scheduler.http import build_app
+from scheduler.live import LiveState
+from scheduler.metrics import DaemonMetrics
+from scheduler.plan import DaemonPlan, SourcePlan
+
+log = logging.getLogger("hubtide.daemon")
+
+CrawlFn = Callable[..., Awaitable[Any]]
+
+# A missed run is still worth doing late (coalesced to one): a day-long grace.
+MISFIRE_GRACE_SECONDS = 86400
+
+
+async def _in_daemon_thread(fn: Callable[[], Any]) -> Any:
+    """Run blocking `fn` in a daemon thread: a stop never waits for a report or a vacuum
+    (the Delta commit they end with is atomic; an interrupted one is simply redone)."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+
+    def settle(res: Any, exc: BaseException | None) -> None:
+        if fut.done():
+            return  # the waiter was cancelled (stop)
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(res)
+
+    def work() -> None:
+        try:
+            res = fn()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, res, None)
+
+    threading.Thread(target=work, daemon=True, name="hubtide-blocking").start()
+    return await fut
+
+
+def _default_crawl() -> CrawlFn:
+    import crawler
+
+    return crawler.crawl_source  # type: ignore[no-any-return,attr-defined]
+
+
+class Daemon:
+    """The running service. `await Daemon(store, plan).run()` returns an exit code."""
+
+    def __init__(
+        self,
+        store: Any,
+        plan: DaemonPlan,
+        *,
+        crawl: CrawlFn | None = None,
+        stats: CrawlStats | None = None,
+        metrics: DaemonMetrics | None = None,
+    ) -> None:
+        self.store = store
+        self.plan = plan
+        self.crawl = crawl
+        self.stats = stats if stats is not None else global_stats()
+        self.metrics = metrics or DaemonMetrics(self.stats, version=plan.version)
+        self.live = LiveState(self.stats, [s.name for s in plan.sources])
+        self.scheduler: AsyncIOScheduler | None = None
+        self._stops: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._exit = asyncio.Event()
+        self._stopping = False
+        self._resume: set[str] = set()
+        self._finished: dict[str, int] = {s.name: 0 for s in plan.sources}
+        self.rounds_done = 0
+        self._analytics_dirty = False
+        self._analytics_running = False
+        self._round_lock = asyncio.Lock()
+        self.site_port: int | None = None
+        self.ready = False
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> int:
+        if self.crawl is None:
+            self.crawl = _default_crawl()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.request_stop, sig.name)
+        self._resume = await asyncio.to_thread(self._interrupted_sources)
+        for source in sorted(self._resume):
+            log.info("%s: an interrupted crawl is in the store; the next run resumes it", source)
+        await self._refresh_figures()
+        runner = web.AppRunner(
+            build_app(self.store, self.metrics.registry, self._readiness, live=self.live),
+            access_log=None,
+            handle_signals=False,
+        )
+        await runner.setup()
+        host, port = self.plan.host_port
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.site_port = int(server.sockets[0].getsockname()[1])
+        log.info("listening on http://%s:%s", host, self.site_port or port)
+        self.scheduler = self._build_scheduler()
+        self.scheduler.start()
+        self.ready = True
+        try:
+            await self._exit.wait()
+        finally:
+            self.ready = False
+            await self._shutdown(runner)
+        return 0
+
+    def request_stop(self, why: str = "stop requested") -> None:
+        """Finish current batches, commit, and exit (idempotent; safe from a signal handler)."""
+        if not self._stopping:
+            log.info("%s: stopping (running crawls finish their batch)", why)
+        self._stopping = True
+        for ev in self._stops.values():
+            ev.set()
+        self._exit.set()
+
+    async def _shutdown(self, runner: web.AppRunner) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        pending = {t for t in self._tasks if not t.done()}
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self.plan.shutdown_grace_seconds)
+            for t in late:
+                log.warning("a crawl did not stop within the grace period; cancelling it")
+                t.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1.0)
+        await runner.cleanup()
+
+    def _readiness(self) -> tuple[bool, str]:
+        if self._stopping:
+            return False, "stopping"
+        if not self.ready:
+            return False, "starting"
+        return True, "store open, scheduler running"
+
+    # ---- scheduling ---------------------------------------------------------------------
+
+    def _build_scheduler(self) -> AsyncIOScheduler:
+        sched = AsyncIOScheduler(timezone=UTC)
+        now = datetime.now(UTC)
+        for src in self.plan.sources:
+            sched.add_job(
+                self._crawl_job,
+                self._trigger(src),
+                args=[src.name],
+                id=f"crawl:{src.name}",
+                name=f"crawl {src.name}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=MISFIRE_GRACE_SECONDS,
+                # the first crawl runs at once on interval schedules (a fresh daemon has
+                # nothing to serve); cron schedules wait for their time
+                next_run_time=None if src.cron else now,
+                replace_existing=True,
+            )
+        if self.plan.maintenance_cron:
+            sched.add_job(
+                self._maintenance_job,
+                CronTrigger.from_crontab(self.plan.maintenance_cron, timezone=UTC),
+                id="maintenance",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=MISFIRE_GRACE_SECONDS,
+                replace_existing=True,
+            )
+        sched.add_job(
+            self._refresh_figures,
+            IntervalTrigger(seconds=self.plan.store_refresh_seconds, timezone=UTC),
+            id="store-figures",
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+        )
+        sched.add_listener(
+            self._on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        )
+        return sched
+
+    @staticmethod
+    def _trigger(src: SourcePlan) -> Any:
+        if src.cron:
+            return CronTrigger.from_crontab(src.cron, timezone=UTC)
+        return IntervalTrigger(seconds=src.interval_seconds, timezone=UTC)
+
+    def _on_job_event(self, event: JobEvent) -> None:
+        kind = str(event.job_id).split(":", 1)[0]
+        outcome = {EVENT_JOB_ERROR: "error", EVENT_JOB_MISSED: "missed"}.get(
+            event.code, "overlap_skipped"
+        )
+        self.metrics.jobs.labels(kind, outcome).inc()
+
+    # ---- crawls -------------------------------------------------------------------------
+
+    def _interrupted_sources(self) -> set[str]:
+        """Sources whose newest snapshot is still `running` (the daemon was killed)."""
+        found: set[str] = set()
+        for src in self.plan.sources:
+            try:
+                if self.store.resume_snapshot(src.name) is not None:
+                    found.add(src.name)
+            except Exception as exc:  # an empty store has nothing to resume
+                log.debug("%s: nothing to resume: %s", src.name, exc)
+        return found
+
+    async def _crawl_job(self, source: str) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self._crawl_once(source)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _crawl_once(self, source: str) -> None:
+        if self._stopping:
+            return
+        if self.plan.lockstep and self._finished[source] > self.rounds_done:
+            self.metrics.jobs.labels("crawl", "skipped").inc()  # waits for the round
+            return
+        assert self.crawl is not None
+        resume = source in self._resume
+        stop = asyncio.Event()
+        self._stops[source] = stop
+        self.live.crawl_started(source, resume)
+        t0 = time.monotonic()
+        outcome = "error"
+        try:
+            result = await self.crawl(
+                self.store,
+                source,
+                self.plan.crawl_settings,
+                resume=resume,
+                stats=self.stats,
+                stop=stop,
+            )
+            outcome = str(getattr(result, "status", "complete"))
+            if stop.is_set() and outcome != "complete":
+                outcome = "stopped"  # left resumable on purpose
+            self._resume.discard(source)
+            if outcome == "stopped":
+                self._resume.add(source)
+            log.info(
+                "%s: crawl %s (snapshot %s, %s items, %.1f s)",
+                source,
+                outcome,
+                getattr(result, "snapshot_id", "?"),
+                getattr(result, "items", "?"),
+                time.monotonic() - t0,
+            )
+            self.metrics.jobs.labels("crawl", "success").inc()
+        except asyncio.CancelledError:
+            outcome = "stopped"
+            raise
+        except Exception as exc:
+            outcome = "error"
+            self.metrics.jobs.labels("crawl", "error").inc()
+            log.error(
+                "%s: crawl failed: %s",
+                source,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
+            self.live.failure(source, f"{type(exc).__name__}: {exc}".splitlines()[0])
+            if resume:
+                # resuming failed too: give the snapshot up so the next run starts afresh
+                self._resume.discard(source)
+                await asyncio.to_thread(self._mark_failed, source, exc)
+            else:
+                self._resume.add(source)  # one resume attempt next time
+        finally:
+            self._stops.pop(source, None)
+            seconds = time.monotonic() - t0
+            self.metrics.crawl_finished(source, outcome, seconds)
+            self.live.crawl_finished(source, outcome, seconds)
+        if outcome in ("failed", "partial"):
+            self.live.failure(source, f"crawl ended {outcome}")
+        if self._stopping or outcome == "stopped":
+            return
+        await self._refresh_figures()
+        if outcome == "complete":
+            self._want_analytics()
+        self._finished[source] += 1
+        if self.plan.lockstep:
+            await self._maybe_end_round()
+
+    def _mark_failed(self, source: str, exc: BaseException) -> None:
+        try:
+            writer = self.store.resume_snapshot(source)
+            if writer is not None:
+                msg = f"resume failed: {type(exc).__name__}: {exc}".splitlines()[0][:500]
+                writer.finish("failed", message=msg)
+                log.warning("%s: snapshot %s marked failed", source, writer.snapshot_id)
+        except Exception as exc2:
+            log.error("%s: could not mark the interrupted snapshot failed: %s", source, exc2)
+
+    async def _maybe_end_round(self) -> None:
+        async with self._round_lock:
+            if min(self._finished.values()) <= self.rounds_done:
+                return
+            self.rounds_done += 1
+            self.metrics.rounds.inc()
+            log.info("round %d done", self.rounds_done)
+            if self.plan.max_rounds and self.rounds_done >= self.plan.max_rounds:
+                self.request_stop(f"{self.rounds_done} rounds done")
+                return
+            if self.plan.sim_advance_days and self.plan.sim_endpoint:
+                await self._advance_simulator(self.plan.sim_advance_days)
+            if self.scheduler is not None and not self._stopping:
+                now = datetime.now(UTC)
+                for src in self.plan.sources:
+                    job = self.scheduler.get_job(f"crawl:{src.name}")
+                    if job is not None and not src.cron:
+                        job.modify(next_run_time=now)
+
+    async def _advance_simulator(self, days: int) -> None:
+        url = f"{str(self.plan.sim_endpoint).rstrip('/')}/_sim/advance"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, params={"days": str(days)}) as resp,
+        ):
+            if resp.status >= 400:
+                raise RuntimeError(f"simulator advance: HTTP {resp.status} from {url}")
+
+    # ---- analytics, maintenance, figures ------------------------------------------------
+
+    def _want_analytics(self) -> None:
+        if not self.plan.analytics_after_snapshot:
+            return
+        self._analytics_dirty = True
+        if not self._analytics_running:
+            task = asyncio.get_running_loop().create_task(self._analytics_loop())
+            task.add_done_callback(lambda _t: None)
+
+    async def _analytics_loop(self) -> None:
+        self._analytics_running = True
+        try:
+            while self._analytics_dirty and not self._stopping:
+                self._analytics_dirty = False
+                try:
+                    from analytics import write_report  # type: ignore[attr-defined]
+                except ImportError as exc:
+                    log.warning("analytics not available: %s", exc)
+                    return
+                try:
+                    out = await _in_daemon_thread(
+                        lambda: write_report(
+                            self.store, self.plan.report_dir, params=self.plan.analytics_params
+                        )
+                    )
+                    self.metrics.jobs.labels("analytics", "success").inc()
+                    self.live.analytics_done(str(out))
+                except Exception as exc:
+                    self.metrics.jobs.labels("analytics", "error").inc()
+                    log.error("analytics refresh failed: %s", exc)
+        finally:
+            self._analytics_running = False
+
+    async def _maintenance_job(self) -> None:
+        t0 = time.monotonic()
+        hours = self.plan.vacuum_retention_hours
+        try:
+            report = await _in_daemon_thread(lambda: self.store.maintain(retention_hours=hours))
+            self.metrics.jobs.labels("maintenance", "success").inc()
+            log.info("maintenance done: %s", report)
+        except Exception as exc:
+            self.metrics.jobs.labels("maintenance", "error").inc()
+            log.error("maintenance failed: %s", exc)
+        self.metrics.maintenance_seconds.set(time.monotonic() - t0)
+        await self._refresh_figures()
+
+    async def _refresh_figures(self) -> None:
+        try:
+            await _in_daemon_thread(lambda: self.metrics.figures.refresh(self.store))
+        except Exception as exc:
+            log.debug("store figures not refreshed: %s", exc)
+
+
+def run_daemon(
+    store: Any, plan: DaemonPlan, *, crawl: CrawlFn | None = None, stats: CrawlStats | None = None
+) -> int:
+    """Run the daemon until SIGTERM/SIGINT (or `max_rounds`); returns the exit code."""
+    return asyncio.run(Daemon(store, plan, crawl=crawl, stats=stats).run())
