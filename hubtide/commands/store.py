@@ -1,9 +1,184 @@
-"""`hubtide` commands of the store group (filled in by the issue that owns them)."""
+"""`hubtide` commands of the store group: import, snapshots, asof, history, top, maintain.
+
+Each parses flags, calls one `storage.Store` method and formats the frame it returns.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
 import typer
+
+from hubtide.context import app_context
+from hubtide.output import Format, emit_frame, err_console, write_frame
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output: table, json or csv.")]
+
+
+def _store(ctx: typer.Context):  # type: ignore[no-untyped-def]
+    from storage import Store
+
+    s = app_context(ctx).settings.store
+    return Store.open(s.uri, s.storage_options, keyframe_every=s.keyframe_every, topk_n=s.topk_n)
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(
+            f"--at {value!r}: expected an ISO timestamp, e.g. 2026-01-31 or 2026-01-31T06:00:00Z"
+        ) from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _at(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    return int(value) if value.strip().isdigit() else value
+
+
+def import_cmd(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="hub:model, npm, pypi, ... or custom:NAME")],
+    file: Annotated[Path, typer.Argument(help="A full listing: .csv, .parquet or .jsonl")],
+    at: Annotated[str, typer.Option("--at", help="The instant the listing describes (ISO).")],
+    id_column: Annotated[
+        str | None, typer.Option("--id-column", help="Column holding the stable id.")
+    ] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Write one full listing file as one complete snapshot of SOURCE.
+
+    Example: hubtide import custom:papers papers-2026-01.csv --at 2026-01-31 --id-column doi
+    """
+    from storage.importing import import_listing
+
+    store = _store(ctx)
+    batch = app_context(ctx).settings.store.batch_rows
+    info = import_listing(
+        store, source, file, at=_parse_time(at), id_column=id_column, batch_rows=max(batch, 1)
+    )
+    row = {
+        "source": info.source,
+        "snapshot_id": info.snapshot_id,
+        "status": info.status,
+        "entities": info.entities,
+        "upserts": info.upserts,
+        "tombstones": info.tombstones,
+    }
+    emit_frame(pl.DataFrame([row]), fmt, title=f"imported {file}")
+
+
+def snapshots_cmd(
+    ctx: typer.Context,
+    source: Annotated[str | None, typer.Option("--source", "-s", help="Only this source.")] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every status (running, partial, failed too).")
+    ] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """List snapshots (complete ones unless --all).
+
+    Example: hubtide snapshots --source hub:model --format json
+    """
+    df = _store(ctx).snapshots(source, all_statuses=all_)
+    cols = ["source", "snapshot_id", "status", "as_of", "entities", "upserts", "tombstones"]
+    cols += ["rejected", "keyframe"]
+    emit_frame(df.select(cols), fmt, title="snapshots")
+
+
+def asof_cmd(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="The source, e.g. hub:model")],
+    at: Annotated[
+        str | None, typer.Option("--at", help="SNAPSHOT_ID or ISO date/time (default: newest).")
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option("--columns", "-c", help="Comma-separated columns.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write .parquet, .csv or .jsonl instead.")
+    ] = None,
+    partial: Annotated[bool, typer.Option("--partial", help="Allow a partial snapshot.")] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """The state of SOURCE as of a snapshot: one row per entity.
+
+    Example: hubtide asof hub:model --at 2026-01-31 --columns name,downloads --out m.parquet
+    """
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    df = _store(ctx).as_of(source, _at(at), columns=cols, include_partial=partial).collect()
+    df = df.sort("entity_id")
+    if out is not None:
+        write_frame(df, out)
+        err_console.print(f"wrote {df.height} rows to {out}")
+        return
+    emit_frame(df, fmt, title=f"{source} as of {at or 'newest'}")
+
+
+def history_cmd(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="The source, e.g. hub:model")],
+    entity_id: Annotated[str, typer.Argument(help="The entity's stable id.")],
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Every change of one entity, one row per snapshot that changed it.
+
+    Example: hubtide history hub:model 65f1c0ffee
+    """
+    df = _store(ctx).history(source, entity_id).collect()
+    emit_frame(df, fmt, title=f"history of {entity_id}")
+
+
+def top_cmd(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="The source, e.g. hub:model")],
+    by: Annotated[str, typer.Option("--by", help="Column to rank by.")] = "downloads",
+    k: Annotated[int, typer.Option("--k", "-k", help="How many.", min=1)] = 20,
+    at: Annotated[
+        str | None, typer.Option("--at", help="SNAPSHOT_ID or ISO date/time (default: newest).")
+    ] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """The top K entities of a snapshot by a column (ties: entity_id ascending).
+
+    Example: hubtide top hub:model --by likes --k 10
+    """
+    df = _store(ctx).top_k(source, _at(at), by, k).collect()
+    emit_frame(df, fmt, title=f"top {k} {source} by {by}")
+
+
+def maintain_cmd(
+    ctx: typer.Context,
+    retention_hours: Annotated[
+        int | None,
+        typer.Option("--retention-hours", help="Vacuum keeps files younger (default: config)."),
+    ] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Compact small files, checkpoint and vacuum every table (safe while a crawl writes).
+
+    Example: hubtide maintain --retention-hours 24
+    """
+    hours = (
+        app_context(ctx).settings.store.vacuum_retention_hours
+        if retention_hours is None
+        else retention_hours
+    )
+    report = _store(ctx).maintain(retention_hours=hours)
+    df = pl.DataFrame([t.__dict__ for t in report.tables])
+    emit_frame(df, fmt, title=f"maintenance ({report.seconds:.1f} s, retention {hours} h)")
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to `app`."""
+    app.command("import")(import_cmd)
+    app.command("snapshots")(snapshots_cmd)
+    app.command("asof")(asof_cmd)
+    app.command("history")(history_cmd)
+    app.command("top")(top_cmd)
+    app.command("maintain")(maintain_cmd)
