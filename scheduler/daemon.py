@@ -105,6 +105,8 @@ class Daemon:
         self.stats = stats if stats is not None else global_stats()
         self.metrics = metrics or DaemonMetrics(self.stats, version=plan.version)
         self.live = LiveState(self.stats, [s.name for s in plan.sources])
+        for src in plan.sources:
+            self.metrics.stale_after.labels(src.name).set(src.stale_after_seconds)
         self.scheduler: AsyncIOScheduler | None = None
         self._stops: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -284,6 +284,12 @@ class DaemonMetrics:
             "hubtide_start_timestamp_seconds", "When the daemon started (Unix time).", registry=r
         )
         self.up_since.set(time.time())
+        self.stale_after = Gauge(
+            "hubtide_source_stale_after_seconds",
+            "Configured age after which a source counts as stale (for alert rules).",
+            ["source"],
+            registry=r,
+        )
         self.maintenance_seconds = Gauge(
             "hubtide_last_maintenance_duration_seconds",
             "How long the last store maintenance took.",
