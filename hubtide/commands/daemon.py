@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
             max_rounds=max_rounds,
             version=__version__,
         )
-        raise typer.Exit(run_daemon(store, plan))
+        raise SystemExit(run_daemon(store, plan))
 
     @app.command()
     def status(
@@ -150,7 +150,7 @@ def register(app: typer.Typer) -> None:
         else:
             _print_status(report)
         if not report.ok:
-            raise typer.Exit(1)
+            raise SystemExit(1)  # typer.Exit is swallowed by standalone_mode=False
 
 
 def _print_status(report: object) -> None:
