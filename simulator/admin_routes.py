@@ -1,0 +1,158 @@
+"""Admin routes under `/_sim/`: clock, advance, truth, faults.
+
+Truth is the exact state the public API exposes, one record per entity in API field names:
+Hub repos as a listing with the truth expand set returns them, packages as ecosyste.ms
+returns them, and commits / discussions per repo (or for every repo of a type).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from aiohttp import web
+
+from simulator.config import FaultConfig
+from simulator.faults import FaultState
+from simulator.http_util import json_response
+from simulator.hub_render import TRUTH_FIELDS
+from simulator.hub_routes import Hub
+from simulator.registry_routes import Registries
+from simulator.world import World
+
+TRUTH_SOURCES = ("hub:model", "hub:dataset", "hub:space", "npm", "pypi", "commits", "discussions")
+
+
+class Admin:
+    def __init__(self, world: World, hub: Hub, reg: Registries, faults: FaultState) -> None:
+        self.w = world
+        self.hub = hub
+        self.reg = reg
+        self.faults = faults
+
+    async def clock(self, request: web.Request) -> web.Response:
+        return json_response(self.w.clock())
+
+    async def advance(self, request: web.Request) -> web.Response:
+        raw = request.rel_url.query.get("days", "1")
+        try:
+            days = int(raw)
+        except ValueError:
+            return json_response({"error": f"days={raw!r} must be a whole number >= 0"}, status=400)
+        if days < 0 or days > 3650:
+            return json_response({"error": f"days={days} must be between 0 and 3650"}, status=400)
+        return json_response(self.w.advance(days))
+
+    async def get_faults(self, request: web.Request) -> web.Response:
+        return json_response(
+            {
+                "config": self.faults.config.to_json(),
+                "injected": self.faults.injected,
+                "requests": self.faults.counter,
+            }
+        )
+
+    async def set_faults(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            cfg = FaultConfig.parse(body if isinstance(body, dict) else None)
+        except (ValueError, json.JSONDecodeError) as e:
+            return json_response({"error": str(e)}, status=400)
+        self.faults.config = cfg
+        self.faults.windows.clear()
+        return json_response({"config": cfg.to_json()})
+
+    # ---------------------------------------------------------------- truth
+    def records(self, source: str, qs: Any) -> Iterator[dict[str, Any]]:
+        r = self.hub.r
+        if source.startswith("hub:"):
+            kind = source[4:]
+            t = self.w.hub[kind]
+            fields = TRUTH_FIELDS[kind]
+            for row in t.alive_rows().tolist():
+                yield r.item(t, row, fields)
+            return
+        if source in ("npm", "pypi"):
+            p = self.w.packages[source]
+            for row in np.flatnonzero(p.alive).tolist():
+                yield self.reg.package_json(p, row)
+            return
+        kind = qs.get("type", "model")
+        t = self.w.hub[kind]
+        repo = qs.get("repo")
+        if repo is not None:
+            row, _moved = t.row_of(repo)
+            rows = [] if row is None else [row]
+        else:
+            rows = t.alive_rows().tolist()
+        for row in rows:
+            name = t.names[row]
+            oid = r.oid(t, row)
+            if source == "commits":
+                n = int(t.cols["n_commits"][row])
+                for c in r.commits(t, row, n - 1, 0, n):
+                    yield {"repo": name, "repo_type": kind, "_id": oid, **c}
+            else:
+                for num in range(int(t.cols["n_disc"][row]), 0, -1):
+                    yield {"repo_type": kind, "_id": oid, **r.discussion(t, row, num)}
+
+    async def truth(self, request: web.Request) -> web.StreamResponse:
+        qs = request.rel_url.query
+        source = qs.get("source", "")
+        fmt = qs.get("format", "jsonl")
+        if source not in TRUTH_SOURCES:
+            return json_response(
+                {"error": f"source={source!r}; allowed: {', '.join(TRUTH_SOURCES)}"}, status=400
+            )
+        if fmt not in ("jsonl", "parquet"):
+            return json_response({"error": f"format={fmt!r}; allowed: jsonl, parquet"}, status=400)
+        kind = qs.get("type", "model")
+        if source in ("commits", "discussions") and kind not in self.w.hub:
+            return json_response(
+                {"error": f"type={kind!r}; allowed: model, dataset, space"}, status=400
+            )
+        if fmt == "parquet":
+            recs = list(self.records(source, qs))
+            table = pa.Table.from_pylist([_flatten_for_parquet(x) for x in recs])
+            buf = io.BytesIO()
+            pq.write_table(table, buf)
+            return web.Response(body=buf.getvalue(), content_type="application/vnd.apache.parquet")
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        resp.headers["X-Sim-Day"] = str(self.w.day)
+        await resp.prepare(request)
+        chunk: list[str] = []
+        for rec in self.records(source, qs):
+            chunk.append(json.dumps(rec, ensure_ascii=False))
+            if len(chunk) >= 2000:
+                await resp.write(("\n".join(chunk) + "\n").encode())
+                chunk = []
+        if chunk:
+            await resp.write(("\n".join(chunk) + "\n").encode())
+        await resp.write_eof()
+        return resp
+
+
+def _flatten_for_parquet(rec: dict[str, Any]) -> dict[str, Any]:
+    """Parquet needs one type per column: nested dicts and `gated` (false | "auto") as JSON text."""
+    out: dict[str, Any] = {}
+    for k, v in rec.items():
+        if k == "gated":
+            out[k] = "false" if v is False else str(v)
+        elif isinstance(v, dict) or (isinstance(v, list) and v and isinstance(v[0], dict)):
+            out[k] = json.dumps(v, ensure_ascii=False)
+        else:
+            out[k] = v
+    return out
+
+
+def add_routes(app: web.Application, admin: Admin) -> None:
+    app.router.add_get("/_sim/clock", admin.clock)
+    app.router.add_post("/_sim/advance", admin.advance)
+    app.router.add_get("/_sim/truth", admin.truth)
+    app.router.add_get("/_sim/faults", admin.get_faults)
+    app.router.add_post("/_sim/faults", admin.set_faults)

@@ -1,0 +1,403 @@
+"""Creating Hub repos (the initial world and each day's new ones) and moving them day by day.
+
+Popularity: each repo has an intrinsic log-popularity `mu` (most repos near nothing, a
+Pareto tail), a launch boost that fades with age, and an AR(1) shock. 30-day downloads are
+`exp(mu + boost + shock)` rounded down, so the top of the ranking turns over as new repos
+launch and old ones fade (paper A: about half of the Hub's top 1000 in three months).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from simulator import vocab
+from simulator.hub_world import KIND_CODE, Authors, Moved, RepoTable
+
+DAY = 86_400
+
+# Dynamics, per kind: (share with no downloads at all, Pareto alpha of the active tail,
+# scale, launch boost, boost half-life days, AR phi, AR sigma)
+DYN = {
+    "model": (0.60, 0.62, 0.9, 2.2, 25.0, 0.985, 0.16),
+    "dataset": (0.60, 0.72, 0.6, 1.8, 30.0, 0.985, 0.15),
+    "space": (0.0, 0.8, 0.5, 1.5, 30.0, 0.985, 0.12),
+}
+LIKE_ZERO = {"model": 0.91, "dataset": 0.88, "space": 0.90}
+DISC_ZERO = {"model": 0.84, "dataset": 0.91, "space": 0.96}
+COMMIT_LOGN = {"model": (0.75, 0.75), "dataset": (1.05, 0.9), "space": (0.8, 0.9)}
+SINGLE_COMMITTER = {"model": 0.87, "dataset": 0.85, "space": 0.78}
+
+
+def _choice(rng: np.random.Generator, n: int, weights: tuple[float, ...], none_share: float) -> Any:
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum()
+    out = rng.choice(len(w), size=n, p=w).astype(np.int16)
+    out[rng.random(n) < none_share] = -1
+    return out
+
+
+def create_repos(
+    t: RepoTable,
+    authors: Authors,
+    rng: np.random.Generator,
+    count: int,
+    *,
+    day: int,
+    now: int,
+    initial: bool,
+    models: RepoTable | None = None,
+    datasets: RepoTable | None = None,
+    legacy_share: float = 0.0,
+) -> slice:
+    """Append `count` repos. `initial`: creation dates spread over the past three years."""
+    s = t.append(count)
+    kind = t.kind
+    if initial:
+        age_days = np.floor(rng.power(2.2, count) * 1000).astype(np.int64)
+        age_days = 1000 - age_days  # more young repos than old ones
+    else:
+        age_days = np.zeros(count, dtype=np.int64)
+    created = now - age_days * DAY - rng.integers(0, DAY, count)
+    # repos created before the Hub stored dates all show this one instant (hub-docs)
+    created[created < 1646265544] = 1646265544
+    t.cols["created"][s] = created
+    t.cols["birth_day"][s] = day - age_days
+    span = np.maximum(now - created, 1)
+    t.cols["modified"][s] = created + (span * rng.random(count) ** 3).astype(np.int64)
+
+    zero, alpha, scale, _b, _h, _p, sigma = DYN[kind]
+    u = rng.random(count)
+    mu = np.log(scale) - np.log(rng.random(count)) / alpha + 0.0
+    mu[u < zero] = -4.0
+    t.cols["mu"][s] = mu
+    t.cols["shock"][s] = rng.normal(0, sigma * 3, count)
+
+    # authors: a user (70 %) or an organisation; orgs own the popular repos more often
+    n_users = authors.n_users
+    n_orgs = len(authors.names) - n_users
+    own_org = rng.random(count) < (0.3 + 0.3 * (mu > 3))
+    user_pick = np.searchsorted(authors.user_cdf, rng.random(count)).clip(0, n_users - 1)
+    uniform_user = rng.integers(0, n_users, count)
+    mix_user = np.where(rng.random(count) < 0.5, user_pick, uniform_user)
+    org_pick = n_users + (rng.zipf(1.4, count) - 1) % max(n_orgs, 1)
+    t.cols["author"][s] = np.where(own_org & (n_orgs > 0), org_pick, mix_user)
+
+    lic = _choice(rng, count, vocab.LICENSE_WEIGHTS, vocab.NO_LICENSE_SHARE[kind])
+    t.cols["license"][s] = lic
+    t.cols["gated"][s] = np.where(rng.random(count) < 0.015, 1 + (rng.random(count) < 0.4), 0)
+    t.cols["private"][s] = rng.random(count) < 0.01
+    t.cols["disabled"][s] = rng.random(count) < 0.002
+    t.cols["alive"][s] = True
+    t.cols["has_card"][s] = rng.random(count) < np.where(mu > 2, 0.97, 0.7)
+    t.cols["base"][s] = -1
+    t.cols["relation"][s] = -1
+    t.cols["library"][s] = -1
+    t.cols["pipeline"][s] = -1
+    t.cols["sdk"][s] = -1
+
+    m, sd = COMMIT_LOGN[kind]
+    nc = 1 + np.floor(np.exp(rng.normal(m, sd, count))).astype(np.int64)
+    tail = rng.random(count) < 0.01
+    nc[tail] *= (1 + rng.pareto(0.9, int(tail.sum())) * 5).astype(np.int64)
+    t.cols["n_commits"][s] = np.minimum(nc, 50_000)
+
+    pop = np.clip((mu + 1) / 8, 0, 1)
+    has_disc = rng.random(count) < (1 - DISC_ZERO[kind]) * (0.4 + 1.8 * pop)
+    nd = 1 + np.floor(rng.pareto(1.3, count) * 0.8).astype(np.int64)
+    t.cols["n_disc"][s] = np.where(has_disc, np.minimum(nd, 5000), 0)
+    likes_on = rng.random(count) < (1 - LIKE_ZERO[kind]) * (0.2 + 2.5 * pop)
+    likes = np.floor(np.exp(np.maximum(mu, 0) * 0.55) * rng.lognormal(0, 0.7, count))
+    t.cols["likes"][s] = np.where(likes_on, np.maximum(likes, 1), 0).astype(np.int64)
+
+    single = rng.random(count) < SINGLE_COMMITTER[kind]
+    ncm = 2 + np.floor(rng.pareto(1.6, count)).astype(np.int64)
+    t.cols["n_committers"][s] = np.where(single, 1, np.minimum(ncm, 300))
+    t.cols["extra_disc_authors"][s] = 0
+
+    t.cols["n_init"][s] = t.cols["n_commits"][s]
+    t.cols["mod_init"][s] = t.cols["modified"][s]
+    t.cols["disc_init"][s] = t.cols["n_disc"][s]
+    rows = np.arange(s.start, s.stop)
+    if kind == "model":
+        _model_specifics(t, rng, rows, mu)
+    if kind == "space":
+        sdk = rng.choice(len(vocab.SDKS), size=count, p=np.asarray(vocab.SDK_WEIGHTS))
+        t.cols["sdk"][s] = sdk
+        if models is not None and datasets is not None:
+            _space_links(t, rng, rows, models, datasets)
+
+    _name_rows(t, authors, rng, rows, legacy_share)
+    _set_downloads(t, rows, day, rng, fresh=True)
+    t.version += 1
+    return s
+
+
+def _model_specifics(
+    t: RepoTable, rng: np.random.Generator, rows: npt.NDArray[np.int64], mu: Any
+) -> None:
+    count = len(rows)
+    lib = _choice(rng, count, vocab.LIBRARY_WEIGHTS, vocab.NO_LIBRARY_SHARE)
+    pipe = _choice(rng, count, vocab.PIPELINE_WEIGHTS, vocab.NO_PIPELINE_SHARE)
+    # base-model lineage: about a third of models declare a base, older and more popular ones
+    # are picked more often (descendants grow with downloads^~0.15, paper A)
+    existing = rows[0]  # rows before this batch
+    has_base = rng.random(count) < 0.33
+    base = np.full(count, -1, dtype=np.int64)
+    rel = np.full(count, -1, dtype=np.int64)
+    if existing > 0 and has_base.any():
+        cand_alive = np.flatnonzero(t.cols["alive"][:existing])
+        if len(cand_alive):
+            d = t.cols["downloads"][cand_alive].astype(float)
+            w = (d + 1.0) ** 0.6 * (d > 0) + 0.02
+            w /= w.sum()
+            k = int(has_base.sum())
+            base[has_base] = cand_alive[rng.choice(len(cand_alive), size=k, p=w)]
+            rel[has_base] = rng.choice(4, size=k, p=np.asarray(vocab.RELATION_WEIGHTS))
+            # library inheritance: children keep the base's library > 80 % of the time,
+            # adapters and quantisations switch to peft / gguf
+            parent_lib = t.cols["library"][base[has_base]]
+            keep = rng.random(k) < 0.86
+            child_lib = np.where(keep, parent_lib, lib[has_base])
+            rel_names = np.asarray(vocab.RELATIONS)[rel[has_base]]
+            switch = rng.random(k) < 0.5
+            for tgt, libname in vocab.RELATION_LIBRARY.items():
+                code = vocab.LIBRARIES.index(libname)
+                child_lib = np.where((rel_names == tgt) & switch & ~keep, code, child_lib)
+            lib[has_base] = child_lib
+            pipe[has_base] = t.cols["pipeline"][base[has_base]]
+            for b in base[has_base]:
+                t.children[int(b)] = t.children.get(int(b), 0) + 1
+    t.cols["library"][rows] = lib
+    t.cols["pipeline"][rows] = pipe
+    t.cols["base"][rows] = base
+    t.cols["relation"][rows] = rel
+
+
+def _space_links(
+    t: RepoTable,
+    rng: np.random.Generator,
+    rows: npt.NDArray[np.int64],
+    models: RepoTable,
+    datasets: RepoTable,
+) -> None:
+    """Spaces declare the models and datasets they use; popular models are used most."""
+    if models.n == 0:
+        return
+    md = models.col("downloads").astype(float) * models.col("alive")
+    mw = (md + 1.0) ** 0.8 * models.col("alive")
+    mw = mw / mw.sum()
+    dw = None
+    if datasets.n:
+        dd = datasets.col("downloads").astype(float) * datasets.col("alive")
+        dw = (dd + 1.0) ** 0.6 * datasets.col("alive")
+        dw = dw / dw.sum()
+    n_models = np.where(rng.random(len(rows)) < 0.55, 1 + rng.poisson(0.6, len(rows)), 0)
+    n_data = np.where(rng.random(len(rows)) < 0.15, 1 + rng.poisson(0.3, len(rows)), 0)
+    mpick = rng.choice(models.n, size=int(n_models.sum()), p=mw)
+    dpick = (
+        rng.choice(datasets.n, size=int(n_data.sum()), p=dw) if dw is not None else np.zeros(0, int)
+    )
+    mo = np.concatenate([[0], np.cumsum(n_models)])
+    do = np.concatenate([[0], np.cumsum(n_data)])
+    for j, r in enumerate(rows):
+        ms = tuple(sorted({int(x) for x in mpick[mo[j] : mo[j + 1]]}))
+        ds = tuple(sorted({int(x) for x in dpick[do[j] : do[j + 1]]}))
+        if ms or ds:
+            t.links[int(r)] = (ms, ds)
+
+
+def _name_rows(
+    t: RepoTable,
+    authors: Authors,
+    rng: np.random.Generator,
+    rows: npt.NDArray[np.int64],
+    legacy_share: float,
+) -> None:
+    kind = t.kind
+    n = len(rows)
+    r = rng.integers(0, 1 << 62, n)
+    legacy = rng.random(n) < legacy_share
+    for j, row in enumerate(rows):
+        h = int(r[j])
+        if kind == "model":
+            stem = vocab.FAMILIES[h % len(vocab.FAMILIES)]
+            parts = [stem, vocab.SIZES[(h >> 8) % len(vocab.SIZES)]]
+            if (h >> 16) % 3:
+                parts.append(vocab.SUFFIXES[(h >> 20) % len(vocab.SUFFIXES)])
+        elif kind == "dataset":
+            parts = [
+                vocab.LANGUAGES[h % len(vocab.LANGUAGES)],
+                vocab.DATASET_WORDS[(h >> 8) % len(vocab.DATASET_WORDS)],
+            ]
+            if (h >> 16) % 2:
+                parts.append(vocab.SUFFIXES[(h >> 20) % len(vocab.SUFFIXES)])
+        else:
+            parts = [
+                vocab.FAMILIES[h % len(vocab.FAMILIES)],
+                vocab.SPACE_WORDS[(h >> 8) % len(vocab.SPACE_WORDS)],
+            ]
+        base = "-".join(parts)
+        owner = authors.names[int(t.cols["author"][row])]
+        prefix = "" if (legacy[j] and kind == "model") else f"{owner}/"
+        name = prefix + base
+        k = 2
+        while name in t.by_name or name in t.moved:
+            name = f"{prefix}{base}-{k}"
+            k += 1
+        t.names.append(name)
+        t.by_name[name] = int(row)
+
+
+def _set_downloads(
+    t: RepoTable, rows: Any, day: int, rng: np.random.Generator, *, fresh: bool
+) -> None:
+    if t.kind == "space":
+        return
+    _z, _a, _s, boost, half, _phi, _sig = DYN[t.kind]
+    age = np.maximum(day - t.cols["birth_day"][rows], 0).astype(np.float64)
+    b = boost * np.exp(-age * np.log(2) / half)
+    logd = t.cols["mu"][rows] + b + t.cols["shock"][rows]
+    d = np.floor(np.expm1(np.clip(logd, -10, 25))).astype(np.int64)
+    d[d < 0] = 0
+    t.cols["downloads"][rows] = d
+    if fresh:
+        # all-time: roughly the 30-day rate times the repo's age in months
+        months = np.maximum(age / 30.0, 1.0)
+        t.cols["downloads_all"][rows] = (d * months * rng.uniform(0.6, 1.2, len(d))).astype(
+            np.int64
+        )
+
+
+def step_day(
+    t: RepoTable,
+    authors: Authors,
+    rng: np.random.Generator,
+    *,
+    day: int,
+    now: int,
+    models: RepoTable | None = None,
+    datasets: RepoTable | None = None,
+    create_rate: float = 0.004,
+    update_rate: float = 0.02,
+    rename_rate: float = 0.0008,
+    delete_rate: float = 0.001,
+) -> dict[str, int]:
+    """One simulated day for one kind: downloads move; repos are created, updated, renamed,
+    deleted; likes and discussions accrue. Returns counts of what happened."""
+    n0 = t.n
+    alive = np.flatnonzero(t.col("alive"))
+    _z, _a, _s, _b, _h, phi, sigma = DYN[t.kind]
+    # downloads
+    sh = t.cols["shock"][: t.n]
+    sh *= phi
+    sh += rng.normal(0, sigma, t.n).astype(np.float32)
+    all_rows = np.arange(t.n)
+    old_d = t.cols["downloads"][: t.n].copy()
+    _set_downloads(t, all_rows, day, rng, fresh=False)
+    t.cols["downloads_all"][: t.n] += (t.cols["downloads"][: t.n] // 30).astype(np.int64)
+    # trending: how much the 30-day figure grew, damped
+    growth = t.cols["downloads"][: t.n] - old_d
+    t.cols["trending"][: t.n] = np.maximum(growth, 0) ** 0.5 * 0.3 + t.cols["trending"][: t.n] * 0.7
+
+    pop = np.clip((t.cols["mu"][alive] + 1) / 8, 0, 1)
+    # likes accrue to popular repos
+    gain = rng.poisson(np.exp(np.maximum(t.cols["mu"][alive], 0) * 0.4) * 0.01 * pop)
+    t.cols["likes"][alive] += gain
+    # updates: new commits (new sha) and lastModified
+    upd = alive[rng.random(len(alive)) < update_rate * (0.3 + 2 * pop)]
+    add = 1 + rng.poisson(0.5, len(upd))
+    when = now - rng.integers(0, DAY // 2, len(upd))
+    for row, k, ts in zip(upd.tolist(), add.tolist(), when.tolist(), strict=False):
+        first = int(t.cols["n_commits"][row])
+        t.commit_log.setdefault(row, []).append((first, k, ts))
+        t.cols["n_commits"][row] = first + k
+        t.cols["modified"][row] = ts
+    # new discussions
+    nd = alive[rng.random(len(alive)) < 0.002 * (0.2 + 4 * pop)]
+    t.cols["n_disc"][nd] += 1
+    for row, ts in zip(nd.tolist(), (now - rng.integers(0, DAY, len(nd))).tolist(), strict=False):
+        t.disc_log.setdefault(row, []).append(ts)
+    # renames (keep the row, so `_id`; the old name keeps answering)
+    ren = alive[rng.random(len(alive)) < rename_rate]
+    for row in ren:
+        rename(t, authors, int(row), day, rng)
+    # deletes
+    dele = alive[rng.random(len(alive)) < delete_rate * (1.5 - pop)]
+    for row in dele:
+        delete(t, int(row))
+    created = int(rng.poisson(max(len(alive), 1) * create_rate))
+    if created:
+        create_repos(
+            t,
+            authors,
+            rng,
+            created,
+            day=day,
+            now=now,
+            initial=False,
+            models=models,
+            datasets=datasets,
+        )
+    t.version += 1
+    return {
+        "created": t.n - n0,
+        "updated": len(upd),
+        "renamed": len(ren),
+        "deleted": len(dele),
+        "discussions": len(nd),
+    }
+
+
+def rename(
+    t: RepoTable, authors: Authors, row: int, day: int, rng: np.random.Generator, to_owner: int = -1
+) -> str:
+    """Move a repo to a new name (another owner, or a new repo name); returns the new name."""
+    old = t.names[row]
+    stem = old.split("/")[-1]
+    if to_owner < 0:
+        if rng.random() < 0.6:
+            n_orgs = len(authors.names) - authors.n_users
+            to_owner = authors.n_users + int(rng.integers(0, max(n_orgs, 1)))
+        else:
+            to_owner = int(t.cols["author"][row])
+            stem = f"{stem}-v{int(rng.integers(2, 9))}"
+    owner = authors.names[to_owner]
+    new = f"{owner}/{stem}"
+    k = 2
+    while new in t.by_name or new in t.moved:
+        new = f"{owner}/{stem}-{k}"
+        k += 1
+    del t.by_name[old]
+    t.moved[old] = Moved(row, day)
+    t.names[row] = new
+    t.by_name[new] = row
+    t.cols["author"][row] = to_owner
+    t.version += 1
+    return new
+
+
+def delete(t: RepoTable, row: int) -> None:
+    if not t.cols["alive"][row]:
+        return
+    t.cols["alive"][row] = False
+    t.by_name.pop(t.names[row], None)
+    if t.kind == "model":
+        b = int(t.cols["base"][row])
+        if b >= 0 and b in t.children:
+            t.children[b] -= 1
+    t.version += 1
+
+
+def rename_wave(t: RepoTable, authors: Authors, day: int, rng: np.random.Generator) -> int:
+    """Move every un-namespaced model under its owner (the Hub's January 2024 move)."""
+    rows = [r for r in range(t.n) if t.cols["alive"][r] and "/" not in t.names[r]]
+    for r in rows:
+        rename(t, authors, r, day, rng, to_owner=int(t.cols["author"][r]))
+    # rename() may have added a -vN suffix only when asked; keep the stem here
+    return len(rows)
+
+
+__all__ = ["KIND_CODE", "create_repos", "delete", "rename", "rename_wave", "step_day"]

@@ -1,0 +1,535 @@
+"""What the Hub API shows of a repo row: JSON items, commits, discussions, README.md.
+
+All of it is derived from the row's columns and `simulator.rng`, so it is the same on every
+call and for every seed-equal world; commits and discussions never change once made.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import yaml
+
+from simulator import vocab
+from simulator.hub_world import GATED, Authors, RepoTable
+from simulator.rng import h64, hex24, hex40, uscalar
+from simulator.world import World, iso
+
+EXPAND = {
+    "model": (
+        "author", "baseModels", "cardData", "childrenModelCount", "config", "createdAt",
+        "disabled", "downloads", "downloadsAllTime", "evalResults", "gated", "gguf", "inference",
+        "inferenceProviderMapping", "lastModified", "library_name", "likes", "mask_token",
+        "model-index", "pipeline_tag", "private", "resourceGroup", "safetensors", "sha",
+        "siblings", "spaces", "tags", "transformersInfo", "trendingScore", "usedStorage",
+        "widgetData", "xetEnabled",
+    ),
+    "dataset": (
+        "author", "cardData", "citation", "createdAt", "description", "disabled", "downloads",
+        "downloadsAllTime", "gated", "lastModified", "likes", "mainSize", "paperswithcode_id",
+        "private", "resourceGroup", "sha", "siblings", "tags", "trendingScore", "usedStorage",
+        "xetEnabled",
+    ),
+    "space": (
+        "author", "cardData", "createdAt", "datasets", "disabled", "lastModified", "likes",
+        "models", "private", "region", "resourceGroup", "runtime", "sdk", "sha", "siblings",
+        "subdomain", "tags", "trendingScore", "usedStorage", "xetEnabled",
+    ),
+}  # fmt: skip
+
+# Fields of a listing item without expand/full (the Hub's default set, approximately).
+DEFAULT_FIELDS = {
+    "model": ("likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
+              "library_name", "createdAt"),
+    "dataset": ("author", "disabled", "gated", "lastModified", "likes", "trendingScore",
+                "private", "sha", "downloads", "tags", "createdAt"),
+    "space": ("author", "likes", "trendingScore", "private", "sdk", "tags", "createdAt"),
+}  # fmt: skip
+# `full=true`: the default set plus these.
+FULL_EXTRA = ("author", "sha", "lastModified", "gated", "disabled", "siblings")
+
+# Truth: the fields a crawler asking for the full expand set gets (what hubtide stores).
+TRUTH_FIELDS = {
+    "model": ("author", "sha", "lastModified", "createdAt", "private", "gated", "disabled",
+              "downloads", "downloadsAllTime", "likes", "trendingScore", "library_name",
+              "pipeline_tag", "tags", "cardData", "baseModels", "childrenModelCount"),
+    "dataset": ("author", "sha", "lastModified", "createdAt", "private", "gated", "disabled",
+                "downloads", "downloadsAllTime", "likes", "trendingScore", "tags", "cardData"),
+    "space": ("author", "sha", "lastModified", "createdAt", "private", "gated", "disabled",
+              "likes", "trendingScore", "tags", "cardData", "sdk", "models", "datasets"),
+}  # fmt: skip
+
+
+class Renderer:
+    """Turns rows of a world into API JSON."""
+
+    def __init__(self, world: World) -> None:
+        self.w = world
+        self.seed = world.seed
+        self._space_users: dict[int, list[int]] | None = None
+        self._space_users_version = -1
+
+    # ---- ids ------------------------------------------------------------------------
+    def oid(self, t: RepoTable, row: int) -> str:
+        return (
+            f"{int(t.cols['created'][row]) & 0xFFFFFFFF:08x}" + hex24(self.seed, t.code, row)[:16]
+        )
+
+    def commit_id(self, t: RepoTable, row: int, k: int) -> str:
+        return hex40(self.seed, t.code, row, k, 7)
+
+    def sha(self, t: RepoTable, row: int) -> str:
+        return self.commit_id(t, row, int(t.cols["n_commits"][row]) - 1)
+
+    # ---- derived attributes ------------------------------------------------------------
+    def popularity(self, t: RepoTable, row: int) -> float:
+        return float(np.clip((float(t.cols["mu"][row]) + 1) / 8, 0, 1))
+
+    def license(self, t: RepoTable, row: int) -> str | None:
+        lic = int(t.cols["license"][row])
+        if lic < 0 or not t.cols["has_card"][row]:
+            return None
+        return vocab.LICENSES[lic]
+
+    def base_name(self, t: RepoTable, row: int) -> str | None:
+        b = int(t.cols["base"][row]) if t.kind == "model" else -1
+        return t.names[b] if b >= 0 else None
+
+    def relation(self, t: RepoTable, row: int) -> str | None:
+        r = int(t.cols["relation"][row]) if t.kind == "model" else -1
+        return vocab.RELATIONS[r] if r >= 0 else None
+
+    def library(self, t: RepoTable, row: int) -> str | None:
+        lib = int(t.cols["library"][row])
+        return vocab.LIBRARIES[lib] if lib >= 0 else None
+
+    def pipeline(self, t: RepoTable, row: int) -> str | None:
+        p = int(t.cols["pipeline"][row])
+        return vocab.PIPELINES[p] if p >= 0 else None
+
+    def languages(self, t: RepoTable, row: int) -> list[str]:
+        h = h64(self.seed, t.code, row, 31)
+        if h % 3 == 0:
+            return []
+        out = [vocab.LANGUAGES[h % len(vocab.LANGUAGES)]]
+        if (h >> 8) % 5 == 0:
+            out.append(vocab.LANGUAGES[(h >> 12) % len(vocab.LANGUAGES)])
+        return sorted(set(out))
+
+    def card_data(self, t: RepoTable, row: int) -> dict[str, Any] | None:
+        """The README's YAML front matter; richer for popular repos (paper A, M4)."""
+        if not t.cols["has_card"][row]:
+            return None
+        pop = self.popularity(t, row)
+        h = h64(self.seed, t.code, row, 41)
+        card: dict[str, Any] = {}
+        lic = self.license(t, row)
+        langs = self.languages(t, row)
+        if langs and (h % 10) < 3 + 7 * pop:
+            card["language"] = langs
+        if lic:
+            card["license"] = lic
+        if t.kind == "model":
+            lib = self.library(t, row)
+            if lib and ((h >> 4) % 10) < 4 + 6 * pop:
+                card["library_name"] = lib
+            base = self.base_name(t, row)
+            if base:
+                card["base_model"] = base
+                rel = self.relation(t, row)
+                if rel and (h >> 8) % 4 != 0:
+                    card["base_model_relation"] = rel
+            pipe = self.pipeline(t, row)
+            if pipe and ((h >> 12) % 10) < 3 + 6 * pop:
+                card["pipeline_tag"] = pipe
+            if ((h >> 16) % 10) < 2 + 6 * pop:
+                card["tags"] = [vocab.SUFFIXES[(h >> 20) % len(vocab.SUFFIXES)]]
+            if ((h >> 24) % 10) < 1 + 5 * pop:
+                card["metrics"] = ["accuracy"] if (h >> 28) % 2 else ["f1"]
+        elif t.kind == "dataset":
+            card["task_categories"] = [vocab.TASK_CATEGORIES[h % len(vocab.TASK_CATEGORIES)]]
+            if ((h >> 8) % 10) < 3 + 6 * pop:
+                card["size_categories"] = [vocab.SIZE_CATEGORIES[(h >> 12) % 5]]
+            if ((h >> 16) % 10) < 2 + 6 * pop:
+                card["pretty_name"] = t.names[row].split("/")[-1].replace("-", " ").title()
+        else:
+            card["title"] = t.names[row].split("/")[-1].replace("-", " ").title()
+            card["emoji"] = "🚀"
+            card["sdk"] = vocab.SDKS[int(t.cols["sdk"][row])]
+            ms, ds = self.space_links(t, row)
+            if ms:
+                card["models"] = ms
+            if ds:
+                card["datasets"] = ds
+        return card
+
+    def card_sections(self, t: RepoTable, row: int) -> list[str]:
+        pop = self.popularity(t, row)
+        secs = vocab.CARD_SECTIONS if t.kind == "model" else vocab.DATASET_SECTIONS
+        h = h64(self.seed, t.code, row, 43)
+        k = round(pop * len(secs) + (h % 3) - 1)
+        return list(secs[: max(0, min(len(secs), k))])
+
+    def readme(self, t: RepoTable, row: int) -> bytes | None:
+        card = self.card_data(t, row)
+        if card is None:
+            return None
+        front = yaml.safe_dump(card, sort_keys=False, allow_unicode=True)
+        name = t.names[row]
+        lines = ["---", front.rstrip("\n"), "---", "", f"# {name.split('/')[-1]}", ""]
+        if t.kind == "model" and card.get("base_model"):
+            lines += [f"This model is a fine-tuned version of [{card['base_model']}]"
+                      f"(https://huggingface.co/{card['base_model']}).", ""]  # fmt: skip
+        for sec in self.card_sections(t, row):
+            lines += [f"## {sec}", "", f"{sec} of {name}. More information needed.", ""]
+        return "\n".join(lines).encode("utf-8")
+
+    def siblings(self, t: RepoTable, row: int) -> list[dict[str, Any]]:
+        files = [".gitattributes"]
+        if t.cols["has_card"][row]:
+            files.append("README.md")
+        if t.kind == "model":
+            lib = self.library(t, row)
+            if lib == "gguf":
+                files.append("model.Q4_K_M.gguf")
+            elif lib == "peft":
+                files += ["adapter_config.json", "adapter_model.safetensors"]
+            else:
+                files += ["config.json", "model.safetensors"]
+                if lib == "transformers":
+                    files += ["tokenizer.json", "tokenizer_config.json"]
+        elif t.kind == "dataset":
+            files += ["data/train-00000-of-00001.parquet"]
+            if h64(self.seed, t.code, row, 5) % 2:
+                files.append("data/test-00000-of-00001.parquet")
+        else:
+            files += ["app.py", "requirements.txt"]
+        return [{"rfilename": f} for f in files]
+
+    def file_size(self, t: RepoTable, row: int, path: str) -> int:
+        h = h64(self.seed, t.code, row, len(path), 9)
+        if path.endswith((".safetensors", ".gguf", ".parquet", ".bin")):
+            return 1_000_000 + h % 4_000_000_000
+        return 100 + h % 20_000
+
+    def tags(self, t: RepoTable, row: int) -> list[str]:
+        tags: list[str] = []
+        card = self.card_data(t, row) or {}
+        if t.kind == "model":
+            lib = self.library(t, row)
+            if lib:
+                tags.append(lib)
+            if lib in ("transformers", "diffusers", "sentence-transformers", "timm", "peft"):
+                tags.append("safetensors")
+            if lib == "gguf":
+                tags.append("gguf")
+            pipe = self.pipeline(t, row)
+            if pipe:
+                tags.append(pipe)
+            for x in card.get("tags", []):
+                tags.append(x)
+            for lang in card.get("language", []):
+                tags.append(lang)
+            base = self.base_name(t, row)
+            if base:
+                rel = self.relation(t, row) or "finetune"
+                tags += [f"base_model:{base}", f"base_model:{rel}:{base}"]
+        elif t.kind == "dataset":
+            for x in card.get("task_categories", []):
+                tags.append(f"task_categories:{x}")
+            for x in card.get("size_categories", []):
+                tags.append(f"size_categories:{x}")
+            for lang in card.get("language", []):
+                tags.append(f"language:{lang}")
+            tags.append("format:parquet")
+        else:
+            tags.append(vocab.SDKS[int(t.cols["sdk"][row])])
+        lic = self.license(t, row)
+        if lic:
+            tags.append(f"license:{lic}")
+        tags.append("region:us")
+        return list(dict.fromkeys(tags))
+
+    def space_links(self, t: RepoTable, row: int) -> tuple[list[str], list[str]]:
+        links = t.links.get(row)
+        if not links:
+            return [], []
+        m, d = self.w.hub["model"], self.w.hub["dataset"]
+        ms = [m.names[r] for r in links[0] if m.cols["alive"][r]]
+        ds = [d.names[r] for r in links[1] if d.cols["alive"][r]]
+        return ms, ds
+
+    def spaces_using(self, model_row: int) -> list[str]:
+        s = self.w.hub["space"]
+        if self._space_users is None or self._space_users_version != s.version:
+            users: dict[int, list[int]] = {}
+            for srow, (ms, _ds) in s.links.items():
+                for mrow in ms:
+                    users.setdefault(mrow, []).append(srow)
+            self._space_users = users
+            self._space_users_version = s.version
+        return [s.names[r] for r in self._space_users.get(model_row, []) if s.cols["alive"][r]]
+
+    # ---- items ----------------------------------------------------------------------------
+    def field(self, t: RepoTable, row: int, name: str) -> Any:
+        """One API field of a row; `_MISSING` when the Hub would omit it."""
+        c = t.cols
+        kind = t.kind
+        if name == "author":
+            return self.w.authors.names[int(c["author"][row])]
+        if name == "sha":
+            return self.sha(t, row)
+        if name == "lastModified":
+            return iso(int(c["modified"][row]))
+        if name == "createdAt":
+            return iso(int(c["created"][row]))
+        if name == "private":
+            return bool(c["private"][row])
+        if name == "gated":
+            g = int(c["gated"][row])
+            return False if g == 0 else GATED[g]
+        if name == "disabled":
+            return bool(c["disabled"][row])
+        if name == "downloads":
+            return int(c["downloads"][row]) if kind != "space" else _MISSING
+        if name == "downloadsAllTime":
+            return int(c["downloads_all"][row]) if kind != "space" else _MISSING
+        if name == "likes":
+            return int(c["likes"][row])
+        if name == "trendingScore":
+            return round(float(c["trending"][row]))
+        if name == "library_name":
+            return self.library(t, row) or _MISSING
+        if name == "pipeline_tag":
+            return self.pipeline(t, row) or _MISSING
+        if name == "tags":
+            return self.tags(t, row)
+        if name == "cardData":
+            card = self.card_data(t, row)
+            return card if card is not None else _MISSING
+        if name == "siblings":
+            return self.siblings(t, row)
+        if name == "sdk":
+            return vocab.SDKS[int(c["sdk"][row])] if kind == "space" else _MISSING
+        if name == "models":
+            return self.space_links(t, row)[0] if kind == "space" else _MISSING
+        if name == "datasets":
+            return self.space_links(t, row)[1] if kind == "space" else _MISSING
+        if name == "baseModels":
+            base = self.base_name(t, row)
+            if base is None:
+                return _MISSING
+            return {"relation": self.relation(t, row) or "finetune", "models": [{"id": base}]}
+        if name == "childrenModelCount":
+            return int(t.children.get(row, 0))
+        if name == "usedStorage":
+            return sum(self.file_size(t, row, s["rfilename"]) for s in self.siblings(t, row))
+        if name == "resourceGroup":
+            return _MISSING
+        if name == "xetEnabled":
+            return False
+        if name == "spaces":
+            return self.spaces_using(row)
+        if name == "safetensors":
+            if "model.safetensors" not in {s["rfilename"] for s in self.siblings(t, row)}:
+                return _MISSING
+            n = 10_000_000 + h64(self.seed, t.code, row, 51) % 8_000_000_000
+            return {"parameters": {"F32": n}, "total": n}
+        if name == "config":
+            lib = self.library(t, row)
+            if lib != "transformers":
+                return _MISSING
+            fam = t.names[row].split("/")[-1].split("-")[0]
+            return {"architectures": [f"{fam.title()}Model"], "model_type": fam}
+        if name == "transformersInfo":
+            if self.library(t, row) != "transformers":
+                return _MISSING
+            return {"auto_model": "AutoModel", "pipeline_tag": self.pipeline(t, row),
+                    "processor": "AutoTokenizer"}  # fmt: skip
+        if name == "inference":
+            return "warm" if c["mu"][row] > 6 else _MISSING
+        if name == "inferenceProviderMapping":
+            return []
+        if name in ("gguf", "evalResults", "mask_token", "widgetData", "model-index"):
+            return _MISSING
+        if name == "region":
+            return "us"
+        if name == "subdomain":
+            return t.names[row].replace("/", "-").replace(".", "-").lower()
+        if name == "runtime":
+            return {"stage": "RUNNING" if h64(self.seed, row, 61) % 5 else "SLEEPING",
+                    "hardware": {"current": "cpu-basic", "requested": "cpu-basic"}}  # fmt: skip
+        if name == "description":
+            return f"Dataset {t.names[row]}."
+        if name == "citation":
+            return _MISSING
+        if name == "paperswithcode_id":
+            return None
+        if name == "mainSize":
+            return self.file_size(t, row, "data/train-00000-of-00001.parquet")
+        return _MISSING
+
+    def item(
+        self, t: RepoTable, row: int, fields: tuple[str, ...], *, legacy: bool = False
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {"_id": self.oid(t, row), "id": t.names[row]}
+        for f in fields:
+            v = self.field(t, row, f)
+            if v is not _MISSING:
+                out[f] = v
+        if legacy and t.kind == "model":
+            out["modelId"] = t.names[row]
+        return out
+
+    def info(self, t: RepoTable, row: int, expand: tuple[str, ...] | None) -> dict[str, Any]:
+        """Repo info: the full object without expand, else exactly the expanded fields."""
+        if expand:
+            return self.item(t, row, expand)
+        fields = tuple(dict.fromkeys(DEFAULT_FIELDS[t.kind] + FULL_EXTRA + TRUTH_FIELDS[t.kind]))
+        if t.kind == "model":
+            fields += ("spaces", "safetensors", "config", "transformersInfo", "usedStorage")
+        if t.kind == "space":
+            fields += ("runtime", "subdomain")
+        return self.item(t, row, fields, legacy=True)
+
+    # ---- commits ----------------------------------------------------------------------------
+    def committers(self, t: RepoTable, row: int) -> list[str]:
+        a: Authors = self.w.authors
+        owner = int(t.cols["author"][row])
+        primary = a.pick_user(uscalar(self.seed, t.code, row, 81)) if a.is_org[owner] else owner
+        pool = [primary]
+        for j in range(1, int(t.cols["n_committers"][row])):
+            pool.append(a.pick_user(uscalar(self.seed, t.code, row, 82, j)))
+        return list(dict.fromkeys(a.names[p] for p in pool))
+
+    def commit_date(self, t: RepoTable, row: int, k: int) -> int:
+        n0 = int(t.cols["n_init"][row])
+        c0 = int(t.cols["created"][row])
+        if k < n0:
+            m0 = int(t.cols["mod_init"][row])
+            if n0 == 1 or k == 0:
+                return c0 if k == 0 else m0
+            if k == n0 - 1:
+                return m0
+            f = (k + 0.6 * (uscalar(self.seed, t.code, row, k, 83) - 0.5)) / (n0 - 1)
+            return c0 + int((m0 - c0) * f)
+        for first, count, ts in t.commit_log.get(row, []):
+            if first <= k < first + count:
+                return ts - (first + count - 1 - k) * 60
+        return int(t.cols["modified"][row])
+
+    def commit(self, t: RepoTable, row: int, k: int, pool: list[str]) -> dict[str, Any]:
+        h = h64(self.seed, t.code, row, k, 84)
+        if k == 0:
+            title, authors = "initial commit", [pool[0]]
+        else:
+            title = vocab.COMMIT_TITLES[h % len(vocab.COMMIT_TITLES)]
+            if title.startswith("Librarian Bot"):
+                authors = ["librarian-bot"]
+            elif title.startswith("Adding `safetensors`"):
+                authors = ["SFconvertbot"]
+            else:
+                authors = [pool[0] if (h >> 16) % 10 < 6 else pool[(h >> 20) % len(pool)]]
+        return {
+            "id": self.commit_id(t, row, k),
+            "title": title,
+            "message": "",
+            "date": iso(self.commit_date(t, row, k)),
+            "authors": [{"user": u, "avatar": f"/avatars/{u}.svg"} for u in authors],
+        }
+
+    def commits(
+        self, t: RepoTable, row: int, upto: int, start: int, count: int
+    ) -> list[dict[str, Any]]:
+        """Commits newest first: positions [start, start+count) of the history ending at
+        commit index `upto` (inclusive)."""
+        pool = self.committers(t, row)
+        ks = range(upto - start, max(upto - start - count, -1), -1)
+        return [self.commit(t, row, k, pool) for k in ks]
+
+    def commit_index(self, t: RepoTable, row: int, rev: str) -> int | None:
+        """Index of the commit a revision names, or None."""
+        n = int(t.cols["n_commits"][row])
+        if rev in ("main", "HEAD"):
+            return n - 1
+        if len(rev) >= 7 and all(ch in "0123456789abcdef" for ch in rev):
+            # newest commits are the ones asked about most; scan back from the head
+            for k in range(n - 1, max(n - 2000, -1), -1):
+                if self.commit_id(t, row, k).startswith(rev):
+                    return k
+        return None
+
+    # ---- discussions ----------------------------------------------------------------------------
+    def discussion_created(self, t: RepoTable, row: int, num: int) -> int:
+        d0 = int(t.cols["disc_init"][row])
+        if num <= d0:
+            c0 = int(t.cols["created"][row])
+            end = max(self.w.start, c0 + 1)
+            return c0 + int(
+                (end - c0) * (num - 0.5 * uscalar(self.seed, t.code, row, num, 91)) / max(d0, 1)
+            )
+        later = t.disc_log.get(row, [])
+        i = num - d0 - 1
+        return later[i] if 0 <= i < len(later) else int(t.cols["modified"][row])
+
+    def discussion(self, t: RepoTable, row: int, num: int) -> dict[str, Any]:
+        h = h64(self.seed, t.code, row, num, 92)
+        is_pr = (h % 10) < 3
+        status = ("open", "closed", "merged" if is_pr else "closed", "open")[(h >> 4) % 4]
+        a = self.w.authors
+        user = a.names[a.pick_user(uscalar(self.seed, t.code, row, num, 93))]
+        d: dict[str, Any] = {
+            "num": num,
+            "title": vocab.DISCUSSION_TITLES[(h >> 8) % len(vocab.DISCUSSION_TITLES)],
+            "status": status,
+            "createdAt": iso(self.discussion_created(t, row, num)),
+            "isPullRequest": is_pr,
+            "numComments": 1 + (h >> 12) % 6,
+            "topReactions": [],
+            "pinned": False,
+            "repo": {"name": t.names[row], "type": t.kind},
+        }
+        if (h >> 20) % 25 != 0:  # some authors deleted their account
+            d["author"] = {"name": user, "type": "user", "isPro": False, "isHf": False}
+        return d
+
+    def discussion_details(self, t: RepoTable, row: int, num: int) -> dict[str, Any]:
+        d = self.discussion(t, row, num)
+        created = self.discussion_created(t, row, num)
+        events: list[dict[str, Any]] = []
+        a = self.w.authors
+        for j in range(int(d["numComments"])):
+            who = d.get("author", {}).get("name") if j == 0 else a.names[
+                a.pick_user(uscalar(self.seed, t.code, row, num, j, 94))]  # fmt: skip
+            ev: dict[str, Any] = {
+                "id": hex24(self.seed, t.code, row, num, j),
+                "type": "comment",
+                "createdAt": iso(created + j * 3600),
+                "data": {"edited": False, "hidden": False, "latest": {"raw": f"Comment {j + 1}."}},
+            }
+            if who:
+                ev["author"] = {"name": who, "type": "user"}
+            events.append(ev)
+        if d["status"] != "open":
+            events.append({
+                "id": hex24(self.seed, t.code, row, num, 99),
+                "type": "status-change",
+                "createdAt": iso(created + 86_400),
+                "data": {"status": d["status"]},
+            })  # fmt: skip
+        d["events"] = events
+        if d["isPullRequest"]:
+            d["changes"] = {"base": "refs/heads/main"}
+            if d["status"] == "merged":
+                d["changes"]["mergeCommitId"] = hex40(self.seed, t.code, row, num, 95)
+            d["filesWithConflicts"] = []
+        return d
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+_MISSING: Any = _Missing()

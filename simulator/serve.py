@@ -1,0 +1,89 @@
+"""Serving a simulator until stopped, and the `python -m simulator` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+
+from aiohttp import web
+
+from simulator.app import build_app
+from simulator.config import FaultConfig, SimConfig
+
+
+def endpoints(url: str) -> list[str]:
+    """What to point each client at (printed on start)."""
+    return [
+        f"HF_ENDPOINT={url}",
+        f"HUBTIDE_CRAWLER_HUB_ENDPOINT={url}",
+        f"HUBTIDE_CRAWLER_ECOSYSTEMS_ENDPOINT={url}/ecosystems",
+        f"HUBTIDE_CRAWLER_NPM_DOWNLOADS_ENDPOINT={url}/npm-downloads",
+        f"HUBTIDE_CRAWLER_PYPI_STATS_ENDPOINT={url}/pypistats",
+        f"# admin: {url}/_sim/clock  POST {url}/_sim/advance?days=N  {url}/_sim/truth?source=hub:model",
+    ]
+
+
+def serve(
+    config: SimConfig,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    out: Callable[[str], None] = print,
+) -> None:
+    t0 = time.perf_counter()
+    app = build_app(config)
+    url = f"http://{host}:{port}"
+    out(
+        f"simulator: seed {config.seed}, {config.models} models, {config.datasets} datasets, "
+        f"{config.spaces} spaces, {config.npm} npm, {config.pypi} pypi packages "
+        f"(built in {time.perf_counter() - t0:.1f}s)"
+    )
+    for line in endpoints(url):
+        out(line)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
+
+
+def add_serve_args(p: argparse.ArgumentParser) -> None:
+    d = SimConfig()
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--seed", type=int, default=d.seed)
+    for name in ("models", "datasets", "spaces", "npm", "pypi"):
+        p.add_argument(f"--{name}", type=int, default=getattr(d, name))
+    p.add_argument("--faults", default="", help='JSON ({"rate": 0.05}) or rate=0.05,drop=0.01')
+
+
+def advance(url: str, days: int) -> dict[str, object]:
+    req = urllib.request.Request(f"{url.rstrip('/')}/_sim/advance?days={days}", method="POST")
+    with urllib.request.urlopen(req, timeout=600) as r:
+        return json.loads(r.read())  # type: ignore[no-any-return]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd")
+    s = sub.add_parser("serve", help="serve a simulated Hub and registries until stopped")
+    add_serve_args(s)
+    a = sub.add_parser("advance", help="move a running simulator's clock forward")
+    a.add_argument("--days", type=int, required=True)
+    a.add_argument("--url", default="http://127.0.0.1:8080")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        argv = ["serve", *argv]  # `python -m simulator --port N` serves
+    ns = ap.parse_args(argv)
+    if ns.cmd == "advance":
+        print(json.dumps(advance(ns.url, ns.days)))
+        return 0
+    try:
+        faults = FaultConfig.parse(ns.faults)
+    except ValueError as e:
+        ap.error(f"--faults: {e}")
+    cfg = SimConfig(
+        seed=ns.seed, models=ns.models, datasets=ns.datasets, spaces=ns.spaces,
+        npm=ns.npm, pypi=ns.pypi, faults=faults,
+    )  # fmt: skip
+    serve(cfg, ns.host, ns.port, out=lambda s: print(s, flush=True))
+    return 0
