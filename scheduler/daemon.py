@@ -71,11 +71,12 @@ async def _in_daemon_thread(fn: Callable[[], Any]) -> Any:
 
     def work() -> None:
         try:
-            res = fn()
+            res, err = fn(), None
         except BaseException as exc:
-            loop.call_soon_threadsafe(settle, None, exc)
-        else:
-            loop.call_soon_threadsafe(settle, res, None)
+            res, err = None, exc
+        # the loop may be gone by now (the daemon exited while this ran): drop the result
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, res, err)
 
     threading.Thread(target=work, daemon=True, name="hubtide-blocking").start()
     return await fut
@@ -192,6 +193,9 @@ class Daemon:
         sched = AsyncIOScheduler(timezone=UTC)
         now = datetime.now(UTC)
         for src in self.plan.sources:
+            # the first crawl runs at once on interval schedules (a fresh daemon has nothing
+            # to serve); cron schedules wait for their time. (next_run_time=None would pause.)
+            first: dict[str, Any] = {} if src.cron else {"next_run_time": now}
             sched.add_job(
                 self._crawl_job,
                 self._trigger(src),
@@ -201,10 +205,8 @@ class Daemon:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=MISFIRE_GRACE_SECONDS,
-                # the first crawl runs at once on interval schedules (a fresh daemon has
-                # nothing to serve); cron schedules wait for their time
-                next_run_time=None if src.cron else now,
                 replace_existing=True,
+                **first,
             )
         if self.plan.maintenance_cron:
             sched.add_job(
