@@ -440,8 +440,8 @@ class Store:
             if f.name in META_COLUMNS or f.name == "entity_id":
                 continue
             typ = f.type
-            if pa.types.is_large_string(typ):
-                typ = pa.string()
+            if pa.types.is_large_string(typ) or pa.types.is_null(typ):
+                typ = pa.string()  # Delta has no null type; an all-null column starts as text
             fields.append(known.get(f.name, pa.field(f.name, typ)))
         return pa.schema(fields)
 

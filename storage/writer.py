@@ -103,13 +103,9 @@ class SnapshotWriter:
         done = staging.transaction_version(self._app)
         if done is not None and done >= seq:
             return False
+        if is_custom(self.source):
+            rows = _ids_as_text(rows)
         table, rejects = conform(rows, self._store._input_schema(self.source, rows))
-        if is_custom(self.source) and table.num_rows:
-            table = table.set_column(
-                table.schema.get_field_index("entity_id"),
-                "entity_id",
-                table.column("entity_id").cast(pa.string()),
-            )
         blob = pa.table(
             {
                 "source": [self.source],
@@ -290,6 +286,25 @@ def staging_schema() -> pa.Schema:
     from storage.layout import STAGING_SCHEMA
 
     return STAGING_SCHEMA
+
+
+def _ids_as_text(rows: Rows) -> Rows:
+    """Custom sources key on text: a numeric id column (DOIs, row numbers) becomes text."""
+    if isinstance(rows, pl.DataFrame):
+        if "entity_id" in rows.columns:
+            return rows.with_columns(pl.col("entity_id").cast(pl.String))
+        return rows
+    if isinstance(rows, pa.Table):
+        if "entity_id" in rows.column_names:
+            i = rows.schema.get_field_index("entity_id")
+            return rows.set_column(i, "entity_id", rows.column(i).cast(pa.string()))
+        return rows
+    return [
+        {**r, "entity_id": str(r["entity_id"])}
+        if isinstance(r, dict) and r.get("entity_id") is not None
+        else r
+        for r in rows
+    ]
 
 
 def _records(rows: Rows) -> list[dict[str, Any]]:

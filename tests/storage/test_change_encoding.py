@@ -1,0 +1,184 @@
+"""Change encoding edge cases: one test per case the store must get exactly right."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+import pytest
+
+from storage import Store
+from tests.storage.conftest import repo, write_snapshot
+
+SRC = "hub:model"
+
+
+def state(store: Store, sid: int) -> list[dict[str, object]]:
+    return store.as_of(SRC, sid).collect().sort("entity_id").to_dicts()
+
+
+def changes_rows(store: Store, sid: int) -> pl.DataFrame:
+    return store.history(SRC, "id1").collect().filter(pl.col("snapshot_id") == sid)
+
+
+def test_unchanged_entity_writes_no_row(tmp_path: object, store: Store) -> None:
+    rows = [repo(1, downloads=1), repo(2, downloads=2)]
+    write_snapshot(store, SRC, rows)
+    write_snapshot(store, SRC, rows)
+    info = store.snapshots(SRC).row(1, named=True)
+    assert (info["upserts"], info["tombstones"], info["keyframe"]) == (0, 0, False)
+    assert state(store, 2) == state(store, 1)
+
+
+def test_rename_is_an_update_not_delete_and_create(store: Store) -> None:
+    write_snapshot(store, SRC, [repo(1, "old/name")])
+    write_snapshot(store, SRC, [repo(1, "new/name")])
+    hist = store.history(SRC, "id1").collect()
+    assert hist["op"].to_list() == ["upsert", "upsert"]
+    assert hist["name"].to_list() == ["old/name", "new/name"]
+    ch = store.changed(SRC, 1, 2).collect()
+    assert ch.select("entity_id", "change").rows() == [("id1", "renamed")]
+
+
+def test_delete_then_reappear_round_trips(store: Store) -> None:
+    write_snapshot(store, SRC, [repo(1, tags=["a"]), repo(2)])
+    write_snapshot(store, SRC, [repo(2)])
+    write_snapshot(store, SRC, [repo(1, tags=["a"]), repo(2)])
+    assert [r["entity_id"] for r in state(store, 2)] == ["id2"]
+    assert state(store, 3) == state(store, 1)
+    assert store.history(SRC, "id1").collect()["op"].to_list() == ["upsert", "delete", "upsert"]
+    kinds = store.changed(SRC, 1, 2).collect()["change"].to_list()
+    assert kinds == ["deleted"]
+
+
+def test_nulls_and_lists_are_kept_exactly(store: Store) -> None:
+    rows = [
+        repo(1, tags=[], downloads=None, likes=0, trending_score=0.5),
+        repo(2, tags=None, base_models=["x", "y"], private=False),
+        repo(3, tags=["", "b"], created_at=datetime(2024, 5, 1, 3, 4, 5, 6, tzinfo=UTC)),
+    ]
+    write_snapshot(store, SRC, rows)
+    got = state(store, 1)
+    assert got[0]["tags"] == [] and got[0]["downloads"] is None and got[0]["likes"] == 0
+    assert got[1]["tags"] is None and got[1]["base_models"] == ["x", "y"]
+    assert got[1]["private"] is False
+    assert got[2]["tags"] == ["", "b"]
+    assert got[2]["created_at"] == datetime(2024, 5, 1, 3, 4, 5, 6, tzinfo=UTC)
+    # a value going to null, and [] to null, are changes too
+    write_snapshot(store, SRC, [repo(1, tags=None, likes=0, trending_score=0.5), *rows[1:]])
+    assert state(store, 2)[0]["tags"] is None
+    assert state(store, 1)[0]["tags"] == []
+
+
+def test_keyframe_every_n_bounds_reads(store: Store) -> None:
+    # keyframe_every=3 in the fixture: snapshots 1, 4, 7 are keyframes
+    for n in range(1, 8):
+        write_snapshot(store, SRC, [repo(1, downloads=1), repo(2, downloads=n)])
+    kf = store.snapshots(SRC).filter(pl.col("keyframe"))["snapshot_id"].to_list()
+    assert kf == [1, 4, 7]
+    for n in range(1, 8):
+        assert [r["downloads"] for r in state(store, n)] == [1, n]
+    # a keyframe copy is not a change: id1 never changed after snapshot 1
+    assert store.history(SRC, "id1").collect()["snapshot_id"].to_list() == [1]
+
+
+def test_partial_between_completes_does_not_disturb(store: Store) -> None:
+    write_snapshot(store, SRC, [repo(1), repo(2)])
+    write_snapshot(store, SRC, [repo(1, "p/renamed"), repo(5)], status="partial")
+    write_snapshot(store, SRC, [repo(2), repo(3)])
+    assert [r["entity_id"] for r in state(store, 3)] == ["id2", "id3"]
+    assert [r["entity_id"] for r in state(store, 1)] == ["id1", "id2"]
+    # the partial listing is diffed against nothing: snapshot 3 sees id1 deleted from 1
+    assert store.changed(SRC, 1, 3).collect()["change"].to_list() == ["deleted", "created"]
+
+
+def test_empty_complete_listing_deletes_everything(store: Store) -> None:
+    write_snapshot(store, SRC, [repo(1), repo(2)])
+    write_snapshot(store, SRC, [])
+    assert state(store, 2) == []
+    assert store.snapshots(SRC)["tombstones"].to_list() == [0, 2]
+
+
+def test_duplicate_across_batches_keeps_newest(store: Store) -> None:
+    w = store.begin_snapshot(SRC)
+    w.write_batch(0, [repo(1, "a/one")])
+    w.write_batch(1, [repo(1, "a/two")])  # the page fetched again after a resume
+    w.finish("complete")
+    assert [r["name"] for r in state(store, 1)] == ["a/two"]
+
+
+def test_registry_source_without_stable_id(store: Store) -> None:
+    write_snapshot(store, "npm", [{"entity_id": "left-pad", "name": "left-pad", "downloads": 9}])
+    write_snapshot(store, "npm", [{"entity_id": "pad-left", "name": "pad-left", "downloads": 9}])
+    ch = store.changed("npm", 1, 2).collect().select("entity_id", "change").rows()
+    assert ch == [("left-pad", "deleted"), ("pad-left", "created")]
+
+
+def test_topk_written_at_completion_with_ties(store: Store) -> None:
+    rows = [repo(i, downloads=d, likes=i) for i, d in [(3, 5), (1, 5), (2, 7), (4, None)]]
+    write_snapshot(store, SRC, rows)
+    top = store.top_k(SRC, None, "downloads", 3).collect()
+    assert top.select("rank", "entity_id", "value").rows() == [
+        (1, "id2", 7.0),
+        (2, "id1", 5.0),
+        (3, "id3", 5.0),
+    ]
+    # a column that is not precomputed is ranked from the state
+    assert store.top_k(SRC, 1, "trending_score", 3).collect().height == 0
+
+
+def test_bad_records_quarantined_rest_written(store: Store) -> None:
+    w = store.begin_snapshot(SRC, run_id="r1")
+    w.write_batch(
+        0,
+        [
+            repo(1, downloads=3),
+            repo(2, downloads="many"),  # wrong type
+            {"name": "no/id"},  # missing entity_id
+            repo(1, "dup/again"),  # duplicate in the listing
+            repo(3, created_at="2024-01-02T03:04:05Z"),  # ISO text for a timestamp: accepted
+        ],
+    )
+    info = w.finish("complete")
+    assert (info.entities, info.rejected) == (2, 3)
+    ev = store.events("r1").collect()
+    reasons = ev["reason"].to_list()
+    assert any("downloads" in r for r in reasons), reasons
+    assert any("missing entity_id" in r for r in reasons)
+    assert any("duplicate entity_id 'id1'" in r for r in reasons)
+    assert all(p for p in ev["payload"].to_list())
+    assert "many" in " ".join(ev["payload"].to_list())
+
+
+def test_custom_source_gains_columns(store: Store) -> None:
+    write_snapshot(store, "custom:x", [{"entity_id": 1, "a": "one"}])
+    write_snapshot(store, "custom:x", [{"entity_id": 1, "a": "one", "b": 2.5}])
+    assert store.columns("custom:x") == ["entity_id", "a", "b"]
+    old = store.as_of("custom:x", 1).collect().to_dicts()
+    assert old == [{"entity_id": "1", "a": "one", "b": None}]
+    assert store.as_of("custom:x", 2).collect()["b"].to_list() == [2.5]
+
+
+def test_details_visible_only_for_complete(store: Store) -> None:
+    w = store.begin_snapshot(SRC)
+    w.write_batch(0, [repo(1)])
+    commit = {"entity_id": "id1", "commit_id": "c1", "title": "init", "authors": ["ann"]}
+    assert w.write_details("commits", 0, [commit])
+    assert not w.write_details("commits", 0, [commit])
+    disc = {"entity_id": "id1", "num": 1, "status": "open", "created_at": "2025-01-01T00:00:00Z"}
+    w.write_details("discussions", 0, [disc])
+    w.write_details("cards", 0, [{"entity_id": "id1", "sha": "s", "length": 10}])
+    assert store.commits().collect().height == 0
+    w.finish("complete")
+    w2 = store.begin_snapshot(SRC)
+    w2.write_batch(0, [repo(1)])
+    w2.write_details("commits", 0, [commit, {**commit, "commit_id": "c2"}])
+    w2.write_details("discussions", 0, [{**disc, "status": "closed"}])
+    w2.finish("complete")
+    commits = store.commits("model").collect().sort("commit_id")
+    assert commits.select("commit_id", "snapshot_id").rows() == [("c1", 1), ("c2", 2)]
+    assert store.discussions("model", at=1).collect()["status"].to_list() == ["open"]
+    assert store.discussions("model").collect()["status"].to_list() == ["closed"]
+    assert store.cards("model").collect()["length"].to_list() == [10]
+    with pytest.raises(ValueError, match="kinds are commits, discussions, cards"):
+        w2.write_details("likes", 0, [])
