@@ -2,25 +2,56 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 
-def hub(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def hub(store: Path, *args: str) -> Result:
+    """Run `hubtide --store STORE ARGS` in-process through the real entry point."""
+    from hubtide.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["hubtide", "--store", str(store), *args]
+    code = 0
+    old = sys.argv
+    sys.argv = argv
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def test_one_real_subprocess(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "hubtide", "--store", str(store), *args],
+    res = subprocess.run(
+        [sys.executable, "-m", "hubtide", "--store", str(tmp_path), "asof", "hub:model"],
         capture_output=True,
         text=True,
         env=env,
         timeout=120,
     )
+    assert res.returncode == 1
+    assert "unknown source 'hub:model'; sources in the store: none yet" in res.stderr
 
 
 @pytest.fixture(scope="module")
