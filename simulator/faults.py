@@ -19,6 +19,8 @@ from simulator.config import FAULT_KINDS, FaultConfig
 from simulator.http_util import hub_error
 from simulator.rng import h64
 
+FAULT_KIND = web.RequestKey("sim_fault", str)
+FAULT_DRAW = web.RequestKey("sim_fault_draw", int)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # quota advertised when no budget is configured (never enforced)
 OPEN_QUOTA = 100_000
@@ -122,8 +124,8 @@ def make_middleware(
                 request.transport.abort()
             raise ConnectionResetError("simulated dropped connection")
         if kind in ("malformed", "churn"):
-            request["fault"] = kind
-            request["fault_draw"] = h
+            request[FAULT_KIND] = kind
+            request[FAULT_DRAW] = h
         resp = await handler(request)
         for k, v in rl_headers.items():
             resp.headers.setdefault(k, v)

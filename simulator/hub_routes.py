@@ -15,13 +15,13 @@ from urllib.parse import quote, unquote, urlencode
 import numpy as np
 from aiohttp import web
 
+from simulator.faults import FAULT_DRAW, FAULT_KIND
 from simulator.http_util import bool_param, hub_error, json_response, repo_not_found
 from simulator.hub_listing import Lister, ListingError, Query, parse_sort
 from simulator.hub_render import DEFAULT_FIELDS, EXPAND, FULL_EXTRA, Renderer
 from simulator.hub_world import RepoTable
 from simulator.world import KIND_OF_PATH, World, iso
 
-STATE = web.AppKey("hub_state", object)
 SUBROUTES = ("revision", "commits", "discussions", "tree", "refs", "resolve", "paths-info")
 
 
@@ -41,15 +41,15 @@ class Hub:
         try:
             q, fields, size = self._listing_query(kind, qs)
             cursor = qs.get("cursor")
-            if request.get("fault") == "churn" and cursor:
+            if request.get(FAULT_KIND) == "churn" and cursor:
                 self._churn(t, q, cursor)
             rows, nxt = self.lister.page(t, q, cursor, size)
         except ListingError as e:
             return hub_error(400, str(e))
         legacy = not qs.getall("expand", [])
         items = [self.r.item(t, int(r), fields, legacy=legacy) for r in rows.tolist()]
-        if request.get("fault") == "malformed" and items:
-            _malform(items, int(request.get("fault_draw", 0)))
+        if request.get(FAULT_KIND) == "malformed" and items:
+            _malform(items, request.get(FAULT_DRAW, 0))
         headers = {}
         if nxt is not None:
             pairs = [(k, v) for k, v in qs.items() if k != "cursor"] + [("cursor", nxt)]
