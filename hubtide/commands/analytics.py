@@ -1,9 +1,118 @@
-"""`hubtide` commands of the analytics group (filled in by the issue that owns them)."""
+"""`hubtide turnover`, `hubtide measure` and `hubtide report`: the analytics group."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from hubtide.context import AppContext, app_context
+from hubtide.output import Format, console, emit_frame
+
+
+def _params(app: AppContext, **overrides: Any) -> dict[str, Any]:
+    a = app.settings.analytics
+    params: dict[str, Any] = {
+        "k": a.k,
+        "top_n": a.top_n,
+        "renames_as_churn": a.renames_as_churn,
+        "bots": tuple(a.bots),
+        "identity_overrides": a.identity_overrides,
+    }
+    params.update({k: v for k, v in overrides.items() if v is not None})
+    return params
+
+
+def _store(app: AppContext) -> Any:
+    from storage import Store
+
+    return Store.open(app.store_uri)
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to `app`."""
+
+    @app.command("turnover")
+    def turnover_cmd(
+        ctx: typer.Context,
+        source: Annotated[
+            str, typer.Argument(help="hub:model, hub:dataset, hub:space, npm, pypi, ...")
+        ],
+        k: Annotated[int, typer.Option("--k", min=1, help="K of the top-K.")] = 1000,
+        by: Annotated[
+            str, typer.Option("--by", help="Popularity column (spaces: downloads means likes).")
+        ] = "downloads",
+        renames_as_churn: Annotated[
+            bool,
+            typer.Option(
+                "--renames-as-churn", help="Key by name: a rename is left + newcomer (paper A)."
+            ),
+        ] = False,
+        fmt: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
+    ) -> None:
+        """Top-K turnover per consecutive pair of complete snapshots (paper A, M2)."""
+        from analytics import turnover
+
+        app_ctx = app_context(ctx)
+        df = turnover(_store(app_ctx), source, k=k, by=by, renames_as_churn=renames_as_churn)
+        emit_frame(df, fmt, title=f"top-{k} turnover of {source} by {by}")
+
+    @app.command("measure")
+    def measure_cmd(
+        ctx: typer.Context,
+        name: Annotated[str | None, typer.Argument(help="Measure name (see --list).")] = None,
+        source: Annotated[
+            str | None, typer.Option("--source", help="Source (default: the measure's).")
+        ] = None,
+        at: Annotated[
+            str | None, typer.Option("--at", help="Snapshot id or ISO time (default: newest).")
+        ] = None,
+        k: Annotated[int | None, typer.Option("--k", min=1, help="K of top-K measures.")] = None,
+        by: Annotated[str | None, typer.Option("--by", help="Popularity column.")] = None,
+        entity: Annotated[
+            str | None, typer.Option("--entity", help="trajectories: one entity id or name.")
+        ] = None,
+        list_: Annotated[bool, typer.Option("--list", help="List every measure.")] = False,
+        fmt: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
+    ) -> None:
+        """One measure of metrics.md for a source, at a snapshot or as a series."""
+        import polars as pl
+
+        from analytics import compute_measure, list_measures
+
+        if list_ or name is None:
+            infos = list_measures()
+            df = pl.DataFrame(
+                {
+                    "name": [m.name for m in infos],
+                    "paper": [m.paper for m in infos],
+                    "kind": [m.kind for m in infos],
+                    "sources": [", ".join(m.sources) for m in infos],
+                    "description": [m.description for m in infos],
+                }
+            )
+            emit_frame(df, fmt, title="measures")
+            return
+        app_ctx = app_context(ctx)
+        at_value: Any = int(at) if at is not None and at.isdigit() else at
+        params = _params(app_ctx, k=k, by=by, entity=entity)
+        df = compute_measure(_store(app_ctx), name, source=source, at=at_value, params=params)
+        emit_frame(df, fmt, title=f"{name} ({source or 'default source'})")
+
+    @app.command("report")
+    def report_cmd(
+        ctx: typer.Context,
+        out: Annotated[
+            Path, typer.Option("--out", help="Folder for index.html and tables/.")
+        ] = Path("report"),
+        source: Annotated[
+            list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")
+        ] = None,
+    ) -> None:
+        """Every measure as one self-contained page (index.html) plus tables as Parquet/CSV."""
+        from analytics import write_report
+
+        app_ctx = app_context(ctx)
+        page = write_report(_store(app_ctx), out, sources=source or None, params=_params(app_ctx))
+        console.print(f"report written: {page}")

@@ -1,0 +1,154 @@
+"""One plotly figure per measure frame (or None when a table says it better).
+
+Plotly: a well-kept library (plotly.py, MIT) whose figures are self-contained HTML with
+hover, zoom and log axes, and which embeds its JavaScript so the page opens offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import plotly.graph_objects as go
+import polars as pl
+
+Chart = Callable[[pl.DataFrame], go.Figure | None]
+
+_LAYOUT = {
+    "template": "plotly_white",
+    "height": 360,
+    "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
+    "legend": {"orientation": "h", "y": -0.2},
+}
+
+
+def _fig(title: str, **axes: object) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(title=title, **_LAYOUT, **axes)
+    return fig
+
+
+def lines(x: str, ys: list[str], title: str, *, log_y: bool = False, ytitle: str = "") -> Chart:
+    def make(df: pl.DataFrame) -> go.Figure | None:
+        if df.is_empty() or x not in df.columns:
+            return None
+        fig = _fig(title, xaxis_title=x, yaxis_title=ytitle)
+        for y in ys:
+            if y in df.columns:
+                fig.add_scatter(x=df[x].to_list(), y=df[y].to_list(), mode="lines+markers", name=y)
+        if log_y:
+            fig.update_yaxes(type="log")
+        return fig
+
+    return make
+
+
+def stacked_bars(x: str, ys: list[str], title: str) -> Chart:
+    def make(df: pl.DataFrame) -> go.Figure | None:
+        if df.is_empty():
+            return None
+        fig = _fig(title, barmode="stack", xaxis_title=x)
+        for y in ys:
+            fig.add_bar(x=df[x].to_list(), y=df[y].to_list(), name=y)
+        return fig
+
+    return make
+
+
+def bars(x: str, y: str, title: str, *, top: int = 20, horizontal: bool = True) -> Chart:
+    def make(df: pl.DataFrame) -> go.Figure | None:
+        if df.is_empty() or x not in df.columns:
+            return None
+        d = df.head(top)
+        fig = _fig(title)
+        if horizontal:
+            fig.add_bar(
+                x=d[y].to_list()[::-1], y=[str(v) for v in d[x].to_list()][::-1], orientation="h"
+            )
+            fig.update_layout(height=max(300, 22 * d.height + 80))
+        else:
+            fig.add_bar(x=[str(v) for v in d[x].to_list()], y=d[y].to_list())
+        return fig
+
+    return make
+
+
+def grouped_lines(
+    x: str,
+    y: str,
+    group: str,
+    title: str,
+    *,
+    log_x: bool = False,
+    log_y: bool = False,
+    max_groups: int = 12,
+) -> Chart:
+    def make(df: pl.DataFrame) -> go.Figure | None:
+        if df.is_empty() or group not in df.columns:
+            return None
+        fig = _fig(title, xaxis_title=x, yaxis_title=y)
+        for key in df[group].unique(maintain_order=True).to_list()[:max_groups]:
+            d = df.filter(pl.col(group) == key)
+            fig.add_scatter(x=d[x].to_list(), y=d[y].to_list(), mode="lines", name=str(key))
+        if log_x:
+            fig.update_xaxes(type="log")
+        if log_y:
+            fig.update_yaxes(type="log")
+        return fig
+
+    return make
+
+
+def heatmap(x: str, y: str, z: str, title: str) -> Chart:
+    def make(df: pl.DataFrame) -> go.Figure | None:
+        if df.is_empty():
+            return None
+        piv = df.pivot(on=x, index=y, values=z, aggregate_function="sum").sort(y)
+        cols = sorted([c for c in piv.columns if c != y], key=float)
+        fig = _fig(title, xaxis_title=x, yaxis_title=y)
+        fig.add_heatmap(
+            x=[float(c) for c in cols],
+            y=piv[y].to_list(),
+            z=piv.select(cols).fill_null(0).to_numpy(),
+            colorscale="Viridis",
+        )
+        return fig
+
+    return make
+
+
+def box(group: str, value: str, facet: str, title: str) -> Chart:
+    def make(df: pl.DataFrame) -> go.Figure | None:
+        if df.is_empty():
+            return None
+        fig = _fig(title, boxmode="group", yaxis_title=value)
+        for g in df[group].unique(maintain_order=True).to_list():
+            d = df.filter(pl.col(group) == g)
+            fig.add_box(x=d[facet].to_list(), y=d[value].to_list(), name=str(g), boxpoints=False)
+        return fig
+
+    return make
+
+
+def corr_matrix(title: str) -> Chart:
+    def make(df: pl.DataFrame) -> go.Figure | None:
+        d = (
+            df.filter(pl.col("license_category") == "all")
+            if "license_category" in df.columns
+            else df
+        )
+        if d.is_empty():
+            return None
+        names = list(dict.fromkeys(d["var_a"].to_list() + d["var_b"].to_list()))
+        idx = {n: i for i, n in enumerate(names)}
+        z = [[1.0 if i == j else None for j in range(len(names))] for i in range(len(names))]
+        for r in d.iter_rows(named=True):
+            i, j = idx[r["var_a"]], idx[r["var_b"]]
+            z[i][j] = z[j][i] = r["spearman"]
+        fig = _fig(title)
+        fig.add_heatmap(
+            x=names, y=names, z=z, zmin=-1, zmax=1, colorscale="RdBu", texttemplate="%{z:.2f}"
+        )
+        fig.update_layout(height=420)
+        return fig
+
+    return make

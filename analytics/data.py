@@ -1,0 +1,115 @@
+"""`Data`: the store as the measures see it — complete snapshots, narrow as-of states, rankings.
+
+Measures ask for the columns they need only (lazy `as_of` with a column list), and a small
+cache keeps the states one report run asks for more than once (the same snapshot is read
+by several measures). Nothing here writes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from analytics.errors import NotEnoughData
+from analytics.params import Params
+from storage import Store
+
+_CACHE_SIZE = 24
+
+
+class Data:
+    """Read access to one store for one set of parameters."""
+
+    def __init__(self, store: Store, params: Params | None = None) -> None:
+        self.store = store
+        self.params = params or Params()
+        self._states: OrderedDict[tuple[Any, ...], pl.DataFrame] = OrderedDict()
+        self._snaps: dict[str, pl.DataFrame] = {}
+        self._columns: dict[str, list[str]] = {}
+
+    # -- catalog ------------------------------------------------------------------------
+
+    def sources(self) -> list[str]:
+        return self.store.sources()
+
+    def snapshots(self, source: str) -> pl.DataFrame:
+        """snapshot_id, as_of, entities of the complete snapshots of `source`, oldest first."""
+        if source not in self._snaps:
+            snaps = self.store.snapshots(source)  # UnknownSource lists the sources there are
+            cols = [c for c in ("snapshot_id", "as_of", "entities") if c in snaps.columns]
+            self._snaps[source] = snaps.select(cols).sort("snapshot_id")
+        return self._snaps[source]
+
+    def snapshot_ids(self, source: str) -> list[int]:
+        return [int(i) for i in self.snapshots(source)["snapshot_id"].to_list()]
+
+    def resolve(self, source: str, at: Any = None) -> int:
+        """The complete snapshot meant by `at` (None = newest); NotEnoughData when none."""
+        if not self.snapshot_ids(source):
+            raise NotEnoughData(f"not enough data: {source!r} has no complete snapshot yet")
+        return self.store.resolve_snapshot(source, at)
+
+    def as_of_time(self, source: str, sid: int) -> Any:
+        snaps = self.snapshots(source).filter(pl.col("snapshot_id") == sid)
+        return snaps["as_of"][0] if snaps.height else None
+
+    def series_ids(self, source: str) -> list[int]:
+        """Complete snapshots a series measure visits: all, or `series_max` evenly spread."""
+        ids = self.snapshot_ids(source)
+        m = self.params.series_max
+        if len(ids) <= m:
+            return ids
+        step = (len(ids) - 1) / (m - 1) if m > 1 else 0
+        picked = sorted({ids[round(i * step)] for i in range(m)} | {ids[-1]})
+        return picked
+
+    def columns(self, source: str) -> list[str]:
+        if source not in self._columns:
+            self._columns[source] = self.store.columns(source)
+        return self._columns[source]
+
+    # -- states -------------------------------------------------------------------------
+
+    def state(self, source: str, sid: int, columns: Sequence[str]) -> pl.DataFrame:
+        """entity_id + `columns` of every live entity as of complete snapshot `sid`."""
+        have = self.columns(source)
+        cols = [c for c in dict.fromkeys(["entity_id", *columns]) if c in have]
+        key = (source, sid, tuple(cols))
+        if key in self._states:
+            self._states.move_to_end(key)
+            return self._states[key]
+        # a wider cached state of the same snapshot serves a narrower request
+        for (src, s, ccols), df in self._states.items():
+            if src == source and s == sid and set(cols) <= set(ccols):
+                return df.select(cols)
+        df = self.store.as_of(source, sid, columns=[c for c in cols if c != "entity_id"]).collect()
+        missing = [c for c in columns if c not in df.columns]
+        if missing:  # a column the source does not have (e.g. downloads of a custom source)
+            df = df.with_columns([pl.lit(None).alias(c) for c in missing])
+        self._states[key] = df
+        if len(self._states) > _CACHE_SIZE:
+            self._states.popitem(last=False)
+        return df
+
+    def top(self, source: str, sid: int, by: str, k: int) -> pl.DataFrame:
+        """rank, entity_id, name, value: the top `k` by `by` (ties by entity_id ascending)."""
+        if by == "descendants" and source == "hub:model":
+            from analytics.lineage import descendant_counts
+
+            counts = descendant_counts(
+                self.state(source, sid, ["name", "base_models", "base_model_relation"]),
+                self.params.relations,
+            )
+            ranked = (
+                counts.rename({"descendants": "value"})
+                .with_columns(pl.col("value").cast(pl.Float64))
+                .sort(["value", "entity_id"], descending=[True, False])
+                .head(k)
+                .with_row_index("rank", offset=1)
+                .with_columns(pl.col("rank").cast(pl.Int64))
+            )
+            return ranked.select("rank", "entity_id", "name", "value")
+        return self.store.top_k(source, sid, by, k).collect()

@@ -1,0 +1,223 @@
+"""Measures only a series of snapshots can show: growth, churn, concentration, trajectories.
+
+Everything reads narrow as-of states (the few columns each needs) of the complete snapshots.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from analytics import stats
+from analytics.data import Data
+from analytics.errors import NotEnoughData
+
+_TS = pl.Datetime("us", "UTC")
+
+
+def _need(data: Data, source: str) -> list[int]:
+    ids = data.snapshot_ids(source)
+    if not ids:
+        raise NotEnoughData(f"not enough data: {source!r} has no complete snapshot yet")
+    return ids
+
+
+def _fit_columns(df: pl.DataFrame, time_col: str, count_col: str) -> pl.DataFrame:
+    """Add fit_rate_per_day, fit_doubling_days, fit_r2 and fitted (same value on each row)."""
+    t0 = df[time_col].min()
+    days = (
+        ((df[time_col] - t0).dt.total_seconds() / 86400.0).to_numpy() if df.height else np.array([])
+    )
+    fit = stats.exp_fit(days, df[count_col].to_numpy())
+    fitted = (
+        np.exp(fit.intercept + fit.rate_per_day * days)
+        if fit.rate_per_day is not None and fit.intercept is not None
+        else np.full(days.size, np.nan)
+    )
+    return df.with_columns(
+        fitted=pl.Series(fitted, dtype=pl.Float64).fill_nan(None),
+        fit_rate_per_day=pl.lit(fit.rate_per_day, pl.Float64),
+        fit_doubling_days=pl.lit(fit.doubling_days, pl.Float64),
+        fit_r2=pl.lit(fit.r2, pl.Float64),
+    )
+
+
+def growth(data: Data, source: str) -> pl.DataFrame:
+    """snapshot_id, as_of, entities (live in the as-of state), new fitted exponential."""
+    ids = _need(data, source)
+    rows = []
+    for sid in ids:
+        n = data.state(source, sid, []).height
+        rows.append({"snapshot_id": sid, "as_of": data.as_of_time(source, sid), "entities": n})
+    df = pl.DataFrame(rows, schema={"snapshot_id": pl.Int64, "as_of": _TS, "entities": pl.Int64})
+    return _fit_columns(df, "as_of", "entities")
+
+
+def _created_column(data: Data, source: str) -> str | None:
+    cols = data.columns(source)
+    for c in ("created_at", "first_release_at"):
+        if c in cols:
+            return c
+    return None
+
+
+def growth_monthly(data: Data, source: str, at: Any) -> pl.DataFrame:
+    """month, new (entities created that month, live as of the snapshot), cumulative, fit."""
+    sid = data.resolve(source, at)
+    col = _created_column(data, source)
+    if col is None:
+        raise NotEnoughData(f"not enough data: {source!r} has no created_at/first_release_at")
+    st = data.state(source, sid, [col])
+    df = (
+        st.lazy()
+        .filter(pl.col(col).is_not_null())
+        .group_by(pl.col(col).dt.truncate("1mo").alias("month"))
+        .agg(pl.len().cast(pl.Int64).alias("new"))
+        .sort("month")
+        .with_columns(cumulative=pl.col("new").cum_sum())
+        .collect()
+    )
+    if df.is_empty():
+        raise NotEnoughData(f"not enough data: no {col} in {source!r}")
+    return _fit_columns(df, "month", "new")
+
+
+def churn(data: Data, source: str) -> pl.DataFrame:
+    """Per consecutive pair: created, deleted, renamed, updated, live before/after."""
+    ids = _need(data, source)
+    cols = data.columns(source)
+    watch = [c for c in ("name", "sha", "last_modified", "latest_version") if c in cols]
+    rows = []
+    for a, b in itertools.pairwise(ids):
+        sa = data.state(source, a, watch)
+        sb = data.state(source, b, watch)
+        j = sb.join(sa, on="entity_id", how="inner", suffix="__a")
+        renamed = (
+            int(j.filter(pl.col("name").ne_missing(pl.col("name__a"))).height)
+            if "name" in watch
+            else 0
+        )
+        changed = pl.lit(False)
+        for c in watch:
+            if c != "name":
+                changed = changed | pl.col(c).ne_missing(pl.col(c + "__a"))
+        updated = int(j.filter(changed).height) if len(watch) > ("name" in watch) else 0
+        rows.append(
+            {
+                "snapshot_id": b,
+                "as_of": data.as_of_time(source, b),
+                "previous_snapshot_id": a,
+                "live_before": sa.height,
+                "live_after": sb.height,
+                "created": sb.join(sa, on="entity_id", how="anti").height,
+                "deleted": sa.join(sb, on="entity_id", how="anti").height,
+                "renamed": renamed,
+                "updated": updated,
+            }
+        )
+    schema: dict[str, Any] = {
+        "snapshot_id": pl.Int64,
+        "as_of": _TS,
+        "previous_snapshot_id": pl.Int64,
+        "live_before": pl.Int64,
+        "live_after": pl.Int64,
+        "created": pl.Int64,
+        "deleted": pl.Int64,
+        "renamed": pl.Int64,
+        "updated": pl.Int64,
+    }
+    df = pl.DataFrame(rows, schema=schema)
+    # share of repos updated per interval (maintenance, Castaño et al.): of those live in both
+    both = pl.col("live_after") - pl.col("created")
+    return df.with_columns(
+        share_updated=pl.when(both > 0).then(pl.col("updated") / both).otherwise(None)
+    )
+
+
+def concentration_row(values: pl.Series) -> dict[str, Any]:
+    v = values.drop_nulls().cast(pl.Float64)
+    return {
+        "n": v.len(),
+        "total": float(v.sum()) if v.len() else None,
+        "gini": stats.gini(v),
+        "top1_share": stats.top_share(v, 0.01),
+        "share_80": stats.share_holding(v, 0.8),
+        "share_99": stats.share_holding(v, 0.99),
+        "share_zero": float((v == 0).mean()) if v.len() else None,  # type: ignore[arg-type]
+    }
+
+
+def concentration(data: Data, source: str) -> pl.DataFrame:
+    """Per snapshot (series_max evenly spread): Gini, top-1 % share, 80 %/99 % shares."""
+    _need(data, source)
+    col = data.params.popularity(source)
+    if col not in data.columns(source):
+        raise ValueError(
+            f"popularity column {col!r} not in {source!r}; columns are "
+            f"{', '.join(data.columns(source))}"
+        )
+    rows = []
+    for sid in data.series_ids(source):
+        st = data.state(source, sid, [col])
+        rows.append(
+            {"snapshot_id": sid, "as_of": data.as_of_time(source, sid), "by": col}
+            | concentration_row(st[col])
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "snapshot_id": pl.Int64,
+            "as_of": _TS,
+            "by": pl.String,
+            "n": pl.Int64,
+            "total": pl.Float64,
+            "gini": pl.Float64,
+            "top1_share": pl.Float64,
+            "share_80": pl.Float64,
+            "share_99": pl.Float64,
+            "share_zero": pl.Float64,
+        },
+    )
+
+
+def trajectories(data: Data, source: str) -> pl.DataFrame:
+    """snapshot_id, as_of, entity_id, name, rank, value per followed entity and snapshot.
+
+    Followed: `entity` (id or name) when given, else the top `trajectory_n` of the newest
+    snapshot. Rank is over the whole source (null when the entity is not live).
+    """
+    ids = _need(data, source)
+    p = data.params
+    col = p.popularity(source)
+    latest = data.state(source, ids[-1], ["name", col])
+    if p.entity:
+        hit = latest.filter((pl.col("entity_id") == p.entity) | (pl.col("name") == p.entity))
+        if hit.is_empty():
+            raise ValueError(f"entity {p.entity!r} not live in {source!r} as of snapshot {ids[-1]}")
+        follow = hit["entity_id"].to_list()
+    else:
+        follow = data.top(source, ids[-1], col, p.trajectory_n)["entity_id"].to_list()
+    frames = []
+    for sid in data.series_ids(source):
+        st = data.state(source, sid, ["name", col])
+        ranked = (
+            st.lazy()
+            .with_columns(pl.col(col).cast(pl.Float64).alias("value"))
+            .sort(["value", "entity_id"], descending=[True, False], nulls_last=True)
+            .with_row_index("rank", offset=1)
+            .filter(pl.col("entity_id").is_in(follow))
+            .select(
+                pl.lit(sid, pl.Int64).alias("snapshot_id"),
+                pl.lit(data.as_of_time(source, sid), _TS).alias("as_of"),
+                "entity_id",
+                "name",
+                pl.col("rank").cast(pl.Int64),
+                "value",
+            )
+            .collect()
+        )
+        frames.append(ranked)
+    return pl.concat(frames).with_columns(by=pl.lit(col)).sort(["entity_id", "snapshot_id"])

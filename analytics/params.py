@@ -1,0 +1,67 @@
+"""The parameters every measure reads, with the defaults metrics.md names.
+
+One frozen record, built from a mapping (the daemon passes `[analytics]` of the config,
+the CLI passes its flags). Unknown keys are an error that lists the known ones, so a typo
+never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from storage import schemas
+
+
+@dataclass(frozen=True)
+class Params:
+    k: int = 1000  # M2: K of top-K turnover
+    by: str | None = None  # popularity column; None = downloads (likes for spaces)
+    top_n: int = 15000  # M3/M4: the top-N models (paper A: 15,000)
+    group_n: int = 1000  # M4: size of the top and bottom groups compared
+    renames_as_churn: bool = False  # M2: key by name (paper A) instead of the Hub `_id`
+    interval_days: int = 7  # M2 per fixed interval; churn and maintenance intervals
+    bots: tuple[str, ...] = ()  # extra bot accounts, besides analytics.people.BOTS
+    identity_overrides: str = ""  # CSV author,merged_into (empty merged_into = never merge)
+    similarity: float = 0.9  # identity merging: name similarity threshold
+    heatmap_bins: int = 20  # M3: bins per log axis
+    series_max: int = 30  # snapshots per series measure (evenly subsampled beyond that)
+    relations: tuple[str, ...] = ()  # descendant relations used by M1/M3; empty = all
+    entity: str | None = None  # trajectories: one entity id or name; None = the top N
+    trajectory_n: int = 10  # trajectories: how many top entities
+    top_models: int = 20  # adoption: how many most-used models to list
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | Params | None) -> Params:
+        """Params from a mapping; unknown keys raise ValueError naming the known ones."""
+        if values is None:
+            return cls()
+        if isinstance(values, Params):
+            return values
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ValueError(
+                    f"unknown analytics parameter {key!r}; known: {', '.join(sorted(known))}"
+                )
+            if key in ("bots", "relations") and value is not None:
+                value = tuple(value)
+            kwargs[key] = value
+        out = replace(cls(), **kwargs)
+        for name in ("k", "top_n", "group_n", "interval_days", "heatmap_bins", "series_max"):
+            if int(getattr(out, name)) < 1:
+                raise ValueError(
+                    f"analytics parameter {name} must be >= 1, got {getattr(out, name)}"
+                )
+        return out
+
+    def popularity(self, source: str) -> str:
+        """The popularity column of `source`: `by` when given, else the source default."""
+        if self.by:
+            return self.by
+        return schemas.DEFAULT_POPULARITY.get(source, "downloads")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -1,0 +1,307 @@
+"""The report: one self-contained `index.html` plus every table as Parquet and CSV.
+
+Every measure that applies to a source is computed for it; a measure that cannot be (too
+few snapshots, no detail tables) says "not enough data" in its place instead of failing the
+page, so the daemon can write the report after its very first snapshot. plotly.js is
+inlined once (in the first chart) so the page opens offline.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from analytics import charts
+from analytics.catalog import Measure, applies, registry
+from analytics.data import Data
+from analytics.errors import NotEnoughData
+from analytics.params import Params
+from storage import Store
+
+log = logging.getLogger(__name__)
+
+# measure -> chart; a measure not listed here is shown as a table only
+CHARTS: dict[str, charts.Chart] = {
+    "turnover": charts.stacked_bars(
+        "snapshot_id", ["remained", "newcomers", "returning"], "Top-K composition per snapshot"
+    ),
+    "turnover_interval": charts.stacked_bars(
+        "snapshot_id",
+        ["remained", "newcomers", "returning"],
+        "Top-K composition per fixed interval",
+    ),
+    "topk_survival": charts.lines(
+        "snapshots", ["survival"], "Survival in the top-K (Kaplan-Meier)"
+    ),
+    "topk_lifespan": charts.bars("name", "snapshots_in_topk", "Longest-lived in the top-K"),
+    "rank_correlation": charts.lines(
+        "as_of", ["spearman", "kendall"], "Rank correlation between consecutive top-K"
+    ),
+    "growth": charts.lines(
+        "as_of", ["entities", "fitted"], "Entities per snapshot and exponential fit"
+    ),
+    "growth_monthly": charts.lines(
+        "month", ["new", "fitted"], "New entities per month", log_y=True
+    ),
+    "churn": charts.lines(
+        "as_of", ["created", "deleted", "renamed", "updated"], "Churn per interval"
+    ),
+    "concentration": charts.lines(
+        "as_of", ["gini", "top1_share", "share_80", "share_99"], "Concentration over time"
+    ),
+    "trajectories": charts.grouped_lines(
+        "as_of", "rank", "name", "Rank over time (1 = most popular)"
+    ),
+}
+
+_CHOICES = [
+    "Entities are keyed by the Hub `_id`: a renamed repo is the same entity (renames_as_churn keys by name, as paper A).",
+    "Popularity is `downloads` (rolling 30 days), `likes` for spaces; ties break by entity id ascending.",
+    "Only complete snapshots are read; partial and failed crawls never enter a measure.",
+    "Series measures visit at most `series_max` snapshots, evenly spread, always including the newest.",
+    "Rank correlation is over the entities in both consecutive top-K lists.",
+    "Survival: Kaplan-Meier over maximal consecutive top-K spells; a spell reaching the newest snapshot is censored.",
+    "Growth fit: least squares on log(count) against days; doubling time = ln 2 / rate.",
+    "M3 uses log10(1 + x) on both axes so models with zero descendants stay in.",
+    "M4 sections come from card headings and text by the rules in analytics/card_rules.py; metadata from card front matter, else the listing's card_fields.",
+    "Licenses map to categories by analytics/data/licenses.csv; absent or 'unknown' is 'none'.",
+    "People: bots removed (analytics/people.py list + [bot]/-bot/_bot suffixes + config), identities merged (>= similarity, same repo), overridable by file.",
+    "Networks are computed with igraph; the tests check them against networkx.",
+]
+
+
+@dataclass
+class Result:
+    measure: Measure
+    source: str
+    frame: pl.DataFrame | None = None
+    note: str | None = None
+    seconds: float = 0.0
+    files: list[str] = field(default_factory=list)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
+def run_measures(data: Data, sources: list[str]) -> list[Result]:
+    """Compute every applicable measure for every source; never raises for one measure."""
+    out = []
+    for source in sources:
+        for m in registry().values():
+            if not applies(m.info, source):
+                continue
+            r = Result(m, source)
+            t0 = time.perf_counter()
+            try:
+                r.frame = m.compute(data, source, None)
+            except NotEnoughData as exc:
+                r.note = str(exc)
+            except Exception as exc:  # one bad measure must not cost the whole page
+                log.warning("measure %s on %s failed: %s", m.info.name, source, exc)
+                r.note = f"failed: {type(exc).__name__}: {exc}"
+            r.seconds = time.perf_counter() - t0
+            out.append(r)
+    return out
+
+
+def _freshness(store: Store, sources: list[str]) -> pl.DataFrame:
+    cat = store.snapshots(all_statuses=True)
+    now = datetime.now(UTC)
+    rows = []
+    for s in sources:
+        c = cat.filter(pl.col("source") == s)
+        done = c.filter(pl.col("status") == "complete").sort("snapshot_id")
+        last = done.row(-1, named=True) if done.height else None
+        rows.append(
+            {
+                "source": s,
+                "complete_snapshots": done.height,
+                "partial_or_failed": c.filter(pl.col("status").is_in(["partial", "failed"])).height,
+                "newest_snapshot": last["snapshot_id"] if last else None,
+                "newest_as_of": last["as_of"] if last else None,
+                "age_hours": round((now - last["as_of"]).total_seconds() / 3600, 1)
+                if last and last["as_of"]
+                else None,
+                "entities": last["entities"] if last else None,
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M")
+    if isinstance(v, list):
+        return html.escape(", ".join(map(str, v[:8])) + (" ..." if len(v) > 8 else ""))
+    return html.escape(str(v))
+
+
+def _table_html(df: pl.DataFrame, limit: int = 12) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
+        for row in df.head(limit).iter_rows()
+    )
+    more = (
+        f"<p class=more>{df.height - limit} more rows in the files.</p>"
+        if df.height > limit
+        else ""
+    )
+    return f"<div class=tw><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{more}"
+
+
+def _write_tables(df: pl.DataFrame, tables: Path, stem: str) -> list[str]:
+    pq = tables / f"{stem}.parquet"
+    df.write_parquet(pq)
+    flat = df.with_columns(
+        [
+            pl.col(c).cast(pl.List(pl.String)).list.join(";")
+            for c, t in df.schema.items()
+            if isinstance(t, pl.List)
+        ]
+    )
+    nested = [c for c, t in flat.schema.items() if isinstance(t, (pl.Struct, pl.Array))]
+    (tables / f"{stem}.csv").write_text(flat.drop(nested).write_csv())
+    return [f"tables/{stem}.parquet", f"tables/{stem}.csv"]
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+header{background:#1d2b45;color:#fff;padding:18px 32px}header h1{margin:0;font-size:24px}
+header p{margin:4px 0 0;color:#c9d3e6}
+main{max-width:1200px;margin:0 auto;padding:16px 32px}
+nav{background:#fff;border:1px solid #e1e4ea;border-radius:8px;padding:8px 16px;margin:12px 0}
+nav a{margin-right:14px;color:#2456b3;text-decoration:none}
+section.src{margin-top:28px}h2{border-bottom:2px solid #1d2b45;padding-bottom:4px}
+.card{background:#fff;border:1px solid #e1e4ea;border-radius:8px;padding:12px 16px;margin:14px 0}
+.card h3{margin:0 0 4px;font-size:17px}.desc{color:#555;margin:0 0 8px;font-size:14px}
+.meta{color:#888;font-size:12px}.note{color:#8a5a00;background:#fff6e0;padding:6px 10px;border-radius:4px}
+.tw{overflow-x:auto}table{border-collapse:collapse;font-size:12.5px;margin:6px 0}
+th,td{border-bottom:1px solid #eceef2;padding:3px 8px;text-align:right;white-space:nowrap}
+th{background:#f0f2f6;position:sticky;top:0}td:first-child,th:first-child{text-align:left}
+.more{font-size:12px;color:#777}ul.choices li{margin:3px 0;font-size:14px}
+"""
+
+
+def build_report(
+    store: Store, out_dir: Path, *, sources: list[str] | None = None, params: Params | None = None
+) -> Path:
+    """Compute everything and write `out_dir/index.html` and `out_dir/tables/`."""
+    params = params or Params()
+    data = Data(store, params)
+    known = store.sources()
+    if sources:
+        missing = [s for s in sources if s not in known]
+        if missing:
+            raise ValueError(
+                f"unknown source(s) {', '.join(missing)}; sources in the store: {', '.join(known) or 'none yet'}"
+            )
+    chosen = list(sources) if sources else known
+    t0 = time.perf_counter()
+    results = run_measures(data, chosen)
+    tables = out_dir / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    parts: list[str] = []
+    plotly_done = False
+
+    def fig_html(fig: Any) -> str:
+        nonlocal plotly_done
+        h = fig.to_html(
+            full_html=False, include_plotlyjs=not plotly_done, config={"displaylogo": False}
+        )
+        plotly_done = True
+        return str(h)
+
+    fresh = _freshness(store, chosen)
+    _write_tables(fresh, tables, "freshness")
+    timing_rows = []
+    nav = " ".join(f"<a href='#{_slug(s)}'>{html.escape(s)}</a>" for s in chosen)
+    for source in chosen:
+        parts.append(f"<section class=src id='{_slug(source)}'><h2>{html.escape(source)}</h2>")
+        for r in (x for x in results if x.source == source):
+            info = r.measure.info
+            timing_rows.append(
+                {
+                    "source": source,
+                    "measure": info.name,
+                    "seconds": r.seconds,
+                    "status": "ok" if r.frame is not None else (r.note or "")[:120],
+                }
+            )
+            parts.append(
+                f"<div class=card id='{_slug(source)}-{info.name}'><h3>{html.escape(info.name)}</h3>"
+            )
+            parts.append(
+                f"<p class=desc>{html.escape(info.description)} <span class=meta>(paper {html.escape(info.paper)}, {info.kind})</span></p>"
+            )
+            if r.frame is None:
+                parts.append(f"<p class=note>{html.escape(r.note or 'not enough data')}</p></div>")
+                continue
+            stem = f"{info.name}__{_slug(source)}"
+            r.files = _write_tables(r.frame, tables, stem)
+            chart = CHARTS.get(info.name)
+            fig = None
+            if chart is not None and r.frame.height:
+                try:
+                    fig = chart(r.frame)
+                except Exception as exc:  # a chart must not cost the table
+                    log.warning("chart of %s on %s failed: %s", info.name, source, exc)
+            if fig is not None:
+                parts.append(fig_html(fig))
+            if r.frame.height == 0:
+                parts.append(
+                    "<p class=note>not enough data: the measure is empty for this source.</p>"
+                )
+            else:
+                parts.append(_table_html(r.frame))
+            links = " · ".join(f"<a href='{f}'>{f.rsplit('.', 1)[1]}</a>" for f in r.files)
+            parts.append(
+                f"<p class=meta>{r.frame.height} rows · {links} · {r.seconds:.2f} s</p></div>"
+            )
+        parts.append("</section>")
+    total = time.perf_counter() - t0
+    timings = pl.DataFrame(
+        timing_rows,
+        schema={
+            "source": pl.String,
+            "measure": pl.String,
+            "seconds": pl.Float64,
+            "status": pl.String,
+        },
+    )
+    _write_tables(timings, tables, "timings")
+    params_df = pl.DataFrame(
+        {"parameter": list(params.as_dict()), "value": [str(v) for v in params.as_dict().values()]}
+    )
+    _write_tables(params_df, tables, "parameters")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    page = f"""<!doctype html><html lang=en><head><meta charset=utf-8>
+<meta name=viewport content="width=device-width, initial-scale=1">
+<title>hubtide report</title><style>{_CSS}</style></head><body>
+<header><h1>hubtide — how the Hub and the registries change</h1>
+<p>Generated {generated} from {html.escape(store.uri)} · {len(chosen)} sources · computed in {total:.1f} s</p></header>
+<main>
+<nav><b>Sources:</b> {nav} <a href='#freshness'>freshness</a> <a href='#choices'>parameters &amp; choices</a></nav>
+<div class=card id=freshness><h3>Data freshness per source</h3>{_table_html(fresh, 50)}</div>
+<div class=card id=choices><h3>Parameters and choices</h3>{_table_html(params_df, 50)}
+<ul class=choices>{"".join(f"<li>{html.escape(c)}</li>" for c in _CHOICES)}</ul></div>
+{"".join(parts)}
+</main></body></html>"""
+    path = out_dir / "index.html"
+    tmp = out_dir / ".index.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)  # readers never see a half-written page
+    return path

@@ -1,0 +1,80 @@
+"""The analytics commands end to end: `hubtide turnover`, `measure`, `report` (subprocess)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.analytics.test_turnover import _world
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "160"}
+    return subprocess.run(
+        [sys.executable, "-m", "hubtide", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_turnover_measure_and_report_commands(tmp_path: Path) -> None:
+    _world(tmp_path)
+    store = str(tmp_path / "store")
+    res = run("--store", store, "turnover", "hub:model", "--k", "3", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert [r["newcomers"] for r in rows] == [2, 0, 2]
+    assert set(rows[0]) == {
+        "snapshot_id",
+        "as_of",
+        "remained",
+        "newcomers",
+        "returning",
+        "left",
+        "distinct_ever",
+    }
+
+    res = run(
+        "--store",
+        store,
+        "turnover",
+        "hub:model",
+        "--k",
+        "3",
+        "--renames-as-churn",
+        "--format",
+        "csv",
+    )
+    assert res.returncode == 0, res.stderr
+    last = list(csv.DictReader(io.StringIO(res.stdout)))[-1]
+    assert (last["newcomers"], last["distinct_ever"]) == ("3", "8")
+
+    res = run("--store", store, "measure", "--list")
+    assert res.returncode == 0 and "turnover" in res.stdout and "concentration" in res.stdout
+
+    res = run("--store", store, "measure", "growth", "--source", "hub:model", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert [r["entities"] for r in json.loads(res.stdout)] == [5, 5, 5, 7]
+
+    res = run("--store", store, "measure", "nope")
+    assert (
+        res.returncode == 1 and "unknown measure 'nope'" in res.stderr and "turnover" in res.stderr
+    )
+
+    res = run("--store", store, "turnover", "npm")
+    assert res.returncode == 1 and "unknown source 'npm'" in res.stderr
+
+    out = tmp_path / "rep"
+    res = run("--store", store, "report", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    page = (out / "index.html").read_text()
+    assert page.count('<script type="text/javascript">window.PlotlyConfig') <= 1
+    assert (out / "tables" / "turnover__hub-model.parquet").exists()
+    assert (out / "tables" / "turnover__hub-model.csv").exists()
