@@ -248,14 +248,7 @@ class Daemon:
 
     def _interrupted_sources(self) -> set[str]:
         """Sources whose newest snapshot is still `running` (the daemon was killed)."""
-        found: set[str] = set()
-        for src in self.plan.sources:
-            try:
-                if self.store.resume_snapshot(src.name) is not None:
-                    found.add(src.name)
-            except Exception as exc:  # an empty store has nothing to resume
-                log.debug("%s: nothing to resume: %s", src.name, exc)
-        return found
+        return {src.name for src in self.plan.sources if self._has_running(src.name)}
 
     async def _crawl_job(self, source: str) -> None:
         task = asyncio.current_task()
@@ -274,7 +267,9 @@ class Daemon:
             self.metrics.jobs.labels("crawl", "skipped").inc()  # waits for the round
             return
         assert self.crawl is not None
-        resume = source in self._resume
+        # resume only what the store still holds as running (an error before the first
+        # commit leaves nothing to resume)
+        resume = source in self._resume and await asyncio.to_thread(self._has_running, source)
         stop = asyncio.Event()
         self._stops[source] = stop
         self.live.crawl_started(source, resume)
@@ -337,6 +332,13 @@ class Daemon:
         self._finished[source] += 1
         if self.plan.lockstep:
             await self._maybe_end_round()
+
+    def _has_running(self, source: str) -> bool:
+        try:
+            return self.store.resume_snapshot(source) is not None
+        except Exception as exc:
+            log.debug("%s: nothing to resume: %s", source, exc)
+            return False
 
     def _mark_failed(self, source: str, exc: BaseException) -> None:
         try:
