@@ -27,6 +27,8 @@ OP_KEEP = "keep"
 META_COLUMNS = ("source", "valid_from", "op")
 
 STAGING = "staging/batches"
+# partitioned by snapshot so dropping a finished snapshot's batches is a metadata-only delete
+STAGING_PARTITION = ["source", "snapshot_id"]
 STAGING_SCHEMA = pa.schema(
     [
         pa.field("source", pa.string()),

@@ -28,6 +28,7 @@ from storage.layout import (
     OP_KEEP,
     OP_UPSERT,
     STAGING,
+    STAGING_PARTITION,
     STAGING_SCHEMA,
     check_source,
     entity_table,
@@ -134,8 +135,10 @@ class Store:
         self.keyframe_every = keyframe_every
         self.topk_n = topk_n
         self._tables = Tables(uri, self.storage_options)
+        # the last complete state per source, kept after a finish: the next diff needs it
+        self._last_state: dict[str, tuple[int, pl.DataFrame]] = {}
         for rel, schema in FIXED_TABLES.items():
-            self._tables.ensure(rel, schema)
+            self._tables.ensure(rel, schema, STAGING_PARTITION if rel == STAGING else None)
 
     @classmethod
     def open(

@@ -23,6 +23,8 @@ from storage.errors import CommitConflict
 # zstd everywhere: the bench compares against zstd Parquet dumps, and it is the best
 # size/speed trade-off pyarrow offers for these mostly-string tables.
 WRITER_PROPS = WriterProperties(compression="ZSTD", compression_level=3)
+# staged batches are LZ4-compressed Arrow IPC already, and short-lived: no second codec
+STAGING_PROPS = WriterProperties(compression="UNCOMPRESSED")
 _RETRIES = 50
 
 
@@ -97,6 +99,7 @@ class Tables:
         *,
         schema_mode: Literal["merge"] | None = None,
         partition_by: list[str] | None = None,
+        writer_properties: WriterProperties = WRITER_PROPS,
     ) -> bool:
         """Append `data` under txn (app_id, version) unless that version (or later) is in.
 
@@ -116,7 +119,7 @@ class Tables:
                     schema_mode=schema_mode,
                     partition_by=partition_by,
                     commit_properties=cp,
-                    writer_properties=WRITER_PROPS,
+                    writer_properties=writer_properties,
                 )
                 return True
             except CommitFailedError:

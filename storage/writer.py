@@ -34,6 +34,7 @@ from storage.layout import (
     OP_DELETE,
     OP_UPSERT,
     STAGING,
+    STAGING_PARTITION,
     entity_table,
     is_custom,
     partition_of,
@@ -41,6 +42,7 @@ from storage.layout import (
 )
 from storage.records import Rejected, Rows, conform, to_ipc
 from storage.state import diff
+from storage.tables import STAGING_PROPS
 
 if TYPE_CHECKING:
     from storage.store import Store
@@ -117,7 +119,14 @@ class SnapshotWriter:
             },
             schema=staging_schema(),
         )
-        wrote = tables.append_once(STAGING, blob, self._app, seq)
+        wrote = tables.append_once(
+            STAGING,
+            blob,
+            self._app,
+            seq,
+            partition_by=STAGING_PARTITION,
+            writer_properties=STAGING_PROPS,
+        )
         if wrote:
             self.last_committed_seq = seq
             self.checkpoint = checkpoint
@@ -237,8 +246,11 @@ class SnapshotWriter:
         prev_id = store._previous_complete(self.source, self.snapshot_id)
         columns = store._logical_columns(self.source, listing)
         listing = _with_columns(listing, columns, store._column_types(self.source))
+        cached = store._last_state.get(self.source)
         if prev_id is None:
             previous = listing.clear()
+        elif cached is not None and cached[0] == prev_id:
+            previous = cached[1]
         else:
             previous = store._state(self.source, prev_id, columns=None).collect()
             previous = _with_columns(previous, columns, dict(listing.schema))
@@ -269,6 +281,7 @@ class SnapshotWriter:
             schema_mode="merge" if is_custom(self.source) else None,
             partition_by=partition_of(self.source),
         )
+        store._last_state[self.source] = (self.snapshot_id, listing)
         ops = rows["op"]
         return int((ops == OP_UPSERT).sum()), int((ops == OP_DELETE).sum()), keyframe
 

@@ -1,0 +1,223 @@
+"""Benchmark of the snapshot store on a seeded Hub-shaped world (prints figures only).
+
+World: N entities (default 100k) over D daily snapshots (default 30). Every day the 30-day
+`downloads` (and `downloads_all_time`) change for every entity that has any (about a
+third), about 1 % of entities change attributes (sha, last_modified, likes, tags), 0.5 %
+are created and 0.1 % deleted.
+
+Prints: store bytes vs D full daily zstd Parquet dumps; ingest rows/s; as-of read of one
+snapshot at `--scale` entities vs scanning one plain Parquet file of that state; the same
+after maintenance.
+
+    .venv/bin/python bench/store.py                 # 100k x 30, as-of at 1M (a few minutes)
+    .venv/bin/python bench/store.py --entities 20000 --days 10 --scale 200000   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import storage.maintenance as maintenance
+from storage import Store
+from storage.schemas import HUB_REPO
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+LIBS = ["transformers", "diffusers", "timm", "peft", "sentence-transformers", None]
+PIPES = ["text-generation", "text-classification", "image-classification", "fill-mask", None]
+TAGS = [f"tag{i}" for i in range(200)]
+
+
+class World:
+    """A seeded Hub-like listing that moves one day at a time."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.next_id = 0
+        self.day = 0
+        self.df = self._new(n)
+
+    def _new(self, n: int) -> pl.DataFrame:
+        rng = self.rng
+        ids = np.arange(self.next_id, self.next_id + n)
+        self.next_id += n
+        has_dl = rng.random(n) < 1 / 3
+        dl = np.where(has_dl, rng.zipf(1.6, n).clip(1, 10**8), 0)
+        created = [T0 - timedelta(days=int(d)) for d in rng.integers(0, 900, n)]
+        ntags = rng.integers(1, 6, n)
+        tags = [[TAGS[j] for j in rng.integers(0, len(TAGS), k)] for k in ntags]
+        authors = rng.integers(0, max(n // 20, 1), n)
+        df = pl.DataFrame(
+            {
+                "entity_id": [f"{i:024x}" for i in ids],
+                "name": [f"user{a}/model-{i}" for a, i in zip(authors, ids, strict=True)],
+                "author": [f"user{a}" for a in authors],
+                "created_at": created,
+                "last_modified": created,
+                "sha": [f"{x:040x}" for x in rng.integers(0, 2**62, n)],
+                "private": np.zeros(n, dtype=bool),
+                "gated": rng.choice(["false", "auto", "manual"], n, p=[0.9, 0.07, 0.03]),
+                "disabled": np.zeros(n, dtype=bool),
+                "library_name": [LIBS[i] for i in rng.integers(0, len(LIBS), n)],
+                "pipeline_tag": [PIPES[i] for i in rng.integers(0, len(PIPES), n)],
+                "tags": tags,
+                "license": rng.choice(["mit", "apache-2.0", "other", "cc-by-4.0"], n),
+                "card_fields": [["license", "tags"]] * n,
+                "downloads": dl.astype(np.int64),
+                "downloads_all_time": (dl * rng.integers(1, 20, n)).astype(np.int64),
+                "likes": rng.zipf(2.0, n).clip(0, 10**6).astype(np.int64) - 1,
+                "trending_score": np.zeros(n),
+            }
+        )
+        return conform(df)
+
+    def step(self) -> pl.DataFrame:
+        rng = self.rng
+        df = self.df
+        n = df.height
+        self.day += 1
+        # deletions (0.1 %) and creations (0.5 %)
+        df = df.filter(pl.Series(rng.random(n) >= 0.001))
+        n = df.height
+        # counters: every entity with downloads moves, every day
+        moving = (df["downloads"] > 0).to_numpy()
+        factor = rng.normal(1.0, 0.1, n).clip(0.5, 1.5)
+        new_dl = np.where(moving, (df["downloads"].to_numpy() * factor).astype(np.int64) + 1, 0)
+        df = df.with_columns(
+            downloads=pl.Series(new_dl),
+            downloads_all_time=df["downloads_all_time"] + pl.Series(new_dl // 30),
+        )
+        # attributes: ~1 % per day
+        ch = pl.Series(rng.random(n) < 0.01)
+        now = T0 + timedelta(days=self.day)
+        df = df.with_columns(
+            sha=pl.when(ch).then(pl.col("sha").str.reverse()).otherwise(pl.col("sha")),
+            last_modified=pl.when(ch).then(pl.lit(now)).otherwise(pl.col("last_modified")),
+            likes=pl.when(ch).then(pl.col("likes") + 1).otherwise(pl.col("likes")),
+        )
+        born = self._new(max(int(n * 0.005), 1))
+        self.df = pl.concat([df, born])
+        return self.df
+
+
+def conform(df: pl.DataFrame) -> pl.DataFrame:
+    empty = pl.from_arrow(HUB_REPO.empty_table())
+    assert isinstance(empty, pl.DataFrame)
+    cols = []
+    for name, dtype in empty.schema.items():
+        cols.append(df[name].cast(dtype) if name in df.columns else pl.lit(None, dtype).alias(name))
+    return df.select(cols)
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def ingest(store: Store, world: World, days: int, batch: int) -> tuple[int, float]:
+    rows = 0
+    seconds = 0.0
+    for d in range(days):
+        listing = world.df if d == 0 else world.step()
+        t = time.perf_counter()
+        w = store.begin_snapshot("hub:model", as_of=T0 + timedelta(days=d))
+        for seq, start in enumerate(range(0, listing.height, batch)):
+            w.write_batch(seq, listing.slice(start, batch), checkpoint=f"page{seq}")
+        w.finish("complete")
+        seconds += time.perf_counter() - t
+        rows += listing.height
+    return rows, seconds
+
+
+def best_of(fn: object, n: int = 3) -> float:
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()  # type: ignore[operator]
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--entities", type=int, default=100_000)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--scale", type=int, default=1_000_000, help="entities for the as-of read")
+    ap.add_argument("--scale-days", type=int, default=7, help="snapshots in the as-of store")
+    ap.add_argument("--batch", type=int, default=25_000, help="rows per write_batch")
+    ap.add_argument("--keyframe-every", type=int, default=7)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp dir)")
+    args = ap.parse_args()
+    work = args.dir or Path(tempfile.mkdtemp(prefix="hubtide-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"# hubtide store benchmark: {args.entities:,} entities x {args.days} daily snapshots")
+    print(f"work dir: {work}")
+
+    # 1. bytes vs daily dumps, and ingest speed
+    world = World(args.entities, args.seed)
+    dumps = work / "dumps"
+    dumps.mkdir(exist_ok=True)
+    dump_world = World(args.entities, args.seed)
+    dump_bytes = 0
+    for d in range(args.days):
+        listing = dump_world.df if d == 0 else dump_world.step()
+        f = dumps / f"day{d:02d}.parquet"
+        listing.write_parquet(f, compression="zstd")
+        dump_bytes += f.stat().st_size
+    store = Store.open(str(work / "store"), keyframe_every=args.keyframe_every)
+    rows, secs = ingest(store, world, args.days, args.batch)
+    stats = store.table_stats()
+    live = sum(s.bytes for s in stats)
+    disk = dir_bytes(work / "store")
+    print(f"daily zstd Parquet dumps: {dump_bytes / 1e6:,.1f} MB")
+    print(f"store, current version:   {live / 1e6:,.1f} MB  ({live / dump_bytes:.3f} of dumps)")
+    print(f"store, on disk:           {disk / 1e6:,.1f} MB  ({disk / dump_bytes:.3f} of dumps)")
+    print(f"ingest: {rows:,} listing rows in {secs:.1f} s = {rows / secs:,.0f} rows/s")
+    maintenance.MIN_RETENTION_HOURS = 0  # nothing else writes this bench store
+    store.maintain(retention_hours=0)
+    disk2 = dir_bytes(work / "store")
+    print(
+        f"store on disk after maintain: {disk2 / 1e6:,.1f} MB ({disk2 / dump_bytes:.3f} of dumps)"
+    )
+    for s in store.table_stats():
+        if s.rows:
+            print(
+                f"  {s.table:20s} rows {s.rows:>10,}  files {s.files:>4}  {s.bytes / 1e6:8.2f} MB"
+            )
+
+    # 2. as-of read at scale
+    print(f"\n# as-of read: {args.scale:,} entities x {args.scale_days} snapshots")
+    big = Store.open(str(work / "big"), keyframe_every=args.keyframe_every)
+    bworld = World(args.scale, args.seed + 1)
+    rows, secs = ingest(big, bworld, args.scale_days, args.batch * 4)
+    print(f"ingest: {rows:,} rows in {secs:.1f} s = {rows / secs:,.0f} rows/s")
+    sid = big.resolve_snapshot("hub:model")  # the newest: the most change rows to scan
+    plain = work / "plain.parquet"
+    truth = big.as_of("hub:model", sid).collect()
+    assert truth.height == bworld.df.height
+    truth.write_parquet(plain, compression="zstd")
+    t_plain = best_of(lambda: pl.scan_parquet(plain).collect())
+    t_store = best_of(lambda: big.as_of("hub:model", sid).collect())
+    print(
+        f"snapshot {sid}: plain Parquet scan {t_plain:.3f} s, store as-of {t_store:.3f} s, "
+        f"ratio {t_store / t_plain:.2f}x"
+    )
+    big.maintain(retention_hours=0)
+    t_store2 = best_of(lambda: big.as_of("hub:model", sid).collect())
+    print(f"after maintain: store as-of {t_store2:.3f} s, ratio {t_store2 / t_plain:.2f}x")
+    if args.dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
