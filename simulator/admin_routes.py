@@ -25,6 +25,7 @@ from simulator.hub_routes import Hub
 from simulator.registry_routes import Registries
 from simulator.world import World
 
+TRUTH_CHUNK = 2000  # rows prepared at once; equals the streaming chunk (see `truth`)
 TRUTH_SOURCES = ("hub:model", "hub:dataset", "hub:space", "npm", "pypi", "commits", "discussions")
 
 
@@ -74,8 +75,13 @@ class Admin:
             kind = source[4:]
             t = self.w.hub[kind]
             fields = TRUTH_FIELDS[kind]
-            for row in t.alive_rows().tolist():
-                yield r.item(t, row, fields)
+            alive = t.alive_rows()
+            for i in range(0, len(alive), TRUTH_CHUNK):
+                chunk = alive[i : i + TRUTH_CHUNK]
+                r.prepare(t, chunk)
+                for row in chunk.tolist():
+                    yield r.item(t, row, fields)
+            r.unprepare()
             return
         if source in ("npm", "pypi"):
             p = self.w.packages[source]
@@ -128,7 +134,7 @@ class Admin:
         chunk: list[str] = []
         for rec in self.records(source, qs):
             chunk.append(json.dumps(rec, ensure_ascii=False))
-            if len(chunk) >= 2000:
+            if len(chunk) >= TRUTH_CHUNK:
                 await resp.write(("\n".join(chunk) + "\n").encode())
                 chunk = []
         if chunk:

@@ -216,39 +216,41 @@ def _name_rows(
     rows: npt.NDArray[np.int64],
     legacy_share: float,
 ) -> None:
-    kind = t.kind
     n = len(rows)
-    r = rng.integers(0, 1 << 62, n)
-    legacy = rng.random(n) < legacy_share
-    for j, row in enumerate(rows):
-        h = int(r[j])
-        if kind == "model":
-            stem = vocab.FAMILIES[h % len(vocab.FAMILIES)]
-            parts = [stem, vocab.SIZES[(h >> 8) % len(vocab.SIZES)]]
-            if (h >> 16) % 3:
-                parts.append(vocab.SUFFIXES[(h >> 20) % len(vocab.SUFFIXES)])
-        elif kind == "dataset":
-            parts = [
-                vocab.LANGUAGES[h % len(vocab.LANGUAGES)],
-                vocab.DATASET_WORDS[(h >> 8) % len(vocab.DATASET_WORDS)],
-            ]
-            if (h >> 16) % 2:
-                parts.append(vocab.SUFFIXES[(h >> 20) % len(vocab.SUFFIXES)])
-        else:
-            parts = [
-                vocab.FAMILIES[h % len(vocab.FAMILIES)],
-                vocab.SPACE_WORDS[(h >> 8) % len(vocab.SPACE_WORDS)],
-            ]
-        base = "-".join(parts)
-        owner = authors.names[int(t.cols["author"][row])]
-        prefix = "" if (legacy[j] and kind == "model") else f"{owner}/"
-        name = prefix + base
-        k = 2
-        while name in t.by_name or name in t.moved:
-            name = f"{prefix}{base}-{k}"
-            k += 1
-        t.names.append(name)
-        t.by_name[name] = int(row)
+    stems, pick = _stems(t.kind, rng, n)
+    legacy = (rng.random(n) < legacy_share) & (t.kind == "model")
+    owner_names = authors.names
+    owners = t.cols["author"][rows].tolist()
+    by_name, moved, names = t.by_name, t.moved, t.names
+    for row, stem_i, owner, leg in zip(
+        rows.tolist(), pick.tolist(), owners, legacy.tolist(), strict=True
+    ):
+        name = stems[stem_i] if leg else f"{owner_names[owner]}/{stems[stem_i]}"
+        if name in by_name or name in moved:
+            # continue numbering where the last clash on this name stopped
+            k = t.stem_counter.get(name, 2)
+            cand = f"{name}-{k}"
+            while cand in by_name or cand in moved:
+                k += 1
+                cand = f"{name}-{k}"
+            t.stem_counter[name] = k + 1
+            name = cand
+        names.append(name)
+        by_name[name] = row
+
+
+def _stems(kind: str, rng: np.random.Generator, n: int) -> tuple[list[str], Any]:
+    """All repo-name stems of a kind, and a random pick of one per new repo."""
+    if kind == "model":
+        words: list[tuple[str, ...]] = [vocab.FAMILIES, vocab.SIZES, ("", *vocab.SUFFIXES)]
+    elif kind == "dataset":
+        words = [vocab.LANGUAGES, vocab.DATASET_WORDS, ("", "", *vocab.SUFFIXES)]
+    else:
+        words = [vocab.FAMILIES, vocab.SPACE_WORDS]
+    stems = [""]
+    for ws in words:
+        stems = [f"{s}-{w}" if s and w else (s or w) for s in stems for w in ws]
+    return stems, rng.integers(0, len(stems), n)
 
 
 def _set_downloads(

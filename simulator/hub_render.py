@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import yaml
 
 from simulator import vocab
 from simulator.hub_world import GATED, Authors, RepoTable
-from simulator.rng import h64, hex24, hex40, uscalar
+from simulator.rng import h64, hash_ints, hex24, hex40, uscalar
 from simulator.world import World, iso
 
 EXPAND = {
@@ -69,9 +70,45 @@ class Renderer:
         self.seed = world.seed
         self._space_users: dict[int, list[int]] | None = None
         self._space_users_version = -1
+        # per-page precomputation (vectorised ids and dates), see `prepare`
+        self._pre_kind = ""
+        self._pre: dict[int, tuple[str, str, str, str]] = {}
+        # cards depend on the row and on names elsewhere (base models, linked repos)
+        self._cards: dict[tuple[str, int], dict[str, Any] | None] = {}
+        self._cards_stamp: tuple[int, ...] = ()
+
+    def prepare(self, t: RepoTable, rows: npt.NDArray[np.int64]) -> None:
+        """Compute `_id`, `sha`, `createdAt`, `lastModified` of many rows at once (a page)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            return
+        s, c = self.seed, t.code
+        k = t.cols["n_commits"][rows].astype(np.int64) - 1
+        a, b, d = (hash_ints(s, c, rows, k, 7, j).tolist() for j in (1, 2, 3))
+        o1 = hash_ints(s, c, rows, 11).tolist()
+        created = t.cols["created"][rows]
+        cre = _iso_many(created)
+        mod = _iso_many(t.cols["modified"][rows])
+        cr = (created & 0xFFFFFFFF).tolist()
+        self._pre_kind = t.kind
+        self._pre = {
+            row: (
+                f"{cr[i]:08x}{o1[i]:016x}",
+                f"{a[i]:016x}{b[i]:016x}{d[i]:016x}"[:40],
+                cre[i],
+                mod[i],
+            )
+            for i, row in enumerate(rows.tolist())
+        }
+
+    def unprepare(self) -> None:
+        self._pre = {}
+        self._pre_kind = ""
 
     # ---- ids ------------------------------------------------------------------------
     def oid(self, t: RepoTable, row: int) -> str:
+        if self._pre_kind == t.kind and row in self._pre:
+            return self._pre[row][0]
         return (
             f"{int(t.cols['created'][row]) & 0xFFFFFFFF:08x}" + hex24(self.seed, t.code, row)[:16]
         )
@@ -80,11 +117,13 @@ class Renderer:
         return hex40(self.seed, t.code, row, k, 7)
 
     def sha(self, t: RepoTable, row: int) -> str:
+        if self._pre_kind == t.kind and row in self._pre:
+            return self._pre[row][1]
         return self.commit_id(t, row, int(t.cols["n_commits"][row]) - 1)
 
     # ---- derived attributes ------------------------------------------------------------
     def popularity(self, t: RepoTable, row: int) -> float:
-        return float(np.clip((float(t.cols["mu"][row]) + 1) / 8, 0, 1))
+        return min(max((float(t.cols["mu"][row]) + 1) / 8, 0.0), 1.0)
 
     def license(self, t: RepoTable, row: int) -> str | None:
         lic = int(t.cols["license"][row])
@@ -119,6 +158,18 @@ class Renderer:
 
     def card_data(self, t: RepoTable, row: int) -> dict[str, Any] | None:
         """The README's YAML front matter; richer for popular repos (paper A, M4)."""
+        stamp = (self.w.hub["model"].version, self.w.hub["dataset"].version, t.version)
+        if stamp != self._cards_stamp or len(self._cards) > 500_000:
+            self._cards = {}
+            self._cards_stamp = stamp
+        key = (t.kind, row)
+        if key in self._cards:
+            return self._cards[key]
+        card = self._card_data(t, row)
+        self._cards[key] = card
+        return card
+
+    def _card_data(self, t: RepoTable, row: int) -> dict[str, Any] | None:
         if not t.cols["has_card"][row]:
             return None
         pop = self.popularity(t, row)
@@ -281,8 +332,12 @@ class Renderer:
         if name == "sha":
             return self.sha(t, row)
         if name == "lastModified":
+            if self._pre_kind == kind and row in self._pre:
+                return self._pre[row][3]
             return iso(int(c["modified"][row]))
         if name == "createdAt":
+            if self._pre_kind == kind and row in self._pre:
+                return self._pre[row][2]
             return iso(int(c["created"][row]))
         if name == "private":
             return bool(c["private"][row])
@@ -525,6 +580,11 @@ class Renderer:
                 d["changes"]["mergeCommitId"] = hex40(self.seed, t.code, row, num, 95)
             d["filesWithConflicts"] = []
         return d
+
+
+def _iso_many(ts: npt.NDArray[np.int64]) -> list[str]:
+    text = np.datetime_as_string(np.asarray(ts, dtype="datetime64[s]"), unit="s")
+    return [x + ".000Z" for x in text.tolist()]
 
 
 class _Missing:

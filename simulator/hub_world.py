@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from simulator import vocab
-from simulator.rng import h64
+from simulator.rng import hash_ints
 
 KINDS = ("model", "dataset", "space")
 KIND_CODE = {"model": 1, "dataset": 2, "space": 3}
@@ -62,19 +62,23 @@ class Authors:
         self.is_org: list[bool] = []
         self.index: dict[str, int] = {}
         syl = vocab.SYLLABLES
-        for i in range(n_users + n_orgs):
+        total = n_users + n_orgs
+        hs = (hash_ints(seed, 71, np.arange(total)) >> np.uint64(1)).astype(np.int64).tolist()
+        counters: dict[str, int] = {}
+        for i, h in enumerate(hs):
             org = i >= n_users
-            h = h64(seed, 71, i)
-            base = "".join(syl[(h >> (5 * k)) % len(syl)] for k in range(2 + (h >> 40) % 3))
+            base = "".join(syl[(h >> (5 * k)) % 32] for k in range(2 + (h >> 40) % 3))
             if org:
                 base += vocab.ORG_SUFFIXES[(h >> 50) % len(vocab.ORG_SUFFIXES)]
             elif (h >> 45) % 3 == 0:
                 base += str((h >> 20) % 100)
             name = base
-            k = 2
-            while name in self.index:
+            if name in self.index:
+                k = counters.get(base, 2)
+                while f"{base}{k}" in self.index:
+                    k += 1
+                counters[base] = k + 1
                 name = f"{base}{k}"
-                k += 1
             self.index[name] = i
             self.names.append(name)
             self.is_org.append(org)
@@ -111,6 +115,7 @@ class RepoTable:
         self.names: list[str] = []
         self.by_name: dict[str, int] = {}
         self.moved: dict[str, Moved] = {}
+        self.stem_counter: dict[str, int] = {}  # next free `-N` suffix per clashing name
         self.links: dict[
             int, tuple[tuple[int, ...], tuple[int, ...]]
         ] = {}  # spaces -> models, datasets

@@ -36,18 +36,29 @@ def hash_ints(*parts: int | npt.ArrayLike) -> U64:
     return np.asarray(h, dtype=np.uint64)
 
 
-def h64(*parts: int) -> int:
-    """Scalar hash of ints."""
-    return int(hash_ints(*parts))
-
-
 def unit(*parts: int | npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Uniform floats in [0, 1) from hashed ints."""
     return (hash_ints(*parts) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
+_MASK = (1 << 64) - 1
+_G, _A, _B = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def h64(*parts: int) -> int:
+    """Scalar hash of ints; equals `hash_ints` on the same values, in pure Python (fast)."""
+    h = 0
+    for p in parts:
+        z = ((h ^ (int(p) & _MASK)) + _G) & _MASK
+        z = ((z ^ (z >> 30)) * _A) & _MASK
+        z = ((z ^ (z >> 27)) * _B) & _MASK
+        h = z ^ (z >> 31)
+    return h
+
+
 def uscalar(*parts: int) -> float:
-    return float(unit(*parts))
+    """Uniform float in [0, 1); equals `unit` on the same values."""
+    return (h64(*parts) >> 11) / float(1 << 53)
 
 
 def hex40(*parts: int) -> str:
