@@ -76,6 +76,7 @@ class Renderer:
         # cards depend on the row and on names elsewhere (base models, linked repos)
         self._cards: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._cards_stamp: tuple[int, ...] = ()
+        self._sib: dict[tuple[str, int], tuple[str, ...]] = {}  # files depend on the row only
 
     def prepare(self, t: RepoTable, rows: npt.NDArray[np.int64]) -> None:
         """Compute `_id`, `sha`, `createdAt`, `lastModified` of many rows at once (a page)."""
@@ -237,6 +238,17 @@ class Renderer:
         return "\n".join(lines).encode("utf-8")
 
     def siblings(self, t: RepoTable, row: int) -> list[dict[str, Any]]:
+        return [{"rfilename": f} for f in self.files(t, row)]
+
+    def files(self, t: RepoTable, row: int) -> tuple[str, ...]:
+        files = self._sib.get((t.kind, row))
+        if files is None:
+            if len(self._sib) > 500_000:
+                self._sib = {}
+            files = self._sib[(t.kind, row)] = self._files(t, row)
+        return files
+
+    def _files(self, t: RepoTable, row: int) -> tuple[str, ...]:
         files = [".gitattributes"]
         if t.cols["has_card"][row]:
             files.append("README.md")
@@ -256,10 +268,11 @@ class Renderer:
                 files.append("data/test-00000-of-00001.parquet")
         else:
             files += ["app.py", "requirements.txt"]
-        return [{"rfilename": f} for f in files]
+        return tuple(files)
 
     def file_size(self, t: RepoTable, row: int, path: str) -> int:
-        h = h64(self.seed, t.code, row, len(path), 9)
+        # hash() of an int tuple is stable across runs (only str hashing is salted)
+        h = hash((self.seed, t.code, row, len(path), 9)) & 0x7FFFFFFFFFFF
         if path.endswith((".safetensors", ".gguf", ".parquet", ".bin")):
             return 1_000_000 + h % 4_000_000_000
         return 100 + h % 20_000
@@ -325,105 +338,8 @@ class Renderer:
     # ---- items ----------------------------------------------------------------------------
     def field(self, t: RepoTable, row: int, name: str) -> Any:
         """One API field of a row; `_MISSING` when the Hub would omit it."""
-        c = t.cols
-        kind = t.kind
-        if name == "author":
-            return self.w.authors.names[int(c["author"][row])]
-        if name == "sha":
-            return self.sha(t, row)
-        if name == "lastModified":
-            if self._pre_kind == kind and row in self._pre:
-                return self._pre[row][3]
-            return iso(int(c["modified"][row]))
-        if name == "createdAt":
-            if self._pre_kind == kind and row in self._pre:
-                return self._pre[row][2]
-            return iso(int(c["created"][row]))
-        if name == "private":
-            return bool(c["private"][row])
-        if name == "gated":
-            g = int(c["gated"][row])
-            return False if g == 0 else GATED[g]
-        if name == "disabled":
-            return bool(c["disabled"][row])
-        if name == "downloads":
-            return int(c["downloads"][row]) if kind != "space" else _MISSING
-        if name == "downloadsAllTime":
-            return int(c["downloads_all"][row]) if kind != "space" else _MISSING
-        if name == "likes":
-            return int(c["likes"][row])
-        if name == "trendingScore":
-            return round(float(c["trending"][row]))
-        if name == "library_name":
-            return self.library(t, row) or _MISSING
-        if name == "pipeline_tag":
-            return self.pipeline(t, row) or _MISSING
-        if name == "tags":
-            return self.tags(t, row)
-        if name == "cardData":
-            card = self.card_data(t, row)
-            return card if card is not None else _MISSING
-        if name == "siblings":
-            return self.siblings(t, row)
-        if name == "sdk":
-            return vocab.SDKS[int(c["sdk"][row])] if kind == "space" else _MISSING
-        if name == "models":
-            return self.space_links(t, row)[0] if kind == "space" else _MISSING
-        if name == "datasets":
-            return self.space_links(t, row)[1] if kind == "space" else _MISSING
-        if name == "baseModels":
-            base = self.base_name(t, row)
-            if base is None:
-                return _MISSING
-            return {"relation": self.relation(t, row) or "finetune", "models": [{"id": base}]}
-        if name == "childrenModelCount":
-            return int(t.children.get(row, 0))
-        if name == "usedStorage":
-            return sum(self.file_size(t, row, s["rfilename"]) for s in self.siblings(t, row))
-        if name == "resourceGroup":
-            return _MISSING
-        if name == "xetEnabled":
-            return False
-        if name == "spaces":
-            return self.spaces_using(row)
-        if name == "safetensors":
-            if "model.safetensors" not in {s["rfilename"] for s in self.siblings(t, row)}:
-                return _MISSING
-            n = 10_000_000 + h64(self.seed, t.code, row, 51) % 8_000_000_000
-            return {"parameters": {"F32": n}, "total": n}
-        if name == "config":
-            lib = self.library(t, row)
-            if lib != "transformers":
-                return _MISSING
-            fam = t.names[row].split("/")[-1].split("-")[0]
-            return {"architectures": [f"{fam.title()}Model"], "model_type": fam}
-        if name == "transformersInfo":
-            if self.library(t, row) != "transformers":
-                return _MISSING
-            return {"auto_model": "AutoModel", "pipeline_tag": self.pipeline(t, row),
-                    "processor": "AutoTokenizer"}  # fmt: skip
-        if name == "inference":
-            return "warm" if c["mu"][row] > 6 else _MISSING
-        if name == "inferenceProviderMapping":
-            return []
-        if name in ("gguf", "evalResults", "mask_token", "widgetData", "model-index"):
-            return _MISSING
-        if name == "region":
-            return "us"
-        if name == "subdomain":
-            return t.names[row].replace("/", "-").replace(".", "-").lower()
-        if name == "runtime":
-            return {"stage": "RUNNING" if h64(self.seed, row, 61) % 5 else "SLEEPING",
-                    "hardware": {"current": "cpu-basic", "requested": "cpu-basic"}}  # fmt: skip
-        if name == "description":
-            return f"Dataset {t.names[row]}."
-        if name == "citation":
-            return _MISSING
-        if name == "paperswithcode_id":
-            return None
-        if name == "mainSize":
-            return self.file_size(t, row, "data/train-00000-of-00001.parquet")
-        return _MISSING
+        fn = FIELD_FUNCS.get(name)
+        return _MISSING if fn is None else fn(self, t, row)
 
     def item(
         self, t: RepoTable, row: int, fields: tuple[str, ...], *, legacy: bool = False
@@ -593,3 +509,240 @@ class _Missing:
 
 
 _MISSING: Any = _Missing()
+
+
+def _f_author(self: Renderer, t: RepoTable, row: int) -> Any:
+    c = t.cols
+    return self.w.authors.names[int(c["author"][row])]
+
+
+def _f_sha(self: Renderer, t: RepoTable, row: int) -> Any:
+    return self.sha(t, row)
+
+
+def _f_lastModified(self: Renderer, t: RepoTable, row: int) -> Any:
+    c = t.cols
+    kind = t.kind
+    if self._pre_kind == kind and row in self._pre:
+        return self._pre[row][3]
+    return iso(int(c["modified"][row]))
+
+
+def _f_createdAt(self: Renderer, t: RepoTable, row: int) -> Any:
+    c = t.cols
+    kind = t.kind
+    if self._pre_kind == kind and row in self._pre:
+        return self._pre[row][2]
+    return iso(int(c["created"][row]))
+
+
+def _f_private(self: Renderer, t: RepoTable, row: int) -> Any:
+    c = t.cols
+    return bool(c["private"][row])
+
+
+def _f_gated(self: Renderer, t: RepoTable, row: int) -> Any:
+    c = t.cols
+    g = int(c["gated"][row])
+    return False if g == 0 else GATED[g]
+
+
+def _f_disabled(self: Renderer, t: RepoTable, row: int) -> Any:
+    c = t.cols
+    return bool(c["disabled"][row])
+
+
+def _f_downloads(self: Renderer, t: RepoTable, row: int) -> Any:
+    c = t.cols
+    kind = t.kind
+    return int(c["downloads"][row]) if kind != "space" else _MISSING
+
+
+def _f_downloadsAllTime(self: Renderer, t: RepoTable, row: int) -> Any:
+    c = t.cols
+    kind = t.kind
+    return int(c["downloads_all"][row]) if kind != "space" else _MISSING
+
+
+def _f_likes(self: Renderer, t: RepoTable, row: int) -> Any:
+    c = t.cols
+    return int(c["likes"][row])
+
+
+def _f_trendingScore(self: Renderer, t: RepoTable, row: int) -> Any:
+    c = t.cols
+    return round(float(c["trending"][row]))
+
+
+def _f_library_name(self: Renderer, t: RepoTable, row: int) -> Any:
+    return self.library(t, row) or _MISSING
+
+
+def _f_pipeline_tag(self: Renderer, t: RepoTable, row: int) -> Any:
+    return self.pipeline(t, row) or _MISSING
+
+
+def _f_tags(self: Renderer, t: RepoTable, row: int) -> Any:
+    return self.tags(t, row)
+
+
+def _f_cardData(self: Renderer, t: RepoTable, row: int) -> Any:
+    card = self.card_data(t, row)
+    return card if card is not None else _MISSING
+
+
+def _f_siblings(self: Renderer, t: RepoTable, row: int) -> Any:
+    return self.siblings(t, row)
+
+
+def _f_sdk(self: Renderer, t: RepoTable, row: int) -> Any:
+    c = t.cols
+    kind = t.kind
+    return vocab.SDKS[int(c["sdk"][row])] if kind == "space" else _MISSING
+
+
+def _f_models(self: Renderer, t: RepoTable, row: int) -> Any:
+    kind = t.kind
+    return self.space_links(t, row)[0] if kind == "space" else _MISSING
+
+
+def _f_datasets(self: Renderer, t: RepoTable, row: int) -> Any:
+    kind = t.kind
+    return self.space_links(t, row)[1] if kind == "space" else _MISSING
+
+
+def _f_baseModels(self: Renderer, t: RepoTable, row: int) -> Any:
+    base = self.base_name(t, row)
+    if base is None:
+        return _MISSING
+    return {"relation": self.relation(t, row) or "finetune", "models": [{"id": base}]}
+
+
+def _f_childrenModelCount(self: Renderer, t: RepoTable, row: int) -> Any:
+    return int(t.children.get(row, 0))
+
+
+def _f_usedStorage(self: Renderer, t: RepoTable, row: int) -> Any:
+    return sum(self.file_size(t, row, f) for f in self.files(t, row))
+
+
+def _f_resourceGroup(self: Renderer, t: RepoTable, row: int) -> Any:
+    return _MISSING
+
+
+def _f_xetEnabled(self: Renderer, t: RepoTable, row: int) -> Any:
+    return False
+
+
+def _f_spaces(self: Renderer, t: RepoTable, row: int) -> Any:
+    return self.spaces_using(row)
+
+
+def _f_safetensors(self: Renderer, t: RepoTable, row: int) -> Any:
+    if "model.safetensors" not in self.files(t, row):
+        return _MISSING
+    n = 10_000_000 + h64(self.seed, t.code, row, 51) % 8_000_000_000
+    return {"parameters": {"F32": n}, "total": n}
+
+
+def _f_config(self: Renderer, t: RepoTable, row: int) -> Any:
+    lib = self.library(t, row)
+    if lib != "transformers":
+        return _MISSING
+    fam = t.names[row].split("/")[-1].split("-")[0]
+    return {"architectures": [f"{fam.title()}Model"], "model_type": fam}
+
+
+def _f_transformersInfo(self: Renderer, t: RepoTable, row: int) -> Any:
+    if self.library(t, row) != "transformers":
+        return _MISSING
+    return {"auto_model": "AutoModel", "pipeline_tag": self.pipeline(t, row),
+            "processor": "AutoTokenizer"}  # fmt: skip
+
+
+def _f_inference(self: Renderer, t: RepoTable, row: int) -> Any:
+    c = t.cols
+    return "warm" if c["mu"][row] > 6 else _MISSING
+
+
+def _f_inferenceProviderMapping(self: Renderer, t: RepoTable, row: int) -> Any:
+    return []
+
+
+def _f_gguf(self: Renderer, t: RepoTable, row: int) -> Any:
+    return _MISSING
+
+
+def _f_region(self: Renderer, t: RepoTable, row: int) -> Any:
+    return "us"
+
+
+def _f_subdomain(self: Renderer, t: RepoTable, row: int) -> Any:
+    return t.names[row].replace("/", "-").replace(".", "-").lower()
+
+
+def _f_runtime(self: Renderer, t: RepoTable, row: int) -> Any:
+    return {"stage": "RUNNING" if h64(self.seed, row, 61) % 5 else "SLEEPING",
+            "hardware": {"current": "cpu-basic", "requested": "cpu-basic"}}  # fmt: skip
+
+
+def _f_description(self: Renderer, t: RepoTable, row: int) -> Any:
+    return f"Dataset {t.names[row]}."
+
+
+def _f_citation(self: Renderer, t: RepoTable, row: int) -> Any:
+    return _MISSING
+
+
+def _f_paperswithcode_id(self: Renderer, t: RepoTable, row: int) -> Any:
+    return None
+
+
+def _f_mainSize(self: Renderer, t: RepoTable, row: int) -> Any:
+    return self.file_size(t, row, "data/train-00000-of-00001.parquet")
+
+
+FIELD_FUNCS: dict[str, Any] = {
+    "author": _f_author,
+    "sha": _f_sha,
+    "lastModified": _f_lastModified,
+    "createdAt": _f_createdAt,
+    "private": _f_private,
+    "gated": _f_gated,
+    "disabled": _f_disabled,
+    "downloads": _f_downloads,
+    "downloadsAllTime": _f_downloadsAllTime,
+    "likes": _f_likes,
+    "trendingScore": _f_trendingScore,
+    "library_name": _f_library_name,
+    "pipeline_tag": _f_pipeline_tag,
+    "tags": _f_tags,
+    "cardData": _f_cardData,
+    "siblings": _f_siblings,
+    "sdk": _f_sdk,
+    "models": _f_models,
+    "datasets": _f_datasets,
+    "baseModels": _f_baseModels,
+    "childrenModelCount": _f_childrenModelCount,
+    "usedStorage": _f_usedStorage,
+    "resourceGroup": _f_resourceGroup,
+    "xetEnabled": _f_xetEnabled,
+    "spaces": _f_spaces,
+    "safetensors": _f_safetensors,
+    "config": _f_config,
+    "transformersInfo": _f_transformersInfo,
+    "inference": _f_inference,
+    "inferenceProviderMapping": _f_inferenceProviderMapping,
+    "gguf": _f_gguf,
+    "evalResults": _f_gguf,
+    "mask_token": _f_gguf,
+    "widgetData": _f_gguf,
+    "model-index": _f_gguf,
+    "region": _f_region,
+    "subdomain": _f_subdomain,
+    "runtime": _f_runtime,
+    "description": _f_description,
+    "citation": _f_citation,
+    "paperswithcode_id": _f_paperswithcode_id,
+    "mainSize": _f_mainSize,
+}

@@ -1,0 +1,105 @@
+"""Simulator benchmark: build time and memory of a big world, and listing throughput.
+
+    .venv/bin/python bench/sim.py [--models 2000000] [--pages 20]
+
+Prints: time and RSS growth to build the world; listing pages of 1000 models with the full
+expand set (sorted by downloads, cursor-paged) in pages/s and items/s; the same for a bare
+aiohttp handler returning one fixed page of the same bytes (the transport limit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+from urllib.parse import urlencode
+
+import aiohttp
+import psutil
+from aiohttp import web
+
+from simulator.config import SimConfig
+from simulator.hub_render import EXPAND
+from simulator.testing import SimServer
+
+
+async def crawl(url: str, pages: int) -> tuple[float, int, int, bytes]:
+    """Follow Link headers for `pages` pages; (seconds, pages, items, last body)."""
+    items = 0
+    body = b""
+    done = 0
+    t0 = time.perf_counter()
+    async with aiohttp.ClientSession() as s:
+        nxt: str | None = url
+        while nxt and done < pages:
+            async with s.get(nxt) as r:
+                body = await r.read()
+                assert r.status == 200, body[:200]
+                items += body.count(b'"_id"')
+                link = r.headers.get("Link")
+            nxt = link.split(";")[0].strip("<>") if link else None
+            done += 1
+    return time.perf_counter() - t0, done, items, body
+
+
+async def bare(body: bytes, pages: int) -> tuple[float, int, int]:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/api/models", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    n = body.count(b'"_id"')
+    t0 = time.perf_counter()
+    async with aiohttp.ClientSession() as s:
+        for _ in range(pages):
+            async with s.get(f"http://127.0.0.1:{port}/api/models") as r:
+                await r.read()
+    dt = time.perf_counter() - t0
+    await runner.cleanup()
+    return dt, pages, n * pages
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", type=int, default=2_000_000)
+    ap.add_argument("--pages", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    proc = psutil.Process()
+    gc.collect()
+    rss0 = proc.memory_info().rss
+    t0 = time.perf_counter()
+    cfg = SimConfig(
+        seed=a.seed, models=a.models, datasets=a.models // 4, spaces=a.models // 5,
+        npm=10_000, pypi=10_000,
+    )  # fmt: skip
+    srv = SimServer(cfg).start()
+    build = time.perf_counter() - t0
+    rss = proc.memory_info().rss - rss0
+    print(f"world: {a.models:,} models, {a.models // 4:,} datasets, {a.models // 5:,} spaces, "
+          f"20,000 packages")  # fmt: skip
+    print(f"  build          {build:8.1f} s   RSS +{rss / 2**20:,.0f} MiB")
+    params = [("sort", "downloads"), ("limit", "1000")] + [("expand", e) for e in EXPAND["model"]]
+    url = f"{srv.url}/api/models?{urlencode(params)}"
+    try:
+        dt, pages, items, body = asyncio.run(crawl(url, a.pages))
+        print(f"  full-expand listing, {pages} pages of 1000 (first page sorts {a.models:,}):")
+        print(f"    simulator    {pages / dt:8.1f} pages/s  {items / dt:10,.0f} items/s  "
+              f"{len(body) / 1e6:.2f} MB/page")  # fmt: skip
+        dt2, pages2, items2, body2 = asyncio.run(crawl(url, a.pages))
+        print(f"    again (warm) {pages2 / dt2:8.1f} pages/s  {items2 / dt2:10,.0f} items/s")
+        bdt, bpages, bitems = asyncio.run(bare(body, a.pages * 5))
+        print(f"    bare aiohttp {bpages / bdt:8.1f} pages/s  {bitems / bdt:10,.0f} items/s  "
+              "(fixed page, same bytes)")  # fmt: skip
+    finally:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    main()
