@@ -92,7 +92,7 @@ def main() -> None:
         print(f"  full-expand listing, {pages} pages of 1000 (first page sorts {a.models:,}):")
         print(f"    simulator    {pages / dt:8.1f} pages/s  {items / dt:10,.0f} items/s  "
               f"{len(body) / 1e6:.2f} MB/page")  # fmt: skip
-        dt2, pages2, items2, body2 = asyncio.run(crawl(url, a.pages))
+        dt2, pages2, items2, _body2 = asyncio.run(crawl(url, a.pages))
         print(f"    again (warm) {pages2 / dt2:8.1f} pages/s  {items2 / dt2:10,.0f} items/s")
         bdt, bpages, bitems = asyncio.run(bare(body, a.pages * 5))
         print(f"    bare aiohttp {bpages / bdt:8.1f} pages/s  {bitems / bdt:10,.0f} items/s  "
