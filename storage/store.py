@@ -173,10 +173,13 @@ class Store:
         include_partial: bool = False,
         all_statuses: bool = False,
     ) -> pl.DataFrame:
-        """Complete snapshots (plus partial ones when asked; every status with all_statuses)."""
+        """Complete snapshots (plus partial ones when asked; every status with all_statuses).
+
+        A valid source name without snapshots gives an empty frame; an invalid one raises.
+        """
         cat = self._catalog()
         if source is not None:
-            self._known(source, cat)
+            check_source(source)  # a valid name with no snapshot yet: an empty frame
             cat = cat.filter(pl.col("source") == source)
         if not all_statuses:
             ok = ["complete", "partial"] if include_partial else ["complete"]
@@ -202,6 +205,7 @@ class Store:
         include_partial: bool = False,
     ) -> int:
         """The snapshot id meant by `at` (id, datetime, ISO string; None = newest)."""
+        self._known(source)
         snaps = self.snapshots(source, include_partial=include_partial)
         kind = "complete or partial" if include_partial else "complete"
         ids = sorted(snaps["snapshot_id"].to_list())
