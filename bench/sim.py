@@ -20,7 +20,7 @@ import psutil
 from aiohttp import web
 
 from simulator.config import SimConfig
-from simulator.hub_render import EXPAND
+from simulator.hub_render import EXPAND, TRUTH_FIELDS
 from simulator.testing import SimServer
 
 
@@ -94,6 +94,13 @@ def main() -> None:
               f"{len(body) / 1e6:.2f} MB/page")  # fmt: skip
         dt2, pages2, items2, _body2 = asyncio.run(crawl(url, a.pages))
         print(f"    again (warm) {pages2 / dt2:8.1f} pages/s  {items2 / dt2:10,.0f} items/s")
+        stored = [("sort", "downloads"), ("limit", "1000")] + [
+            ("expand", e) for e in TRUTH_FIELDS["model"]
+        ]
+        url2 = f"{srv.url}/api/models?{urlencode(stored)}"
+        dt3, pages3, items3, body3 = asyncio.run(crawl(url2, a.pages))
+        print(f"    stored set   {pages3 / dt3:8.1f} pages/s  {items3 / dt3:10,.0f} items/s  "
+              f"{len(body3) / 1e6:.2f} MB/page (the truth fields hubtide stores)")  # fmt: skip
         bdt, bpages, bitems = asyncio.run(bare(body, a.pages * 5))
         print(f"    bare aiohttp {bpages / bdt:8.1f} pages/s  {bitems / bdt:10,.0f} items/s  "
               "(fixed page, same bytes)")  # fmt: skip

@@ -21,13 +21,14 @@ DAY = 86_400
 # Dynamics, per kind: (share with no downloads at all, Pareto alpha of the active tail,
 # scale, launch boost, boost half-life days, AR phi, AR sigma)
 DYN = {
-    "model": (0.60, 0.62, 0.9, 2.2, 25.0, 0.985, 0.16),
-    "dataset": (0.60, 0.72, 0.6, 1.8, 30.0, 0.985, 0.15),
-    "space": (0.0, 0.8, 0.5, 1.5, 30.0, 0.985, 0.12),
+    "model": (0.63, 0.85, 2.0, 2.2, 25.0, 0.985, 0.16),
+    "dataset": (0.60, 0.9, 1.5, 1.8, 30.0, 0.985, 0.15),
+    "space": (0.0, 0.9, 0.5, 1.5, 30.0, 0.985, 0.12),
 }
 LIKE_ZERO = {"model": 0.91, "dataset": 0.88, "space": 0.90}
 DISC_ZERO = {"model": 0.84, "dataset": 0.91, "space": 0.96}
 COMMIT_LOGN = {"model": (0.75, 0.75), "dataset": (1.05, 0.9), "space": (0.8, 0.9)}
+COMMIT_TAIL = {"model": 0.04, "dataset": 0.08, "space": 0.04}
 SINGLE_COMMITTER = {"model": 0.87, "dataset": 0.85, "space": 0.78}
 
 
@@ -100,16 +101,17 @@ def create_repos(
 
     m, sd = COMMIT_LOGN[kind]
     nc = 1 + np.floor(np.exp(rng.normal(m, sd, count))).astype(np.int64)
-    tail = rng.random(count) < 0.01
-    nc[tail] *= (1 + rng.pareto(0.9, int(tail.sum())) * 5).astype(np.int64)
+    tail = rng.random(count) < COMMIT_TAIL[kind]
+    nc[tail] *= (1 + rng.pareto(1.1, int(tail.sum())) * 3).astype(np.int64)
     t.cols["n_commits"][s] = np.minimum(nc, 50_000)
 
     pop = np.clip((mu + 1) / 8, 0, 1)
-    has_disc = rng.random(count) < (1 - DISC_ZERO[kind]) * (0.4 + 1.8 * pop)
-    nd = 1 + np.floor(rng.pareto(1.3, count) * 0.8).astype(np.int64)
+    has_disc = rng.random(count) < (1 - DISC_ZERO[kind]) * (0.55 + 1.5 * pop)
+    nd = 1 + np.floor(rng.pareto(1.5, count) * 0.8).astype(np.int64)
     t.cols["n_disc"][s] = np.where(has_disc, np.minimum(nd, 5000), 0)
-    likes_on = rng.random(count) < (1 - LIKE_ZERO[kind]) * (0.2 + 2.5 * pop)
-    likes = np.floor(np.exp(np.maximum(mu, 0) * 0.55) * rng.lognormal(0, 0.7, count))
+    likes_on = rng.random(count) < (1 - LIKE_ZERO[kind]) * (0.5 + 2.0 * pop)
+    # likes grow about as the square root of downloads (paper B: max 9k likes, 66M downloads)
+    likes = np.floor(np.exp(np.clip(mu, 0, 18) * 0.6) * rng.lognormal(0, 1.0, count))
     t.cols["likes"][s] = np.where(likes_on, np.maximum(likes, 1), 0).astype(np.int64)
 
     single = rng.random(count) < SINGLE_COMMITTER[kind]
@@ -151,7 +153,7 @@ def _model_specifics(
         cand_alive = np.flatnonzero(t.cols["alive"][:existing])
         if len(cand_alive):
             d = t.cols["downloads"][cand_alive].astype(float)
-            w = (d + 1.0) ** 0.6 * (d > 0) + 0.02
+            w = (d + 1.0) ** 0.35 * (d > 0) + 0.02
             w /= w.sum()
             k = int(has_base.sum())
             base[has_base] = cand_alive[rng.choice(len(cand_alive), size=k, p=w)]
@@ -186,8 +188,9 @@ def _space_links(
     """Spaces declare the models and datasets they use; popular models are used most."""
     if models.n == 0:
         return
-    md = models.col("downloads").astype(float) * models.col("alive")
-    mw = (md + 1.0) ** 0.8 * models.col("alive")
+    # spaces use liked models (paper B: likes vs use in spaces, rho 0.66)
+    ml = models.col("likes").astype(float)
+    mw = ((ml + 0.05) ** 1.2) * models.col("alive")
     mw = mw / mw.sum()
     dw = None
     if datasets.n:
@@ -306,7 +309,7 @@ def step_day(
 
     pop = np.clip((t.cols["mu"][alive] + 1) / 8, 0, 1)
     # likes accrue to popular repos
-    gain = rng.poisson(np.exp(np.maximum(t.cols["mu"][alive], 0) * 0.4) * 0.01 * pop)
+    gain = rng.poisson(np.exp(np.clip(t.cols["mu"][alive], 0, 18) * 0.4) * 0.002 * pop)
     t.cols["likes"][alive] += gain
     # updates: new commits (new sha) and lastModified
     upd = alive[rng.random(len(alive)) < update_rate * (0.3 + 2 * pop)]

@@ -395,7 +395,10 @@ class Renderer:
         if k == 0:
             title, authors = "initial commit", [pool[0]]
         else:
-            title = vocab.COMMIT_TITLES[h % len(vocab.COMMIT_TITLES)]
+            # bot commits (Librarian Bot, SFconvert) are rare: about 2 %
+            human = vocab.COMMIT_TITLES[2:]
+            bot = (h >> 40) % 100 < 2
+            title = vocab.COMMIT_TITLES[h % 2] if bot else human[h % len(human)]
             if title.startswith("Librarian Bot"):
                 authors = ["librarian-bot"]
             elif title.startswith("Adding `safetensors`"):
