@@ -173,8 +173,8 @@ def main() -> None:
     with_models = np.mean([bool(s.links.get(int(x), ((), ()))[0]) for x in srows.tolist()]) * 100
     used = np.zeros(m.n)
     for linked, _ds in s.links.values():
-        for x in linked:
-            used[x] += 1
+        for mrow in linked:
+            used[mrow] += 1
     from scipy.stats import spearmanr
 
     u = used[rows] > 0
