@@ -62,6 +62,10 @@ class CrawlStats:
         with self._lock:
             self.rejected[source] += n
 
+    def count_detail(self, source: str, n: int = 1) -> None:
+        with self._lock:
+            self.detail_requests[source] += n
+
     def start(self, source: str, snapshot_id: int | None) -> RunningCrawl:
         with self._lock:
             run = RunningCrawl(source, snapshot_id, time.time())

@@ -1,0 +1,80 @@
+"""One request budget per service (Hub API, Hub resolvers, ecosyste.ms, ...), shared by every
+crawl in the process, so concurrent crawls of several Hub sources together stay under the
+Hub's quota.
+
+A rolling window: at most `quota` sends in any `window` seconds (so any fixed window the
+server counts in sees at most `quota`), plus what the server says: after a `RateLimit:
+"api";r=0;t=N` answer nothing is sent for N seconds. No asyncio primitives (a reservation is
+plain arithmetic on the loop's thread), so one budget survives several event loops (tests).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+_RATELIMIT = re.compile(r'"?([A-Za-z_-]+)"?\s*;\s*r=(\d+)\s*;\s*t=(\d+)')
+
+
+@dataclass
+class Budget:
+    """`quota` requests per rolling `window` seconds; `margin` guards the server's clock."""
+
+    quota: int
+    window: float
+    margin: float = 0.0
+    _sent: deque[float] = field(default_factory=deque)
+    blocked_until: float = 0.0
+    waited: float = 0.0  # seconds requests spent waiting for a slot (for the bench)
+
+    def __post_init__(self) -> None:
+        if self.margin == 0.0:
+            # the server's window starts when our first request *arrives*; leave it a bit
+            self.margin = min(2.0, max(0.05, self.window * 0.02))
+
+    def reserve(self, now: float | None = None) -> float:
+        """Take the next slot; returns seconds to wait before sending."""
+        now = time.monotonic() if now is None else now
+        slot = max(now, self.blocked_until)
+        if len(self._sent) >= self.quota:
+            slot = max(slot, self._sent[0] + self.window + self.margin)
+            self._sent.popleft()
+        self._sent.append(slot)
+        wait = slot - now
+        self.waited += wait
+        return wait
+
+    def block_for(self, seconds: float, now: float | None = None) -> None:
+        """The server said: nothing more for `seconds`."""
+        now = time.monotonic() if now is None else now
+        self.blocked_until = max(self.blocked_until, now + seconds + self.margin)
+
+
+def parse_ratelimit(value: str | None) -> tuple[str, int, int] | None:
+    """`"api";r=12;t=30` -> ("api", 12, 30); None when absent or unreadable."""
+    if not value:
+        return None
+    m = _RATELIMIT.search(value)
+    if not m:
+        return None
+    return m.group(1), int(m.group(2)), int(m.group(3))
+
+
+_BUDGETS: dict[tuple[str, str], Budget] = {}
+
+
+def budget_for(service: str, host: str, quota: int, window: float) -> Budget:
+    """The process-wide budget of (service, host); re-sized when the settings change."""
+    key = (service, host)
+    b = _BUDGETS.get(key)
+    if b is None or b.quota != quota or b.window != window:
+        b = Budget(quota, window)
+        _BUDGETS[key] = b
+    return b
+
+
+def reset_budgets() -> None:
+    """Forget every budget (tests, benches)."""
+    _BUDGETS.clear()

@@ -1,0 +1,79 @@
+"""`CrawlContext`: the live state of one crawl, shared by its spider, middlewares and
+pipeline (they reach it as `crawler.spider.ctx`). Counting and bookkeeping only."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from crawler.prev import PrevState
+from crawler.settings import CrawlSettings
+from crawler.stats import CrawlStats, RunningCrawl
+from storage import CrawlEvent, Store
+from storage.writer import SnapshotWriter
+
+PAYLOAD_MAX = 64 * 1024
+
+
+@dataclass
+class CrawlContext:
+    source: str
+    settings: CrawlSettings
+    store: Store
+    writer: SnapshotWriter
+    stats: CrawlStats
+    run: RunningCrawl
+    stop: asyncio.Event | None = None
+    prev: PrevState = field(default_factory=PrevState.empty)
+    known_commits: dict[str, frozenset[str]] = field(default_factory=dict)
+    start_url: str | None = None  # resume: the next page to fetch
+    start_seq: int = 0  # the next batch sequence number
+    start_page: int = 0  # pages already committed (resume)
+    # counters
+    requests: int = 0
+    retries: int = 0
+    errors: int = 0
+    items: int = 0
+    detail_requests: int = 0
+    detail_repos: int = 0
+    changed: int = 0
+    # outcome
+    listing_done: bool = False
+    stopped: bool = False
+    lost: int = 0  # records neither parsed nor recovered
+    failures: list[str] = field(default_factory=list)  # why the snapshot is not complete
+    write_error: BaseException | None = None
+    events: list[CrawlEvent] = field(default_factory=list)
+
+    def event(
+        self, kind: str, reason: str, url: str | None = None, payload: str | None = None
+    ) -> None:
+        """Queue an ops/crawl_events row (written with the next batch). URLs carry no token."""
+        if payload is not None:
+            payload = payload[:PAYLOAD_MAX]
+        self.events.append(CrawlEvent(kind, reason[:500], url, payload))
+
+    def error(self, reason: str, url: str | None = None, payload: str | None = None) -> None:
+        self.errors += 1
+        self.run.errors += 1
+        self.event("error", reason, url, payload)
+
+    def fail(self, reason: str) -> None:
+        """Something that makes the snapshot partial (listing or details incomplete)."""
+        if len(self.failures) < 20:
+            self.failures.append(reason)
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+
+def payload_of(body: bytes | str | Any) -> str:
+    if isinstance(body, bytes):
+        return body[:PAYLOAD_MAX].decode("utf-8", errors="replace")
+    if isinstance(body, str):
+        return body[:PAYLOAD_MAX]
+    import json
+
+    return json.dumps(body, default=str)[:PAYLOAD_MAX]

@@ -1,0 +1,172 @@
+"""Downloader middlewares: the one HTTP choke point of a crawl.
+
+`ServiceMiddleware` (next to the downloader) waits for a back-off delay and a budget slot,
+adds the token (Hub services only), counts every response in `crawler.stats`, and reads the
+Hub's `RateLimit` header. `PoliteRetryMiddleware` replaces Scrapy's RetryMiddleware: it
+retries 408/429/5xx and network errors with exponential back-off and full jitter, and
+honours `Retry-After` and `RateLimit: ...;r=0;t=N` (Scrapy ignores both: stack-notes.md).
+Settings read: timeout, max_retries, backoff_*, hub_requests_per_window, hub_window_seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
+
+from scrapy import Request
+from scrapy.http import Response
+
+from crawler.budget import parse_ratelimit
+from crawler.services import HUB_SERVICES, budget_of, service_of
+from crawler.settings import host_of
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from crawler.context import CrawlContext
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+DELAY_KEY = "hubtide_delay"
+SERVICE_KEY = "hubtide_service"
+
+
+def _ctx(crawler: Crawler) -> CrawlContext:
+    spider = crawler.spider
+    assert spider is not None
+    ctx: CrawlContext = spider.ctx  # type: ignore[attr-defined]
+    return ctx
+
+
+class ServiceMiddleware:
+    """Budget, token, stats and the server's rate-limit state, per service."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ServiceMiddleware:
+        return cls(crawler)
+
+    async def process_request(self, request: Request) -> None:
+        ctx = _ctx(self.crawler)
+        s = ctx.settings
+        service = service_of(request.url, s)
+        request.meta[SERVICE_KEY] = service
+        delay = float(request.meta.pop(DELAY_KEY, 0.0) or 0.0)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        wait = budget_of(service, request.url, s).reserve()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if service in HUB_SERVICES and s.hub_token:
+            request.headers[b"Authorization"] = f"Bearer {s.hub_token}".encode()
+        else:
+            # never let a token reach another service (e.g. through a redirect)
+            request.headers.pop(b"Authorization", None)
+        ctx.requests += 1
+        if request.meta.get("hubtide_detail"):
+            ctx.detail_requests += 1
+            ctx.stats.count_detail(ctx.source)
+        return None
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        ctx = _ctx(self.crawler)
+        service = request.meta.get(SERVICE_KEY) or service_of(request.url, ctx.settings)
+        ctx.stats.count_request(
+            ctx.source, host_of(request.url), response.status, len(response.body)
+        )
+        rl = parse_ratelimit(_header(response, "RateLimit"))
+        if rl is not None:
+            _bucket, remaining, reset = rl
+            if remaining == 0:
+                budget_of(service, request.url, ctx.settings).block_for(reset)
+        return response
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        ctx = _ctx(self.crawler)
+        ctx.stats.count_request(ctx.source, host_of(request.url), type(exception).__name__)
+        return None
+
+
+def _header(response: Response, name: str) -> str | None:
+    v = response.headers.get(name)
+    if v is None:
+        return None
+    return v.decode("latin-1") if isinstance(v, bytes) else str(v)
+
+
+def server_wait(response: Response) -> float | None:
+    """Seconds the server asks us to wait: RateLimit `r=0;t=N`, else Retry-After."""
+    rl = parse_ratelimit(_header(response, "RateLimit"))
+    if rl is not None and rl[1] == 0:
+        return float(rl[2])
+    ra = _header(response, "Retry-After")
+    if ra:
+        ra = ra.strip()
+        if ra.isdigit():
+            return float(ra)
+        try:
+            import time
+
+            return max(0.0, parsedate_to_datetime(ra).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Exponential back-off with full jitter: uniform(0, min(cap, base * 2**attempt))."""
+    return random.uniform(0.0, min(cap, base * (2**attempt)))
+
+
+def retry_request(
+    ctx: CrawlContext, request: Request, reason: str, delay: float | None = None
+) -> Request | None:
+    """A copy of `request` to send again after a delay, or None when retries are used up."""
+    s = ctx.settings
+    attempt = int(request.meta.get("retry_times", 0)) + 1
+    if attempt > s.max_retries:
+        return None
+    if delay is None:
+        delay = backoff(attempt - 1, s.backoff_base_seconds, s.backoff_max_seconds)
+    new = request.copy()
+    new.meta["retry_times"] = attempt
+    new.meta[DELAY_KEY] = delay
+    new.dont_filter = True
+    new.priority = request.priority + 1
+    ctx.stats.count_retry(ctx.source, host_of(request.url))
+    ctx.retries += 1
+    ctx.event("retry", f"attempt {attempt}: {reason}", request.url)
+    return new
+
+
+class PoliteRetryMiddleware:
+    """Retry 408/429/5xx and network errors; wait what the server asks, else back off."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PoliteRetryMiddleware:
+        return cls(crawler)
+
+    def process_response(self, request: Request, response: Response) -> Request | Response:
+        if response.status not in RETRY_STATUSES or request.meta.get("dont_retry"):
+            return response
+        ctx = _ctx(self.crawler)
+        wait = server_wait(response) if response.status in (429, 503) else None
+        if wait is not None:
+            service = request.meta.get(SERVICE_KEY) or service_of(request.url, ctx.settings)
+            budget_of(service, request.url, ctx.settings).block_for(wait)
+            wait = 0.0  # the budget holds every request of the service, this one included
+        new = retry_request(ctx, request, f"HTTP {response.status}", wait)
+        return new if new is not None else response
+
+    def process_exception(self, request: Request, exception: Exception) -> Request | None:
+        if request.meta.get("dont_retry"):
+            return None
+        ctx = _ctx(self.crawler)
+        reason = f"{type(exception).__name__}: {str(exception)[:200]}"
+        return retry_request(ctx, request, reason)

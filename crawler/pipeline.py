@@ -1,0 +1,144 @@
+"""The item pipeline: closed listing pages -> `SnapshotWriter` batches, exactly once.
+
+Pages arrive out of order (details finish at different times) and are committed in page
+order, grouped into batches of about `batch_rows` rows. A batch writes its details first
+(commits, discussions, cards; each idempotent per (snapshot, kind, seq)), then the listing
+rows with the checkpoint: the next page's URL. A crawl killed between the two re-crawls
+that batch on `--resume`; the detail writes it repeats are skipped by the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from crawler.items import PageResult
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from crawler.context import CrawlContext
+
+
+def encode_checkpoint(next_url: str | None, page: int, failures: list[str]) -> str:
+    return json.dumps({"next": next_url, "page": page, "failures": failures[:20]})
+
+
+def decode_checkpoint(text: str | None) -> tuple[str | None, int, list[str]] | None:
+    """(next URL or None at the listing's end, pages done, failures so far), or None."""
+    if not text:
+        return None
+    try:
+        cp = json.loads(text)
+        return cp.get("next"), int(cp.get("page", 0)), list(cp.get("failures", []))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+class SnapshotPipeline:
+    """Orders pages, batches them and hands them to the snapshot writer."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self._pending: dict[int, PageResult] = {}
+        self._buffer: list[PageResult] = []
+        self._rows = 0
+        self._next_page: int | None = None
+        self._seq: int | None = None
+        self._lock: asyncio.Lock | None = None
+        self._closing: asyncio.Future[None] | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SnapshotPipeline:
+        return cls(crawler)
+
+    @property
+    def ctx(self) -> CrawlContext:
+        spider = self.crawler.spider
+        assert spider is not None
+        ctx: CrawlContext = spider.ctx  # type: ignore[attr-defined]
+        return ctx
+
+    def open_spider(self) -> None:
+        self._next_page = self.ctx.start_page
+        self._seq = self.ctx.start_seq
+        self._lock = asyncio.Lock()
+
+    async def process_item(self, item: Any) -> Any:
+        if not isinstance(item, PageResult):
+            return item
+        assert self._next_page is not None and self._lock is not None
+        self._pending[item.page] = item
+        async with self._lock:
+            while self._next_page in self._pending:
+                page = self._pending.pop(self._next_page)
+                self._next_page += 1
+                self._buffer.append(page)
+                self._rows += len(page.rows)
+                if page.last:
+                    # nothing after a last page may be committed (a failed or stopped
+                    # listing resumes here)
+                    self._pending.clear()
+                if self._rows >= self.ctx.settings.batch_rows or page.last:
+                    await self._flush()
+                if page.last:
+                    break
+        return None
+
+    async def close_spider(self) -> None:
+        if self._lock is None:
+            return
+        async with self._lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        ctx = self.ctx
+        if not self._buffer or ctx.write_error is not None:
+            self._buffer = []
+            self._rows = 0
+            return
+        pages, self._buffer, self._rows = self._buffer, [], 0
+        assert self._seq is not None and self._next_page is not None
+        seq = self._seq
+        last = pages[-1]
+        # a failed page (HTTP error) resumes at its own URL; otherwise at the next one
+        checkpoint = encode_checkpoint(
+            last.next_url, last.page + (0 if last.failed else 1), ctx.failures
+        )
+        rows: dict[str, dict[str, Any]] = {}
+        commits: list[dict[str, Any]] = []
+        discussions: list[dict[str, Any]] = []
+        cards: list[dict[str, Any]] = []
+        for p in pages:
+            for r in p.rows:
+                rows[r["entity_id"]] = {k: v for k, v in r.items() if not k.startswith("_")}
+            commits.extend(p.commits)
+            discussions.extend(p.discussions)
+            cards.extend(p.cards)
+        events, ctx.events = ctx.events, []
+        writer = ctx.writer
+
+        def write() -> None:
+            if commits:
+                writer.write_details("commits", seq, commits)
+            if discussions:
+                writer.write_details("discussions", seq, discussions)
+            if cards:
+                writer.write_details("cards", seq, cards)
+            writer.write_batch(seq, list(rows.values()), checkpoint=checkpoint)
+            if events:
+                writer.record_events(events)
+
+        try:
+            await asyncio.to_thread(write)
+        except Exception as exc:  # the store refused: stop the crawl, mark it failed
+            ctx.write_error = exc
+            ctx.events = events + ctx.events
+            engine = self.crawler.engine
+            if engine is not None:
+                self._closing = asyncio.ensure_future(
+                    engine.close_spider_async(reason="store write failed")
+                )
+            return
+        self._seq = seq + 1

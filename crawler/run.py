@@ -1,0 +1,126 @@
+"""`crawl_source`: one snapshot of one source, from `begin_snapshot` to `finish`.
+
+Status: `complete` when the whole listing (and every detail asked for) came in;
+`partial` when a page or record could not be had after retries (no tombstones); `failed`
+when the store refused a write or the crawl broke; left `running` when `stop` was set
+(resumable with `resume=True`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from crawler.context import CrawlContext
+from crawler.engine import run_spider
+from crawler.pipeline import decode_checkpoint
+from crawler.prev import PrevState, newest_commits
+from crawler.result import CrawlResult
+from crawler.settings import CrawlSettings
+from crawler.spiders import HubSpider, RegistrySpider
+from crawler.stats import CrawlStats, global_stats
+from storage import Store
+from storage.schemas import HUB_SOURCES, is_registry_source, repo_type_of
+
+log = logging.getLogger("hubtide.crawler")
+
+
+def _check(source: str) -> None:
+    if source not in HUB_SOURCES and not is_registry_source(source):
+        raise ValueError(
+            f"source {source!r} cannot be crawled; crawlable sources are "
+            f"{', '.join(HUB_SOURCES)}, npm, pypi and registry:NAME"
+        )
+
+
+async def crawl_source(
+    store: Store,
+    source: str,
+    settings: CrawlSettings,
+    *,
+    resume: bool = False,
+    stats: CrawlStats | None = None,
+    stop: asyncio.Event | None = None,
+) -> CrawlResult:
+    """Crawl `source` into one snapshot of `store`.
+
+    Args:
+        store: the open store.
+        source: `hub:model`, `hub:dataset`, `hub:space`, `npm`, `pypi` or `registry:NAME`.
+        settings: see `CrawlSettings` (built by `hubtide.wiring.crawl_settings`).
+        resume: continue the newest `running` snapshot of `source` from its checkpoint
+            (starts a new one when there is none).
+        stats: live counters (default: the process-wide `crawler.stats.global_stats()`).
+        stop: when set, the current page batch is committed and the crawl returns with
+            status `running` (resumable).
+    """
+    _check(source)
+    stats = stats if stats is not None else global_stats()
+    t0 = time.monotonic()
+    writer = await asyncio.to_thread(store.resume_snapshot, source) if resume else None
+    if writer is None:
+        writer = await asyncio.to_thread(store.begin_snapshot, source)
+    run = stats.start(source, writer.snapshot_id)
+    ctx = CrawlContext(source, settings, store, writer, stats, run, stop)
+    ctx.start_seq = writer.last_committed_seq + 1
+    cp = decode_checkpoint(writer.checkpoint)
+    if cp is not None:
+        ctx.start_url, ctx.start_page, ctx.failures = cp
+        ctx.run.pages = ctx.start_page
+        if ctx.start_url is None:
+            ctx.listing_done = True  # killed after the last batch, before finish
+    status = "failed"
+    message: str | None = None
+    try:
+        if source in HUB_SOURCES:
+            ctx.prev = await asyncio.to_thread(PrevState.load, store, source)
+            if settings.details:
+                ctx.known_commits = await asyncio.to_thread(
+                    newest_commits, store, repo_type_of(source)
+                )
+        if not ctx.listing_done:
+            spider = HubSpider if source in HUB_SOURCES else RegistrySpider
+            await run_spider(spider, settings, ctx=ctx)
+        if ctx.events:
+            events, ctx.events = ctx.events, []
+            await asyncio.to_thread(writer.record_events, events)
+        if ctx.write_error is not None:
+            status, message = "failed", f"store write failed: {ctx.write_error}"
+        elif ctx.stopped and not ctx.listing_done:
+            status = "running"
+        elif ctx.listing_done and not ctx.failures and ctx.lost == 0:
+            status = "complete"
+        else:
+            status = "partial"
+            message = "; ".join(ctx.failures[:5]) or "listing did not complete"
+    except asyncio.CancelledError:
+        stats.finish(source, "running")
+        raise
+    except Exception as exc:  # a bug or a broken store: the snapshot must not stay open
+        log.exception("crawl of %s failed", source)
+        status, message = "failed", f"{type(exc).__name__}: {exc}"
+    if status != "running":
+        try:
+            await asyncio.to_thread(
+                writer.finish,
+                status,
+                message=message,
+                requests=ctx.requests,
+                errors=ctx.errors,
+            )
+        except Exception as exc:
+            log.error("could not finish snapshot %s of %s: %s", writer.snapshot_id, source, exc)
+            status, message = "failed", f"finish failed: {exc}"
+    stats.finish(source, status)
+    return CrawlResult(
+        source=source,
+        snapshot_id=writer.snapshot_id,
+        status=status,
+        items=ctx.items,
+        requests=ctx.requests,
+        errors=ctx.errors,
+        detail_requests=ctx.detail_requests,
+        seconds=time.monotonic() - t0,
+        message=message,
+    )

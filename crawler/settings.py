@@ -1,0 +1,80 @@
+"""`CrawlSettings`: everything one crawl needs to know, as one frozen record.
+
+Mirrors `[crawler]` of hubtide.config plus the per-source registry names and the Hub token;
+`hubtide/wiring.py` builds it. The token is kept out of `repr()` so it cannot reach a log
+line by accident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+HUB_MAX_PAGE = 1000  # the Hub's largest listing page
+ECOSYSTEMS_MAX_PAGE = 1000  # ecosyste.ms `per_page` maximum
+
+
+@dataclass(frozen=True)
+class CrawlSettings:
+    """Settings of a crawl; defaults are the real services' documented limits."""
+
+    hub_endpoint: str = "https://huggingface.co"
+    ecosystems_endpoint: str = "https://packages.ecosyste.ms"
+    npm_downloads_endpoint: str = ""  # empty: ecosyste.ms counts
+    pypi_stats_endpoint: str = ""  # empty: ecosyste.ms counts
+    contact: str = ""
+    version: str = "0.0.0"
+    hub_requests_per_window: int = 1000
+    hub_window_seconds: float = 300.0
+    # other hosts: ecosyste.ms polite pool is 15,000/h; 5,000/h anonymous
+    other_requests_per_window: int = 5000
+    other_window_seconds: float = 3600.0
+    concurrency: int = 8
+    timeout_seconds: float = 30.0
+    max_retries: int = 5
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    registry_top_n: int = 10_000
+    details: bool = True
+    max_detail_repos: int = 0
+    batch_rows: int = 5000
+    hub_page_size: int = HUB_MAX_PAGE
+    registry_page_size: int = ECOSYSTEMS_MAX_PAGE
+    # source -> ecosyste.ms ecosystem (`npm`) or registry name; npm/pypi need no entry
+    registries: dict[str, str] = field(default_factory=dict)
+    # "reactor": Scrapy on Twisted's asyncio reactor (default, measured faster);
+    # "reactorless": AsyncCrawlerRunner with TWISTED_REACTOR_ENABLED=False (aiohttp handler)
+    engine: str = "reactor"
+    hub_token: str | None = field(default=None, repr=False)
+
+    def with_(self, **changes: Any) -> CrawlSettings:
+        return replace(self, **changes)
+
+    @property
+    def hub_host(self) -> str:
+        return host_of(self.hub_endpoint)
+
+    @property
+    def user_agent(self) -> str:
+        # `hubtide/<version> (+contact)`; ecosyste.ms also reads a `mailto:` here
+        if not self.contact:
+            return f"hubtide/{self.version}"
+        contact = self.contact
+        if "@" in contact and not contact.startswith("mailto:"):
+            contact = "mailto:" + contact
+        return f"hubtide/{self.version} (+{contact})"
+
+    def ecosystem_of(self, source: str) -> str:
+        """The ecosyste.ms ecosystem or registry name a registry source crawls."""
+        if self.registries.get(source):
+            return self.registries[source]
+        if source.startswith("registry:"):
+            return source.split(":", 1)[1]
+        return source
+
+
+def host_of(url: str) -> str:
+    """`host:port` of a URL (the budget and the token are per host)."""
+    parts = urlsplit(url)
+    return parts.netloc.lower()

@@ -1,0 +1,75 @@
+"""Building package objects from `hubtide.config.Settings`: the crawler's settings.
+
+`crawl_settings(settings, endpoint=None)` is what `hubtide crawl` and the daemon use. An
+`endpoint` (a simulator URL) points every service at one server, which serves the Hub at
+its root and the registry services under fixed prefixes.
+"""
+
+from __future__ import annotations
+
+from crawler.settings import CrawlSettings
+from hubtide import __version__
+from hubtide.config import Settings
+
+# where one simulator serves each service, relative to its base URL
+ECOSYSTEMS_PREFIX = "/ecosystems"
+NPM_DOWNLOADS_PREFIX = "/npm-downloads"
+PYPI_STATS_PREFIX = "/pypistats"
+
+
+def hub_token() -> str | None:
+    """The token wherever huggingface_hub finds it (HF_TOKEN, the token file), or None."""
+    try:
+        from huggingface_hub import get_token
+
+        return get_token()
+    except Exception:  # no token store, unreadable file: crawl anonymously
+        return None
+
+
+def crawl_settings(settings: Settings, endpoint: str | None = None) -> CrawlSettings:
+    """`CrawlSettings` from the `[crawler]` and `[sources]` settings.
+
+    Args:
+        settings: the loaded settings.
+        endpoint: one base URL serving the Hub and every registry service (a simulator).
+    """
+    c = settings.crawler
+    hub = c.hub_endpoint
+    eco = c.ecosystems_endpoint
+    npm_dl = c.npm_downloads_endpoint
+    pypi_stats = c.pypi_stats_endpoint
+    if endpoint:
+        base = endpoint.rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            raise ValueError(f"--endpoint {endpoint!r}: expected an http(s) URL")
+        hub = base
+        eco = base + ECOSYSTEMS_PREFIX
+        npm_dl = base + NPM_DOWNLOADS_PREFIX
+        pypi_stats = base + PYPI_STATS_PREFIX
+    registries = {
+        name: src.ecosystem
+        for name, src in settings.sources.items()
+        if src.ecosystem and (name in ("npm", "pypi") or name.startswith("registry:"))
+    }
+    return CrawlSettings(
+        hub_endpoint=hub.rstrip("/"),
+        ecosystems_endpoint=eco.rstrip("/"),
+        npm_downloads_endpoint=npm_dl.rstrip("/"),
+        pypi_stats_endpoint=pypi_stats.rstrip("/"),
+        contact=c.contact,
+        version=__version__,
+        hub_requests_per_window=c.hub_requests_per_window,
+        hub_window_seconds=c.hub_window_seconds,
+        concurrency=c.concurrency,
+        timeout_seconds=c.timeout_seconds,
+        max_retries=c.max_retries,
+        backoff_base_seconds=c.backoff_base_seconds,
+        backoff_max_seconds=c.backoff_max_seconds,
+        registry_top_n=c.registry_top_n,
+        details=c.details,
+        max_detail_repos=c.max_detail_repos,
+        batch_rows=settings.store.batch_rows,
+        registries=registries,
+        hub_token=hub_token(),
+    )
