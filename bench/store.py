@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import storage.maintenance as maintenance
 from storage import Store
-from storage.schemas import HUB_REPO
+from storage.schemas import HUB_COUNTERS, HUB_REPO
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LIBS = ["transformers", "diffusers", "timm", "peft", "sentence-transformers", None]
@@ -138,6 +138,81 @@ def ingest(store: Store, world: World, days: int, batch: int) -> tuple[int, floa
     return rows, seconds
 
 
+COUNTERS = list(HUB_COUNTERS)
+
+
+def split_layout(args: argparse.Namespace, out: Path) -> tuple[int, float, float]:
+    """The alternative layout, measured: counters apart from attributes, integer keys.
+
+    Replays the same world and writes, per day, zstd Parquet files of what a split store
+    would append: attribute rows (key, valid_from, op, attributes) for new / changed /
+    deleted entities, counter rows (key, valid_from, counters) for entities whose counters
+    moved, and full copies of both on keyframe days; plus the key table. Returns total
+    bytes, seconds spent diffing+writing, and the seconds of an as-of read of the last day
+    (latest per key in both parts, joined, keys mapped back to entity ids).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    world = World(args.entities, args.seed)
+    attrs = [c for c in HUB_REPO.names if c not in COUNTERS and c != "entity_id"]
+    keys = pl.DataFrame(schema={"entity_id": pl.String, "key": pl.Int64})
+    prev: pl.DataFrame | None = None
+    total = 0
+    secs = 0.0
+    for d in range(args.days):
+        cur = world.df if d == 0 else world.step()
+        t = time.perf_counter()
+        new_ids = cur.select("entity_id").join(keys, on="entity_id", how="anti")
+        new_ids = new_ids.with_row_index("key", offset=keys.height).with_columns(
+            pl.col("key").cast(pl.Int64)
+        )
+        keys = pl.concat([keys, new_ids.select("entity_id", "key")])
+        cur_k = cur.join(keys, on="entity_id", how="left")
+        keyframe = d % args.keyframe_every == 0
+        if prev is None or keyframe:
+            a_rows = cur_k.select(["key", *attrs]).with_columns(op=pl.lit("upsert"))
+            c_rows = cur_k.select(["key", *COUNTERS])
+        else:
+            j = cur_k.join(prev, on="key", how="left", suffix="__p")
+            a_ch = pl.col("name__p").is_null() & pl.col("author__p").is_null()
+            for c in attrs:
+                a_ch = a_ch | pl.col(c).ne_missing(pl.col(c + "__p"))
+            c_ch = pl.lit(False)
+            for c in COUNTERS:
+                c_ch = c_ch | pl.col(c).ne_missing(pl.col(c + "__p"))
+            a_rows = j.filter(a_ch).select(["key", *attrs]).with_columns(op=pl.lit("upsert"))
+            gone = prev.join(cur_k, on="key", how="anti").select("key")
+            tomb = gone.with_columns(op=pl.lit("delete"))
+            a_rows = pl.concat([a_rows, tomb], how="diagonal")
+            c_rows = j.filter(c_ch).select(["key", *COUNTERS])
+        a_rows.with_columns(valid_from=pl.lit(d)).write_parquet(
+            out / f"a{d:02d}.parquet", compression="zstd"
+        )
+        c_rows.with_columns(valid_from=pl.lit(d)).write_parquet(
+            out / f"c{d:02d}.parquet", compression="zstd"
+        )
+        secs += time.perf_counter() - t
+        prev = cur_k.select(["key", *attrs, *COUNTERS])
+    keys.write_parquet(out / "keys.parquet", compression="zstd")
+    total = dir_bytes(out)
+    last = args.days - 1
+    kf = last - last % args.keyframe_every
+
+    def read() -> pl.DataFrame:
+        def latest(prefix: str) -> pl.LazyFrame:
+            files = [str(out / f"{prefix}{i:02d}.parquet") for i in range(kf, last + 1)]
+            lf = pl.scan_parquet(files)
+            return lf.filter(pl.col("valid_from") == pl.col("valid_from").max().over("key"))
+
+        a = latest("a").filter(pl.col("op") != "delete").drop("op", "valid_from")
+        c = latest("c").drop("valid_from")
+        k = pl.scan_parquet(out / "keys.parquet")
+        return a.join(c, on="key", how="left").join(k, on="key").drop("key").collect()
+
+    got = read()
+    assert got.height == world.df.height, (got.height, world.df.height)
+    return total, secs, best_of(read)
+
+
 def best_of(fn: object, n: int = 3) -> float:
     times = []
     for _ in range(n):
@@ -176,6 +251,7 @@ def main() -> None:
         dump_bytes += f.stat().st_size
     store = Store.open(str(work / "store"), keyframe_every=args.keyframe_every)
     rows, secs = ingest(store, world, args.days, args.batch)
+    ingested_rows = rows
     stats = store.table_stats()
     live = sum(s.bytes for s in stats)
     disk = dir_bytes(work / "store")
@@ -194,6 +270,17 @@ def main() -> None:
             print(
                 f"  {s.table:20s} rows {s.rows:>10,}  files {s.files:>4}  {s.bytes / 1e6:8.2f} MB"
             )
+
+    # 1b. the alternative layout: counters apart, integer surrogate keys
+    sbytes, ssecs, sread = split_layout(args, work / "split")
+    print(
+        f"split layout (estimate): {sbytes / 1e6:,.1f} MB ({sbytes / dump_bytes:.3f} of dumps); "
+        f"diff+write {ingested_rows / ssecs:,.0f} rows/s; as-of read {sread:.3f} s "
+        f"at {args.entities:,} entities"
+    )
+    sid = store.resolve_snapshot("hub:model")
+    one = best_of(lambda: store.as_of("hub:model", sid).collect())
+    print(f"store as-of read at {args.entities:,} entities: {one:.3f} s")
 
     # 2. as-of read at scale
     print(f"\n# as-of read: {args.scale:,} entities x {args.scale_days} snapshots")

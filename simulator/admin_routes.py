@@ -77,11 +77,7 @@ class Admin:
             fields = TRUTH_FIELDS[kind]
             alive = t.alive_rows()
             for i in range(0, len(alive), TRUTH_CHUNK):
-                chunk = alive[i : i + TRUTH_CHUNK]
-                r.prepare(t, chunk)
-                for row in chunk.tolist():
-                    yield r.item(t, row, fields)
-            r.unprepare()
+                yield from r.items(t, alive[i : i + TRUTH_CHUNK].tolist(), fields)
             return
         if source in ("npm", "pypi"):
             p = self.w.packages[source]
@@ -92,8 +88,8 @@ class Admin:
         t = self.w.hub[kind]
         repo = qs.get("repo")
         if repo is not None:
-            row, _moved = t.row_of(repo)
-            rows = [] if row is None else [row]
+            found, _moved = t.row_of(repo)
+            rows = [] if found is None else [found]
         else:
             rows = t.alive_rows().tolist()
         for row in rows:

@@ -73,6 +73,7 @@ class Renderer:
         # per-page precomputation (vectorised ids and dates), see `prepare`
         self._pre_kind = ""
         self._pre: dict[int, tuple[str, str, str, str]] = {}
+        self._pre_h: dict[int, tuple[int, ...]] = {}
         # cards depend on the row and on names elsewhere (base models, linked repos)
         self._cards: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._cards_stamp: tuple[int, ...] = ()
@@ -91,6 +92,8 @@ class Renderer:
         cre = _iso_many(created)
         mod = _iso_many(t.cols["modified"][rows])
         cr = (created & 0xFFFFFFFF).tolist()
+        hs = [hash_ints(s, c, rows, salt).tolist() for salt in _PRE_SALTS]
+        self._pre_h = {row: tuple(h[i] for h in hs) for i, row in enumerate(rows.tolist())}
         self._pre_kind = t.kind
         self._pre = {
             row: (
@@ -102,7 +105,16 @@ class Renderer:
             for i, row in enumerate(rows.tolist())
         }
 
+    def _h(self, t: RepoTable, row: int, salt: int) -> int:
+        """h64(seed, kind, row, salt), from the page's precomputation when there."""
+        if self._pre_kind == t.kind:
+            hs = self._pre_h.get(row)
+            if hs is not None and salt in _PRE_SALTS:
+                return hs[_PRE_SALTS.index(salt)]
+        return h64(self.seed, t.code, row, salt)
+
     def unprepare(self) -> None:
+        self._pre_h = {}
         self._pre = {}
         self._pre_kind = ""
 
@@ -149,7 +161,7 @@ class Renderer:
         return vocab.PIPELINES[p] if p >= 0 else None
 
     def languages(self, t: RepoTable, row: int) -> list[str]:
-        h = h64(self.seed, t.code, row, 31)
+        h = self._h(t, row, 31)
         if h % 3 == 0:
             return []
         out = [vocab.LANGUAGES[h % len(vocab.LANGUAGES)]]
@@ -174,7 +186,7 @@ class Renderer:
         if not t.cols["has_card"][row]:
             return None
         pop = self.popularity(t, row)
-        h = h64(self.seed, t.code, row, 41)
+        h = self._h(t, row, 41)
         card: dict[str, Any] = {}
         lic = self.license(t, row)
         langs = self.languages(t, row)
@@ -219,7 +231,7 @@ class Renderer:
     def card_sections(self, t: RepoTable, row: int) -> list[str]:
         pop = self.popularity(t, row)
         secs = vocab.CARD_SECTIONS if t.kind == "model" else vocab.DATASET_SECTIONS
-        h = h64(self.seed, t.code, row, 43)
+        h = self._h(t, row, 43)
         k = round(pop * len(secs) + (h % 3) - 1)
         return list(secs[: max(0, min(len(secs), k))])
 
@@ -352,6 +364,43 @@ class Renderer:
         if legacy and t.kind == "model":
             out["modelId"] = t.names[row]
         return out
+
+    def items(
+        self, t: RepoTable, rows: list[int], fields: tuple[str, ...], *, legacy: bool = False
+    ) -> list[dict[str, Any]]:
+        """Many rows at once, field by field (columns vectorised where they can be); the
+        result equals `[item(t, r, fields) for r in rows]`."""
+        if not rows:
+            return []
+        arr = np.asarray(rows, dtype=np.int64)
+        self.prepare(t, arr)
+        try:
+            cols = []
+            for f in fields:
+                vec = COLUMN_FUNCS.get(f)
+                if vec is not None:
+                    cols.append(vec(self, t, arr))
+                else:
+                    fn = FIELD_FUNCS.get(f)
+                    cols.append(
+                        [_MISSING] * len(rows) if fn is None else [fn(self, t, r) for r in rows]
+                    )
+            names = t.names
+            pre = self._pre
+            out: list[dict[str, Any]] = []
+            model_legacy = legacy and t.kind == "model"
+            for i, row in enumerate(rows):
+                d: dict[str, Any] = {"_id": pre[row][0], "id": names[row]}
+                for f, col in zip(fields, cols, strict=True):
+                    v = col[i]
+                    if v is not _MISSING:
+                        d[f] = v
+                if model_legacy:
+                    d["modelId"] = names[row]
+                out.append(d)
+            return out
+        finally:
+            self.unprepare()
 
     def info(self, t: RepoTable, row: int, expand: tuple[str, ...] | None) -> dict[str, Any]:
         """Repo info: the full object without expand, else exactly the expanded fields."""
@@ -501,6 +550,9 @@ class Renderer:
         return d
 
 
+_PRE_SALTS = (31, 41, 43, 51)
+
+
 def _iso_many(ts: npt.NDArray[np.int64]) -> list[str]:
     text = np.datetime_as_string(np.asarray(ts, dtype="datetime64[s]"), unit="s")
     return [x + ".000Z" for x in text.tolist()]
@@ -644,7 +696,7 @@ def _f_spaces(self: Renderer, t: RepoTable, row: int) -> Any:
 def _f_safetensors(self: Renderer, t: RepoTable, row: int) -> Any:
     if "model.safetensors" not in self.files(t, row):
         return _MISSING
-    n = 10_000_000 + h64(self.seed, t.code, row, 51) % 8_000_000_000
+    n = 10_000_000 + self._h(t, row, 51) % 8_000_000_000
     return {"parameters": {"F32": n}, "total": n}
 
 
@@ -748,4 +800,72 @@ FIELD_FUNCS: dict[str, Any] = {
     "citation": _f_citation,
     "paperswithcode_id": _f_paperswithcode_id,
     "mainSize": _f_mainSize,
+}
+
+
+# ---- whole-column versions of the simple fields (see `Renderer.items`) ----------------------
+def _c_int(col: str, spaces_missing: bool = False) -> Any:
+    def fn(self: Renderer, t: RepoTable, rows: npt.NDArray[np.int64]) -> list[Any]:
+        if spaces_missing and t.kind == "space":
+            return [_MISSING] * len(rows)
+        return t.cols[col][rows].tolist()  # type: ignore[no-any-return]
+
+    return fn
+
+
+def _c_bool(col: str) -> Any:
+    def fn(self: Renderer, t: RepoTable, rows: npt.NDArray[np.int64]) -> list[Any]:
+        return t.cols[col][rows].astype(bool).tolist()  # type: ignore[no-any-return]
+
+    return fn
+
+
+def _c_vocab(col: str, words: tuple[str, ...], kind: str | None = None) -> Any:
+    table = [*words, _MISSING]  # index -1 -> missing
+
+    def fn(self: Renderer, t: RepoTable, rows: npt.NDArray[np.int64]) -> list[Any]:
+        if kind is not None and t.kind != kind:
+            return [_MISSING] * len(rows)
+        return [table[i] for i in t.cols[col][rows].tolist()]
+
+    return fn
+
+
+def _c_author(self: Renderer, t: RepoTable, rows: npt.NDArray[np.int64]) -> list[Any]:
+    names = self.w.authors.names
+    return [names[a] for a in t.cols["author"][rows].tolist()]
+
+
+def _c_gated(self: Renderer, t: RepoTable, rows: npt.NDArray[np.int64]) -> list[Any]:
+    table: list[Any] = [False, GATED[1], GATED[2]]
+    return [table[g] for g in t.cols["gated"][rows].tolist()]
+
+
+def _c_trending(self: Renderer, t: RepoTable, rows: npt.NDArray[np.int64]) -> list[Any]:
+    return [round(x) for x in t.cols["trending"][rows].tolist()]
+
+
+def _c_pre(index: int) -> Any:
+    def fn(self: Renderer, t: RepoTable, rows: npt.NDArray[np.int64]) -> list[Any]:
+        pre = self._pre
+        return [pre[r][index] for r in rows.tolist()]
+
+    return fn
+
+
+COLUMN_FUNCS: dict[str, Any] = {
+    "author": _c_author,
+    "sha": _c_pre(1),
+    "createdAt": _c_pre(2),
+    "lastModified": _c_pre(3),
+    "private": _c_bool("private"),
+    "disabled": _c_bool("disabled"),
+    "gated": _c_gated,
+    "downloads": _c_int("downloads", spaces_missing=True),
+    "downloadsAllTime": _c_int("downloads_all", spaces_missing=True),
+    "likes": _c_int("likes"),
+    "trendingScore": _c_trending,
+    "library_name": _c_vocab("library", vocab.LIBRARIES),
+    "pipeline_tag": _c_vocab("pipeline", vocab.PIPELINES),
+    "sdk": _c_vocab("sdk", vocab.SDKS, kind="space"),
 }

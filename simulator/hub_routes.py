@@ -47,11 +47,7 @@ class Hub:
         except ListingError as e:
             return hub_error(400, str(e))
         legacy = not qs.getall("expand", [])
-        self.r.prepare(t, rows)
-        try:
-            items = [self.r.item(t, r, fields, legacy=legacy) for r in rows.tolist()]
-        finally:
-            self.r.unprepare()
+        items = self.r.items(t, rows.tolist(), fields, legacy=legacy)
         if request.get(FAULT_KIND) == "malformed" and items:
             _malform(items, request.get(FAULT_DRAW, 0))
         headers = {}
