@@ -315,7 +315,7 @@ def step_day(
     upd = alive[rng.random(len(alive)) < update_rate * (0.3 + 2 * pop)]
     add = 1 + rng.poisson(0.5, len(upd))
     when = now - rng.integers(0, DAY // 2, len(upd))
-    for row, k, ts in zip(upd.tolist(), add.tolist(), when.tolist(), strict=False):
+    for row, k, ts in zip(upd.tolist(), add.tolist(), when.tolist(), strict=True):
         first = int(t.cols["n_commits"][row])
         t.commit_log.setdefault(row, []).append((first, k, ts))
         t.cols["n_commits"][row] = first + k
@@ -323,8 +323,14 @@ def step_day(
     # new discussions
     nd = alive[rng.random(len(alive)) < 0.002 * (0.2 + 4 * pop)]
     t.cols["n_disc"][nd] += 1
-    for row, ts in zip(nd.tolist(), (now - rng.integers(0, DAY, len(nd))).tolist(), strict=False):
+    for row, ts in zip(nd.tolist(), (now - rng.integers(0, DAY, len(nd))).tolist(), strict=True):
         t.disc_log.setdefault(row, []).append(ts)
+    # discussions get closed (PRs merged) over time
+    has = alive[t.cols["n_disc"][alive] > 0]
+    close = has[rng.random(len(has)) < 0.01]
+    nums = 1 + (rng.random(len(close)) * t.cols["n_disc"][close]).astype(np.int64)
+    for row, num in zip(close.tolist(), nums.tolist(), strict=True):
+        t.disc_closed.setdefault(row, {}).setdefault(num, now - DAY // 2)
     # renames (keep the row, so `_id`; the old name keeps answering)
     ren = alive[rng.random(len(alive)) < rename_rate]
     for row in ren:

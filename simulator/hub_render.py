@@ -500,6 +500,8 @@ class Renderer:
         h = h64(self.seed, t.code, row, num, 92)
         is_pr = (h % 10) < 3
         status = ("open", "closed", "merged" if is_pr else "closed", "open")[(h >> 4) % 4]
+        if num in t.disc_closed.get(row, {}) and status == "open":
+            status = "merged" if is_pr else "closed"
         a = self.w.authors
         user = a.names[a.pick_user(uscalar(self.seed, t.code, row, num, 93))]
         d: dict[str, Any] = {
@@ -538,7 +540,7 @@ class Renderer:
             events.append({
                 "id": hex24(self.seed, t.code, row, num, 99),
                 "type": "status-change",
-                "createdAt": iso(created + 86_400),
+                "createdAt": iso(t.disc_closed.get(row, {}).get(num, created + 86_400)),
                 "data": {"status": d["status"]},
             })  # fmt: skip
         d["events"] = events

@@ -123,6 +123,7 @@ class RepoTable:
         # commits and discussions made while the world runs: row -> [(first index, count, ts)]
         self.commit_log: dict[int, list[tuple[int, int, int]]] = {}
         self.disc_log: dict[int, list[int]] = {}  # row -> creation times of later discussions
+        self.disc_closed: dict[int, dict[int, int]] = {}  # row -> {num: time closed / merged}
         self.version = 0  # bumps on every change, invalidates caches
 
     def __getattr__(self, name: str) -> npt.NDArray[Any]:

@@ -127,3 +127,23 @@ def test_all_commits_and_discussions_of_a_type(url: str) -> None:
 def test_advance_rejects_bad_days(url: str) -> None:
     status, _h, body = get(f"{url}/_sim/advance?days=soon", method="POST")
     assert status == 400 and b"days" in body
+
+
+def test_discussions_close_over_time() -> None:
+    w = World(SimConfig(seed=12, models=3000, datasets=10, spaces=10, npm=10, pypi=10))
+    from simulator.hub_render import Renderer
+
+    r = Renderer(w)
+    m = w.hub["model"]
+    rows = [i for i in range(m.n) if m.cols["n_disc"][i] > 0]
+    before = {
+        (i, n): r.discussion(m, i, n)["status"]
+        for i in rows
+        for n in range(1, int(m.cols["n_disc"][i]) + 1)
+    }
+    w.advance(30)
+    after = {k: r.discussion(m, k[0], k[1])["status"] for k in before}
+    changed = [k for k in before if before[k] != after[k]]
+    assert changed and all(
+        before[k] == "open" and after[k] in ("closed", "merged") for k in changed
+    )
