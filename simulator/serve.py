@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import time
 import urllib.request
@@ -35,6 +36,10 @@ def serve(
 ) -> None:
     t0 = time.perf_counter()
     app = build_app(config)
+    if port == 0:  # any free port; the printed endpoints name the real one
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
     url = f"http://{host}:{port}"
     out(
         f"simulator: seed {config.seed}, {config.models} models, {config.datasets} datasets, "
