@@ -28,6 +28,7 @@ DYN = {
 LIKE_ZERO = {"model": 0.91, "dataset": 0.88, "space": 0.90}
 DISC_ZERO = {"model": 0.84, "dataset": 0.91, "space": 0.96}
 COMMIT_LOGN = {"model": (0.75, 0.75), "dataset": (1.05, 0.9), "space": (0.8, 0.9)}
+MAX_COMMITTERS = {"model": 18, "dataset": 100, "space": 282}  # paper B tables 2-4
 COMMIT_TAIL = {"model": 0.04, "dataset": 0.08, "space": 0.04}
 SINGLE_COMMITTER = {"model": 0.87, "dataset": 0.85, "space": 0.78}
 
@@ -115,8 +116,8 @@ def create_repos(
     t.cols["likes"][s] = np.where(likes_on, np.maximum(likes, 1), 0).astype(np.int64)
 
     single = rng.random(count) < SINGLE_COMMITTER[kind]
-    ncm = 2 + np.floor(rng.pareto(1.6, count)).astype(np.int64)
-    t.cols["n_committers"][s] = np.where(single, 1, np.minimum(ncm, 300))
+    ncm = 2 + np.floor(rng.pareto(2.2, count)).astype(np.int64)
+    t.cols["n_committers"][s] = np.where(single, 1, np.minimum(ncm, MAX_COMMITTERS[kind]))
     t.cols["extra_disc_authors"][s] = 0
 
     t.cols["n_init"][s] = t.cols["n_commits"][s]

@@ -420,7 +420,12 @@ class Renderer:
         primary = a.pick_user(uscalar(self.seed, t.code, row, 81)) if a.is_org[owner] else owner
         pool = [primary]
         for j in range(1, int(t.cols["n_committers"][row])):
-            pool.append(a.pick_user(uscalar(self.seed, t.code, row, 82, j)))
+            h = h64(self.seed, t.code, row, 82, j)
+            # a third of co-committers come from the prolific core, the rest from anyone
+            if h % 3 == 0:
+                pool.append(a.pick_user((h >> 11) / float(1 << 53)))
+            else:
+                pool.append((h >> 11) % a.n_users)
         return list(dict.fromkeys(a.names[p] for p in pool))
 
     def commit_date(self, t: RepoTable, row: int, k: int) -> int:
