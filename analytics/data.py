@@ -8,7 +8,7 @@ by several measures). Nothing here writes.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
@@ -16,6 +16,7 @@ import polars as pl
 from analytics.errors import NotEnoughData
 from analytics.params import Params
 from storage import Store
+from storage.errors import UnknownSource
 
 _CACHE_SIZE = 24
 
@@ -29,6 +30,7 @@ class Data:
         self._states: OrderedDict[tuple[Any, ...], pl.DataFrame] = OrderedDict()
         self._snaps: dict[str, pl.DataFrame] = {}
         self._columns: dict[str, list[str]] = {}
+        self._memo: dict[tuple[Any, ...], Any] = {}
 
     # -- catalog ------------------------------------------------------------------------
 
@@ -48,6 +50,9 @@ class Data:
 
     def resolve(self, source: str, at: Any = None) -> int:
         """The complete snapshot meant by `at` (None = newest); NotEnoughData when none."""
+        if source not in self.sources():
+            have = ", ".join(self.sources()) or "none yet"
+            raise UnknownSource(f"unknown source {source!r}; sources in the store: {have}")
         if not self.snapshot_ids(source):
             raise NotEnoughData(f"not enough data: {source!r} has no complete snapshot yet")
         return self.store.resolve_snapshot(source, at)
@@ -70,6 +75,12 @@ class Data:
         if source not in self._columns:
             self._columns[source] = self.store.columns(source)
         return self._columns[source]
+
+    def memo(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """`compute()` once per key for this Data (several measures share one expensive frame)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     # -- states -------------------------------------------------------------------------
 

@@ -221,3 +221,52 @@ def trajectories(data: Data, source: str) -> pl.DataFrame:
         )
         frames.append(ranked)
     return pl.concat(frames).with_columns(by=pl.lit(col)).sort(["entity_id", "snapshot_id"])
+
+
+def maintenance(data: Data, source: str) -> pl.DataFrame:
+    """Per month of commit dates: commits, repos committed to, commits per live repo, share
+    of live repos with a commit, and the median days since the repo's previous commit."""
+    ids = _need(data, source)
+    rt = source.split(":", 1)[1]
+    commits = (
+        data.store.commits(rt)
+        .filter(pl.col("date").is_not_null())
+        .select("entity_id", "date")
+        .sort(["entity_id", "date"])
+        .with_columns(
+            gap_days=(pl.col("date").diff().over("entity_id").dt.total_seconds() / 86400.0)
+        )
+        .with_columns(month=pl.col("date").dt.truncate("1mo"))
+        .collect()
+    )
+    if commits.is_empty():
+        raise NotEnoughData(f"not enough data: no commits stored for {source!r}")
+    per = commits.group_by("month").agg(
+        pl.len().cast(pl.Int64).alias("commits"),
+        pl.col("entity_id").n_unique().cast(pl.Int64).alias("repos_committed"),
+        pl.col("gap_days").median().alias("median_days_since_previous"),
+    )
+    created = data.state(source, ids[-1], ["created_at"]).filter(pl.col("created_at").is_not_null())
+    months = per["month"].sort()
+    live = [
+        created.filter(
+            pl.col("created_at") < m.replace(month=m.month % 12 + 1, year=m.year + m.month // 12)
+        ).height
+        for m in months.to_list()
+    ]
+    live_df = pl.DataFrame(
+        {"month": months, "live_repos": live},
+        schema={"month": months.dtype, "live_repos": pl.Int64},
+    )
+    return (
+        per.join(live_df, on="month")
+        .with_columns(
+            commits_per_repo=pl.when(pl.col("live_repos") > 0).then(
+                pl.col("commits") / pl.col("live_repos")
+            ),
+            share_committed=pl.when(pl.col("live_repos") > 0).then(
+                pl.col("repos_committed") / pl.col("live_repos")
+            ),
+        )
+        .sort("month")
+    )

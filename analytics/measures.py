@@ -12,8 +12,8 @@ from typing import Any
 
 import polars as pl
 
-from analytics import longitudinal, topk
-from analytics.catalog import ANY, register
+from analytics import activity, adoption, documentation, longitudinal, network, paper_a, topk
+from analytics.catalog import ANY, HUB, register
 from analytics.data import Data
 from analytics.errors import NotEnoughData
 
@@ -146,3 +146,242 @@ def _concentration(data: Data, source: str, at: Any) -> pl.DataFrame:
 )
 def _trajectories(data: Data, source: str, at: Any) -> pl.DataFrame:
     return longitudinal.trajectories(data, source)
+
+
+@register(
+    "maintenance",
+    "Commits per repo per month, share of repos with a commit, median days between commits "
+    "(share updated per interval is in churn)",
+    "longitudinal",
+    (HUB,),
+    "series",
+)
+def _maintenance(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return longitudinal.maintenance(data, source)
+
+
+# -- Paper A, M1 / M3 / M4 ------------------------------------------------------------------
+
+
+@register(
+    "library_preservation",
+    "M1 share of descendants of multi-library base models that keep library L (P_L)",
+    "A",
+    ("hub:model",),
+    "snapshot",
+)
+def _m1(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return paper_a.m1(data, source, at)
+
+
+@register(
+    "library_preservation_series",
+    "M1 P_L of the top-10 libraries over time",
+    "A",
+    ("hub:model",),
+    "series",
+)
+def _m1s(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return paper_a.m1_series(data, source)
+
+
+@register(
+    "descendants_popularity",
+    "M3 descendants vs popularity over the top-N: log-log slope, Pearson on logs, Spearman",
+    "A",
+    ("hub:model",),
+    "snapshot",
+)
+def _m3(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return paper_a.m3(data, source, at)
+
+
+@register(
+    "descendants_heatmap",
+    "M3 2-D histogram of log10(1+popularity) x log10(1+descendants)",
+    "A",
+    ("hub:model",),
+    "snapshot",
+)
+def _m3h(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return paper_a.m3_heatmap(data, source, at)
+
+
+@register(
+    "descendants_popularity_series",
+    "M3 slope and correlations over time",
+    "A",
+    ("hub:model",),
+    "series",
+)
+def _m3s(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return paper_a.m3_series(data, source)
+
+
+@register(
+    "documentation",
+    "M4 documentation quality, top vs bottom group by downloads, likes, descendants: "
+    "medians and Mann-Whitney U",
+    "A",
+    ("hub:model",),
+    "snapshot",
+)
+def _m4(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return documentation.m4(data, source, at)
+
+
+@register(
+    "documentation_scores",
+    "M4 per-model completeness, metadata availability and score in the compared groups",
+    "A",
+    ("hub:model",),
+    "snapshot",
+)
+def _m4s(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return documentation.m4_scores(data, source, at)
+
+
+# -- Paper B --------------------------------------------------------------------------------
+
+
+@register(
+    "activity_distribution",
+    "Activity variables per repo (tables 2-4): count, mean, std, quartiles, max, share at "
+    "zero, shares holding 80/99 %, Gini",
+    "B",
+    (HUB,),
+    "snapshot",
+)
+def _dist(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return activity.distribution(data, source, at)
+
+
+@register("activity_lorenz", "Lorenz curve of each activity variable", "B", (HUB,), "snapshot")
+def _lorenz(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return activity.lorenz(data, source, at)
+
+
+@register("activity_ccdf", "Complementary CDF of each activity variable", "B", (HUB,), "snapshot")
+def _ccdf(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return activity.ccdf(data, source, at)
+
+
+@register(
+    "activity_correlation",
+    "Pearson and Spearman matrices with p-values, overall and per license category",
+    "B",
+    (HUB,),
+    "snapshot",
+)
+def _corr(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return activity.correlations(data, source, at)
+
+
+@register(
+    "licenses",
+    "License categories (analytics/data/licenses.csv) and top licenses with shares",
+    "B",
+    (HUB,),
+    "snapshot",
+)
+def _lic(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return activity.license_shares(data, source, at)
+
+
+@register("licenses_series", "License category shares over time", "B", (HUB,), "series")
+def _lics(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return activity.license_series(data, source)
+
+
+@register(
+    "license_tests",
+    "Table 5: pairwise Mann-Whitney U between license categories per activity variable",
+    "B",
+    (HUB,),
+    "snapshot",
+)
+def _lict(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return activity.license_tests(data, source, at)
+
+
+@register(
+    "identity_merges",
+    "Commit/discussion authors merged as one person (review; override with a CSV file)",
+    "B",
+    (HUB,),
+    "snapshot",
+)
+def _merges(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return activity.identity_merges(data, source, at)
+
+
+@register(
+    "collaboration_kcore",
+    "Tables 6-9: k-core table of the collaboration network (bots removed, identities merged), "
+    "overall and per sub-field",
+    "B",
+    (HUB,),
+    "snapshot",
+)
+def _kcore(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return network.kcore(data, source, at)
+
+
+@register(
+    "collaboration_centrality",
+    "Degree, strength and PageRank of every developer in the collaboration network",
+    "B",
+    (HUB,),
+    "snapshot",
+)
+def _central(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return network.centrality(data, source, at)
+
+
+@register(
+    "adoption",
+    "Model adoption in spaces: usage distribution, likes/downloads vs usage, per sub-field",
+    "B",
+    ("hub:space",),
+    "snapshot",
+)
+def _adoption(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return adoption.summary(data, source, at)
+
+
+@register(
+    "adoption_top_models",
+    "Most-used models in spaces with their owners, likes and downloads",
+    "B",
+    ("hub:space",),
+    "snapshot",
+)
+def _adoption_top(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return adoption.usage(data, source, at)
+
+
+@register(
+    "adoption_degrees",
+    "Degree distributions of the bipartite and co-usage networks",
+    "B",
+    ("hub:space",),
+    "snapshot",
+)
+def _adoption_deg(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return adoption.degree_distribution(data, source, at)
+
+
+@register(
+    "adoption_co_usage",
+    "Co-usage network: models by number of co-used models and co-usage weight",
+    "B",
+    ("hub:space",),
+    "snapshot",
+)
+def _adoption_co(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return adoption.co_usage_degree(data, source, at)
+
+
+@register("adoption_series", "Model usage in spaces over time", "B", ("hub:space",), "series")
+def _adoption_series(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return adoption.series(data, source)

@@ -57,6 +57,52 @@ CHARTS: dict[str, charts.Chart] = {
     "concentration": charts.lines(
         "as_of", ["gini", "top1_share", "share_80", "share_99"], "Concentration over time"
     ),
+    "maintenance": charts.lines(
+        "month", ["commits_per_repo", "share_committed"], "Maintenance per month"
+    ),
+    "library_preservation": charts.bars(
+        "library", "preservation_rate", "Library preservation rate P_L (top 10)", top=10
+    ),
+    "library_preservation_series": charts.grouped_lines(
+        "as_of", "preservation_rate", "library", "P_L over time"
+    ),
+    "descendants_heatmap": charts.heatmap(
+        "log_popularity", "log_descendants", "models", "Descendants vs popularity (log10(1+x))"
+    ),
+    "descendants_popularity_series": charts.lines(
+        "as_of", ["slope", "pearson_log", "spearman"], "M3 slope and correlations over time"
+    ),
+    "documentation_scores": charts.box(
+        "group", "score", "ranking", "Documentation score: top vs bottom"
+    ),
+    "activity_lorenz": charts.grouped_lines(
+        "population_share", "value_share", "variable", "Lorenz curves"
+    ),
+    "activity_ccdf": charts.grouped_lines(
+        "value", "ccdf", "variable", "CCDF of activity variables", log_x=True, log_y=True
+    ),
+    "activity_correlation": charts.corr_matrix(
+        "Spearman correlation of activity variables (all licenses)"
+    ),
+    "licenses": charts.bars(
+        "license", "share", "License shares (categories, then licenses)", top=15
+    ),
+    "licenses_series": charts.grouped_lines(
+        "as_of", "share", "license_category", "License categories over time"
+    ),
+    "collaboration_centrality": charts.bars(
+        "developer", "pagerank", "Developers by PageRank", top=15
+    ),
+    "adoption_top_models": charts.bars("model", "spaces", "Most-used models in spaces", top=15),
+    "adoption_degrees": charts.grouped_lines(
+        "degree", "models", "network", "Degree distributions", log_x=True, log_y=True
+    ),
+    "adoption_series": charts.lines(
+        "as_of",
+        ["mean_usage", "median_usage", "max_usage"],
+        "Model usage in spaces over time",
+        log_y=True,
+    ),
     "trajectories": charts.grouped_lines(
         "as_of", "rank", "name", "Rank over time (1 = most popular)"
     ),

@@ -1,0 +1,182 @@
+"""Paper B collaboration network: developers linked through the repos they commit to.
+
+For every commit by i to repo r, the directed edge (i, j) gains weight 1 for every other
+contributor j of r; a repo with one contributor adds a self-loop. Isolates are developers
+with no edge to anyone else. The k-core table is computed on the network without isolates
+and self-loops, with igraph (the tests check every figure against networkx):
+nodes, edges, density, components, CNM communities and modularity, reciprocity (directed),
+rich-club coefficient at the top-10 % degree threshold, degree assortativity, average
+degree and average clustering, for k in 1, 5, 10 and the maximum core.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import igraph as ig
+import polars as pl
+
+from analytics import activity, subfields
+from analytics.data import Data
+from analytics.errors import NotEnoughData
+
+K_VALUES = (1, 5, 10)
+
+
+def edge_list(contributions: pl.DataFrame) -> pl.DataFrame:
+    """source, target, weight (directed; self-loops for single-contributor repos)."""
+    c = contributions.select("repo", "author", "commits")
+    sizes = c.group_by("repo").agg(pl.len().alias("size"))
+    pairs = (
+        c.join(c.select("repo", pl.col("author").alias("target")), on="repo")
+        .filter(pl.col("author") != pl.col("target"))
+        .group_by("author", "target")
+        .agg(pl.col("commits").sum().alias("weight"))
+    )
+    loops = (
+        c.join(sizes.filter(pl.col("size") == 1), on="repo")
+        .group_by("author")
+        .agg(pl.col("commits").sum().alias("weight"))
+        .with_columns(target=pl.col("author"))
+    )
+    out = pl.concat([pairs, loops.select("author", "target", "weight")])
+    return out.rename({"author": "source"}).with_columns(pl.col("weight").cast(pl.Int64))
+
+
+def graphs(edges: pl.DataFrame) -> tuple[ig.Graph, ig.Graph]:
+    """(directed, undirected simple) graphs without self-loops and isolates."""
+    e = edges.filter(pl.col("source") != pl.col("target"))
+    names = sorted(set(e["source"].to_list()) | set(e["target"].to_list()))
+    idx = {n: i for i, n in enumerate(names)}
+    pairs = [(idx[a], idx[b]) for a, b in e.select("source", "target").iter_rows()]
+    d = ig.Graph(n=len(names), edges=pairs, directed=True)
+    d.vs["name"] = names
+    d.es["weight"] = e["weight"].to_list()
+    u = d.as_undirected(mode="collapse", combine_edges="sum")
+    return d, u
+
+
+def rich_club(u: ig.Graph) -> tuple[int | None, float | None]:
+    """(threshold, coefficient): density among nodes whose degree >= the smallest degree of
+    the top 10 % of nodes by degree."""
+    n = u.vcount()
+    if n < 2:
+        return None, None
+    degrees = u.degree()
+    t = sorted(degrees, reverse=True)[max(1, math.ceil(0.1 * n)) - 1]
+    rich = [i for i, dg in enumerate(degrees) if dg >= t]
+    if len(rich) < 2:
+        return t, None
+    sub = u.induced_subgraph(rich)
+    return t, 2.0 * sub.ecount() / (len(rich) * (len(rich) - 1))
+
+
+def _f(v: Any) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def core_row(d: ig.Graph, u: ig.Graph, k: int, vertices: list[int]) -> dict[str, Any]:
+    ud = u.induced_subgraph(vertices)
+    dd = d.induced_subgraph(vertices)
+    n, m = ud.vcount(), ud.ecount()
+    row: dict[str, Any] = {"k": k, "nodes": n, "edges": m, "directed_edges": dd.ecount()}
+    row["density"] = 2.0 * m / (n * (n - 1)) if n > 1 else None
+    row["components"] = len(ud.connected_components())
+    if m > 0:
+        cl = ud.community_fastgreedy().as_clustering()
+        row["communities"] = len(cl)
+        row["modularity"] = _f(ud.modularity(cl.membership))
+    else:
+        row["communities"], row["modularity"] = n, None
+    row["reciprocity"] = _f(dd.reciprocity(ignore_loops=True)) if dd.ecount() else None
+    row["rich_club_threshold"], row["rich_club"] = rich_club(ud)
+    row["assortativity"] = _f(ud.assortativity_degree(directed=False)) if m > 1 else None
+    row["avg_degree"] = 2.0 * m / n if n else None
+    row["avg_clustering"] = _f(ud.transitivity_avglocal_undirected(mode="zero")) if n else None
+    return row
+
+
+def kcore_table(edges: pl.DataFrame, developers: int) -> list[dict[str, Any]]:
+    d, u = graphs(edges)
+    if u.vcount() == 0:
+        return []
+    core = u.coreness()
+    kmax = max(core)
+    rows = []
+    for k in sorted({k for k in K_VALUES if k <= kmax} | {kmax}):
+        vs = [i for i, c in enumerate(core) if c >= k]
+        row = core_row(d, u, k, vs)
+        row["k_label"] = "max" if k == kmax else str(k)
+        rows.append(row)
+    iso = developers - u.vcount()
+    for r in rows:
+        r["developers"] = developers
+        r["isolates"] = iso
+        r["isolate_share"] = iso / developers if developers else None
+    return rows
+
+
+def _contributions(data: Data, source: str, at: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
+    df, pp = activity.activity(data, source, at)
+    if not pp.has_commits:
+        raise NotEnoughData(f"not enough data: no commits stored for {source!r}")
+    return df, pp.contributions
+
+
+def kcore(data: Data, source: str, at: Any) -> pl.DataFrame:
+    """Paper B tables 6-9: the k-core table overall and per sub-field."""
+    df, contrib = _contributions(data, source, at)
+    rows = []
+    for name in ("all", *subfields.SUBFIELDS):
+        c = contrib
+        if name != "all":
+            repos = df.filter(subfields.subfield_expr(name)).select(
+                pl.col("entity_id").alias("repo")
+            )
+            c = contrib.join(repos, on="repo", how="semi")
+        devs = c["author"].n_unique()
+        for r in kcore_table(edge_list(c), devs):
+            rows.append({"subfield": name} | r)
+    if not rows:
+        raise NotEnoughData(f"not enough data: no two developers of {source!r} share a repo")
+    cols = [
+        "subfield",
+        "k_label",
+        "k",
+        "nodes",
+        "edges",
+        "directed_edges",
+        "density",
+        "components",
+        "communities",
+        "modularity",
+        "reciprocity",
+        "rich_club_threshold",
+        "rich_club",
+        "assortativity",
+        "avg_degree",
+        "avg_clustering",
+        "developers",
+        "isolates",
+        "isolate_share",
+    ]
+    return pl.DataFrame(rows).select(cols)
+
+
+def centrality(data: Data, source: str, at: Any) -> pl.DataFrame:
+    """developer, degree, in/out strength and PageRank on the network without isolates."""
+    _, contrib = _contributions(data, source, at)
+    d, u = graphs(edge_list(contrib))
+    if u.vcount() == 0:
+        raise NotEnoughData(f"not enough data: no two developers of {source!r} share a repo")
+    pr = d.pagerank(weights="weight")
+    return pl.DataFrame(
+        {
+            "developer": u.vs["name"],
+            "degree": u.degree(),
+            "out_strength": d.strength(mode="out", weights="weight"),
+            "in_strength": d.strength(mode="in", weights="weight"),
+            "pagerank": pr,
+        }
+    ).sort(["pagerank", "developer"], descending=[True, False])
