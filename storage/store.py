@@ -137,6 +137,7 @@ class Store:
         self._tables = Tables(uri, self.storage_options)
         # the last complete state per source, kept after a finish: the next diff needs it
         self._last_state: dict[str, tuple[int, pl.DataFrame]] = {}
+        self._catalog_cache: tuple[int, pl.DataFrame] | None = None
         for rel, schema in FIXED_TABLES.items():
             self._tables.ensure(rel, schema, STAGING_PARTITION if rel == STAGING else None)
 
@@ -158,9 +159,14 @@ class Store:
     # -- catalog ------------------------------------------------------------------------
 
     def _catalog(self) -> pl.DataFrame:
-        dt = self._tables.must(CATALOG)
+        dt = self._tables.must(CATALOG)  # refreshed to the newest version
+        version = dt.version()
+        if self._catalog_cache is not None and self._catalog_cache[0] == version:
+            return self._catalog_cache[1]
         df = pl.scan_delta(dt).collect()
-        return latest_rows(df) if df.height else empty()
+        out = latest_rows(df) if df.height else empty()
+        self._catalog_cache = (version, out)
+        return out
 
     def sources(self) -> list[str]:
         """Sources with at least one snapshot (of any status)."""
@@ -375,15 +381,19 @@ class Store:
         )
         return int(df.item())
 
-    def _staged_listing(self, source: str, snapshot_id: int) -> pl.DataFrame:
-        staged = (
-            pl.scan_delta(self._tables.must(STAGING))
-            .filter((pl.col("source") == source) & (pl.col("snapshot_id") == snapshot_id))
-            .select("seq", "payload")
-            .collect()
-            .sort("seq")
+    def _staged_listing(
+        self, source: str, snapshot_id: int, mine: Mapping[int, pa.Table] | None = None
+    ) -> pl.DataFrame:
+        scan = pl.scan_delta(self._tables.must(STAGING)).filter(
+            (pl.col("source") == source) & (pl.col("snapshot_id") == snapshot_id)
         )
-        parts = [from_ipc(p) for p in staged["payload"].to_list()]
+        seqs = sorted(scan.select("seq").collect()["seq"].to_list())
+        if mine and sorted(mine) == seqs:
+            # every staged batch is one this process committed: no need to read them back
+            parts = [mine[s] for s in seqs]
+        else:
+            staged = scan.select("seq", "payload").collect().sort("seq")
+            parts = [from_ipc(p) for p in staged["payload"].to_list()]
         parts = [p for p in parts if p.num_rows]
         if not parts:
             schema = self._logical_schema(source) if not is_custom(source) else None
@@ -562,8 +572,9 @@ class Store:
                 name.alias("name"),
                 pl.col(by).cast(pl.Float64).alias("value"),
             )
+            # partial selection, then an exact sort of the k winners (ties: entity_id asc)
+            .top_k(k, by=["value", "entity_id"], reverse=[False, True])
             .sort(["value", "entity_id"], descending=[True, False])
-            .head(k)
             .with_row_index("rank", offset=1)
             .select(
                 pl.lit(source).alias("source"),

@@ -23,7 +23,7 @@ from storage.errors import CommitConflict
 # zstd everywhere: the bench compares against zstd Parquet dumps, and it is the best
 # size/speed trade-off pyarrow offers for these mostly-string tables.
 WRITER_PROPS = WriterProperties(compression="ZSTD", compression_level=3)
-# staged batches are LZ4-compressed Arrow IPC already, and short-lived: no second codec
+# staged batches are zstd-compressed Arrow IPC already, and short-lived: no second codec
 STAGING_PROPS = WriterProperties(compression="UNCOMPRESSED")
 _RETRIES = 50
 

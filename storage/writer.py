@@ -86,6 +86,8 @@ class SnapshotWriter:
         self.checkpoint = checkpoint
         self._event_seq = event_seq
         self._finished: SnapshotInfo | None = None
+        # batches this object committed itself: finish reuses them instead of reading back
+        self._mine: dict[int, pa.Table] = {}
 
     def __repr__(self) -> str:
         return f"SnapshotWriter({self.source!r}, snapshot_id={self.snapshot_id})"
@@ -128,6 +130,7 @@ class SnapshotWriter:
             writer_properties=STAGING_PROPS,
         )
         if wrote:
+            self._mine[seq] = table
             self.last_committed_seq = seq
             self.checkpoint = checkpoint
             if rejects:
@@ -202,7 +205,7 @@ class SnapshotWriter:
         if done is not None:
             return done
         rejected = store._rejected_count(self.run_id, self.snapshot_id)
-        listing = store._staged_listing(self.source, self.snapshot_id)
+        listing = store._staged_listing(self.source, self.snapshot_id, self._mine)
         entities = listing.height
         upserts = tombstones = 0
         keyframe = False
