@@ -119,3 +119,33 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     assert kills >= 20
     assert len(seen) >= 8, seen  # the kills landed at many different points
     check_all(Store.open(root, keyframe_every=2), snaps, rows)
+
+
+def test_maintain_while_a_crawl_writes(tmp_path: Path) -> None:
+    root = str(tmp_path / "s")
+    store = Store.open(root, keyframe_every=2)
+    errors: list[BaseException] = []
+
+    def crawl() -> None:
+        try:
+            w = Store.open(root, keyframe_every=2)
+            for k in range(1, 6):
+                snap = w.begin_snapshot("hub:model")
+                data = listing(k, 80)
+                for seq in range(0, 8):
+                    snap.write_batch(seq, data[seq * 10 : seq * 10 + 10])
+                snap.finish("complete")
+        except BaseException as exc:  # surfaced by the assert below
+            errors.append(exc)
+
+    t = threading.Thread(target=crawl)
+    t.start()
+    reports = 0
+    while t.is_alive():
+        store.maintain(retention_hours=0)  # floored at MIN_RETENTION_HOURS: in-flight files stay
+        reports += 1
+    t.join()
+    assert not errors, errors
+    assert reports >= 1
+    store.maintain(retention_hours=0)
+    check_all(Store.open(root, keyframe_every=2), 5, 80)
