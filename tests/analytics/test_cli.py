@@ -1,19 +1,32 @@
-"""The analytics commands end to end: `hubtide turnover`, `measure`, `report` (subprocess)."""
+"""The analytics commands end to end: `hubtide turnover`, `measure`, `report`.
+
+One real subprocess; the rest run in-process through the real entry point (`main`), which
+turns errors into one line and an exit code exactly as the installed command does.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.analytics.test_turnover import _world
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def subprocess_run(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "160"}
     return subprocess.run(
         [sys.executable, "-m", "hubtide", *args],
@@ -24,10 +37,27 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run(*args: str) -> Result:
+    from hubtide.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    old = sys.argv
+    sys.argv = ["hubtide", *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    return Result(code, out.getvalue(), err.getvalue())
+
+
 def test_turnover_measure_and_report_commands(tmp_path: Path) -> None:
     _world(tmp_path)
     store = str(tmp_path / "store")
-    res = run("--store", store, "turnover", "hub:model", "--k", "3", "--format", "json")
+    res = subprocess_run("--store", store, "turnover", "hub:model", "--k", "3", "--format", "json")
     assert res.returncode == 0, res.stderr
     rows = json.loads(res.stdout)
     assert [r["newcomers"] for r in rows] == [2, 0, 2]
