@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from typing import Literal
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake import (
+    ColumnProperties,
+    CommitProperties,
+    DeltaTable,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from storage.errors import CommitConflict
@@ -24,7 +31,15 @@ from storage.errors import CommitConflict
 # size/speed trade-off pyarrow offers for these mostly-string tables.
 WRITER_PROPS = WriterProperties(compression="ZSTD", compression_level=3)
 # staged batches are zstd-compressed Arrow IPC already, and short-lived: no second codec
-STAGING_PROPS = WriterProperties(compression="UNCOMPRESSED")
+# and no statistics or dictionary for the blob: Parquet would otherwise copy it into the
+# footer as min and max (a 1 MB batch became a 5 MB file)
+STAGING_PROPS = WriterProperties(
+    compression="UNCOMPRESSED",
+    statistics_truncate_length=64,
+    column_properties={
+        "payload": ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
+    },
+)
 _RETRIES = 50
 
 
