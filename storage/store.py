@@ -24,6 +24,7 @@ from storage.catalog import CATALOG, SnapshotInfo, empty, latest_rows, now
 from storage.errors import ColumnNotFound, SnapshotNotFound, StoreError, UnknownSource
 from storage.layout import (
     META_COLUMNS,
+    OP_COUNT,
     OP_DELETE,
     OP_KEEP,
     OP_UPSERT,
@@ -31,6 +32,7 @@ from storage.layout import (
     STAGING_PARTITION,
     STAGING_SCHEMA,
     check_source,
+    counters_of,
     entity_table,
     is_custom,
 )
@@ -427,7 +429,8 @@ class Store:
             .collect()
         )
         counts = dict(zip(df["op"].to_list(), df["len"].to_list(), strict=True))
-        return int(counts.get(OP_UPSERT, 0)), int(counts.get(OP_DELETE, 0)), keyframe
+        upserts = int(counts.get(OP_UPSERT, 0)) + int(counts.get(OP_COUNT, 0))
+        return upserts, int(counts.get(OP_DELETE, 0)), keyframe
 
     # -- schemas ------------------------------------------------------------------------
 
@@ -489,7 +492,9 @@ class Store:
         visible = self._visible_ids_raw(source)
         keyframe = self._keyframe_before(source, snapshot_id)
         scan = pl.scan_delta(dt)
-        return state_from_changes(scan, source, snapshot_id, visible, keyframe, cols)
+        return state_from_changes(
+            scan, source, snapshot_id, visible, keyframe, cols, counters_of(source)
+        )
 
     def _check_columns(self, source: str, columns: Sequence[str] | None) -> list[str] | None:
         if columns is None:
@@ -546,19 +551,29 @@ class Store:
         dt = self._tables.get(entity_table(source))
         if dt is None:
             return pl.DataFrame().lazy()
-        lf = (
+        rows = (
             pl.scan_delta(dt)
-            .filter(
-                (pl.col("source") == source)
-                & (pl.col("entity_id") == entity_id)
-                & (pl.col("op") != OP_KEEP)
-            )
+            .filter((pl.col("source") == source) & (pl.col("entity_id") == entity_id))
             .rename({"valid_from": "snapshot_id"})
             .join(snaps.lazy(), on="snapshot_id", how="inner")
             .select(["snapshot_id", "as_of", "op", *cols])
             .sort("snapshot_id")
+            .collect()
         )
-        return lf
+        # a count row carries only counters: its attributes are those of the newest full
+        # row before it (keyframe copies included), and it is reported as an upsert
+        attrs = [c for c in cols if c != "entity_id" and c not in counters_of(source)]
+        full = pl.col("op") != OP_COUNT
+        rows = rows.with_columns(
+            __base=pl.when(full).then(pl.int_range(pl.len())).otherwise(None).forward_fill()
+        )
+        base = rows.select([pl.int_range(pl.len()).alias("__base"), *attrs])
+        rows = rows.drop(attrs).join(base, on="__base", how="left")
+        rows = rows.with_columns(
+            op=pl.when(pl.col("op") == OP_COUNT).then(pl.lit(OP_UPSERT)).otherwise(pl.col("op"))
+        )
+        rows = rows.filter(pl.col("op") != OP_KEEP).sort("snapshot_id")
+        return rows.select(["snapshot_id", "as_of", "op", *cols]).lazy()
 
     def _rank(
         self, state: pl.DataFrame, source: str, snapshot_id: int, by: str, k: int

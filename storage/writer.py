@@ -31,10 +31,12 @@ import pyarrow.compute as pc
 from storage import schemas
 from storage.catalog import CATALOG, SnapshotInfo, now
 from storage.layout import (
+    OP_COUNT,
     OP_DELETE,
     OP_UPSERT,
     STAGING,
     STAGING_PARTITION,
+    counters_of,
     entity_table,
     is_custom,
     partition_of,
@@ -258,7 +260,9 @@ class SnapshotWriter:
             previous = store._state(self.source, prev_id, columns=None).collect()
             previous = _with_columns(previous, columns, dict(listing.schema))
         keyframe = store._wants_keyframe(self.source, self.snapshot_id, prev_id)
-        rows = diff(listing, previous, columns, keyframe=keyframe)
+        rows = diff(
+            listing, previous, columns, keyframe=keyframe, counters=counters_of(self.source)
+        )
         rows = rows.with_columns(
             source=pl.lit(self.source), valid_from=pl.lit(self.snapshot_id, pl.Int64)
         )
@@ -286,7 +290,8 @@ class SnapshotWriter:
         )
         store._last_state[self.source] = (self.snapshot_id, listing)
         ops = rows["op"]
-        return int((ops == OP_UPSERT).sum()), int((ops == OP_DELETE).sum()), keyframe
+        upserts = int((ops == OP_UPSERT).sum()) + int((ops == OP_COUNT).sum())
+        return upserts, int((ops == OP_DELETE).sum()), keyframe
 
     def _write_topk(self, listing: pl.DataFrame) -> None:
         store = self._store

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -182,3 +183,34 @@ def test_details_visible_only_for_complete(store: Store) -> None:
     assert store.cards("model").collect()["length"].to_list() == [10]
     with pytest.raises(ValueError, match="kinds are commits, discussions, cards"):
         w2.write_details("likes", 0, [])
+
+
+def test_counter_only_change_writes_a_narrow_count_row(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"), keyframe_every=10)  # no keyframe after 1
+    write_snapshot(store, SRC, [repo(1, license="mit", downloads=5, likes=1)])
+    write_snapshot(store, SRC, [repo(1, license="mit", downloads=9, likes=1)])
+    write_snapshot(store, SRC, [repo(1, license=None, downloads=9, likes=2)])
+    write_snapshot(store, SRC, [repo(1, license=None, downloads=11, likes=2)])
+    raw = (
+        pl.scan_delta(store._tables.must("hub/repos"))
+        .filter(pl.col("entity_id") == "id1")
+        .sort("valid_from")
+        .collect()
+    )
+    assert raw["op"].to_list() == ["upsert", "count", "upsert", "count"]
+    assert raw.filter(pl.col("op") == "count")["name"].to_list() == [None, None]
+    got = [store.as_of(SRC, s).collect().row(0, named=True) for s in (1, 2, 3, 4)]
+    assert [(g["license"], g["downloads"], g["likes"]) for g in got] == [
+        ("mit", 5, 1),
+        ("mit", 9, 1),
+        (None, 9, 2),
+        (None, 11, 2),
+    ]
+    hist = store.history(SRC, "id1").collect()
+    assert hist.select("op", "name", "license", "downloads").rows() == [
+        ("upsert", "org/m1", "mit", 5),
+        ("upsert", "org/m1", "mit", 9),
+        ("upsert", "org/m1", None, 9),
+        ("upsert", "org/m1", None, 11),
+    ]
+    assert store.changed(SRC, 3, 4).collect()["change"].to_list() == ["updated"]
