@@ -19,8 +19,13 @@ from analytics.data import Data
 from analytics.errors import NotEnoughData
 
 
-def _uses(data: Data, source: str, at: Any) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """(space, model) pairs, the model table (name, author, likes, downloads, tags), space count."""
+def _uses(
+    data: Data, source: str, at: Any, with_models: bool = True
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """(space, model) pairs, the model table (name, author, likes, downloads, tags), space count.
+
+    Without `with_models` the model table is empty (a series needs no counters).
+    """
     sid = data.resolve(source, at)
 
     def build() -> tuple[pl.DataFrame, pl.DataFrame, int]:
@@ -41,7 +46,7 @@ def _uses(data: Data, source: str, at: Any) -> tuple[pl.DataFrame, pl.DataFrame,
                 "tags": pl.List(pl.String),
             }
         )
-        if "hub:model" in data.sources() and data.snapshot_ids("hub:model"):
+        if with_models and "hub:model" in data.sources() and data.snapshot_ids("hub:model"):
             when = data.as_of_time(source, sid)
             try:
                 msid = data.store.resolve_snapshot("hub:model", when)
@@ -63,7 +68,9 @@ def _uses(data: Data, source: str, at: Any) -> tuple[pl.DataFrame, pl.DataFrame,
                 )
         return uses, models, spaces.height
 
-    result: tuple[pl.DataFrame, pl.DataFrame, int] = data.memo(("adoption", source, sid), build)
+    result: tuple[pl.DataFrame, pl.DataFrame, int] = data.memo(
+        ("adoption", source, sid, with_models), build
+    )
     return result
 
 
@@ -163,27 +170,25 @@ def co_usage_degree(data: Data, source: str, at: Any) -> pl.DataFrame:
 
 
 def series(data: Data, source: str) -> pl.DataFrame:
+    """Usage distribution per space snapshot (no model counters: one read per snapshot)."""
     rows = []
     for sid in data.series_ids(source):
-        try:
-            s = summary(data, source, sid)
-        except NotEnoughData:
+        uses, _, n_spaces = _uses(data, source, sid, with_models=False)
+        if uses.is_empty():
             continue
+        s = uses.group_by("model").agg(pl.col("space").n_unique())["space"].to_numpy()
         rows.append(
-            s.filter(pl.col("subfield") == "all").with_columns(
-                snapshot_id=pl.lit(sid, pl.Int64),
-                as_of=pl.lit(data.as_of_time(source, sid), pl.Datetime("us", "UTC")),
-            )
+            {
+                "snapshot_id": sid,
+                "as_of": data.as_of_time(source, sid),
+                "spaces": n_spaces,
+                "spaces_using_models": uses["space"].n_unique(),
+                "models_used": int(s.size),
+                "mean_usage": float(s.mean()),
+                "median_usage": float(np.median(s)),
+                "max_usage": int(s.max()),
+            }
         )
     if not rows:
         raise NotEnoughData(f"not enough data: no space of {source!r} declares a model")
-    return pl.concat(rows).select(
-        "snapshot_id",
-        "as_of",
-        "models_used",
-        "mean_usage",
-        "median_usage",
-        "max_usage",
-        "likes_usage_spearman",
-        "downloads_usage_spearman",
-    )
+    return pl.DataFrame(rows)

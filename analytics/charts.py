@@ -152,3 +152,15 @@ def corr_matrix(title: str) -> Chart:
         return fig
 
     return make
+
+
+def histogram(column: str, title: str) -> Chart:
+    def make(df: pl.DataFrame) -> go.Figure | None:
+        if df.is_empty() or column not in df.columns:
+            return None
+        counts = df.group_by(column).len().sort(column)
+        fig = _fig(title, xaxis_title=column, yaxis_title="count")
+        fig.add_bar(x=counts[column].to_list(), y=counts["len"].to_list())
+        return fig
+
+    return make

@@ -18,7 +18,14 @@ from analytics.params import Params
 from storage import Store
 from storage.errors import UnknownSource
 
-_CACHE_SIZE = 24
+_CACHE_SIZE = 40  # > series_max: a series over 30 snapshots stays cached for the next one
+
+# read together in one as-of per snapshot (see Data._wide)
+WIDE_COLUMNS = (
+    "name", "author", "sha", "last_modified", "latest_version", "created_at", "first_release_at",
+    "downloads", "likes", "library_name", "pipeline_tag", "tags", "license", "base_models",
+    "base_model_relation", "card_fields", "space_models",
+)  # fmt: skip
 
 
 class Data:
@@ -84,29 +91,44 @@ class Data:
 
     # -- states -------------------------------------------------------------------------
 
+    def _wide(self, source: str) -> list[str]:
+        """The columns most measures read, fetched together so one as-of read per snapshot
+        serves them all (lists of tags etc. included; ~12 MB per 100k models)."""
+        have = self.columns(source)
+        want = ["entity_id", *WIDE_COLUMNS, self.params.popularity(source)]
+        return [c for c in dict.fromkeys(want) if c in have]
+
     def state(self, source: str, sid: int, columns: Sequence[str]) -> pl.DataFrame:
         """entity_id + `columns` of every live entity as of complete snapshot `sid`."""
         have = self.columns(source)
         cols = [c for c in dict.fromkeys(["entity_id", *columns]) if c in have]
-        key = (source, sid, tuple(cols))
+        wide = self._wide(source)
+        fetch = wide if set(cols) <= set(wide) else cols
+        key = (source, sid, tuple(fetch))
         if key in self._states:
             self._states.move_to_end(key)
-            return self._states[key]
-        # a wider cached state of the same snapshot serves a narrower request
-        for (src, s, ccols), df in self._states.items():
-            if src == source and s == sid and set(cols) <= set(ccols):
-                return df.select(cols)
-        df = self.store.as_of(source, sid, columns=[c for c in cols if c != "entity_id"]).collect()
+            df = self._states[key]
+        else:
+            df = self.store.as_of(
+                source, sid, columns=[c for c in fetch if c != "entity_id"]
+            ).collect()
+            self._states[key] = df
+            if len(self._states) > _CACHE_SIZE:
+                self._states.popitem(last=False)
+        df = df.select(cols)
         missing = [c for c in columns if c not in df.columns]
         if missing:  # a column the source does not have (e.g. downloads of a custom source)
             df = df.with_columns([pl.lit(None).alias(c) for c in missing])
-        self._states[key] = df
-        if len(self._states) > _CACHE_SIZE:
-            self._states.popitem(last=False)
         return df
 
     def top(self, source: str, sid: int, by: str, k: int) -> pl.DataFrame:
         """rank, entity_id, name, value: the top `k` by `by` (ties by entity_id ascending)."""
+        result: pl.DataFrame = self.memo(
+            ("top", source, sid, by, k), lambda: self._top(source, sid, by, k)
+        )
+        return result
+
+    def _top(self, source: str, sid: int, by: str, k: int) -> pl.DataFrame:
         if by == "descendants" and source == "hub:model":
             from analytics.lineage import descendant_counts
 

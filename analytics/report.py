@@ -24,24 +24,28 @@ from analytics.catalog import Measure, applies, registry
 from analytics.data import Data
 from analytics.errors import NotEnoughData
 from analytics.params import Params
-from storage import Store
+from storage import Store, schemas
 
 log = logging.getLogger(__name__)
 
 # measure -> chart; a measure not listed here is shown as a table only
 CHARTS: dict[str, charts.Chart] = {
-    "turnover": charts.stacked_bars(
-        "snapshot_id", ["remained", "newcomers", "returning"], "Top-K composition per snapshot"
+    "turnover": charts.lines(
+        "as_of",
+        ["newcomers", "returning", "left"],
+        "Top-K newcomers, returning and left per snapshot",
     ),
-    "turnover_interval": charts.stacked_bars(
-        "snapshot_id",
-        ["remained", "newcomers", "returning"],
-        "Top-K composition per fixed interval",
+    "turnover_interval": charts.lines(
+        "as_of",
+        ["newcomers", "returning", "left"],
+        "Top-K newcomers, returning and left per interval",
     ),
     "topk_survival": charts.lines(
         "snapshots", ["survival"], "Survival in the top-K (Kaplan-Meier)"
     ),
-    "topk_lifespan": charts.bars("name", "snapshots_in_topk", "Longest-lived in the top-K"),
+    "topk_lifespan": charts.histogram(
+        "snapshots_in_topk", "Snapshots spent in the top-K (entities ever in it)"
+    ),
     "rank_correlation": charts.lines(
         "as_of", ["spearman", "kendall"], "Rank correlation between consecutive top-K"
     ),
@@ -132,6 +136,67 @@ class Result:
     note: str | None = None
     seconds: float = 0.0
     files: list[str] = field(default_factory=list)
+
+
+_PAPER_ORDER = ["longitudinal", "A", "B"]
+_PAPER_TITLES = {
+    "longitudinal": "Over time (what no single snapshot shows)",
+    "A": "Paper A: lineage, libraries, top-K turnover, documentation",
+    "B": "Paper B: activity, licenses, collaboration, adoption",
+}
+
+
+def _ordered(sources: list[str]) -> list[str]:
+    """Built-in sources in their usual order (models first), then the rest by name."""
+    order = list(schemas.BUILTIN_SOURCES)
+    return sorted(sources, key=lambda s: (order.index(s) if s in order else len(order), s))
+
+
+def _frame(results: list[Result], name: str) -> pl.DataFrame | None:
+    for r in results:
+        if r.measure.info.name == name and r.frame is not None and r.frame.height:
+            return r.frame
+    return None
+
+
+def _glance(source: str, results: list[Result]) -> str:
+    """A few headline figures for the source, from measures already computed."""
+    items: list[str] = []
+    g = _frame(results, "growth")
+    if g is not None:
+        items.append(f"<b>{g['entities'][-1]:,}</b> entities now")
+        d = g["fit_doubling_days"][0]
+        if d is not None and g.height > 2:
+            items.append(f"doubling every <b>{d:,.0f}</b> days (R² {g['fit_r2'][0]:.2f})")
+    t = _frame(results, "turnover")
+    if t is not None:
+        share = t["turnover_share"].mean()
+        if share is not None:
+            items.append(f"top-K turnover <b>{float(share):.1%}</b> per snapshot")  # type: ignore[arg-type]
+        items.append(f"<b>{t['distinct_ever'][-1]:,}</b> distinct ever in the top-K")
+    c = _frame(results, "concentration")
+    if c is not None and c["gini"][-1] is not None:
+        items.append(
+            f"Gini of {html.escape(str(c['by'][-1]))} <b>{c['gini'][-1]:.2f}</b>, top 1 % hold <b>{c['top1_share'][-1]:.0%}</b>"
+        )
+    ch = _frame(results, "churn")
+    if ch is not None:
+        items.append(
+            f"<b>{ch['created'].sum():,}</b> created, <b>{ch['deleted'].sum():,}</b> deleted, <b>{ch['renamed'].sum():,}</b> renamed so far"
+        )
+    if not items:
+        return "<p class=note>not enough data yet for headline figures.</p>"
+    return "<div class=glance>" + " · ".join(items) + "</div>"
+
+
+def _toc(source: str, results: list[Result]) -> str:
+    links = []
+    for r in results:
+        cls = "" if r.frame is not None else " class=dim"
+        links.append(
+            f"<a{cls} href='#{_slug(source)}-{r.measure.info.name}'>{html.escape(r.measure.info.name)}</a>"
+        )
+    return "<p class=toc>" + " ".join(links) + "</p>"
 
 
 def _slug(text: str) -> str:
@@ -238,7 +303,9 @@ section.src{margin-top:28px}h2{border-bottom:2px solid #1d2b45;padding-bottom:4p
 .tw{overflow-x:auto}table{border-collapse:collapse;font-size:12.5px;margin:6px 0}
 th,td{border-bottom:1px solid #eceef2;padding:3px 8px;text-align:right;white-space:nowrap}
 th{background:#f0f2f6;position:sticky;top:0}td:first-child,th:first-child{text-align:left}
-.more{font-size:12px;color:#777}ul.choices li{margin:3px 0;font-size:14px}
+.more{font-size:12px;color:#777}.glance{background:#eaf1ff;border-radius:6px;padding:8px 12px;margin:8px 0;font-size:14.5px}
+.toc{font-size:12.5px;line-height:1.9}.toc a{margin-right:10px;color:#2456b3;text-decoration:none}.toc a.dim{color:#aaa}
+h3.paper{margin:22px 0 4px;color:#1d2b45;font-size:18px}ul.choices li{margin:3px 0;font-size:14px}
 """
 
 
@@ -255,7 +322,7 @@ def build_report(
             raise ValueError(
                 f"unknown source(s) {', '.join(missing)}; sources in the store: {', '.join(known) or 'none yet'}"
             )
-    chosen = list(sources) if sources else known
+    chosen = _ordered(list(sources) if sources else known)
     t0 = time.perf_counter()
     results = run_measures(data, chosen)
     tables = out_dir / "tables"
@@ -277,8 +344,18 @@ def build_report(
     nav = " ".join(f"<a href='#{_slug(s)}'>{html.escape(s)}</a>" for s in chosen)
     for source in chosen:
         parts.append(f"<section class=src id='{_slug(source)}'><h2>{html.escape(source)}</h2>")
-        for r in (x for x in results if x.source == source):
+        mine = sorted(
+            (x for x in results if x.source == source),
+            key=lambda x: _PAPER_ORDER.index(x.measure.info.paper),
+        )
+        parts.append(_glance(source, mine))
+        parts.append(_toc(source, mine))
+        paper = None
+        for r in mine:
             info = r.measure.info
+            if info.paper != paper:
+                paper = info.paper
+                parts.append(f"<h3 class=paper>{html.escape(_PAPER_TITLES[paper])}</h3>")
             timing_rows.append(
                 {
                     "source": source,
@@ -329,9 +406,11 @@ def build_report(
         },
     )
     _write_tables(timings, tables, "timings")
-    params_df = pl.DataFrame(
-        {"parameter": list(params.as_dict()), "value": [str(v) for v in params.as_dict().values()]}
-    )
+    shown = {
+        k: ("default: downloads, likes for spaces" if k == "by" and v is None else v)
+        for k, v in params.as_dict().items()
+    }
+    params_df = pl.DataFrame({"parameter": list(shown), "value": [str(v) for v in shown.values()]})
     _write_tables(params_df, tables, "parameters")
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!doctype html><html lang=en><head><meta charset=utf-8>
