@@ -89,7 +89,8 @@ def create_repos(
 
     lic = _choice(rng, count, vocab.LICENSE_WEIGHTS, vocab.NO_LICENSE_SHARE[kind])
     t.cols["license"][s] = lic
-    t.cols["gated"][s] = np.where(rng.random(count) < 0.015, 1 + (rng.random(count) < 0.4), 0)
+    gated = np.where(rng.random(count) < 0.015, 1 + (rng.random(count) < 0.4), 0)
+    t.cols["gated"][s] = gated if kind != "space" else 0  # spaces are never gated
     t.cols["private"][s] = rng.random(count) < 0.01
     t.cols["disabled"][s] = rng.random(count) < 0.002
     t.cols["alive"][s] = True

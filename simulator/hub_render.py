@@ -57,7 +57,8 @@ TRUTH_FIELDS = {
               "pipeline_tag", "tags", "cardData", "baseModels", "childrenModelCount"),
     "dataset": ("author", "sha", "lastModified", "createdAt", "private", "gated", "disabled",
                 "downloads", "downloadsAllTime", "likes", "trendingScore", "tags", "cardData"),
-    "space": ("author", "sha", "lastModified", "createdAt", "private", "gated", "disabled",
+    # spaces have no `gated` expand property (client's ExpandSpaceProperty_T)
+    "space": ("author", "sha", "lastModified", "createdAt", "private", "disabled",
               "likes", "trendingScore", "tags", "cardData", "sdk", "models", "datasets"),
 }  # fmt: skip
 
