@@ -152,7 +152,13 @@ def register(app: typer.Typer) -> None:
                 "--max-rounds",
                 str(rounds),
             ]
-            env = {**os.environ, "HUBTIDE_DAEMON_REPORT_DIR": str(report_dir)}
+            env = {
+                **os.environ,
+                "HUBTIDE_DAEMON_REPORT_DIR": str(report_dir),
+                # The simulator runs without the Hub's request quota, so the crawler need
+                # not pace itself to 1,000 requests per 5 minutes here.
+                "HUBTIDE_CRAWLER_HUB_REQUESTS_PER_WINDOW": "1000000",
+            }
             with _process(daemon_args, logs / "daemon.log", env) as daemon:
                 _wait_for(f"{api_url}/healthz", daemon, "the daemon")
                 console.print(f"  daemon      {api_url}  (metrics: {api_url}/metrics)")
@@ -169,7 +175,7 @@ def register(app: typer.Typer) -> None:
         )
         if report.returncode != 0:
             raise typer.Exit(report.returncode)
-        subprocess.run([*_hubtide(), "--store", str(store_dir), "snapshots"], check=False)
+        _print_summary(store_dir)
         subprocess.run(
             [*_hubtide(), "--store", str(store_dir), "turnover", "hub:model", "--k", "100"],
             check=False,
@@ -212,3 +218,29 @@ def _follow(daemon: subprocess.Popen[bytes], api_url: str, rounds: int, metrics_
                 pass
             time.sleep(0.5)
         progress.update(task, completed=total)
+
+
+def _print_summary(store_dir: Path) -> None:
+    """One line per source: complete snapshots, entities in the newest, changes written."""
+    import polars as pl
+    from rich.table import Table
+
+    from storage import Store
+
+    snaps = Store.open(str(store_dir)).snapshots()
+    summary = (
+        snaps.group_by("source")
+        .agg(
+            pl.len().alias("snapshots"),
+            pl.col("entities").sort_by("snapshot_id").last().alias("entities now"),
+            pl.col("upserts").sum().alias("rows written"),
+            pl.col("tombstones").sum().alias("deletions"),
+        )
+        .sort("source")
+    )
+    table = Table(title="complete snapshots in the store")
+    for col in summary.columns:
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for row in summary.iter_rows():
+        table.add_row(*[str(v) for v in row])
+    console.print(table)
