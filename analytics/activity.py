@@ -242,6 +242,12 @@ def license_shares(data: Data, source: str, at: Any) -> pl.DataFrame:
             top.select("license_category", "license", "repos"),
         ]
     )
+    label = (
+        pl.when(pl.col("license") == "(all)")
+        .then(pl.lit("all ") + pl.col("license_category"))
+        .otherwise(pl.col("license"))
+    )
+    out = out.with_columns(label=label)
     return out.with_columns(pl.col("repos").cast(pl.Int64), share=pl.col("repos") / n).sort(
         [pl.col("license") != "(all)", "repos", "license"], descending=[False, True, False]
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
@@ -108,8 +109,11 @@ def heatmap(x: str, y: str, z: str, title: str) -> Chart:
         fig.add_heatmap(
             x=[float(c) for c in cols],
             y=piv[y].to_list(),
-            z=piv.select(cols).fill_null(0).to_numpy(),
+            z=np.log10(1 + piv.select(cols).fill_null(0).to_numpy()),
+            customdata=piv.select(cols).fill_null(0).to_numpy(),
+            hovertemplate=f"{x} %{{x}}<br>{y} %{{y}}<br>{z} %{{customdata}}<extra></extra>",
             colorscale="Viridis",
+            colorbar={"title": f"log10(1+{z})"},
         )
         return fig
 

@@ -23,7 +23,8 @@ _CACHE_SIZE = 40  # > series_max: a series over 30 snapshots stays cached for th
 # read together in one as-of per snapshot (see Data._wide)
 WIDE_COLUMNS = (
     "name", "author", "sha", "last_modified", "latest_version", "created_at", "first_release_at",
-    "downloads", "likes", "library_name", "pipeline_tag", "tags", "license", "base_models",
+    "downloads", "downloads_all_time", "likes", "dependent_packages", "library_name",
+    "pipeline_tag", "tags", "license", "base_models",
     "base_model_relation", "card_fields", "space_models",
 )  # fmt: skip
 

@@ -82,7 +82,23 @@ def growth_monthly(data: Data, source: str, at: Any) -> pl.DataFrame:
     )
     if df.is_empty():
         raise NotEnoughData(f"not enough data: no {col} in {source!r}")
-    return _fit_columns(df, "month", "new")
+    # the month of the snapshot is still running: shown, but kept out of the fit
+    as_of = data.as_of_time(source, sid)
+    month_end = pl.col("month").dt.offset_by("1mo")
+    df = df.with_columns(complete_month=month_end <= pl.lit(as_of, _TS))
+    fitted = _fit_columns(df.filter(pl.col("complete_month")), "month", "new")
+    if fitted.is_empty():
+        return _fit_columns(df, "month", "new")
+    return df.join(
+        fitted.select("month", "fitted", "fit_rate_per_day", "fit_doubling_days", "fit_r2"),
+        on="month",
+        how="left",
+    ).with_columns(
+        [
+            pl.col(c).fill_null(strategy="forward")
+            for c in ("fit_rate_per_day", "fit_doubling_days", "fit_r2")
+        ]
+    )
 
 
 def churn(data: Data, source: str) -> pl.DataFrame:
@@ -200,9 +216,14 @@ def trajectories(data: Data, source: str) -> pl.DataFrame:
         follow = hit["entity_id"].to_list()
     else:
         follow = data.top(source, ids[-1], col, p.trajectory_n)["entity_id"].to_list()
+    counters = [
+        c
+        for c in ("downloads", "downloads_all_time", "likes", "dependent_packages")
+        if c in data.columns(source) and c != col
+    ]
     frames = []
     for sid in data.series_ids(source):
-        st = data.state(source, sid, ["name", col])
+        st = data.state(source, sid, ["name", col, *counters])
         ranked = (
             st.lazy()
             .with_columns(pl.col(col).cast(pl.Float64).alias("value"))
@@ -216,6 +237,7 @@ def trajectories(data: Data, source: str) -> pl.DataFrame:
                 "name",
                 pl.col("rank").cast(pl.Int64),
                 "value",
+                *counters,
             )
             .collect()
         )

@@ -88,9 +88,7 @@ CHARTS: dict[str, charts.Chart] = {
     "activity_correlation": charts.corr_matrix(
         "Spearman correlation of activity variables (all licenses)"
     ),
-    "licenses": charts.bars(
-        "license", "share", "License shares (categories, then licenses)", top=15
-    ),
+    "licenses": charts.bars("label", "share", "License shares (categories, then licenses)", top=15),
     "licenses_series": charts.grouped_lines(
         "as_of", "share", "license_category", "License categories over time"
     ),
