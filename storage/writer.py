@@ -278,7 +278,9 @@ class SnapshotWriter:
         else:
             logical = store._logical_schema(self.source)
         phys = physical_schema(logical)
-        table = rows.select(phys.names).to_arrow().cast(phys)
+        # grouped by op: row groups then hold one op each, so their statistics let a read
+        # skip the count rows when it wants full rows and vice versa
+        table = rows.sort(["op", "entity_id"]).select(phys.names).to_arrow().cast(phys)
         store._tables.ensure(rel, phys, partition_of(self.source))
         store._tables.append_once(
             rel,
