@@ -61,6 +61,8 @@ class World:
                 s, self.authors, rng, config.spaces, day=0, now=now, initial=True,
                 models=m, datasets=d,
             )  # fmt: skip
+        for t in (m, d, s):
+            _ensure_every_path(t)
         for eco, count in (("npm", config.npm), ("pypi", config.pypi)):
             if count:
                 self.packages[eco].create(rng, count, day=0, now=now, initial=True)
@@ -115,6 +117,22 @@ class World:
                 "pypi": int(self.packages["pypi"].alive.sum()),
             },
         }
+
+
+def _ensure_every_path(t: RepoTable) -> None:
+    """Small test worlds still hold repos with discussions (and gated models and datasets),
+    so every code path of a crawler meets data: the most-liked public repos get them."""
+    pub = t.alive_rows()
+    if len(pub) < 10:
+        return
+    by_likes = pub[np.argsort(-t.cols["likes"][pub], kind="stable")]
+    with_disc = int((t.cols["n_disc"][pub] > 0).sum())
+    for row in by_likes[: max(0, 3 - with_disc)].tolist():
+        if t.cols["n_disc"][row] == 0:
+            t.cols["n_disc"][row] = t.cols["disc_init"][row] = 2
+    if t.kind != "space" and len(pub) >= 50 and not (t.cols["gated"][pub] > 0).any():
+        t.cols["gated"][int(by_likes[-1])] = 1
+    t.version += 1
 
 
 def _freeze_if_big(repos: int) -> None:
