@@ -168,8 +168,10 @@ class Daemon:
         self._exit.set()
 
     async def _shutdown(self, runner: web.AppRunner) -> None:
+        # pause, not shut down, first: AsyncIOExecutor.shutdown() cancels running jobs,
+        # and a crawl must get to finish its batch
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.pause()
         pending = {t for t in self._tasks if not t.done()}
         if pending:
             _, late = await asyncio.wait(pending, timeout=self.plan.shutdown_grace_seconds)
@@ -177,7 +179,9 @@ class Daemon:
                 log.warning("a crawl did not stop within the grace period; cancelling it")
                 t.cancel()
             if late:
-                await asyncio.wait(late, timeout=1.0)
+                await asyncio.wait(late, timeout=0.5)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
         await runner.cleanup()
 
     def _readiness(self) -> tuple[bool, str]:
@@ -436,4 +440,20 @@ def run_daemon(
     store: Any, plan: DaemonPlan, *, crawl: CrawlFn | None = None, stats: CrawlStats | None = None
 ) -> int:
     """Run the daemon until SIGTERM/SIGINT (or `max_rounds`); returns the exit code."""
-    return asyncio.run(Daemon(store, plan, crawl=crawl, stats=stats).run())
+    try:
+        return asyncio.run(Daemon(store, plan, crawl=crawl, stats=stats).run())
+    finally:
+        _stop_twisted_threads()
+
+
+def _stop_twisted_threads() -> None:
+    """Scrapy's Twisted reactor starts a thread pool of non-daemon threads that only a
+    reactor shutdown stops; on our loop the reactor never "stops", so the interpreter
+    would wait for them forever at exit. Stop the pool ourselves."""
+    import sys
+
+    reactor = sys.modules.get("twisted.internet.reactor")
+    pool = getattr(reactor, "threadpool", None)
+    if pool is not None:
+        with contextlib.suppress(Exception):
+            pool.stop()

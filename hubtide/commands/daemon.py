@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -116,7 +117,13 @@ def register(app: typer.Typer) -> None:
             max_rounds=max_rounds,
             version=__version__,
         )
-        raise SystemExit(run_daemon(store, plan))
+        code = run_daemon(store, plan)
+        # every commit is durable by now; leave at once even if a library left a
+        # non-daemon thread behind (the stop must take < 10 s)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
     @app.command()
     def status(
