@@ -170,3 +170,30 @@ def test_cron_sources_wait_for_their_time(tmp_path: Path, cron: str) -> None:
     nxt = asyncio.run(main())
     assert crawl.calls == []
     assert (nxt.hour, nxt.minute) == (3, 0)
+
+
+def test_a_complete_snapshot_refreshes_the_report(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "store"))
+    crawl = ScriptedCrawl(batches=2, delay=0.0)
+    plan = _plan(
+        sources=(SourcePlan("hub:model", interval_seconds=3600),),
+        analytics_after_snapshot=True,
+        report_dir=str(tmp_path / "report"),
+    )
+    daemon = Daemon(store, plan, crawl=crawl, stats=CrawlStats())
+
+    async def main() -> None:
+        task = asyncio.create_task(daemon.run())
+        deadline = time.monotonic() + 120
+        while daemon.live.last_report is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        daemon.request_stop()
+        await task
+
+    asyncio.run(main())
+    assert daemon.live.last_report is not None, "no report within 120 s"
+    assert (tmp_path / "report" / "index.html").is_file()
+    text = daemon.metrics.registry.get_sample_value(
+        "hubtide_scheduler_jobs_total", {"job": "analytics", "outcome": "success"}
+    )
+    assert text == 1.0
