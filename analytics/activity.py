@@ -304,3 +304,64 @@ def identity_merges(data: Data, source: str, at: Any) -> pl.DataFrame:
     """Every identity merge made for this source (review it; override with the CSV)."""
     _, pp = activity(data, source, at)
     return pp.merges
+
+
+def series(data: Data, source: str) -> pl.DataFrame:
+    """Paper B distributions over time: per snapshot and variable, mean, share at zero,
+    share holding 80 %, Gini. Commits (with a non-bot author) and discussions are those
+    seen up to each snapshot; people counts need the full merge and stay per snapshot."""
+    rt = source.split(":", 1)[1]
+    p = data.params
+    commits = (
+        data.store.commits(rt)
+        .select("entity_id", "commit_id", "snapshot_id", "authors")
+        .explode("authors")
+        .filter(~people.bot_expr("authors", p.bots))
+        .unique(["entity_id", "commit_id"])
+        .collect()
+    )
+    disc = (
+        data.store.discussions(rt)
+        .select("entity_id", "num", "snapshot_id")
+        .group_by("entity_id", "num")
+        .agg(pl.col("snapshot_id").min())
+        .collect()
+    )
+    rows = []
+    for sid in data.series_ids(source):
+        st = data.state(source, sid, ["likes", "downloads"])
+        nc = (
+            commits.filter(pl.col("snapshot_id") <= sid)
+            .group_by("entity_id")
+            .agg(pl.len().alias("n_commits"))
+        )
+        nd = (
+            disc.filter(pl.col("snapshot_id") <= sid)
+            .group_by("entity_id")
+            .agg(pl.len().alias("n_discussions"))
+        )
+        df = st.join(nc, on="entity_id", how="left").join(nd, on="entity_id", how="left")
+        df = df.rename({"likes": "n_likes", "downloads": "n_downloads"}).with_columns(
+            pl.col("n_commits").fill_null(0) if commits.height else pl.col("n_commits"),
+            pl.col("n_discussions").fill_null(0) if disc.height else pl.col("n_discussions"),
+        )
+        for v in ("n_likes", "n_downloads", "n_commits", "n_discussions"):
+            x = df[v].drop_nulls()
+            if x.len() == 0:
+                continue
+            d = stats.describe(x)
+            rows.append(
+                {
+                    "snapshot_id": sid,
+                    "as_of": data.as_of_time(source, sid),
+                    "variable": v,
+                    "repos": d["count"],
+                    "mean": d["mean"],
+                    "share_zero": d["share_zero"],
+                    "share_80": d["share_80"],
+                    "gini": d["gini"],
+                }
+            )
+    if not rows:
+        raise NotEnoughData(f"not enough data: no activity variables in {source!r}")
+    return pl.DataFrame(rows)

@@ -256,6 +256,18 @@ def _dist(data: Data, source: str, at: Any) -> pl.DataFrame:
     return activity.distribution(data, source, at)
 
 
+@register(
+    "activity_series",
+    "Activity distributions over time: mean, share at zero, share holding 80 %, Gini of "
+    "likes, downloads, commits and discussions per snapshot",
+    "B",
+    (HUB,),
+    "series",
+)
+def _activity_series(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return activity.series(data, source)
+
+
 @register("activity_lorenz", "Lorenz curve of each activity variable", "B", (HUB,), "snapshot")
 def _lorenz(data: Data, source: str, at: Any) -> pl.DataFrame:
     return activity.lorenz(data, source, at)

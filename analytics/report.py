@@ -79,6 +79,9 @@ CHARTS: dict[str, charts.Chart] = {
     "documentation_scores": charts.box(
         "group", "score", "ranking", "Documentation score: top vs bottom"
     ),
+    "activity_series": charts.grouped_lines(
+        "as_of", "gini", "variable", "Gini of activity variables over time"
+    ),
     "activity_lorenz": charts.grouped_lines(
         "population_share", "value_share", "variable", "Lorenz curves"
     ),

@@ -215,3 +215,15 @@ def test_adoption_by_hand(paper_store: Store) -> None:
         "org/base2": 1,
         "u1/ft-a": 1,
     }
+
+
+def test_activity_series_per_snapshot(paper_store: Store) -> None:
+    df = compute_measure(paper_store, "activity_series", source="hub:model")
+    c = df.filter(pl.col("variable") == "n_commits").sort("snapshot_id")
+    # commits with a person: m1 6, m2 2 (frank[bot] alone is a bot commit), m3 1, others 0;
+    # snapshot 2: ft-d (0) deleted, new (0) created -> the same values
+    exp = ast.gini(np.array([6, 2, 1, 0, 0, 0, 0], dtype=float))
+    assert c["gini"].to_list() == pytest.approx([exp, exp])
+    assert c["share_zero"][0] == pytest.approx(4 / 7)
+    d = df.filter(pl.col("variable") == "n_discussions")
+    assert d["mean"][0] == pytest.approx(3 / 7)
