@@ -15,6 +15,7 @@ import pytest
 from crawler.stats import CrawlStats
 from scheduler.daemon import Daemon
 from scheduler.plan import DaemonPlan, SourcePlan
+from scheduler.status import collect_status, fetch_live
 from simulator.testing import running_simulator
 from storage import Store
 from tests.scheduler.scripted import ScriptedCrawl
@@ -110,12 +111,20 @@ def test_stop_commits_the_batch_then_restart_resumes(tmp_path: Path) -> None:
         task = asyncio.create_task(daemon.run())
         await asyncio.sleep(1.0)
         live = await asyncio.to_thread(_fetch, f"http://127.0.0.1:{daemon.site_port}/api/status")
+        # `hubtide status` merges the daemon's live view into the store's
+        got, note = await asyncio.to_thread(fetch_live, f"127.0.0.1:{daemon.site_port}")
+        report = await asyncio.to_thread(collect_status, store, list(plan.sources), live=got)
+        reports.append((report, note))
         t0 = time.monotonic()
         daemon.request_stop("SIGTERM")
         code = await task
         return code, time.monotonic() - t0, live
 
+    reports: list[Any] = []
     code, took, live = asyncio.run(main())
+    report, note = reports[0]
+    assert note.startswith("listening at")
+    assert report.sources[0].running["items"] > 0 and report.sources[0].running["snapshot_id"] == 1
     assert code == 0 and took < 2.0  # a batch takes 0.1 s; far inside the 10 s budget
     assert [r["source"] for r in live["running"]] == ["hub:model"]
     assert live["running"][0]["items"] > 0
