@@ -30,7 +30,6 @@ class Params:
     relations: tuple[str, ...] = ()  # descendant relations used by M1/M3; empty = all
     entity: str | None = None  # trajectories: one entity id or name; None = the top N
     trajectory_n: int = 10  # trajectories: how many top entities
-    top_models: int = 20  # adoption: how many most-used models to list
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | Params | None) -> Params:
