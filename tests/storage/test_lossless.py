@@ -46,7 +46,7 @@ snapshot = st.tuples(
     st.integers(1, 4),  # batch size
     st.booleans(),  # replay a batch
 )
-sequence = st.tuples(st.lists(snapshot, min_size=1, max_size=6), st.integers(1, 4))
+sequence = st.tuples(st.lists(snapshot, min_size=1, max_size=5), st.integers(1, 4))
 
 
 def frame(rows: dict[str, dict[str, Any]]) -> pl.DataFrame:
