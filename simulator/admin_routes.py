@@ -93,6 +93,8 @@ class Admin:
         else:
             rows = t.alive_rows().tolist()
         for row in rows:
+            if t.cols["disabled"][row]:
+                continue  # the API answers 403 for a disabled repo's commits and discussions
             name = t.names[row]
             oid = r.oid(t, row)
             if source == "commits":
