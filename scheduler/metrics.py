@@ -25,7 +25,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -248,6 +256,9 @@ class DaemonMetrics:
         self.registry.register(CrawlStatsCollector(self.stats))
         self.registry.register(StoreCollector(self.figures))
         r = self.registry
+        # process_resident_memory_bytes & co: the soak's memory figure, live
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
         self.build_info = Info("hubtide_build", "Version of the running hubtide.", registry=r)
         self.build_info.info({"version": version, "python": platform.python_version()})
         self.crawl_duration = Histogram(
