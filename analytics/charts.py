@@ -82,6 +82,7 @@ def grouped_lines(
     log_x: bool = False,
     log_y: bool = False,
     max_groups: int = 12,
+    mode: str = "lines",
 ) -> Chart:
     def make(df: pl.DataFrame) -> go.Figure | None:
         if df.is_empty() or group not in df.columns:
@@ -89,7 +90,7 @@ def grouped_lines(
         fig = _fig(title, xaxis_title=x, yaxis_title=y)
         for key in df[group].unique(maintain_order=True).to_list()[:max_groups]:
             d = df.filter(pl.col(group) == key)
-            fig.add_scatter(x=d[x].to_list(), y=d[y].to_list(), mode="lines", name=str(key))
+            fig.add_scatter(x=d[x].to_list(), y=d[y].to_list(), mode=mode, name=str(key))
         if log_x:
             fig.update_xaxes(type="log")
         if log_y:

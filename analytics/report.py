@@ -100,7 +100,13 @@ CHARTS: dict[str, charts.Chart] = {
     ),
     "adoption_top_models": charts.bars("model", "spaces", "Most-used models in spaces", top=15),
     "adoption_degrees": charts.grouped_lines(
-        "degree", "models", "network", "Degree distributions", log_x=True, log_y=True
+        "degree",
+        "models",
+        "network",
+        "Degree distributions",
+        log_x=True,
+        log_y=True,
+        mode="markers",
     ),
     "adoption_series": charts.lines(
         "as_of",
