@@ -443,10 +443,10 @@ def run_daemon(
     try:
         return asyncio.run(Daemon(store, plan, crawl=crawl, stats=stats).run())
     finally:
-        _stop_twisted_threads()
+        stop_twisted_threads()
 
 
-def _stop_twisted_threads() -> None:
+def stop_twisted_threads() -> None:
     """Scrapy's Twisted reactor starts a thread pool of non-daemon threads that only a
     reactor shutdown stops; on our loop the reactor never "stops", so the interpreter
     would wait for them forever at exit. Stop the pool ourselves."""
@@ -457,3 +457,5 @@ def _stop_twisted_threads() -> None:
     if pool is not None:
         with contextlib.suppress(Exception):
             pool.stop()
+            # as Twisted's own _stopThreadPool does: a later getThreadPool() makes a new one
+            reactor.threadpool = None  # type: ignore[union-attr]

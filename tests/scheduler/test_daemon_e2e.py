@@ -11,7 +11,7 @@ from typing import Any
 
 from crawler import CrawlSettings
 from crawler.stats import CrawlStats
-from scheduler.daemon import Daemon
+from scheduler.daemon import Daemon, stop_twisted_threads
 from scheduler.plan import DaemonPlan, SourcePlan
 from simulator.testing import running_simulator
 from storage import Store
@@ -59,7 +59,10 @@ def test_two_rounds_against_the_simulator_match_its_truth(tmp_path: Path) -> Non
             seen["metrics"] = await asyncio.to_thread(_text, f"{url}/metrics")
             return await asyncio.wait_for(task, 120)
 
-        assert asyncio.run(main()) == 0
+        try:
+            assert asyncio.run(main()) == 0
+        finally:
+            stop_twisted_threads()  # else pytest waits for Scrapy's pool threads at exit
         truth = {s: truth_ids(sim, s) for s in SOURCES}
         sim_port = [sim.rsplit(":", 1)[1]]
     for source in SOURCES:
