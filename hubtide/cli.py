@@ -92,7 +92,9 @@ def main() -> None:
     """Entry point: run the app, turning known errors into one line and an exit code."""
     debug = "--debug" in sys.argv or os.environ.get("HUBTIDE_DEBUG") == "1"
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, typer returns the code of a `raise typer.Exit(n)`.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):

@@ -56,3 +56,25 @@ def test_missing_config_file_says_so(tmp_path: Path) -> None:
     res = run("--config", str(tmp_path / "nope.toml"), "snapshots")
     assert res.returncode == 2
     assert "not found" in res.stderr
+
+
+def test_exit_codes_of_commands_reach_the_shell(monkeypatch) -> None:
+    import typer
+
+    from hubtide import cli
+
+    @cli.app.command("exit-probe", hidden=True)
+    def exit_probe() -> None:
+        raise typer.Exit(3)
+
+    monkeypatch.setattr(sys, "argv", ["hubtide", "exit-probe"])
+    try:
+        cli.main()
+    except SystemExit as exc:
+        assert exc.code == 3
+    else:  # pragma: no cover
+        raise AssertionError("main() returned without exiting")
+    finally:
+        cli.app.registered_commands = [
+            c for c in cli.app.registered_commands if c.name != "exit-probe"
+        ]
