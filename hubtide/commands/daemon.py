@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -111,6 +112,7 @@ def register(app: typer.Typer) -> None:
             vacuum_retention_hours=s.store.vacuum_retention_hours,
             analytics_after_snapshot=s.daemon.analytics_after_snapshot,
             report_dir=s.daemon.report_dir,
+            analytics_params=dataclasses.asdict(s.analytics),
             shutdown_grace_seconds=s.daemon.shutdown_grace_seconds,
             sim_endpoint=endpoint,
             sim_advance_days=sim_advance_days,
