@@ -1,9 +1,208 @@
-"""`hubtide` commands of the crawl group (filled in by the issue that owns them)."""
+"""`hubtide crawl`: one crawl (one snapshot) of each named source, with live progress.
+
+Thin: builds `CrawlSettings` with `hubtide.wiring.crawl_settings`, runs
+`crawler.crawl_source` for each source on one asyncio loop (sources in parallel, like the
+daemon), shows pages / items / rate / errors / ETA from `crawler.stats`, prints a summary,
+and exits 1 when a snapshot failed (3 when one ended partial and none failed).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import time
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+from rich.table import Table
+
+from hubtide.context import app_context
+from hubtide.output import console, err_console
+
+if TYPE_CHECKING:
+    from crawler import CrawlResult
+    from crawler.stats import CrawlStats
+
+
+def _progress_table(stats: CrawlStats, sources: list[str], done: dict[str, CrawlResult]) -> Table:
+    table = Table(title="hubtide crawl", show_lines=False)
+    for col in ("source", "snapshot", "pages", "items", "items/s", "errors", "retries", "ETA"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    now = time.time()
+    for src in sources:
+        if src in done:
+            r = done[src]
+            table.add_row(
+                src,
+                str(r.snapshot_id),
+                "",
+                f"{r.items:,}",
+                f"{r.items / r.seconds:,.0f}" if r.seconds > 0 else "",
+                str(r.errors),
+                "",
+                r.status,
+            )
+            continue
+        run = stats.running.get(src)
+        if run is None:
+            table.add_row(src, "", "", "", "", "", "", "waiting")
+            continue
+        secs = max(1e-6, now - run.started_at)
+        retries = sum(v for (s, _h), v in stats.retries.items() if s == src)
+        eta = ""
+        if run.pages_total and run.pages:
+            left = max(0, run.pages_total - run.pages)
+            eta = f"{left * secs / run.pages:,.0f}s"
+        pages = f"{run.pages}/{run.pages_total}" if run.pages_total else str(run.pages)
+        table.add_row(
+            src,
+            str(run.snapshot_id or ""),
+            pages,
+            f"{run.items:,}",
+            f"{run.items / secs:,.0f}",
+            str(run.errors),
+            str(retries),
+            eta,
+        )
+    return table
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to `app`."""
+
+    @app.command("crawl")
+    def crawl(
+        ctx: typer.Context,
+        source: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--source",
+                "-s",
+                help="Source to crawl (repeatable): hub:model, hub:dataset, hub:space, npm, "
+                "pypi, registry:NAME. Default: every enabled source.",
+            ),
+        ] = None,
+        endpoint: Annotated[
+            str | None,
+            typer.Option(
+                "--endpoint",
+                help="One base URL serving the Hub and every registry service (a simulator).",
+            ),
+        ] = None,
+        resume: Annotated[
+            bool,
+            typer.Option("--resume", help="Continue each source's running snapshot, if any."),
+        ] = False,
+        progress: Annotated[
+            bool, typer.Option("--progress/--no-progress", help="Show the live progress table.")
+        ] = True,
+    ) -> None:
+        """Crawl each source once into the store: one snapshot per source.
+
+        Examples:
+
+          hubtide crawl --endpoint http://127.0.0.1:8080
+
+          hubtide crawl --source hub:model --source npm --resume
+        """
+        from crawler import crawl_source
+        from crawler.stats import CrawlStats
+        from hubtide.wiring import crawl_settings
+        from storage import Store
+
+        app_ctx = app_context(ctx)
+        settings = app_ctx.settings
+        sources = list(source) if source else settings.enabled_sources()
+        crawlable = [s for s in sources if not s.startswith("custom:")]
+        bad = [s for s in sources if s.startswith("custom:")]
+        if bad:
+            raise typer.BadParameter(
+                f"{', '.join(bad)}: custom sources are imported, not crawled "
+                "(hubtide import); crawlable: hub:model, hub:dataset, hub:space, npm, pypi, "
+                "registry:NAME",
+                param_hint="--source",
+            )
+        if not crawlable:
+            raise typer.BadParameter("no source to crawl", param_hint="--source")
+        try:
+            csettings = crawl_settings(settings, endpoint=endpoint)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--endpoint") from exc
+        store = Store.open(
+            settings.store.uri,
+            storage_options=settings.store.storage_options or None,
+            keyframe_every=settings.store.keyframe_every,
+            topk_n=settings.store.topk_n,
+        )
+        stats = CrawlStats()
+        done: dict[str, CrawlResult] = {}
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            # Ctrl-C / SIGTERM: commit the current batch, leave the snapshots resumable
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, stop.set)
+
+            async def one(src: str) -> None:
+                done[src] = await crawl_source(
+                    store, src, csettings, resume=resume, stats=stats, stop=stop
+                )
+
+            tasks = [asyncio.create_task(one(s)) for s in crawlable]
+            if progress and console.is_terminal:
+                from rich.live import Live
+
+                with Live(
+                    _progress_table(stats, crawlable, done), console=console, refresh_per_second=4
+                ) as live:
+                    while not all(t.done() for t in tasks):
+                        await asyncio.sleep(0.25)
+                        live.update(_progress_table(stats, crawlable, done))
+            await asyncio.gather(*tasks)
+
+        asyncio.run(main())
+        _summary(crawlable, done)
+        statuses = {r.status for r in done.values()}
+        if "failed" in statuses:
+            raise typer.Exit(1)
+        if "partial" in statuses or "running" in statuses:
+            raise typer.Exit(3)
+
+
+def _summary(sources: list[str], done: dict[str, CrawlResult]) -> None:
+    table = Table(title="crawl summary")
+    for col in (
+        "source",
+        "snapshot",
+        "status",
+        "items",
+        "requests",
+        "detail requests",
+        "errors",
+        "seconds",
+        "message",
+    ):
+        table.add_column(col, justify="left" if col in ("source", "status", "message") else "right")
+    for src in sources:
+        r = done.get(src)
+        if r is None:
+            table.add_row(src, "", "not run", "", "", "", "", "", "")
+            continue
+        color = {"complete": "green", "partial": "yellow", "running": "cyan"}.get(r.status, "red")
+        table.add_row(
+            src,
+            str(r.snapshot_id),
+            f"[{color}]{r.status}[/{color}]",
+            f"{r.items:,}",
+            f"{r.requests:,}",
+            f"{r.detail_requests:,}",
+            str(r.errors),
+            f"{r.seconds:.1f}",
+            (r.message or "")[:80],
+        )
+    console.print(table)
+    if any(r.status == "running" for r in done.values()):
+        err_console.print("stopped: continue with `hubtide crawl --resume`")
