@@ -48,6 +48,24 @@ def ensure_reactor() -> None:
         reactor.startRunning(installSignalHandlers=False)
 
 
+def release_reactor_threads() -> None:
+    """Stop the Twisted reactor's thread pool (DNS lookups and the like run there).
+
+    Its threads are not daemons and only a reactor shutdown stops them; on our loop the
+    reactor never "stops", so without this a process that crawled waits for them forever
+    at exit. A later `getThreadPool()` makes a new pool, as after Twisted's own shutdown.
+    """
+    import contextlib
+    import sys
+
+    reactor = sys.modules.get("twisted.internet.reactor")
+    pool = getattr(reactor, "threadpool", None)
+    if pool is not None:
+        with contextlib.suppress(Exception):
+            pool.stop()
+            reactor.threadpool = None  # type: ignore[union-attr]
+
+
 def scrapy_settings(s: CrawlSettings) -> dict[str, Any]:
     """Scrapy settings of a crawl: our middlewares and pipeline, no ports, no retries of
     Scrapy's own (ours honour Retry-After)."""

@@ -32,6 +32,9 @@ from storage.schemas import repo_type_of
 AHEAD = 3  # listing pages open at once (fetched, details pending)
 DETAIL_META = "hubtide_detail"
 GONE = object()  # a 404: the entity went away between listing and detail
+# 401/403 on a detail: a disabled, gated or private repo. The Hub answers so for good, not
+# by accident, so it is recorded and skipped rather than failing the snapshot.
+FORBIDDEN = object()
 _PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
 
@@ -60,10 +63,13 @@ class _Base(scrapy.Spider):
             self.ctx.error(f"{type(exc).__name__}: {str(exc)[:200]}", url)
             return None
 
-    async def fetch_json(self, url: str, *, detail: bool = True) -> tuple[Any, Response | None]:
+    async def fetch_json(
+        self, url: str, *, detail: bool = True, forbidden_ok: bool = False
+    ) -> tuple[Any, Response | None]:
         """GET and parse JSON, retrying bodies that do not parse (truncated).
 
-        Returns (body, response); body is GONE on 404 and None on failure.
+        Returns (body, response); body is GONE on 404, FORBIDDEN on 401/403 when
+        `forbidden_ok`, and None on failure.
         """
         s = self.ctx.settings
         for attempt in range(s.max_retries + 1):
@@ -72,6 +78,8 @@ class _Base(scrapy.Spider):
                 return None, None
             if resp.status == 404:
                 return GONE, resp
+            if forbidden_ok and resp.status in (401, 403):
+                return FORBIDDEN, resp
             if resp.status != 200:
                 self.ctx.error(f"HTTP {resp.status}", url, payload_of(resp.body))
                 return None, resp
@@ -316,9 +324,13 @@ class HubSpider(_Base):
         commits: list[dict[str, Any]] = []
         url: str | None = f"{api}/commits/main"
         while url:
-            body, resp = await self.fetch_json(url)
+            body, resp = await self.fetch_json(url, forbidden_ok=True)
             if body is GONE:
                 ctx.event("gone", f"{name}: commits answered 404", url)
+                return [], [], None, False
+            if body is FORBIDDEN and resp is not None:
+                reason = (resp.headers.get("X-Error-Message") or b"").decode(errors="replace")
+                ctx.event("forbidden", f"{name}: commits answered {resp.status} {reason}", url)
                 return [], [], None, False
             if body is None or resp is None:
                 ctx.fail(f"commits of {name} could not be fetched")
@@ -331,8 +343,8 @@ class HubSpider(_Base):
         p = 0
         while True:
             durl = f"{api}/discussions?p={p}"
-            body, resp = await self.fetch_json(durl)
-            if body is GONE:
+            body, resp = await self.fetch_json(durl, forbidden_ok=True)
+            if body is GONE or body is FORBIDDEN:
                 break
             if body is None:
                 ctx.fail(f"discussions of {name} could not be fetched")

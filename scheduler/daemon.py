@@ -41,6 +41,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from crawler.engine import release_reactor_threads
 from crawler.stats import CrawlStats, global_stats
 from scheduler.http import build_app
 from scheduler.live import LiveState
@@ -447,15 +448,5 @@ def run_daemon(
 
 
 def stop_twisted_threads() -> None:
-    """Scrapy's Twisted reactor starts a thread pool of non-daemon threads that only a
-    reactor shutdown stops; on our loop the reactor never "stops", so the interpreter
-    would wait for them forever at exit. Stop the pool ourselves."""
-    import sys
-
-    reactor = sys.modules.get("twisted.internet.reactor")
-    pool = getattr(reactor, "threadpool", None)
-    if pool is not None:
-        with contextlib.suppress(Exception):
-            pool.stop()
-            # as Twisted's own _stopThreadPool does: a later getThreadPool() makes a new one
-            reactor.threadpool = None  # type: ignore[union-attr]
+    """Stop Scrapy's Twisted thread pool, or the interpreter waits for it at exit."""
+    release_reactor_threads()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from crawler.engine import release_reactor_threads
 from hubtide.context import app_context
 from hubtide.output import console, err_console
 
@@ -163,7 +164,10 @@ def register(app: typer.Typer) -> None:
                         live.update(_progress_table(stats, crawlable, done))
             await asyncio.gather(*tasks)
 
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        finally:
+            release_reactor_threads()  # else the process waits for Twisted's pool at exit
         _summary(crawlable, done)
         statuses = {r.status for r in done.values()}
         if "failed" in statuses:
