@@ -1,4 +1,4 @@
-"""License categories from the one shipped mapping file, `analytics/data/licenses.csv`.
+"""License categories from the one shipped mapping file, `analytics/reference/licenses.csv`.
 
 The file has `license,category,note` rows (category: permissive | restrictive | none).
 Absent licenses and "unknown" are `none`; a license id the file does not list is
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-MAPPING_FILE = Path(__file__).with_name("data") / "licenses.csv"
+MAPPING_FILE = Path(__file__).with_name("reference") / "licenses.csv"
 CATEGORIES = ("permissive", "restrictive", "none")
 _RESTRICTIVE_PREFIXES = (
     "gpl",

@@ -291,7 +291,7 @@ def _corr(data: Data, source: str, at: Any) -> pl.DataFrame:
 
 @register(
     "licenses",
-    "License categories (analytics/data/licenses.csv) and top licenses with shares",
+    "License categories (analytics/reference/licenses.csv) and top licenses with shares",
     "B",
     (HUB,),
     "snapshot",

@@ -129,7 +129,7 @@ _CHOICES = [
     "Growth fit: least squares on log(count) against days; doubling time = ln 2 / rate.",
     "M3 uses log10(1 + x) on both axes so models with zero descendants stay in.",
     "M4 sections come from card headings and text by the rules in analytics/card_rules.py; metadata from card front matter, else the listing's card_fields.",
-    "Licenses map to categories by analytics/data/licenses.csv; absent or 'unknown' is 'none'.",
+    "Licenses map to categories by analytics/reference/licenses.csv; absent or 'unknown' is 'none'.",
     "People: bots removed (analytics/people.py list + [bot]/-bot/_bot suffixes + config), identities merged (>= similarity, same repo), overridable by file.",
     "Networks are computed with igraph; the tests check them against networkx.",
 ]

@@ -13,7 +13,7 @@ from storage import Store
 
 def test_crawl_command_writes_complete_snapshots_and_exits(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    env = {**os.environ, "HF_TOKEN": "hf_secretsecretsecretsecretsecret0000", "COLUMNS": "160"}
+    env = {**os.environ, "HF_TOKEN": "hf_not_a_real_token_but_secret_0000", "COLUMNS": "160"}
     with running_simulator(seed=5, models=120, datasets=30, spaces=30, npm=50, pypi=50) as url:
         res = subprocess.run(
             [sys.executable, "-m", "hubtide", "--store", str(store), "crawl", "--endpoint", url,
@@ -26,13 +26,13 @@ def test_crawl_command_writes_complete_snapshots_and_exits(tmp_path: Path) -> No
     assert sorted(snaps["source"].to_list()) == ["hub:model", "npm"]
     assert set(snaps["status"].to_list()) == {"complete"}
     # the token went to the Hub, but never into output, events or the store's files
-    assert "hf_secret" not in res.stdout + res.stderr
+    assert "real_token_but_secret" not in res.stdout + res.stderr
     events = Store.open(str(store)).events().collect()
     for col in ("reason", "url", "payload"):
-        assert not any("hf_secret" in (v or "") for v in events[col].to_list())
+        assert not any("real_token_but_secret" in (v or "") for v in events[col].to_list())
     for path in store.rglob("*"):  # uncompressed parts (logs, catalog JSON)
         if path.is_file():
-            assert b"hf_secret" not in path.read_bytes(), path
+            assert b"real_token_but_secret" not in path.read_bytes(), path
 
 
 def test_crawl_command_rejects_an_unknown_source(tmp_path: Path) -> None:
