@@ -115,6 +115,21 @@ class _Base(scrapy.Spider):
         ctx.fail(f"listing page {response.url}: HTTP {response.status}")
         return None, None
 
+    async def next_page_request(self, url: str, page: int, callback: Any) -> Request | None:
+        """The request for the listing page after `page`, or None when a stop was asked
+        (the crawl then ends after this page, resumable from its checkpoint)."""
+        if self.ctx.stop_requested:
+            self.ctx.stopped = True
+            return None
+        await self.ahead.acquire()  # bounds how far the listing runs ahead of the writer
+        return Request(
+            url,
+            callback=callback,
+            errback=self.listing_errback,
+            dont_filter=True,
+            meta={"page": page + 1},
+        )
+
     def listing_errback(self, failure: Any) -> PageResult:
         ctx = self.ctx
         request = getattr(failure, "request", None)
@@ -185,18 +200,11 @@ class HubSpider(_Base):
         rows, suspects = self.parse_items(data, response.url)
         last = nxt is None
         if nxt is not None:
-            if ctx.stop_requested:
-                ctx.stopped = True
+            request = await self.next_page_request(nxt, page, self.parse_listing)
+            if request is None:
                 last = True
             else:
-                await self.ahead.acquire()
-                yield Request(
-                    nxt,
-                    callback=self.parse_listing,
-                    errback=self.listing_errback,
-                    dont_filter=True,
-                    meta={"page": page + 1},
-                )
+                yield request
         # records that looked wrong: fetch them again, one repo-info request each
         for item, name in suspects:
             row = await self.refetch(item, name)
@@ -473,18 +481,11 @@ class RegistrySpider(_Base):
         nxt = self.page_url(page + 1) if more else None
         last = nxt is None
         if nxt is not None:
-            if ctx.stop_requested:
-                ctx.stopped = True
+            request = await self.next_page_request(nxt, page, self.parse_page)
+            if request is None:
                 last = True
             else:
-                await self.ahead.acquire()
-                yield Request(
-                    nxt,
-                    callback=self.parse_page,
-                    errback=self.listing_errback,
-                    dont_filter=True,
-                    meta={"page": page + 1},
-                )
+                yield request
         if nxt is None:
             ctx.listing_done = True
         ctx.items += len(rows)
