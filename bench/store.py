@@ -16,6 +16,7 @@ after maintenance.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import storage.maintenance as maintenance
 from storage import Store
-from storage.schemas import HUB_COUNTERS, HUB_REPO
+from storage.schemas import HUB_REPO
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LIBS = ["transformers", "diffusers", "timm", "peft", "sentence-transformers", None]
@@ -119,6 +120,19 @@ def conform(df: pl.DataFrame) -> pl.DataFrame:
     return df.select(cols)
 
 
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def print_tables(store: Store, label: str) -> None:
+    print(f"tables ({label}):")
+    for s in store.table_stats():
+        if s.rows:
+            print(
+                f"  {s.table:26s} rows {s.rows:>10,}  files {s.files:>4}  {s.bytes / 1e6:8.2f} MB"
+            )
+
+
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -136,81 +150,6 @@ def ingest(store: Store, world: World, days: int, batch: int) -> tuple[int, floa
         seconds += time.perf_counter() - t
         rows += listing.height
     return rows, seconds
-
-
-COUNTERS = list(HUB_COUNTERS)
-
-
-def split_layout(args: argparse.Namespace, out: Path) -> tuple[int, float, float]:
-    """The alternative layout, measured: counters apart from attributes, integer keys.
-
-    Replays the same world and writes, per day, zstd Parquet files of what a split store
-    would append: attribute rows (key, valid_from, op, attributes) for new / changed /
-    deleted entities, counter rows (key, valid_from, counters) for entities whose counters
-    moved, and full copies of both on keyframe days; plus the key table. Returns total
-    bytes, seconds spent diffing+writing, and the seconds of an as-of read of the last day
-    (latest per key in both parts, joined, keys mapped back to entity ids).
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    world = World(args.entities, args.seed)
-    attrs = [c for c in HUB_REPO.names if c not in COUNTERS and c != "entity_id"]
-    keys = pl.DataFrame(schema={"entity_id": pl.String, "key": pl.Int64})
-    prev: pl.DataFrame | None = None
-    total = 0
-    secs = 0.0
-    for d in range(args.days):
-        cur = world.df if d == 0 else world.step()
-        t = time.perf_counter()
-        new_ids = cur.select("entity_id").join(keys, on="entity_id", how="anti")
-        new_ids = new_ids.with_row_index("key", offset=keys.height).with_columns(
-            pl.col("key").cast(pl.Int64)
-        )
-        keys = pl.concat([keys, new_ids.select("entity_id", "key")])
-        cur_k = cur.join(keys, on="entity_id", how="left")
-        keyframe = d % args.keyframe_every == 0
-        if prev is None or keyframe:
-            a_rows = cur_k.select(["key", *attrs]).with_columns(op=pl.lit("upsert"))
-            c_rows = cur_k.select(["key", *COUNTERS])
-        else:
-            j = cur_k.join(prev, on="key", how="left", suffix="__p")
-            a_ch = pl.col("name__p").is_null() & pl.col("author__p").is_null()
-            for c in attrs:
-                a_ch = a_ch | pl.col(c).ne_missing(pl.col(c + "__p"))
-            c_ch = pl.lit(False)
-            for c in COUNTERS:
-                c_ch = c_ch | pl.col(c).ne_missing(pl.col(c + "__p"))
-            a_rows = j.filter(a_ch).select(["key", *attrs]).with_columns(op=pl.lit("upsert"))
-            gone = prev.join(cur_k, on="key", how="anti").select("key")
-            tomb = gone.with_columns(op=pl.lit("delete"))
-            a_rows = pl.concat([a_rows, tomb], how="diagonal")
-            c_rows = j.filter(c_ch).select(["key", *COUNTERS])
-        a_rows.with_columns(valid_from=pl.lit(d)).write_parquet(
-            out / f"a{d:02d}.parquet", compression="zstd"
-        )
-        c_rows.with_columns(valid_from=pl.lit(d)).write_parquet(
-            out / f"c{d:02d}.parquet", compression="zstd"
-        )
-        secs += time.perf_counter() - t
-        prev = cur_k.select(["key", *attrs, *COUNTERS])
-    keys.write_parquet(out / "keys.parquet", compression="zstd")
-    total = dir_bytes(out)
-    last = args.days - 1
-    kf = last - last % args.keyframe_every
-
-    def read() -> pl.DataFrame:
-        def latest(prefix: str) -> pl.LazyFrame:
-            files = [str(out / f"{prefix}{i:02d}.parquet") for i in range(kf, last + 1)]
-            lf = pl.scan_parquet(files)
-            return lf.filter(pl.col("valid_from") == pl.col("valid_from").max().over("key"))
-
-        a = latest("a").filter(pl.col("op") != "delete").drop("op", "valid_from")
-        c = latest("c").drop("valid_from")
-        k = pl.scan_parquet(out / "keys.parquet")
-        return a.join(c, on="key", how="left").join(k, on="key").drop("key").collect()
-
-    got = read()
-    assert got.height == world.df.height, (got.height, world.df.height)
-    return total, secs, best_of(read)
 
 
 def best_of(fn: object, n: int = 3) -> float:
@@ -238,6 +177,7 @@ def main() -> None:
     work = args.dir or Path(tempfile.mkdtemp(prefix="hubtide-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"# hubtide store benchmark: {args.entities:,} entities x {args.days} daily snapshots")
+    print(f"load average at start: {load()}")
     print(f"work dir: {work}")
 
     # 1. bytes vs daily dumps, and ingest speed
@@ -253,7 +193,6 @@ def main() -> None:
         dump_bytes += f.stat().st_size
     store = Store.open(str(work / "store"), keyframe_every=args.keyframe_every)
     rows, secs = ingest(store, world, args.days, args.batch)
-    ingested_rows = rows
     stats = store.table_stats()
     live = sum(s.bytes for s in stats)
     disk = dir_bytes(work / "store")
@@ -261,28 +200,24 @@ def main() -> None:
     print(f"store, current version:   {live / 1e6:,.1f} MB  ({live / dump_bytes:.3f} of dumps)")
     print(f"store, on disk:           {disk / 1e6:,.1f} MB  ({disk / dump_bytes:.3f} of dumps)")
     print(f"ingest: {rows:,} listing rows in {secs:.1f} s = {rows / secs:,.0f} rows/s")
+    print_tables(store, "current version")
     maintenance.MIN_RETENTION_HOURS = 0  # nothing else writes this bench store
     store.maintain(retention_hours=0)
     disk2 = dir_bytes(work / "store")
     print(
         f"store on disk after maintain: {disk2 / 1e6:,.1f} MB ({disk2 / dump_bytes:.3f} of dumps)"
     )
-    for s in store.table_stats():
-        if s.rows:
-            print(
-                f"  {s.table:20s} rows {s.rows:>10,}  files {s.files:>4}  {s.bytes / 1e6:8.2f} MB"
-            )
+    print_tables(store, "after maintain")
+    snaps = store.snapshots("hub:model")
+    kf = snaps.filter(pl.col("keyframe"))["snapshot_id"].to_list()
+    ckf = snaps.filter(pl.col("counters_keyframe"))["snapshot_id"].to_list()
+    print(f"keyframes: attributes {kf}; counters {ckf}")
 
-    # 1b. the alternative layout: counters apart, integer surrogate keys
-    sbytes, ssecs, sread = split_layout(args, work / "split")
-    print(
-        f"split layout (estimate): {sbytes / 1e6:,.1f} MB ({sbytes / dump_bytes:.3f} of dumps); "
-        f"diff+write {ingested_rows / ssecs:,.0f} rows/s; as-of read {sread:.3f} s "
-        f"at {args.entities:,} entities"
-    )
     sid = store.resolve_snapshot("hub:model")
     one = best_of(lambda: store.as_of("hub:model", sid).collect())
     print(f"store as-of read at {args.entities:,} entities: {one:.3f} s")
+    top = best_of(lambda: store.top_k("hub:model", sid, "downloads", 100).collect())
+    print(f"top_k(downloads, 100) at {args.entities:,} entities: {top:.3f} s")
 
     # 2. as-of read at scale
     if args.scale <= 0:
@@ -303,9 +238,16 @@ def main() -> None:
         f"snapshot {sid}: plain Parquet scan {t_plain:.3f} s, store as-of {t_store:.3f} s, "
         f"ratio {t_store / t_plain:.2f}x"
     )
+    top = best_of(lambda: big.top_k("hub:model", sid, "downloads", 100).collect())
+    print(f"top_k(downloads, 100) at {args.scale:,} entities: {top:.3f} s")
     big.maintain(retention_hours=0)
     t_store2 = best_of(lambda: big.as_of("hub:model", sid).collect())
-    print(f"after maintain: store as-of {t_store2:.3f} s, ratio {t_store2 / t_plain:.2f}x")
+    t_plain2 = best_of(lambda: pl.scan_parquet(plain).collect())
+    print(
+        f"after maintain: plain {t_plain2:.3f} s, store as-of {t_store2:.3f} s, "
+        f"ratio {t_store2 / t_plain2:.2f}x"
+    )
+    print(f"load average at end: {load()}")
     if args.dir is None:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,18 +1,22 @@
 """Where each source's rows live, and the physical schemas the store adds to `schemas.py`.
 
-Change-encoded entity tables hold `source`, the logical columns, `valid_from` (the
-snapshot id) and `op`:
+Every entity gets an integer surrogate `entity_key` (int64) per source at first sight:
+the previous maximum plus its rank among the sorted new ids, so a finish re-run after a
+kill assigns the same keys. An entity that re-appears after a delete gets a new key (a
+new incarnation); `entity_id` stays the identity users see.
 
-* `upsert` - the entity is new or changed in that snapshot;
-* `delete` - a tombstone: the entity was absent from that complete listing;
-* `keep`   - a keyframe copy of an unchanged entity (not a change; skipped by history);
-* `count`  - only counters (downloads, likes, ...) changed: `entity_id` and the counters,
-  every attribute null. A third of the Hub changes counters daily and ~1 % anything else,
-  so these narrow rows are most of the change rows; they compress ~7x better than full
-  rows and decode far faster (measured: docs/storage.md).
+Two change-encoded tables per source family (docs/storage.md, "Tables"):
 
-Hub sources share `hub/repos` and registries share `registry/packages`, each partitioned by
-`source`; a `custom:NAME` source gets `custom/NAME` with the columns of its first import.
+* attributes (`hub/repos`, `registry/packages`, `custom/NAME`): `source`, `entity_key`,
+  `entity_id`, the slow logical columns, `valid_from` (snapshot id) and `op`:
+  `upsert` (new or an attribute changed: the full attribute row), `delete` (tombstone:
+  absent from a complete listing), `keep` (a keyframe copy of an unchanged entity);
+* counters (`hub/repo_counters`, `registry/package_counters`): `source`, `entity_key`,
+  `valid_from` and the fast-moving counters; a row whenever any counter of a live entity
+  changed (all of them at a counter keyframe). Rows sorted by key, so the key column's
+  delta encoding costs ~1 byte. Custom sources have no counters table.
+
+Each table is partitioned by `source` (custom tables hold one source and are not).
 """
 
 from __future__ import annotations
@@ -27,11 +31,10 @@ from storage.errors import UnknownSource
 OP_UPSERT = "upsert"
 OP_DELETE = "delete"
 OP_KEEP = "keep"
-OP_COUNT = "count"
 
 
 def counters_of(source: str) -> tuple[str, ...]:
-    """Fast-moving columns that may change alone in an `op = count` row."""
+    """Fast-moving columns kept in the source's counters table."""
     if source in schemas.HUB_SOURCES:
         return schemas.HUB_COUNTERS
     if schemas.is_registry_source(source):
@@ -39,7 +42,8 @@ def counters_of(source: str) -> tuple[str, ...]:
     return ()
 
 
-META_COLUMNS = ("source", "valid_from", "op")
+META_COLUMNS = ("source", "valid_from", "op", "entity_key")
+KEY = "entity_key"
 
 STAGING = "staging/batches"
 # partitioned by snapshot so dropping a finished snapshot's batches is a metadata-only delete
@@ -89,17 +93,37 @@ def entity_table(source: str) -> str:
     return "custom/" + source[len(schemas.CUSTOM_PREFIX) :]
 
 
+def counter_table(source: str) -> str | None:
+    """The relative path of the counters table of `source`; None for custom sources."""
+    if source in schemas.HUB_SOURCES:
+        return "hub/repo_counters"
+    if schemas.is_registry_source(source):
+        return "registry/package_counters"
+    return None
+
+
 def is_custom(source: str) -> bool:
     return source.startswith(schemas.CUSTOM_PREFIX)
 
 
-def physical_schema(logical: pa.Schema) -> pa.Schema:
-    """`source` + logical columns + `valid_from` + `op`."""
+def physical_schema(logical: pa.Schema, counters: tuple[str, ...] = ()) -> pa.Schema:
+    """Attributes table: `source`, `entity_key`, `entity_id`, the logical columns that are
+    not counters, `valid_from`, `op`."""
     # all nullable: frames coming back from Polars lose the flag, and delta-rs would then
-    # refuse the append; the writer guarantees entity_id/valid_from/op are never null
-    fields = [pa.field("source", pa.string())]
-    fields += [f.with_nullable(True) for f in logical if f.name not in META_COLUMNS]
+    # refuse the append; the writer guarantees entity_key/valid_from/op are never null
+    fields = [pa.field("source", pa.string()), pa.field(KEY, pa.int64())]
+    fields += [
+        f.with_nullable(True) for f in logical if f.name not in META_COLUMNS + tuple(counters)
+    ]
     fields += [pa.field("valid_from", pa.int64()), pa.field("op", pa.string())]
+    return pa.schema(fields)
+
+
+def counter_schema(logical: pa.Schema, counters: tuple[str, ...]) -> pa.Schema:
+    """Counters table: `source`, `entity_key`, `valid_from`, the counters."""
+    fields = [pa.field("source", pa.string()), pa.field(KEY, pa.int64())]
+    fields.append(pa.field("valid_from", pa.int64()))
+    fields += [logical.field(c).with_nullable(True) for c in counters]
     return pa.schema(fields)
 
 

@@ -119,7 +119,8 @@ def _drop_bad_keys(table: pa.Table, rejects: list[Rejected]) -> tuple[pa.Table, 
 
 def to_ipc(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    opts = pa.ipc.IpcWriteOptions(compression="zstd")
+    # lz4: staged batches live minutes; zstd cost ~15 % of ingest for bytes dropped at finish
+    opts = pa.ipc.IpcWriteOptions(compression="lz4")
     with pa.ipc.new_stream(sink, table.schema, options=opts) as w:
         w.write_table(table)
     return bytes(sink.getvalue().to_pybytes())

@@ -6,8 +6,8 @@ Two layers live here:
   import hands to the snapshot writer, and the columns `Store.as_of` returns. These are the
   contract between crawler, storage and analytics.
 * **Physical table schemas** (`CATALOG_SNAPSHOTS`, `HUB_COMMITS`, ...): what is on disk.
-  Change-encoded tables add `valid_from` (the snapshot id) and `op` (upsert/delete) to
-  the logical columns; the storage package owns how they are split.
+  Change-encoded tables add `entity_key`, `valid_from` (the snapshot id) and `op` to
+  the logical columns, with counters in a table apart (storage/layout.py).
 
 Timestamps are UTC microseconds. Lists are `list<string>`. `entity_id` is the stable key:
 the Hub's `_id` for repos (the repo name `name` is an attribute that can change, so a
@@ -100,8 +100,8 @@ REGISTRY_PACKAGE = pa.schema(
     ]
 )
 
-# Counters change every day for a third of the Hub; attributes for ~1 %. Storage may keep
-# them apart (see storage/README or architecture.md for the measured choice).
+# Counters change every day for a third of the Hub; attributes for ~1 %. Storage keeps
+# them in a narrow table apart (measured: docs/storage.md).
 HUB_COUNTERS = ("downloads", "downloads_all_time", "likes", "trending_score")
 REGISTRY_COUNTERS = ("downloads", "dependent_packages", "dependent_repos")
 
@@ -146,9 +146,14 @@ CATALOG_SNAPSHOTS = pa.schema(
         pa.field("rejected", pa.int64()),
         pa.field("requests", pa.int64()),
         pa.field("errors", pa.int64()),
-        pa.field("keyframe", pa.bool_()),
+        pa.field("keyframe", pa.bool_()),  # the attributes table got a full copy
         pa.field("code_version", pa.string()),
         pa.field("message", pa.string()),  # why partial / failed
+        # change rows this snapshot wrote to the attributes / counters table, and whether
+        # the counters table got a full copy: keyframes are written by cost (storage/)
+        pa.field("attribute_rows", pa.int64()),
+        pa.field("counter_rows", pa.int64()),
+        pa.field("counters_keyframe", pa.bool_()),
     ]
 )
 
@@ -191,15 +196,16 @@ HUB_CARDS = pa.schema(
     ]
 )
 
+# The members of the top `topk_n` per popularity column, as the source's integer entity
+# keys sorted ascending (delta encoding: ~1 byte each). Ranks, names and values are not
+# stored: `Store.top_k` reads them back exactly from the state of that snapshot (ties by
+# entity_id ascending), for the members only.
 DERIVED_TOPK = pa.schema(
     [
         pa.field("source", pa.string(), nullable=False),
         pa.field("snapshot_id", pa.int64(), nullable=False),
         pa.field("by", pa.string(), nullable=False),
-        pa.field("rank", pa.int64(), nullable=False),  # 1-based; ties by entity_id ascending
-        pa.field("entity_id", pa.string(), nullable=False),
-        pa.field("name", pa.string()),
-        pa.field("value", pa.float64()),
+        pa.field("entity_key", pa.int64(), nullable=False),
     ]
 )
 
@@ -243,7 +249,7 @@ TABLES: dict[str, TableInfo] = {
     ),
     "hub/cards": TableInfo("hub/cards", HUB_CARDS, ("repo_type", "entity_id", "sha")),
     "derived/topk": TableInfo(
-        "derived/topk", DERIVED_TOPK, ("source", "snapshot_id", "by", "rank")
+        "derived/topk", DERIVED_TOPK, ("source", "snapshot_id", "by", "entity_key")
     ),
     "ops/crawl_events": TableInfo("ops/crawl_events", CRAWL_EVENTS, ("run_id", "seq")),
 }

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as dtime
@@ -23,25 +24,25 @@ from storage import schemas
 from storage.catalog import CATALOG, SnapshotInfo, empty, latest_rows, now
 from storage.errors import ColumnNotFound, SnapshotNotFound, StoreError, UnknownSource
 from storage.layout import (
+    KEY,
     META_COLUMNS,
-    OP_COUNT,
     OP_DELETE,
-    OP_KEEP,
-    OP_UPSERT,
     STAGING,
     STAGING_PARTITION,
     STAGING_SCHEMA,
     check_source,
+    counter_table,
     counters_of,
     entity_table,
     is_custom,
 )
 from storage.records import Rows, from_ipc
-from storage.state import state_from_changes
+from storage.state import HASH, PreviousState, attribute_hash, read_state, window
 from storage.tables import Tables
 from storage.writer import EVENTS, TOPK, SnapshotWriter
 
-CODE_VERSION = "hubtide-storage/1"
+CODE_VERSION = "hubtide-storage/2"
+KEYFRAME_COST = 1.0
 
 FIXED_TABLES: dict[str, pa.Schema] = {
     CATALOG: schemas.CATALOG_SNAPSHOTS,
@@ -100,6 +101,11 @@ def _fmt_ids(ids: Sequence[int]) -> str:
     return ", ".join(out)
 
 
+def _key_of(state: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A state tuple where NaN equals NaN (so a NaN counter is not a change every time)."""
+    return tuple("__nan__" if isinstance(v, float) and v != v else v for v in state)
+
+
 def _parse_at(at: str) -> datetime | int:
     text = at.strip()
     if re.fullmatch(r"\d+", text):
@@ -129,17 +135,22 @@ class Store:
         *,
         keyframe_every: int = 7,
         topk_n: int = 10_000,
+        keyframe_cost: float = KEYFRAME_COST,
     ) -> None:
         if keyframe_every < 1:
             raise ValueError(f"keyframe_every must be >= 1, got {keyframe_every}")
+        if keyframe_cost <= 0:
+            raise ValueError(f"keyframe_cost must be > 0, got {keyframe_cost}")
         self.uri = uri
         self.storage_options = dict(storage_options or {})
         self.keyframe_every = keyframe_every
+        self.keyframe_cost = keyframe_cost
         self.topk_n = topk_n
         self._tables = Tables(uri, self.storage_options)
         # the last complete state per source, kept after a finish: the next diff needs it
-        self._last_state: dict[str, tuple[int, pl.DataFrame]] = {}
+        self._last_state: dict[str, PreviousState] = {}
         self._catalog_cache: tuple[int, pl.DataFrame] | None = None
+        self._pin = threading.local()  # a finish's catalog, per thread (see _pinned_catalog)
         for rel, schema in FIXED_TABLES.items():
             self._tables.ensure(rel, schema, STAGING_PARTITION if rel == STAGING else None)
 
@@ -151,16 +162,41 @@ class Store:
         *,
         keyframe_every: int = 7,
         topk_n: int = 10_000,
+        keyframe_cost: float = KEYFRAME_COST,
     ) -> Store:
-        """Open (creating when needed) the store at `uri`: a folder or an object-store URI."""
-        return cls(uri, storage_options, keyframe_every=keyframe_every, topk_n=topk_n)
+        """Open (creating when needed) the store at `uri`: a folder or an object-store URI.
+
+        `keyframe_every`: at most this many snapshots between counter keyframes;
+        `keyframe_cost`: a table keyframes when its change rows since its last keyframe
+        exceed this many times the live entities (see docs/storage.md)."""
+        return cls(
+            uri,
+            storage_options,
+            keyframe_every=keyframe_every,
+            topk_n=topk_n,
+            keyframe_cost=keyframe_cost,
+        )
 
     def __repr__(self) -> str:
         return f"Store({self.uri!r})"
 
     # -- catalog ------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _pinned_catalog(self) -> Iterator[None]:
+        """Within a finish: read the catalog once (each refresh of a Delta table costs
+        ~5-10 ms, and a finish asked for it ~10 times). Only this snapshot's own rows can
+        change it meanwhile, and a finish never reads those back under the pin."""
+        self._pin.catalog = self._catalog()
+        try:
+            yield
+        finally:
+            self._pin.catalog = None
+
     def _catalog(self) -> pl.DataFrame:
+        pinned = getattr(self._pin, "catalog", None)
+        if pinned is not None:
+            return pinned  # type: ignore[no-any-return]
         dt = self._tables.must(CATALOG)  # refreshed to the newest version
         version = dt.version()
         if self._catalog_cache is not None and self._catalog_cache[0] == version:
@@ -263,24 +299,49 @@ class Store:
         cat = cat.filter((pl.col("source") == source) & (pl.col("status") == "complete"))
         return sorted(cat["snapshot_id"].to_list())
 
-    def _keyframe_before(self, source: str, snapshot_id: int) -> int | None:
+    def _keyframe_before(
+        self, source: str, snapshot_id: int, which: str = "attributes"
+    ) -> int | None:
+        """The newest complete snapshot <= snapshot_id that keyframed `which` table."""
+        flag = "keyframe" if which == "attributes" else "counters_keyframe"
         cat = self._catalog().filter(
             (pl.col("source") == source)
             & (pl.col("status") == "complete")
-            & pl.col("keyframe")
+            & pl.col(flag).fill_null(False)
             & (pl.col("snapshot_id") <= snapshot_id)
         )
         ids = cat["snapshot_id"].to_list()
         return max(ids) if ids else None
 
-    def _wants_keyframe(self, source: str, snapshot_id: int, prev_id: int | None) -> bool:
+    def _wants_keyframe(
+        self,
+        source: str,
+        snapshot_id: int,
+        prev_id: int | None,
+        changes: int,
+        live: int,
+        which: str,
+    ) -> bool:
+        """Keyframes by cost: when the change rows since the table's last keyframe (this
+        snapshot's included) exceed `keyframe_cost` x the live entities, so a read scans at
+        most about (1 + keyframe_cost) x the state. Counters also keyframe at least every
+        `keyframe_every` snapshots (a narrow copy, ~2 bytes per entity)."""
         if prev_id is None:
             return True
-        kf = self._keyframe_before(source, prev_id)
+        kf = self._keyframe_before(source, prev_id, which)
         if kf is None:
             return True
-        since = [i for i in self._visible_ids_raw(source) if kf < i < snapshot_id]
-        return len(since) + 1 >= self.keyframe_every
+        col = "attribute_rows" if which == "attributes" else "counter_rows"
+        since = self._catalog().filter(
+            (pl.col("source") == source)
+            & (pl.col("status") == "complete")
+            & (pl.col("snapshot_id") > kf)
+            & (pl.col("snapshot_id") < snapshot_id)
+        )
+        rows = int(since[col].fill_null(0).sum()) + changes
+        if rows > self.keyframe_cost * live:
+            return True
+        return which == "counters" and since.height + 1 >= self.keyframe_every
 
     # -- writing ------------------------------------------------------------------------
 
@@ -407,6 +468,8 @@ class Store:
         table = pa.concat_tables(parts, promote_options="permissive")
         df = pl.from_arrow(table)
         assert isinstance(df, pl.DataFrame)
+        if df["entity_id"].n_unique() == df.height:
+            return df  # the common case, checked 10x faster than the unique below
         # a page fetched again after a resume lands in a later batch: the newest row wins
         return df.unique("entity_id", keep="last", maintain_order=True)
 
@@ -416,21 +479,6 @@ class Store:
         # snapshots, and `maintain` drops them later
         with contextlib.suppress(CommitFailedError, DeltaError):
             dt.delete(f"source = '{source}' AND snapshot_id = {snapshot_id}")
-
-    def _change_counts(self, source: str, snapshot_id: int, app: str) -> tuple[int, int, bool]:
-        rel = entity_table(source)
-        dt = self._tables.must(rel)
-        keyframe = dt.transaction_version(app) == 1
-        df = (
-            pl.scan_delta(dt)
-            .filter((pl.col("source") == source) & (pl.col("valid_from") == snapshot_id))
-            .group_by("op")
-            .len()
-            .collect()
-        )
-        counts = dict(zip(df["op"].to_list(), df["len"].to_list(), strict=True))
-        upserts = int(counts.get(OP_UPSERT, 0)) + int(counts.get(OP_COUNT, 0))
-        return upserts, int(counts.get(OP_DELETE, 0)), keyframe
 
     # -- schemas ------------------------------------------------------------------------
 
@@ -482,19 +530,79 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------
 
-    def _state(self, source: str, snapshot_id: int, columns: Sequence[str] | None) -> pl.LazyFrame:
+    def _state(
+        self,
+        source: str,
+        snapshot_id: int,
+        columns: Sequence[str] | None,
+        *,
+        keys: Sequence[int] | None = None,
+        with_key: bool = False,
+    ) -> pl.LazyFrame:
         cols = list(columns) if columns is not None else self.columns(source)
         dt = self._tables.get(entity_table(source))
         if dt is None:
             df = pl.from_arrow(self._logical_schema(source).empty_table())
             assert isinstance(df, pl.DataFrame)
-            return df.lazy().select(cols)
-        visible = self._visible_ids_raw(source)
-        keyframe = self._keyframe_before(source, snapshot_id)
-        scan = pl.scan_delta(dt)
-        return state_from_changes(
-            scan, source, snapshot_id, visible, keyframe, cols, counters_of(source)
+            if with_key:
+                df = df.with_columns(pl.lit(None, pl.Int64).alias(KEY))
+            return df.lazy().select(([KEY] if with_key else []) + cols)
+        counters = counters_of(source)
+        crel = counter_table(source)
+        cdt = self._tables.get(crel) if crel is not None else None
+        return read_state(
+            pl.scan_delta(dt),
+            pl.scan_delta(cdt) if cdt is not None else None,
+            source,
+            snapshot_id,
+            self._visible_ids_raw(source),
+            self._keyframe_before(source, snapshot_id, "attributes"),
+            self._keyframe_before(source, snapshot_id, "counters"),
+            cols,
+            counters,
+            keys=keys,
+            with_key=with_key,
         )
+
+    def _previous_state(
+        self,
+        source: str,
+        prev_id: int | None,
+        attr_cols: Sequence[str],
+        types: Mapping[str, pl.DataType],
+    ) -> PreviousState | None:
+        """The state a finish diffs against: kept in memory after the previous finish of
+        this process, else read back from the store (after a restart, or when a custom
+        source gained columns, since the attribute hash covers every attribute column)."""
+        if prev_id is None:
+            return None
+        cached = self._last_state.get(source)
+        if (
+            cached is not None
+            and cached.snapshot_id == prev_id
+            and cached.attr_cols == tuple(attr_cols)
+        ):
+            return cached
+        have = set(self.columns(source))
+        counters = [c for c in counters_of(source) if c in types]
+        read = [c for c in [*attr_cols, *counters] if c in have]
+        frame = self._state(source, prev_id, read, with_key=True).collect()
+        missing = [c for c in [*attr_cols, *counters] if c not in frame.columns]
+        frame = frame.with_columns([pl.lit(None, types[c]).alias(c) for c in missing])
+        frame = frame.with_columns([pl.col(c).cast(types[c]) for c in [*attr_cols, *counters]])
+        frame = frame.with_columns(
+            attribute_hash(frame, [c for c in attr_cols if c != "entity_id"])
+        )
+        frame = frame.select("entity_id", KEY, HASH, *counters)
+        dt = self._tables.must(entity_table(source))
+        ids = self._visible_ids_raw(source)
+        top = (
+            window(pl.scan_delta(dt), source, prev_id, ids, None)
+            .select(pl.col(KEY).max())
+            .collect()
+            .item()
+        )
+        return PreviousState(prev_id, frame, int(top or 0), tuple(attr_cols))
 
     def _check_columns(self, source: str, columns: Sequence[str] | None) -> list[str] | None:
         if columns is None:
@@ -544,36 +652,96 @@ class Store:
         return out.select(cols) if cols is not None else out
 
     def history(self, source: str, entity_id: str) -> pl.LazyFrame:
-        """Every change of one entity: snapshot_id, as_of, op, logical columns."""
+        """Every change of one entity: snapshot_id, as_of, op, logical columns.
+
+        One row per complete snapshot where the entity's state differs from the one
+        before (`upsert`), or where it vanished (`delete`, columns null). Keyframe copies
+        and counter rows that repeat the previous values are not changes.
+        """
         self._known(source)
         cols = self.columns(source)
+        types = self._column_types(source)
         snaps = self.snapshots(source).select("snapshot_id", "as_of")
+        when = dict(zip(snaps["snapshot_id"].to_list(), snaps["as_of"].to_list(), strict=True))
+        out_schema: dict[str, Any] = {
+            "snapshot_id": pl.Int64,
+            "as_of": snaps.schema["as_of"],
+            "op": pl.String,
+        }
+        out_schema.update({c: types.get(c, pl.String) for c in cols})
         dt = self._tables.get(entity_table(source))
         if dt is None:
-            return pl.DataFrame().lazy()
-        rows = (
+            return pl.DataFrame(schema=out_schema).lazy()
+        counters = [c for c in counters_of(source) if c in cols]
+        attr_cols = [c for c in cols if c not in counters]
+        attrs = (
             pl.scan_delta(dt)
             .filter((pl.col("source") == source) & (pl.col("entity_id") == entity_id))
-            .rename({"valid_from": "snapshot_id"})
-            .join(snaps.lazy(), on="snapshot_id", how="inner")
-            .select(["snapshot_id", "as_of", "op", *cols])
-            .sort("snapshot_id")
+            .filter(pl.col("valid_from").is_in(list(when)))
+            .select(KEY, "valid_from", "op", *[c for c in attr_cols if c != "entity_id"])
+            .sort("valid_from")
             .collect()
         )
-        # a count row carries only counters: its attributes are those of the newest full
-        # row before it (keyframe copies included), and it is reported as an upsert
-        attrs = [c for c in cols if c != "entity_id" and c not in counters_of(source)]
-        full = pl.col("op") != OP_COUNT
-        rows = rows.with_columns(
-            __base=pl.when(full).then(pl.int_range(pl.len())).otherwise(None).forward_fill()
+        keys = attrs[KEY].unique().to_list()
+        crel = counter_table(source)
+        cdt = self._tables.get(crel) if crel is not None else None
+        cnt: dict[int, list[tuple[int, tuple[Any, ...]]]] = {}
+        if cdt is not None and counters and keys:
+            crows = (
+                pl.scan_delta(cdt)
+                .filter((pl.col("source") == source) & pl.col(KEY).is_in(keys))
+                .filter(pl.col("valid_from").is_in(list(when)))
+                .select(KEY, "valid_from", *counters)
+                .sort("valid_from")
+                .collect()
+            )
+            for r in crows.iter_rows():
+                cnt.setdefault(r[0], []).append((r[1], tuple(r[2:])))
+        arows = attrs.rows()
+        times = sorted({r[1] for r in arows} | {t for v in cnt.values() for t, _ in v})
+        out: list[dict[str, Any]] = []
+        prev: tuple[Any, ...] | None = None
+        i = -1
+        for t in times:
+            while i + 1 < len(arows) and arows[i + 1][1] <= t:
+                i += 1
+            if i < 0:
+                continue
+            key, _, op, *values = arows[i]
+            if op == OP_DELETE:
+                if prev is not None:
+                    out.append(
+                        {
+                            "snapshot_id": t,
+                            "as_of": when[t],
+                            "op": OP_DELETE,
+                            "entity_id": entity_id,
+                        }
+                    )
+                prev = None
+                continue
+            series = [v for vt, v in cnt.get(key, []) if vt <= t]
+            current = series[-1] if series else (None,) * len(counters)
+            state = (*values, *current)
+            if prev is None or _key_of(state) != _key_of(prev):
+                row = dict(zip([c for c in attr_cols if c != "entity_id"], values, strict=True))
+                row.update(zip(counters, current, strict=True))
+                out.append(
+                    {
+                        "snapshot_id": t,
+                        "as_of": when[t],
+                        "op": "upsert",
+                        "entity_id": entity_id,
+                        **row,
+                    }
+                )
+            prev = state
+        frame = (
+            pl.DataFrame(out, schema=out_schema, orient="row")
+            if out
+            else pl.DataFrame(schema=out_schema)
         )
-        base = rows.select([pl.int_range(pl.len()).alias("__base"), *attrs])
-        rows = rows.drop(attrs).join(base, on="__base", how="left")
-        rows = rows.with_columns(
-            op=pl.when(pl.col("op") == OP_COUNT).then(pl.lit(OP_UPSERT)).otherwise(pl.col("op"))
-        )
-        rows = rows.filter(pl.col("op") != OP_KEEP).sort("snapshot_id")
-        return rows.select(["snapshot_id", "as_of", "op", *cols]).lazy()
+        return frame.select(["snapshot_id", "as_of", "op", *cols]).lazy()
 
     def _rank(
         self, state: pl.DataFrame, source: str, snapshot_id: int, by: str, k: int
@@ -618,20 +786,23 @@ class Store:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         pre = schemas.POPULARITY_COLUMNS.get(source, ())
+        cols = ["entity_id", by] + (["name"] if "name" in have and by != "name" else [])
         if by in pre and k <= self.topk_n:
-            return (
+            # the members written when the snapshot completed, ranked from their state
+            members = (
                 pl.scan_delta(self._tables.must(TOPK))
                 .filter(
                     (pl.col("source") == source)
                     & (pl.col("snapshot_id") == sid)
                     & (pl.col("by") == by)
-                    & (pl.col("rank") <= k)
                 )
-                .sort("rank")
-                .select("rank", "entity_id", "name", "value")
+                .select(KEY)
+                .collect()[KEY]
+                .to_list()
             )
-        cols = ["entity_id", by] + (["name"] if "name" in have else [])
-        state = self._state(source, sid, cols).collect()
+            state = self._state(source, sid, cols, keys=members).collect()
+        else:
+            state = self._state(source, sid, cols).collect()
         ranked = self._rank(state, source, sid, by, k)
         return ranked.lazy().select("rank", "entity_id", "name", "value")
 
@@ -737,7 +908,12 @@ class Store:
 
     def table_names(self) -> list[str]:
         names = list(FIXED_TABLES)
-        for rel in ("hub/repos", "registry/packages"):
+        for rel in (
+            "hub/repos",
+            "hub/repo_counters",
+            "registry/packages",
+            "registry/package_counters",
+        ):
             if self._tables.exists(rel):
                 names.append(rel)
         for src in self.sources():

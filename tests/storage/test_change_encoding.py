@@ -71,16 +71,74 @@ def test_nulls_and_lists_are_kept_exactly(store: Store) -> None:
     assert state(store, 1)[0]["tags"] == []
 
 
-def test_keyframe_every_n_bounds_reads(store: Store) -> None:
-    # keyframe_every=3 in the fixture: snapshots 1, 4, 7 are keyframes
+def keyframes(store: Store, flag: str = "keyframe") -> list[int]:
+    return store.snapshots(SRC).filter(pl.col(flag))["snapshot_id"].to_list()
+
+
+def test_counter_keyframes_bounded_by_keyframe_every(store: Store) -> None:
+    # keyframe_every=3 in the fixture; one counter change a snapshot among 10 entities
+    # never reaches the cost bound (10 change rows), so counters keyframe by count
     for n in range(1, 8):
-        write_snapshot(store, SRC, [repo(1, downloads=1), repo(2, downloads=n)])
-    kf = store.snapshots(SRC).filter(pl.col("keyframe"))["snapshot_id"].to_list()
-    assert kf == [1, 4, 7]
+        write_snapshot(store, SRC, [repo(1, downloads=n)] + [repo(i) for i in range(2, 11)])
+    assert keyframes(store, "counters_keyframe") == [1, 4, 7]
+    assert keyframes(store) == [1]  # attributes never changed: no copy after the first
     for n in range(1, 8):
-        assert [r["downloads"] for r in state(store, n)] == [1, n]
-    # a keyframe copy is not a change: id1 never changed after snapshot 1
-    assert store.history(SRC, "id1").collect()["snapshot_id"].to_list() == [1]
+        got = store.as_of(SRC, n).collect().sort("entity_id")
+        assert got.filter(pl.col("entity_id") == "id1")["downloads"].to_list() == [n]
+        assert got.height == 10
+    # a keyframe copy is not a change: id2 never changed after snapshot 1
+    assert store.history(SRC, "id2").collect()["snapshot_id"].to_list() == [1]
+    assert store.history(SRC, "id1").collect()["downloads"].to_list() == list(range(1, 8))
+
+
+def test_keyframes_by_cost(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"), keyframe_every=100)
+    # both entities change attributes and counters every snapshot: 2 change rows per
+    # snapshot against 2 live entities, so each table keyframes every other snapshot
+    for n in range(1, 7):
+        write_snapshot(store, SRC, [repo(1, f"a/{n}", likes=n), repo(2, f"b/{n}", likes=n)])
+    assert keyframes(store) == [1, 3, 5]
+    assert keyframes(store, "counters_keyframe") == [1, 3, 5]
+    for n in range(1, 7):
+        got = store.as_of(SRC, n).collect().sort("entity_id")
+        assert got.select("name", "likes").rows() == [(f"a/{n}", n), (f"b/{n}", n)]
+    info = store.snapshots(SRC).select("attribute_rows", "counter_rows").rows()
+    assert info == [(2, 2)] * 6
+    # the rarer the changes, the rarer the keyframes: one rename among 10 entities
+    store2 = Store.open(str(tmp_path / "s2"), keyframe_every=100)
+    for n in range(1, 13):
+        write_snapshot(store2, SRC, [repo(1, f"a/{n}")] + [repo(i) for i in range(2, 11)])
+    assert store2.snapshots(SRC).filter(pl.col("keyframe"))["snapshot_id"].to_list() == [1, 12]
+    got = store2.as_of(SRC, 12).collect().sort("entity_id")
+    assert got.filter(pl.col("entity_id") == "id1")["name"].to_list() == ["a/12"]
+
+
+def test_reopened_store_diffs_the_same(tmp_path: Path) -> None:
+    """The previous state read back from the store (after a restart) hashes exactly like
+    the one kept in memory: an unchanged listing writes no rows, a change exactly one."""
+    root = str(tmp_path / "s")
+    rows = [
+        repo(1, tags=[], created_at="2024-01-02T03:04:05Z", downloads=None, private=False),
+        repo(2, tags=None, base_models=["x"], trending_score=0.5, likes=3),
+        repo(3, tags=["", "b"], gated="auto", downloads=7),
+    ]
+    write_snapshot(Store.open(root), SRC, rows)
+    write_snapshot(Store.open(root), SRC, rows)
+    rows[1] = repo(2, tags=None, base_models=["x"], trending_score=0.5, likes=4)
+    write_snapshot(Store.open(root), SRC, rows)
+    rows.append(repo(4))
+    write_snapshot(Store.open(root), SRC, rows)
+    snaps = Store.open(root).snapshots(SRC)
+    assert snaps.select("attribute_rows", "counter_rows", "upserts").rows()[1:] == [
+        (0, 0, 0),
+        (0, 1, 1),
+        (1, 0, 1),
+    ]
+    raw = pl.scan_delta(Store.open(root)._tables.must("hub/repos")).collect()
+    # keys: 1..3 in sorted id order at first sight, 4 for the newcomer
+    assert raw.sort("entity_key").select("entity_key", "entity_id").unique().sort(
+        "entity_key"
+    ).rows() == [(1, "id1"), (2, "id2"), (3, "id3"), (4, "id4")]
 
 
 def test_partial_between_completes_does_not_disturb(store: Store) -> None:
@@ -185,20 +243,34 @@ def test_details_visible_only_for_complete(store: Store) -> None:
         w2.write_details("likes", 0, [])
 
 
-def test_counter_only_change_writes_a_narrow_count_row(tmp_path: Path) -> None:
-    store = Store.open(str(tmp_path / "s"), keyframe_every=10)  # no keyframe after 1
+def test_counter_only_change_writes_a_narrow_counter_row(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"), keyframe_every=10)
     write_snapshot(store, SRC, [repo(1, license="mit", downloads=5, likes=1)])
     write_snapshot(store, SRC, [repo(1, license="mit", downloads=9, likes=1)])
     write_snapshot(store, SRC, [repo(1, license=None, downloads=9, likes=2)])
     write_snapshot(store, SRC, [repo(1, license=None, downloads=11, likes=2)])
-    raw = (
-        pl.scan_delta(store._tables.must("hub/repos"))
-        .filter(pl.col("entity_id") == "id1")
-        .sort("valid_from")
-        .collect()
-    )
-    assert raw["op"].to_list() == ["upsert", "count", "upsert", "count"]
-    assert raw.filter(pl.col("op") == "count")["name"].to_list() == [None, None]
+    attrs = pl.scan_delta(store._tables.must("hub/repos")).sort("valid_from").collect()
+    assert attrs.select("valid_from", "op", "license").rows() == [
+        (1, "upsert", "mit"),
+        (3, "upsert", None),
+    ]
+    assert "downloads" not in attrs.columns
+    cnt = pl.scan_delta(store._tables.must("hub/repo_counters")).sort("valid_from").collect()
+    assert cnt.columns == [
+        "source",
+        "entity_key",
+        "valid_from",
+        "downloads",
+        "downloads_all_time",
+        "likes",
+        "trending_score",
+    ]
+    assert cnt.select("valid_from", "downloads", "likes").rows() == [
+        (1, 5, 1),
+        (2, 9, 1),
+        (3, 9, 2),
+        (4, 11, 2),
+    ]
     got = [store.as_of(SRC, s).collect().row(0, named=True) for s in (1, 2, 3, 4)]
     assert [(g["license"], g["downloads"], g["likes"]) for g in got] == [
         ("mit", 5, 1),
@@ -214,3 +286,39 @@ def test_counter_only_change_writes_a_narrow_count_row(tmp_path: Path) -> None:
         ("upsert", "org/m1", None, 11),
     ]
     assert store.changed(SRC, 3, 4).collect()["change"].to_list() == ["updated"]
+
+
+def test_reappearance_gets_a_new_key_and_no_stale_counters(store: Store) -> None:
+    write_snapshot(store, SRC, [repo(1, downloads=50), repo(2)])
+    write_snapshot(store, SRC, [repo(2)])
+    write_snapshot(store, SRC, [repo(1), repo(2)])  # back, with no downloads
+    got = store.as_of(SRC, 3).collect().sort("entity_id")
+    assert got["downloads"].to_list() == [None, None]
+    assert store.as_of(SRC, 1).collect().sort("entity_id")["downloads"].to_list() == [50, None]
+    raw = pl.scan_delta(store._tables.must("hub/repos")).filter(pl.col("entity_id") == "id1")
+    assert sorted(raw.collect()["entity_key"].unique().to_list()) == [1, 3]
+    hist = store.history(SRC, "id1").collect()
+    assert hist.select("snapshot_id", "op", "downloads").rows() == [
+        (1, "upsert", 50),
+        (2, "delete", None),
+        (3, "upsert", None),
+    ]
+
+
+def test_top_k_members_rank_exactly_like_the_listing(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"), topk_n=3)
+    rows = [repo(i, downloads=d, likes=i % 3) for i, d in enumerate([5, 9, 9, 1, None, 7])]
+    write_snapshot(store, SRC, rows)
+    raw = pl.scan_delta(store._tables.must("derived/topk")).collect()
+    assert raw.filter(pl.col("by") == "downloads")["entity_key"].to_list() == [2, 3, 6]
+    top = store.top_k(SRC, 1, "downloads", 3).collect()
+    assert top.rows() == [
+        (1, "id1", "org/m1", 9.0),
+        (2, "id2", "org/m2", 9.0),
+        (3, "id5", "org/m5", 7.0),
+    ]
+    # more than topk_n: ranked from the state; the same first three
+    top5 = store.top_k(SRC, 1, "downloads", 5).collect()
+    assert top5.rows()[:3] == top.rows() and top5["entity_id"].to_list()[3:] == ["id0", "id3"]
+    likes = store.top_k(SRC, 1, "likes", 2).collect()
+    assert likes.select("entity_id", "value").rows() == [("id2", 2.0), ("id5", 2.0)]
