@@ -10,10 +10,13 @@ at or before the one asked for.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
+from scipy import stats as sps
 
 from analytics import licenses, people, stats
 from analytics.data import Data
@@ -40,29 +43,79 @@ class People:
     has_commits: bool
     has_discussions: bool
     commits: pl.DataFrame  # repo, n_commits: commits with at least one non-bot author
+    discussions: pl.DataFrame  # repo, n_discussions (every discussion and PR, bots too)
+
+
+@dataclass(frozen=True)
+class Details:
+    """Every commit of one Hub source (read once for all its snapshots: a snapshot's commits
+    are those first seen at or before it) and the name matches between people of a repo,
+    from which each snapshot takes the pairs present then."""
+
+    commits: pl.DataFrame  # entity_id, commit_id, snapshot_id, author (non-bot; exploded)
+    first_commit: pl.DataFrame  # entity_id, snapshot_id: first commit of any author (bots too)
+    known: pl.DataFrame  # repo, author: every (non-bot) person of a repo in the newest states
+    similar: pl.DataFrame  # repo, author, other, similarity, rule: name matches ever in a repo
+
+
+def details(data: Data, source: str) -> Details:
+    result: Details = data.memo(("details", source), lambda: _details(data, source))
+    return result
+
+
+def _details(data: Data, source: str) -> Details:
+    rt = source.split(":", 1)[1]
+    p = data.params
+    raw = (
+        data.store.commits(rt).select("entity_id", "commit_id", "snapshot_id", "authors").collect()
+    )
+    commits = (
+        raw.explode("authors")
+        .rename({"authors": "author"})
+        .filter(~people.bot_expr("author", p.bots))
+        .unique(["entity_id", "commit_id", "author"], maintain_order=True)
+    )
+    first = raw.group_by("entity_id").agg(pl.col("snapshot_id").min())
+    disc = (
+        data.store.discussions(rt)
+        .select("entity_id", "author")
+        .collect()
+        .filter(~people.bot_expr("author", p.bots) & (pl.col("author") != "deleted"))
+    )
+    known = pl.concat(
+        [
+            commits.select(pl.col("entity_id").alias("repo"), "author"),
+            disc.select(pl.col("entity_id").alias("repo"), "author"),
+        ]
+    ).unique()
+    return Details(commits, first, known, similar_in(data, known))
+
+
+def similar_in(data: Data, people_in_repos: pl.DataFrame) -> pl.DataFrame:
+    """repo, author, other, similarity, rule for the pairs of people of one repo that merge
+    by name (verdicts cached per Data: they depend on the two names only)."""
+    pairs = people.repo_pairs(people_in_repos)
+    cache = data.memo(("similar-cache",), dict)
+    sim = people.similar_pairs(pairs, data.params.similarity, cache)
+    return pairs.join(sim, on=["author", "other"])
+
+
+def _live(frame: pl.DataFrame, live: pl.DataFrame, key: str = "entity_id") -> pl.DataFrame:
+    return frame.join(live.select(pl.col("entity_id").alias(key)), on=key, how="semi")
 
 
 def gather_people(data: Data, source: str, sid: int, live: pl.DataFrame) -> People:
     """Bots removed and identities merged, over the repos live in `live` (entity_id)."""
-    rt = source.split(":", 1)[1]
     p = data.params
-    commits = (
-        data.store.commits(rt)
-        .filter(pl.col("snapshot_id") <= sid)
-        .select("entity_id", "commit_id", "authors")
-        .join(live.lazy().select("entity_id"), on="entity_id", how="semi")
-        .collect()
-    )
-    disc = (
-        data.store.discussions(rt, at=sid)
-        .select("entity_id", "author")
-        .join(live.lazy().select("entity_id"), on="entity_id", how="semi")
-        .collect()
+    base = details(data, source)
+    commits = _live(base.commits.filter(pl.col("snapshot_id") <= sid), live)
+    has_commits = _live(base.first_commit.filter(pl.col("snapshot_id") <= sid), live).height > 0
+    rt = source.split(":", 1)[1]
+    disc = _live(
+        data.store.discussions(rt, at=sid).select("entity_id", "num", "author").collect(), live
     )
     contrib = (
-        commits.explode("authors")
-        .rename({"entity_id": "repo", "authors": "author"})
-        .filter(~people.bot_expr("author", p.bots))
+        commits.rename({"entity_id": "repo"})
         .group_by("repo", "author")
         .agg(pl.len().cast(pl.Int64).alias("commits"))
     )
@@ -75,8 +128,24 @@ def gather_people(data: Data, source: str, sid: int, live: pl.DataFrame) -> Peop
     both = pl.concat(
         [contrib, starters.select("repo", "author", pl.lit(0, pl.Int64).alias("commits"))]
     )
-    canonical, merges = people.merge_identities(
-        both, similarity=p.similarity, overrides=people.read_overrides(p.identity_overrides)
+    present = both.select("repo", "author").unique()
+    similar = base.similar
+    extra = present.join(base.known, on=["repo", "author"], how="anti")
+    if extra.height:  # a discussion's author in an older state (e.g. before "deleted")
+        again = present.join(extra.select("repo").unique(), on="repo", how="semi")
+        similar = pl.concat([similar, similar_in(data, again)]).unique()
+    similar = similar.join(present, on=["repo", "author"], how="semi").join(
+        present.rename({"author": "other"}), on=["repo", "other"], how="semi"
+    )
+    names = pl.concat([similar["author"], similar["other"]]).unique()
+    weight = dict(
+        both.filter(pl.col("author").is_in(names.implode()))
+        .group_by("author")
+        .agg(pl.col("commits").sum())
+        .iter_rows()
+    )
+    canonical, merges = people.union_identities(
+        similar, weight, people.read_overrides(p.identity_overrides)
     )
     contrib = (
         people.apply_identities(contrib, "author", canonical)
@@ -88,14 +157,54 @@ def gather_people(data: Data, source: str, sid: int, live: pl.DataFrame) -> Peop
         .group_by("repo", "author")
         .agg(pl.col("discussions").sum())
     )
-    per_repo = (
-        commits.explode("authors")
-        .filter(~people.bot_expr("authors", p.bots))
-        .group_by("entity_id")
-        .agg(pl.col("commit_id").n_unique().cast(pl.Int64).alias("n_commits"))
-        .rename({"entity_id": "repo"})
+    per_repo = commits.group_by("entity_id").agg(
+        pl.col("commit_id").n_unique().cast(pl.Int64).alias("n_commits")
     )
-    return People(contrib, starters, merges, commits.height > 0, disc.height > 0, per_repo)
+    n_disc = disc.group_by("entity_id").agg(pl.len().cast(pl.Int64).alias("n_discussions"))
+    return People(
+        contrib,
+        starters,
+        merges,
+        has_commits,
+        disc.height > 0,
+        per_repo.rename({"entity_id": "repo"}),
+        n_disc.rename({"entity_id": "repo"}),
+    )
+
+
+def people_counts(pp: People) -> pl.DataFrame:
+    """repo, n_commits, n_committers, n_discussions, n_disc_starters, n_community (repos with
+    any of them; the caller fills the rest)."""
+    parts = [
+        pp.commits,
+        pp.contributions.group_by("repo").agg(pl.col("author").n_unique().alias("n_committers")),
+        pp.discussions,
+        pp.starters.group_by("repo").agg(pl.col("author").n_unique().alias("n_disc_starters")),
+        pl.concat([pp.contributions.select("repo", "author"), pp.starters.select("repo", "author")])
+        .unique()
+        .group_by("repo")
+        .agg(pl.len().alias("n_community")),
+    ]
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.join(part, on="repo", how="full", coalesce=True)
+    return out
+
+
+def with_people(df: pl.DataFrame, pp: People) -> pl.DataFrame:
+    """`df` (entity_id, ...) with the people variables; 0 where the detail table exists but
+    the repo has none, null where the store has no such table at all."""
+    df = df.join(people_counts(pp), left_on="entity_id", right_on="repo", how="left")
+    has = {
+        "n_commits": pp.has_commits,
+        "n_committers": pp.has_commits,
+        "n_discussions": pp.has_discussions,
+        "n_disc_starters": pp.has_discussions,
+        "n_community": pp.has_commits or pp.has_discussions,
+    }
+    return df.with_columns(
+        [(pl.col(c).fill_null(0) if ok else pl.col(c)).cast(pl.Int64) for c, ok in has.items()]
+    )
 
 
 def activity(data: Data, source: str, at: Any) -> tuple[pl.DataFrame, People]:
@@ -112,47 +221,7 @@ def _activity(data: Data, source: str, sid: int) -> tuple[pl.DataFrame, People]:
         source, sid, ["name", "author", "license", "tags", "pipeline_tag", "likes", "downloads"]
     )
     pp = gather_people(data, source, sid, st)
-    n_commits = pp.commits.join(
-        pp.contributions.group_by("repo").agg(pl.col("author").n_unique().alias("n_committers")),
-        on="repo",
-        how="full",
-        coalesce=True,
-    )
-    disc_counts = (
-        data.store.discussions(source.split(":", 1)[1], at=sid)
-        .group_by("entity_id")
-        .agg(pl.len().alias("n_discussions"))
-        .collect()
-        .rename({"entity_id": "repo"})
-    )
-    n_start = pp.starters.group_by("repo").agg(pl.col("author").n_unique().alias("n_disc_starters"))
-    community = (
-        pl.concat([pp.contributions.select("repo", "author"), pp.starters.select("repo", "author")])
-        .unique()
-        .group_by("repo")
-        .agg(pl.len().alias("n_community"))
-    )
-    df = st.rename({"likes": "n_likes", "downloads": "n_downloads"})
-    for part in (n_commits, disc_counts, n_start, community):
-        df = df.join(part, left_on="entity_id", right_on="repo", how="left")
-    fill = []
-    for c in ("n_commits", "n_committers"):
-        fill.append(
-            pl.col(c).fill_null(0).cast(pl.Int64) if pp.has_commits else pl.col(c).cast(pl.Int64)
-        )
-    for c in ("n_discussions", "n_disc_starters"):
-        fill.append(
-            pl.col(c).fill_null(0).cast(pl.Int64)
-            if pp.has_discussions
-            else pl.col(c).cast(pl.Int64)
-        )
-    has_people = pp.has_commits or pp.has_discussions
-    fill.append(
-        pl.col("n_community").fill_null(0).cast(pl.Int64)
-        if has_people
-        else pl.col("n_community").cast(pl.Int64)
-    )
-    df = df.with_columns(fill)
+    df = with_people(st.rename({"likes": "n_likes", "downloads": "n_downloads"}), pp)
     df = licenses.with_category(df)
     return df, pp
 
@@ -306,62 +375,147 @@ def identity_merges(data: Data, source: str, at: Any) -> pl.DataFrame:
     return pp.merges
 
 
-def series(data: Data, source: str) -> pl.DataFrame:
-    """Paper B distributions over time: per snapshot and variable, mean, share at zero,
-    share holding 80 %, Gini. Commits (with a non-bot author) and discussions are those
-    seen up to each snapshot; people counts need the full merge and stay per snapshot."""
-    rt = source.split(":", 1)[1]
-    p = data.params
-    commits = (
-        data.store.commits(rt)
-        .select("entity_id", "commit_id", "snapshot_id", "authors")
-        .explode("authors")
-        .filter(~people.bot_expr("authors", p.bots))
-        .unique(["entity_id", "commit_id"])
-        .collect()
-    )
-    disc = (
-        data.store.discussions(rt)
-        .select("entity_id", "num", "snapshot_id")
-        .group_by("entity_id", "num")
-        .agg(pl.col("snapshot_id").min())
-        .collect()
-    )
-    rows = []
-    for sid in data.series_ids(source):
-        st = data.state(source, sid, ["likes", "downloads"])
-        nc = (
-            commits.filter(pl.col("snapshot_id") <= sid)
-            .group_by("entity_id")
-            .agg(pl.len().alias("n_commits"))
-        )
-        nd = (
-            disc.filter(pl.col("snapshot_id") <= sid)
-            .group_by("entity_id")
-            .agg(pl.len().alias("n_discussions"))
-        )
-        df = st.join(nc, on="entity_id", how="left").join(nd, on="entity_id", how="left")
-        df = df.rename({"likes": "n_likes", "downloads": "n_downloads"}).with_columns(
-            pl.col("n_commits").fill_null(0) if commits.height else pl.col("n_commits"),
-            pl.col("n_discussions").fill_null(0) if disc.height else pl.col("n_discussions"),
-        )
-        for v in ("n_likes", "n_downloads", "n_commits", "n_discussions"):
-            x = df[v].drop_nulls()
-            if x.len() == 0:
+def correlation_rows(df: pl.DataFrame, vs: list[str]) -> list[dict[str, Any]]:
+    """`correlations` for a series: the same figures from two matrix products per license
+    category (Pearson on values, Spearman as Pearson on average ranks, p-values from the
+    t distribution with n - 2 degrees of freedom, as scipy computes them) instead of two
+    scipy calls per pair. A category with missing values takes the pairwise scipy route.
+    The tests check both routes against each other."""
+    rows: list[dict[str, Any]] = []
+    groups = [("all", df)] + [
+        (c, df.filter(pl.col("license_category") == c))
+        for c in sorted(df["license_category"].unique().to_list())
+    ]
+    for cat, part in groups:
+        x = part.select([pl.col(v).cast(pl.Float64) for v in vs]).to_numpy()
+        if np.isnan(x).any():
+            for a, b in itertools.combinations(vs, 2):
+                c = stats.correlate(part[a].to_numpy(), part[b].to_numpy())
+                rows.append(
+                    _corr_row(cat, a, b, c.n, c.pearson, c.pearson_p, c.spearman, c.spearman_p)
+                )
+            continue
+        n = x.shape[0]
+        ranks = part.select([pl.col(v).rank("average").cast(pl.Float64) for v in vs]).to_numpy()
+        const = np.ptp(x, axis=0) == 0 if n else np.ones(len(vs), dtype=bool)
+        with np.errstate(all="ignore"):
+            pear = np.corrcoef(x, rowvar=False) if n >= 3 else None
+            spear = np.corrcoef(ranks, rowvar=False) if n >= 3 else None
+        for (i, a), (j, b) in itertools.combinations(enumerate(vs), 2):
+            if pear is None or spear is None or const[i] or const[j]:
+                rows.append(_corr_row(cat, a, b, n, None, None, None, None))
                 continue
-            d = stats.describe(x)
-            rows.append(
+            r, s = float(np.clip(pear[i, j], -1, 1)), float(np.clip(spear[i, j], -1, 1))
+            rows.append(_corr_row(cat, a, b, n, r, _t_p(r, n), s, _t_p(s, n)))
+    return rows
+
+
+def _t_p(r: float, n: int) -> float | None:
+    """Two-sided p-value of a correlation r over n pairs (t with n - 2 df)."""
+    if not math.isfinite(r):
+        return None
+    if abs(r) >= 1.0:
+        return 0.0
+    t = r * math.sqrt((n - 2) / (1.0 - r * r))
+    return float(2.0 * sps.t.sf(abs(t), n - 2))
+
+
+def _corr_row(
+    cat: str,
+    a: str,
+    b: str,
+    n: int,
+    pearson: float | None,
+    pearson_p: float | None,
+    spearman: float | None,
+    spearman_p: float | None,
+) -> dict[str, Any]:
+    return {
+        "license_category": cat,
+        "var_a": a,
+        "var_b": b,
+        "n": n,
+        "pearson": pearson,
+        "pearson_p": pearson_p,
+        "spearman": spearman,
+        "spearman_p": spearman_p,
+    }
+
+
+def _timeline(data: Data, source: str) -> dict[str, pl.DataFrame]:
+    """One pass over the series snapshots: every activity variable (people ones included:
+    bots removed and identities merged at each snapshot, analytics.people_series)
+    described, and the correlation matrices per license category."""
+    from analytics import people_series
+
+    ids = data.series_ids(source)
+    if not ids:
+        raise NotEnoughData(f"not enough data: {source!r} has no complete snapshot yet")
+    dist: list[dict[str, Any]] = []
+    corr: list[pl.DataFrame] = []
+    for sid in ids:
+        st = data.state(source, sid, ["license", "likes", "downloads"])
+        at = people_series.counts_at(data, source, sid, st)
+        df = licenses.with_category(
+            st.rename({"likes": "n_likes", "downloads": "n_downloads"}).join(
+                at.counts, on="entity_id", how="left"
+            )
+        )
+        when = data.as_of_time(source, sid)
+        vs = variables(df)
+        for v in vs:
+            d = stats.describe(df[v])
+            dist.append(
                 {
                     "snapshot_id": sid,
-                    "as_of": data.as_of_time(source, sid),
+                    "as_of": when,
                     "variable": v,
                     "repos": d["count"],
                     "mean": d["mean"],
+                    "p50": d["p50"],
+                    "max": d["max"],
                     "share_zero": d["share_zero"],
                     "share_80": d["share_80"],
+                    "share_99": d["share_99"],
                     "gini": d["gini"],
                 }
             )
-    if not rows:
+        rows = correlation_rows(df, vs)
+        if rows:
+            corr.append(
+                pl.DataFrame(rows).select(
+                    pl.lit(sid, pl.Int64).alias("snapshot_id"),
+                    pl.lit(when, pl.Datetime("us", "UTC")).alias("as_of"),
+                    pl.all(),
+                )
+            )
+    return {
+        "dist": pl.DataFrame(dist),
+        "corr": pl.concat(corr, how="vertical_relaxed") if corr else pl.DataFrame(),
+    }
+
+
+def timeline(data: Data, source: str) -> dict[str, pl.DataFrame]:
+    result: dict[str, pl.DataFrame] = data.memo(
+        ("timeline", source), lambda: _timeline(data, source)
+    )
+    return result
+
+
+def series(data: Data, source: str) -> pl.DataFrame:
+    """Paper B distributions over time: per snapshot and variable (likes, downloads,
+    commits, discussions and the people counts: committers, discussion starters,
+    community), count, mean, median, max, share at zero, shares holding 80/99 %, Gini."""
+    df = timeline(data, source)["dist"]
+    if df.is_empty():
         raise NotEnoughData(f"not enough data: no activity variables in {source!r}")
-    return pl.DataFrame(rows)
+    return df
+
+
+def correlation_series(data: Data, source: str) -> pl.DataFrame:
+    """Pearson and Spearman (with p-values) of every pair of activity variables per
+    snapshot, overall and per license category."""
+    df = timeline(data, source)["corr"]
+    if df.is_empty():
+        raise NotEnoughData(f"not enough data: fewer than two activity variables in {source!r}")
+    return df

@@ -169,3 +169,68 @@ def histogram(column: str, title: str) -> Chart:
         return fig
 
     return make
+
+
+def facet_lines(
+    x: str,
+    y: str,
+    group: str,
+    facet: str,
+    title: str,
+    *,
+    prep: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    note: str | None = None,
+    max_groups: int = 12,
+    panel_height: int = 200,
+    log_y_facets: tuple[str, ...] = (),
+) -> Chart:
+    """One panel per value of `facet` (stacked, shared x), one line per value of `group`
+    (the same colour in every panel, one legend entry). `prep` derives the long frame;
+    `note` names a column whose first value is added to the title (e.g. the sampling)."""
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    def make(df: pl.DataFrame) -> go.Figure | None:
+        d = prep(df) if prep is not None else df
+        if d.is_empty() or facet not in d.columns or group not in d.columns:
+            return None
+        facets = d[facet].unique(maintain_order=True).to_list()
+        groups = d[group].unique(maintain_order=True).to_list()[:max_groups]
+        fig = make_subplots(
+            rows=len(facets),
+            cols=1,
+            shared_xaxes=True,
+            subplot_titles=[str(f) for f in facets],
+            vertical_spacing=min(0.08, 0.3 / max(1, len(facets))),
+        )
+        colours = qualitative.Plotly + qualitative.D3
+        for i, f in enumerate(facets, start=1):
+            for j, g in enumerate(groups):
+                part = d.filter((pl.col(facet) == f) & (pl.col(group) == g)).sort(x)
+                if part.is_empty():
+                    continue
+                fig.add_scatter(
+                    x=part[x].to_list(),
+                    y=part[y].to_list(),
+                    mode="lines+markers",
+                    name=str(g),
+                    legendgroup=str(g),
+                    showlegend=i == 1,
+                    line={"color": colours[j % len(colours)]},
+                    marker={"size": 4},
+                    row=i,
+                    col=1,
+                )
+            if str(f) in log_y_facets:
+                fig.update_yaxes(type="log", row=i, col=1)
+        full = title
+        if note and note in df.columns and df.height:
+            full = f"{title} ({df[note][0]})"
+        fig.update_layout(
+            **{**_LAYOUT, "height": 90 + panel_height * len(facets)},
+            title=full,
+        )
+        fig.update_layout(legend={"orientation": "h", "y": -0.06 if len(facets) > 2 else -0.2})
+        return fig
+
+    return make

@@ -69,10 +69,11 @@ class Data:
         snaps = self.snapshots(source).filter(pl.col("snapshot_id") == sid)
         return snaps["as_of"][0] if snaps.height else None
 
-    def series_ids(self, source: str) -> list[int]:
-        """Complete snapshots a series measure visits: all, or `series_max` evenly spread."""
+    def series_ids(self, source: str, most: int | None = None) -> list[int]:
+        """Complete snapshots a series measure visits: all, or `most` (default `series_max`)
+        evenly spread, always with the newest."""
         ids = self.snapshot_ids(source)
-        m = self.params.series_max
+        m = self.params.series_max if most is None else min(most, self.params.series_max)
         if len(ids) <= m:
             return ids
         step = (len(ids) - 1) / (m - 1) if m > 1 else 0

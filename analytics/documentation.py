@@ -20,8 +20,17 @@ from analytics.lineage import descendant_counts
 RANKINGS = ("downloads", "likes", "descendants")
 
 
-def scores(models: pl.DataFrame, cards: pl.DataFrame) -> pl.DataFrame:
-    """entity_id, card, sections, completeness, availability, score."""
+ScoreCache = dict[tuple[Any, ...], tuple[list[str], float | None, float, float]]
+
+
+def scores(
+    models: pl.DataFrame, cards: pl.DataFrame, cache: ScoreCache | None = None
+) -> pl.DataFrame:
+    """entity_id, card, sections, completeness, availability, score.
+
+    `cache` maps a card's content (headings, text sample, fields) to its scores, so a
+    series pays the rules once per distinct card, not once per card per snapshot."""
+    cache = {} if cache is None else cache
     c = cards.select("entity_id", "headings", "metadata_fields", "text_sample", "length")
     j = models.select("entity_id", "card_fields").join(c, on="entity_id", how="left")
     n_sec = len(card_rules.SECTIONS)
@@ -29,16 +38,28 @@ def scores(models: pl.DataFrame, cards: pl.DataFrame) -> pl.DataFrame:
     rows = []
     for r in j.iter_rows(named=True):
         has_card = r["length"] is not None
-        sections = card_rules.sections_present(r["headings"], r["text_sample"]) if has_card else []
-        fields = (
-            r["metadata_fields"]
-            if has_card and r["metadata_fields"] is not None
-            else r["card_fields"]
+        key = (
+            has_card,
+            tuple(r["headings"] or ()),
+            r["text_sample"],
+            None if r["metadata_fields"] is None else tuple(r["metadata_fields"]),
+            tuple(r["card_fields"] or ()),
         )
-        meta = card_rules.metadata_present(fields)
-        completeness = len(sections) / n_sec if has_card else None
-        availability = len(meta) / n_meta
-        parts = [v for v in (completeness, availability) if v is not None]
+        if key not in cache:
+            sections = (
+                card_rules.sections_present(r["headings"], r["text_sample"]) if has_card else []
+            )
+            fields = (
+                r["metadata_fields"]
+                if has_card and r["metadata_fields"] is not None
+                else r["card_fields"]
+            )
+            meta = card_rules.metadata_present(fields)
+            completeness = len(sections) / n_sec if has_card else None
+            availability = len(meta) / n_meta
+            parts = [v for v in (completeness, availability) if v is not None]
+            cache[key] = (sections, completeness, availability, sum(parts) / len(parts))
+        sections, completeness, availability, score = cache[key]
         rows.append(
             {
                 "entity_id": r["entity_id"],
@@ -46,7 +67,7 @@ def scores(models: pl.DataFrame, cards: pl.DataFrame) -> pl.DataFrame:
                 "sections": sections,
                 "completeness": completeness,
                 "availability": availability,
-                "score": sum(parts) / len(parts),
+                "score": score,
             }
         )
     return pl.DataFrame(
@@ -95,7 +116,7 @@ def _groups(data: Data, source: str, at: Any) -> pl.DataFrame:
     )
     if pool.height < 2:
         raise NotEnoughData(f"not enough data: {pool.height} models with {pop} in {source!r}")
-    sc = scores(pool, cards)
+    sc = scores(pool, cards, data.memo(("card-scores", source), dict))
     pool = pool.join(sc, on="entity_id")
     frames = []
     g = min(p.group_n, pool.height // 2)
@@ -120,7 +141,10 @@ def m4_scores(data: Data, source: str, at: Any) -> pl.DataFrame:
 
 def m4(data: Data, source: str, at: Any) -> pl.DataFrame:
     """ranking, metric, top/bottom medians and n, Mann-Whitney U (of top) and p-value."""
-    g = _groups(data, source, at)
+    return pl.DataFrame(_compare(_groups(data, source, at)))
+
+
+def _compare(g: pl.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for ranking in RANKINGS:
         for metric in ("score", "completeness", "availability"):
@@ -145,4 +169,25 @@ def m4(data: Data, source: str, at: Any) -> pl.DataFrame:
                     "p_value": pval,
                 }
             )
-    return pl.DataFrame(rows)
+    return rows
+
+
+def m4_series(data: Data, source: str) -> pl.DataFrame:
+    """The M4 comparison at every series snapshot (population and groups re-drawn at each:
+    who is on top changes, and so do cards)."""
+    frames = []
+    for sid in data.series_ids(source):
+        try:
+            g = _groups(data, source, sid)
+        except NotEnoughData:
+            continue
+        frames.append(
+            pl.DataFrame(_compare(g)).select(
+                pl.lit(sid, pl.Int64).alias("snapshot_id"),
+                pl.lit(data.as_of_time(source, sid), pl.Datetime("us", "UTC")).alias("as_of"),
+                pl.all(),
+            )
+        )
+    if not frames:
+        raise NotEnoughData(f"not enough data: fewer than two models with popularity in {source!r}")
+    return pl.concat(frames, how="vertical_relaxed")

@@ -231,6 +231,18 @@ def _m4(data: Data, source: str, at: Any) -> pl.DataFrame:
 
 
 @register(
+    "documentation_series",
+    "M4 top vs bottom over time: medians, means and Mann-Whitney U per ranking and metric at "
+    "every series snapshot",
+    "A",
+    ("hub:model",),
+    "series",
+)
+def _m4series(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return documentation.m4_series(data, source)
+
+
+@register(
     "documentation_scores",
     "M4 per-model completeness, metadata availability and score in the compared groups",
     "A",
@@ -258,14 +270,27 @@ def _dist(data: Data, source: str, at: Any) -> pl.DataFrame:
 
 @register(
     "activity_series",
-    "Activity distributions over time: mean, share at zero, share holding 80 %, Gini of "
-    "likes, downloads, commits and discussions per snapshot",
+    "Activity distributions over time: mean, median, share at zero, shares holding 80/99 %, "
+    "Gini of likes, downloads, commits, discussions, committers, discussion starters and "
+    "community per snapshot (bots removed, identities merged at each snapshot)",
     "B",
     (HUB,),
     "series",
 )
 def _activity_series(data: Data, source: str, at: Any) -> pl.DataFrame:
     return activity.series(data, source)
+
+
+@register(
+    "activity_correlation_series",
+    "Pearson and Spearman of every pair of activity variables over time, overall and per "
+    "license category",
+    "B",
+    (HUB,),
+    "series",
+)
+def _corr_series(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return activity.correlation_series(data, source)
 
 
 @register("activity_lorenz", "Lorenz curve of each activity variable", "B", (HUB,), "snapshot")
@@ -337,6 +362,18 @@ def _merges(data: Data, source: str, at: Any) -> pl.DataFrame:
 )
 def _kcore(data: Data, source: str, at: Any) -> pl.DataFrame:
     return network.kcore(data, source, at)
+
+
+@register(
+    "collaboration_kcore_series",
+    "The k-core table of the whole collaboration network over time (sampled: at most "
+    "network_series_max snapshots)",
+    "B",
+    (HUB,),
+    "series",
+)
+def _kcore_series(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return network.kcore_series(data, source)
 
 
 @register(

@@ -17,7 +17,7 @@ from typing import Any
 import igraph as ig
 import polars as pl
 
-from analytics import activity, subfields
+from analytics import activity, people_series, subfields
 from analytics.data import Data
 from analytics.errors import NotEnoughData
 
@@ -180,3 +180,35 @@ def centrality(data: Data, source: str, at: Any) -> pl.DataFrame:
             "pagerank": pr,
         }
     ).sort(["pagerank", "developer"], descending=[True, False])
+
+
+def kcore_series(data: Data, source: str) -> pl.DataFrame:
+    """The k-core table of the whole network (no sub-fields) over time, on at most
+    `network_series_max` snapshots evenly spread (always with the newest): each needs the
+    people of that snapshot gathered and a network built; `sampled` says how many."""
+    ids = data.series_ids(source, data.params.network_series_max)
+    total = len(data.snapshot_ids(source))
+    if not ids:
+        raise NotEnoughData(f"not enough data: {source!r} has no complete snapshot yet")
+    rows = []
+    any_commits = False
+    for sid in ids:
+        live = data.state(source, sid, ["name"])
+        has, contrib = people_series.contributions_at(data, source, sid, live)
+        any_commits = any_commits or has
+        when = data.as_of_time(source, sid)
+        for r in kcore_table(edge_list(contrib), contrib["author"].n_unique()):
+            rows.append({"snapshot_id": sid, "as_of": when} | r)
+    if not any_commits:
+        raise NotEnoughData(f"not enough data: no commits stored for {source!r}")
+    if not rows:
+        raise NotEnoughData(f"not enough data: no two developers of {source!r} share a repo")
+    cols = ["snapshot_id", "as_of", "k_label", "k", "nodes", "edges", "directed_edges",
+            "density", "components", "communities", "modularity", "reciprocity",
+            "rich_club_threshold", "rich_club", "assortativity", "avg_degree",
+            "avg_clustering", "developers", "isolates", "isolate_share"]  # fmt: skip
+    return (
+        pl.DataFrame(rows)
+        .select(cols)
+        .with_columns(sampled=pl.lit(f"{len(ids)} of {total} snapshots"))
+    )

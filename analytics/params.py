@@ -27,6 +27,7 @@ class Params:
     similarity: float = 0.9  # identity merging: name similarity threshold
     heatmap_bins: int = 20  # M3: bins per log axis
     series_max: int = 30  # snapshots per series measure (evenly subsampled beyond that)
+    network_series_max: int = 10  # snapshots the collaboration-network series samples
     relations: tuple[str, ...] = ()  # descendant relations used by M1/M3; empty = all
     entity: str | None = None  # trajectories: one entity id or name; None = the top N
     trajectory_n: int = 10  # trajectories: how many top entities
@@ -49,7 +50,15 @@ class Params:
                 value = tuple(value)
             kwargs[key] = value
         out = replace(cls(), **kwargs)
-        for name in ("k", "top_n", "group_n", "interval_days", "heatmap_bins", "series_max"):
+        for name in (
+            "k",
+            "top_n",
+            "group_n",
+            "interval_days",
+            "heatmap_bins",
+            "series_max",
+            "network_series_max",
+        ):
             if int(getattr(out, name)) < 1:
                 raise ValueError(
                     f"analytics parameter {name} must be >= 1, got {getattr(out, name)}"

@@ -79,8 +79,56 @@ CHARTS: dict[str, charts.Chart] = {
     "documentation_scores": charts.box(
         "group", "score", "ranking", "Documentation score: top vs bottom"
     ),
-    "activity_series": charts.grouped_lines(
-        "as_of", "gini", "variable", "Gini of activity variables over time"
+    "activity_series": charts.facet_lines(
+        "as_of",
+        "value",
+        "variable",
+        "measure",
+        "Activity variables over time (bots removed, identities merged at each snapshot)",
+        prep=lambda df: df.unpivot(
+            index=["as_of", "variable"],
+            on=["gini", "share_zero", "share_80", "mean"],
+            variable_name="measure",
+        ),
+        log_y_facets=("mean",),
+    ),
+    "activity_correlation_series": charts.facet_lines(
+        "as_of",
+        "spearman",
+        "pair",
+        "license_category",
+        "Spearman of likes and downloads with every other variable, per license category",
+        prep=lambda df: df.filter(pl.col("var_a").is_in(["n_likes", "n_downloads"])).with_columns(
+            pair=pl.col("var_a") + " ~ " + pl.col("var_b")
+        ),
+        panel_height=170,
+    ),
+    "collaboration_kcore_series": charts.facet_lines(
+        "as_of",
+        "value",
+        "k_label",
+        "measure",
+        "Collaboration network k-cores over time",
+        prep=lambda df: df.unpivot(
+            index=["as_of", "k_label"],
+            on=["nodes", "density", "modularity", "avg_clustering"],
+            variable_name="measure",
+        ).with_columns(k_label="k = " + pl.col("k_label")),
+        note="sampled",
+        log_y_facets=("nodes",),
+    ),
+    "documentation_series": charts.facet_lines(
+        "as_of",
+        "value",
+        "group",
+        "ranking",
+        "M4 documentation score over time: mean of the top vs the bottom group, per ranking",
+        prep=lambda df: df.filter(pl.col("metric") == "score").unpivot(
+            index=["as_of", "ranking"],
+            on=["mean_top", "mean_bottom"],
+            variable_name="group",
+        ),
+        panel_height=170,
     ),
     "activity_lorenz": charts.grouped_lines(
         "population_share", "value_share", "variable", "Lorenz curves"
@@ -130,6 +178,7 @@ _CHOICES = [
     "M3 uses log10(1 + x) on both axes so models with zero descendants stay in.",
     "M4 sections come from card headings and text by the rules in analytics/card_rules.py; metadata from card front matter, else the listing's card_fields.",
     "Licenses map to categories by analytics/reference/licenses.csv; absent or 'unknown' is 'none'.",
+    "People-based series (committers, discussion starters, community) redo identity merging at every snapshot, recounting only the repos a merge touches; the collaboration-network series samples at most `network_series_max` snapshots (stated on its chart).",
     "People: bots removed (analytics/people.py list + [bot]/-bot/_bot suffixes + config), identities merged (>= similarity, same repo), overridable by file.",
     "Networks are computed with igraph; the tests check them against networkx.",
 ]
