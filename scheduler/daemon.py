@@ -6,7 +6,8 @@ Jobs (APScheduler 3 `AsyncIOScheduler`, memory job store re-filled at every boot
   source never overlap) and `coalesce=True` (missed runs become one);
 * `analytics` after each complete snapshot: `analytics.write_report`, coalesced (a snapshot
   landing during a refresh marks it dirty and one more refresh follows);
-* `maintenance` on `maintenance_cron` (weekly by default): `store.maintain()`;
+* `maintenance` on `maintenance_cron` (weekly by default): `store.maintain()`; also after
+  every `maintain_every_snapshots` complete snapshots when set (accelerated clocks);
 * `store-figures` every `store_refresh_seconds`: the cached figures `/metrics` serves.
 
 Crawls run in-process on this loop (docs/daemon.md has the measurements behind that).
@@ -45,6 +46,7 @@ from crawler.engine import release_reactor_threads
 from crawler.stats import CrawlStats, global_stats
 from scheduler.http import build_app
 from scheduler.live import LiveState
+from scheduler.memory import MemoryFigures, TraceDiff, release_unused_memory
 from scheduler.metrics import DaemonMetrics
 from scheduler.plan import DaemonPlan, SourcePlan
 
@@ -112,6 +114,7 @@ class Daemon:
         self.scheduler: AsyncIOScheduler | None = None
         self._stops: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()  # held so they are not collected
         self._exit = asyncio.Event()
         self._stopping = False
         self._resume: set[str] = set()
@@ -119,6 +122,9 @@ class Daemon:
         self.rounds_done = 0
         self._analytics_dirty = False
         self._analytics_running = False
+        self._maintaining = False
+        self._since_maintenance = 0
+        self._trace = TraceDiff()
         self._round_lock = asyncio.Lock()
         self.site_port: int | None = None
         self.ready = False
@@ -331,9 +337,12 @@ class Daemon:
             self.live.failure(source, f"crawl ended {outcome}")
         if self._stopping or outcome == "stopped":
             return
+        if self.plan.release_memory:
+            await asyncio.to_thread(release_unused_memory)
         await self._refresh_figures()
         if outcome == "complete":
             self._want_analytics()
+            self._count_for_maintenance()
         self._finished[source] += 1
         if self.plan.lockstep:
             await self._maybe_end_round()
@@ -359,14 +368,21 @@ class Daemon:
         async with self._round_lock:
             if min(self._finished.values()) <= self.rounds_done:
                 return
-            self.rounds_done += 1
-            self.metrics.rounds.inc()
-            log.info("round %d done", self.rounds_done)
-            if self.plan.max_rounds and self.rounds_done >= self.plan.max_rounds:
-                self.request_stop(f"{self.rounds_done} rounds done")
+            done = self.rounds_done + 1
+            log.info("round %d done: %s", done, MemoryFigures.read())
+            if self.plan.max_rounds and done >= self.plan.max_rounds:
+                self.rounds_done = done
+                self.metrics.rounds.inc()
+                self.request_stop(f"{done} rounds done")
                 return
+            # rounds_done moves on only after the simulator's clock did: a crawl whose
+            # interval fires meanwhile still sees its round as done and waits (else it
+            # would crawl the old day again)
+            await asyncio.to_thread(self._trace.log, f"round {done}")
             if self.plan.sim_advance_days and self.plan.sim_endpoint:
                 await self._advance_simulator(self.plan.sim_advance_days)
+            self.rounds_done = done
+            self.metrics.rounds.inc()
             if self.scheduler is not None and not self._stopping:
                 now = datetime.now(UTC)
                 for src in self.plan.sources:
@@ -417,7 +433,23 @@ class Daemon:
         finally:
             self._analytics_running = False
 
+    def _count_for_maintenance(self) -> None:
+        every = self.plan.maintain_every_snapshots
+        if not every:
+            return
+        self._since_maintenance += 1
+        if self._since_maintenance >= every and not self._maintaining:
+            # not in self._tasks: a stop never waits for a vacuum (its commit is atomic)
+            task = asyncio.get_running_loop().create_task(self._maintenance_job())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
     async def _maintenance_job(self) -> None:
+        if self._maintaining or self._stopping:
+            self.metrics.jobs.labels("maintenance", "skipped").inc()
+            return
+        self._maintaining = True
+        self._since_maintenance = 0
         t0 = time.monotonic()
         hours = self.plan.vacuum_retention_hours
         try:
@@ -427,6 +459,8 @@ class Daemon:
         except Exception as exc:
             self.metrics.jobs.labels("maintenance", "error").inc()
             log.error("maintenance failed: %s", exc)
+        finally:
+            self._maintaining = False
         self.metrics.maintenance_seconds.set(time.monotonic() - t0)
         await self._refresh_figures()
 

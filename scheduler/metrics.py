@@ -246,6 +246,22 @@ class StoreCollector(Collector):
         return []
 
 
+class ArrowMemoryCollector(Collector):
+    """Bytes live in Arrow's default memory pool (native memory RSS alone cannot split)."""
+
+    def collect(self) -> Iterator[Metric]:
+        import pyarrow as pa
+
+        yield GaugeMetricFamily(
+            "hubtide_arrow_allocated_bytes",
+            "Bytes currently allocated from Arrow's default memory pool.",
+            value=pa.total_allocated_bytes(),
+        )
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
 class DaemonMetrics:
     """The one registry and the metrics the daemon observes itself."""
 
@@ -255,6 +271,7 @@ class DaemonMetrics:
         self.figures = StoreFigures()
         self.registry.register(CrawlStatsCollector(self.stats))
         self.registry.register(StoreCollector(self.figures))
+        self.registry.register(ArrowMemoryCollector())
         r = self.registry
         # process_resident_memory_bytes & co: the soak's memory figure, live
         ProcessCollector(registry=r)

@@ -26,6 +26,11 @@ class DaemonPlan:
     crawl_settings: Any  # crawler.CrawlSettings (built by hubtide.wiring)
     listen: str = "127.0.0.1:9477"
     maintenance_cron: str = "0 4 * * 0"
+    # also maintain after this many complete snapshots (0: by the cron only); accelerated
+    # clocks (demo, soak) make hundreds of snapshots before a weekly cron would fire
+    maintain_every_snapshots: int = 0
+    # after each crawl, hand pages freed by Arrow and malloc back to the OS (scheduler.memory)
+    release_memory: bool = True
     vacuum_retention_hours: int | None = None
     analytics_after_snapshot: bool = True
     report_dir: str = "./data/report"

@@ -17,6 +17,10 @@ from hubtide.context import app_context
 from hubtide.output import console, emit_json
 from scheduler.plan import SourcePlan
 
+# Snapshots between maintenance runs when the clock is accelerated (demo, soak, tests):
+# about a simulated week and a half of 5 sources; docs/daemon.md has the measurements.
+LOCKSTEP_MAINTAIN_EVERY = 50
+
 
 def source_plans(settings: Settings, interval: float | None = None) -> list[SourcePlan]:
     plans = []
@@ -70,6 +74,22 @@ def register(app: typer.Typer) -> None:
             int,
             typer.Option("--max-rounds", min=0, help="Demo/test: exit (code 0) after N rounds."),
         ] = 0,
+        maintain_every: Annotated[
+            int | None,
+            typer.Option(
+                "--maintain-every",
+                min=0,
+                help="Also maintain the store after every N complete snapshots (0: only on "
+                "daemon.maintenance_cron). Default: 0, or 50 with --sim-advance-days/--max-rounds.",
+            ),
+        ] = None,
+        release_memory: Annotated[
+            bool,
+            typer.Option(
+                "--release-memory/--keep-memory",
+                help="After each crawl, return freed Arrow/malloc pages to the OS (--keep-memory: for measuring).",
+            ),
+        ] = True,
     ) -> None:
         """Crawl every enabled source on its schedule, refresh analytics, serve /metrics and the API.
 
@@ -104,11 +124,16 @@ def register(app: typer.Typer) -> None:
             keyframe_every=s.store.keyframe_every,
             topk_n=s.store.topk_n,
         )
+        if maintain_every is None:
+            # an accelerated clock never reaches the weekly cron: maintain by count instead
+            maintain_every = LOCKSTEP_MAINTAIN_EVERY if (sim_advance_days or max_rounds) else 0
         plan = DaemonPlan(
             sources=tuple(source_plans(s, interval)),
             crawl_settings=crawl_settings(s, endpoint=endpoint),
             listen=listen or s.daemon.listen,
             maintenance_cron=s.daemon.maintenance_cron,
+            maintain_every_snapshots=maintain_every,
+            release_memory=release_memory,
             vacuum_retention_hours=s.store.vacuum_retention_hours,
             analytics_after_snapshot=s.daemon.analytics_after_snapshot,
             report_dir=s.daemon.report_dir,

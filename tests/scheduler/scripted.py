@@ -48,7 +48,7 @@ class ScriptedCrawl:
         try:
             if resume and self.fail_when_resuming:
                 raise RuntimeError("checkpoint refers to a page the upstream forgot")
-            w = await asyncio.to_thread(store.resume_snapshot, source) if resume else None
+            w: Any = await asyncio.to_thread(store.resume_snapshot, source) if resume else None
             if w is None:
                 w = await asyncio.to_thread(store.begin_snapshot, source)
             if stats is not None:

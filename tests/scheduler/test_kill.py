@@ -12,6 +12,7 @@ import random
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import psutil
@@ -30,7 +31,7 @@ from tests.scheduler.e2e import (
 
 SOURCES = "hub:model,npm"
 # the Hub listing pages 1000 models: 8000 models are 8+ pages, so a crawl spans seconds
-WORLD = {"models": 8000, "datasets": 20, "spaces": 20, "npm": 400, "pypi": 20}
+WORLD: dict[str, Any] = {"models": 8000, "datasets": 20, "spaces": 20, "npm": 400, "pypi": 20}
 # small batches: many commits per crawl, so a kill lands between and inside them
 ENV = {
     "HUBTIDE_SOURCES": SOURCES,

@@ -53,7 +53,8 @@ def test_scrape_has_every_family_with_the_right_values(small_store: Store) -> No
         'hubtide_crawls_total{outcome="failed",source="pypi"} 1.0',
         'hubtide_scheduler_jobs_total{job="crawl",outcome="success"} 1.0',
         'hubtide_store_table_files{table="hub/repos"}',
-        'hubtide_store_table_rows{table="registry/packages"} 6.0',
+        'hubtide_store_table_rows{table="registry/packages"} '
+        f"{float(_rows(small_store, 'registry/packages'))}",
         'hubtide_last_complete_snapshot_id{source="npm"} 2.0',
         'hubtide_last_complete_snapshot_timestamp_seconds{source="hub:model"}',
         'hubtide_last_failed_crawl_timestamp_seconds{source="pypi"}',
@@ -78,4 +79,9 @@ def test_store_figures_refresh_reads_the_catalog(small_store: Store) -> None:
     metrics.figures.refresh(small_store)
     assert metrics.figures.last_complete["hub:model"][0] == 3
     tables = {t.table: t for t in metrics.figures.tables}
-    assert tables["hub/repos"].rows == 750
+    assert tables["hub/repos"].rows == _rows(small_store, "hub/repos") > 0
+
+
+def _rows(store: Store, table: str) -> int:
+    """Rows as the store counts them (the per-table encoding is storage's to change)."""
+    return int({t.table: t.rows for t in store.table_stats()}[table])
