@@ -4,6 +4,7 @@ pipeline (they reach it as `crawler.spider.ctx`). Counting and bookkeeping only.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ class CrawlContext:
     errors: int = 0
     items: int = 0
     detail_requests: int = 0
+    detail_kinds: Counter[str] = field(default_factory=Counter)  # commits, cards, ...
     detail_repos: int = 0
     changed: int = 0
     # outcome

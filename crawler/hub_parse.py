@@ -249,6 +249,17 @@ def suspicious_nulls(item: dict[str, Any]) -> list[str]:
     return [k for k in OPTIONAL if k in item and item[k] is None]
 
 
+# Tag prefixes the Hub derives from card metadata only (a repo without cardData has none).
+CARD_TAG_PREFIXES = ("license:", "task_categories:", "size_categories:", "language:")
+
+
+def card_implied_by_tags(row: dict[str, Any]) -> bool:
+    """A row without card metadata whose tags say the card has some (a cut record)."""
+    if row.get("card_fields") is not None:
+        return False
+    return any(t.startswith(CARD_TAG_PREFIXES) for t in row.get("tags") or ())
+
+
 def presence_mask(row: dict[str, Any]) -> int:
     """Which optional fields a row has (bit 1 library, 2 pipeline, 4 card)."""
     return (

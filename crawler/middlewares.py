@@ -66,8 +66,10 @@ class ServiceMiddleware:
             # never let a token reach another service (e.g. through a redirect)
             request.headers.pop(b"Authorization", None)
         ctx.requests += 1
-        if request.meta.get("hubtide_detail"):
+        kind = request.meta.get("hubtide_detail")
+        if kind:
             ctx.detail_requests += 1
+            ctx.detail_kinds[str(kind)] += 1
             ctx.stats.count_detail(ctx.source)
         return None
 

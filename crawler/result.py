@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -18,3 +18,7 @@ class CrawlResult:
     detail_requests: int
     seconds: float
     message: str | None = None
+    # detail requests per kind: commits, discussions, cards, repo_info, package_info
+    detail_kinds: dict[str, int] = field(default_factory=dict)
+    changed: int = 0  # listed repos that were new or whose sha / lastModified moved
+    finish_seconds: float = 0.0  # of `seconds`: closing the snapshot (tombstones, derived)

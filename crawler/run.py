@@ -100,6 +100,7 @@ async def crawl_source(
     except Exception as exc:  # a bug or a broken store: the snapshot must not stay open
         log.exception("crawl of %s failed", source)
         status, message = "failed", f"{type(exc).__name__}: {exc}"
+    t_finish = time.monotonic()
     if status != "running":
         try:
             await asyncio.to_thread(
@@ -123,4 +124,7 @@ async def crawl_source(
         detail_requests=ctx.detail_requests,
         seconds=time.monotonic() - t0,
         message=message,
+        detail_kinds=dict(ctx.detail_kinds),
+        changed=ctx.changed,
+        finish_seconds=time.monotonic() - t_finish,
     )

@@ -37,6 +37,9 @@ class CrawlSettings:
     backoff_max_seconds: float = 60.0
     registry_top_n: int = 10_000
     details: bool = True
+    # discussions and stale cards of each repo are refreshed once per this many crawls
+    # (a rotation by entity hash); 0: only on the first crawl (docs/crawler.md, Details)
+    refresh_days: int = 30
     max_detail_repos: int = 0
     batch_rows: int = 5000
     hub_page_size: int = HUB_MAX_PAGE

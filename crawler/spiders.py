@@ -14,6 +14,7 @@ import asyncio
 import json
 import math
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -27,6 +28,7 @@ from crawler.errors import Malformed
 from crawler.items import PageResult
 from crawler.links import next_link
 from crawler.middlewares import retry_request
+from crawler.prev import RowState
 from storage.schemas import repo_type_of
 
 AHEAD = 3  # listing pages open at once (fetched, details pending)
@@ -36,6 +38,15 @@ GONE = object()  # a 404: the entity went away between listing and detail
 # by accident, so it is recorded and skipped rather than failing the snapshot.
 FORBIDDEN = object()
 _PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+
+
+@dataclass(frozen=True)
+class DetailPlan:
+    """The detail requests one listed repo gets in this crawl."""
+
+    commits: bool
+    discussions: bool
+    card: bool
 
 
 class _Base(scrapy.Spider):
@@ -52,8 +63,11 @@ class _Base(scrapy.Spider):
             self._ahead = asyncio.Semaphore(AHEAD)
         return self._ahead
 
-    async def fetch(self, url: str, *, detail: bool = True) -> Response | None:
-        """One GET through the downloader middlewares; None when it kept failing."""
+    async def fetch(self, url: str, *, detail: str = "") -> Response | None:
+        """One GET through the downloader middlewares; None when it kept failing.
+
+        `detail` names the kind of detail request (counted per kind), "" for listing work.
+        """
         req = Request(url, dont_filter=True, priority=10, meta={DETAIL_META: detail})
         engine = self.crawler.engine
         assert engine is not None
@@ -64,7 +78,7 @@ class _Base(scrapy.Spider):
             return None
 
     async def fetch_json(
-        self, url: str, *, detail: bool = True, forbidden_ok: bool = False
+        self, url: str, *, detail: str = "", forbidden_ok: bool = False
     ) -> tuple[Any, Response | None]:
         """GET and parse JSON, retrying bodies that do not parse (truncated).
 
@@ -197,14 +211,15 @@ class HubSpider(_Base):
             yield PageResult(page, [], response.url, last=True, failed=True)
             return
         nxt = next_link(response.headers.get("Link"))
-        rows, suspects = self.parse_items(data, response.url)
         last = nxt is None
         if nxt is not None:
+            # ask for the next page before parsing this one: the server builds it meanwhile
             request = await self.next_page_request(nxt, page, self.parse_listing)
             if request is None:
                 last = True
             else:
                 yield request
+        rows, suspects = self.parse_items(data, response.url)
         # records that looked wrong: fetch them again, one repo-info request each
         for item, name in suspects:
             row = await self.refetch(item, name)
@@ -240,15 +255,20 @@ class HubSpider(_Base):
                 suspects.append((item, row["name"]))
                 continue
             rows.append(row)
-        changed, lost = ctx.prev.compare(rows)
         keep = []
-        for row, ch, lo in zip(rows, changed, lost, strict=True):
-            if lo:
+        for row, st in zip(rows, ctx.prev.classify(rows), strict=True):
+            if st.lost:
                 # unchanged sha/lastModified but an optional field vanished: suspect
                 ctx.event("malformed", "optional field missing on an unchanged repo", url)
                 suspects.append((row, row["name"]))
                 continue
-            row["_changed"] = ch
+            if st.new and not ctx.prev.initial and hub_parse.card_implied_by_tags(row):
+                # a new repo's card is only read on its refresh day, so the listing is the
+                # only witness: tags derived from card metadata but no cardData is suspect
+                ctx.event("malformed", "tags imply card metadata but cardData is missing", url)
+                suspects.append((row, row["name"]))
+                continue
+            row["_state"] = st
             keep.append(row)
         return keep, suspects
 
@@ -263,7 +283,7 @@ class HubSpider(_Base):
             ctx.lost += 1
             ctx.fail("a listing record without an id could not be fetched again")
             return None
-        body, _resp = await self.fetch_json(self.info_url(name))
+        body, _resp = await self.fetch_json(self.info_url(name), detail="repo_info")
         if body is GONE:
             return None  # deleted since the page was served: absent is the truth
         try:
@@ -274,15 +294,40 @@ class HubSpider(_Base):
             ctx.lost += 1
             ctx.fail(f"{name}: record malformed and its repo info too ({exc})")
             return None
-        row["_changed"] = ctx.prev.compare([row])[0][0]
+        row["_state"] = ctx.prev.classify([row])[0]
         return row
+
+    def plan(self, row: dict[str, Any]) -> DetailPlan:
+        """Which details of a listed repo this crawl fetches (docs/crawler.md, Details).
+
+        Commits whenever the repo is new or its sha / lastModified moved: that is the only
+        way to see new commits. Discussions change without a commit and the card's body
+        without a metadata change, and the listing shows neither; so both are refreshed on
+        a rotation: the repos whose entity hash falls in this snapshot's slot (one in
+        `refresh_days`) get their discussions, and their card when it was read at an older
+        sha. A card whose metadata keys changed is read at once. The first crawl of a
+        source reads everything.
+        """
+        ctx = self.ctx
+        st: RowState = row["_state"]
+        if ctx.prev.initial:
+            return DetailPlan(True, True, True)
+        period = ctx.settings.refresh_days
+        in_slot = period > 0 and st.key % period == ctx.writer.snapshot_id % period
+        card = (st.card_keys_changed and not st.new) or (in_slot and st.card_stale)
+        return DetailPlan(st.changed, in_slot, card)
 
     async def page_details(self, result: PageResult) -> None:
         ctx = self.ctx
         if self.detail_sem is None:
             self.detail_sem = asyncio.Semaphore(max(1, ctx.settings.concurrency * 2))
-        todo = [r for r in result.rows if r.get("_changed")]
-        ctx.changed += len(todo)
+        todo: list[tuple[dict[str, Any], DetailPlan]] = []
+        for r in result.rows:
+            plan = self.plan(r)
+            if r["_state"].changed:
+                ctx.changed += 1
+            if plan.commits or plan.discussions or plan.card:
+                todo.append((r, plan))
         cap = ctx.settings.max_detail_repos
         if cap:
             room = max(0, cap - ctx.detail_repos)
@@ -290,8 +335,8 @@ class HubSpider(_Base):
                 ctx.fail(f"details capped at {cap} repos (max_detail_repos)")
                 todo = todo[:room]
         ctx.detail_repos += len(todo)
-        outs = await asyncio.gather(*(self.repo_details(r) for r in todo))
-        for row, out in zip(todo, outs, strict=True):
+        outs = await asyncio.gather(*(self.repo_details(r, p) for r, p in todo))
+        for (row, _plan), out in zip(todo, outs, strict=True):
             if out is None:
                 continue
             commits, discussions, card, card_mismatch = out
@@ -307,19 +352,19 @@ class HubSpider(_Base):
                 result.cards.append(card)
 
     async def repo_details(
-        self, row: dict[str, Any]
+        self, row: dict[str, Any], plan: DetailPlan
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None, bool] | None:
         assert self.detail_sem is not None
         async with self.detail_sem:
             try:
-                return await self._repo_details(row)
+                return await self._repo_details(row, plan)
             except Malformed as exc:
                 self.ctx.error(f"{row['name']}: {exc}")
                 self.ctx.fail(f"details of {row['name']}: {exc}")
                 return None
 
     async def _repo_details(
-        self, row: dict[str, Any]
+        self, row: dict[str, Any], plan: DetailPlan
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None, bool] | None:
         ctx = self.ctx
         s = ctx.settings
@@ -327,57 +372,60 @@ class HubSpider(_Base):
         eid, name = row["entity_id"], row["name"]
         sid = ctx.writer.snapshot_id
         api = f"{s.hub_endpoint}/api/{rt}s/{quote(name, safe='/')}"
-        # commits, newest first, back to the newest one already stored
-        known = ctx.known_commits.get(eid, frozenset())
         commits: list[dict[str, Any]] = []
-        url: str | None = f"{api}/commits/main"
-        while url:
-            body, resp = await self.fetch_json(url, forbidden_ok=True)
-            if body is GONE:
-                ctx.event("gone", f"{name}: commits answered 404", url)
-                return [], [], None, False
-            if body is FORBIDDEN and resp is not None:
-                reason = (resp.headers.get("X-Error-Message") or b"").decode(errors="replace")
-                ctx.event("forbidden", f"{name}: commits answered {resp.status} {reason}", url)
-                return [], [], None, False
-            if body is None or resp is None:
-                ctx.fail(f"commits of {name} could not be fetched")
-                return None
-            rows, reached = hub_parse.commit_rows(body, rt, eid, known, sid)
-            commits.extend(rows)
-            url = None if reached else next_link(resp.headers.get("Link"))
-        # discussions: every page, for their current state
+        if plan.commits:
+            # newest first, back to the newest one already stored
+            known = ctx.known_commits.get(eid, frozenset())
+            url: str | None = f"{api}/commits/main"
+            while url:
+                body, resp = await self.fetch_json(url, detail="commits", forbidden_ok=True)
+                if body is GONE:
+                    ctx.event("gone", f"{name}: commits answered 404", url)
+                    return [], [], None, False
+                if body is FORBIDDEN and resp is not None:
+                    reason = (resp.headers.get("X-Error-Message") or b"").decode(errors="replace")
+                    ctx.event("forbidden", f"{name}: commits answered {resp.status} {reason}", url)
+                    return [], [], None, False
+                if body is None or resp is None:
+                    ctx.fail(f"commits of {name} could not be fetched")
+                    return None
+                rows, reached = hub_parse.commit_rows(body, rt, eid, known, sid)
+                commits.extend(rows)
+                url = None if reached else next_link(resp.headers.get("Link"))
         discussions: list[dict[str, Any]] = []
-        p = 0
-        while True:
-            durl = f"{api}/discussions?p={p}"
-            body, resp = await self.fetch_json(durl, forbidden_ok=True)
-            if body is GONE or body is FORBIDDEN:
-                break
-            if body is None:
-                ctx.fail(f"discussions of {name} could not be fetched")
-                return None
-            rows, more = hub_parse.discussion_rows(body, rt, eid, sid)
-            discussions.extend(rows)
-            if not more or not rows:
-                break
-            p += 1
-        # the card (README.md); 404 means the repo has none
-        curl = f"{s.hub_endpoint}/{_PREFIX[rt]}{quote(name, safe='/')}/resolve/main/README.md"
-        resp = await self.fetch(curl)
-        if resp is None or resp.status not in (200, 404, 401, 403):
-            ctx.fail(f"card of {name} could not be fetched")
-            return None
+        if plan.discussions:
+            # every page, for their current state
+            p = 0
+            while True:
+                durl = f"{api}/discussions?p={p}"
+                body, resp = await self.fetch_json(durl, detail="discussions", forbidden_ok=True)
+                if body is GONE or body is FORBIDDEN:
+                    break
+                if body is None:
+                    ctx.fail(f"discussions of {name} could not be fetched")
+                    return None
+                rows, more = hub_parse.discussion_rows(body, rt, eid, sid)
+                discussions.extend(rows)
+                if not more or not rows:
+                    break
+                p += 1
         card = None
         mismatch = False
-        if resp.status in (200, 404):
-            raw = resp.body if resp.status == 200 else None
-            card = hub_parse.card_row(raw, rt, eid, row["sha"], sid)
-            listed = row.get("card_fields")
-            if card["metadata_fields"] and (
-                listed is None or set(listed) != set(card["metadata_fields"])
-            ):
-                mismatch = True
+        if plan.card:
+            # the card (README.md); 404 means the repo has none
+            curl = f"{s.hub_endpoint}/{_PREFIX[rt]}{quote(name, safe='/')}/resolve/main/README.md"
+            resp = await self.fetch(curl, detail="cards")
+            if resp is None or resp.status not in (200, 404, 401, 403):
+                ctx.fail(f"card of {name} could not be fetched")
+                return None
+            if resp.status in (200, 404):
+                raw = resp.body if resp.status == 200 else None
+                card = hub_parse.card_row(raw, rt, eid, row["sha"], sid)
+                listed = row.get("card_fields")
+                if card["metadata_fields"] and (
+                    listed is None or set(listed) != set(card["metadata_fields"])
+                ):
+                    mismatch = True
         return commits, discussions, card, mismatch
 
 
@@ -429,7 +477,7 @@ class RegistrySpider(_Base):
         url = f"{ctx.settings.ecosystems_endpoint}/api/v1/registries"
         if self._mailto():
             url += "?" + urlencode(self._mailto())
-        body, _ = await self.fetch_json(url, detail=False)
+        body, _ = await self.fetch_json(url)
         name = None
         if body is not None and body is not GONE:
             try:
@@ -504,7 +552,7 @@ class RegistrySpider(_Base):
             f"{ctx.settings.ecosystems_endpoint}/api/v1/registries/"
             f"{quote(self.registry, safe='')}/packages/{quote(name, safe='')}"
         )
-        body, _ = await self.fetch_json(url)
+        body, _ = await self.fetch_json(url, detail="package_info")
         if body is GONE:
             return None
         try:
