@@ -56,6 +56,8 @@ CrawlFn = Callable[..., Awaitable[Any]]
 
 # A missed run is still worth doing late (coalesced to one): a day-long grace.
 MISFIRE_GRACE_SECONDS = 86400
+# With tracemalloc on (PYTHONTRACEMALLOC=1, the soak's --tracemalloc): heap diff every N rounds.
+TRACE_EVERY_ROUNDS = 5
 
 
 async def _in_daemon_thread(fn: Callable[[], Any]) -> Any:
@@ -378,7 +380,8 @@ class Daemon:
             # rounds_done moves on only after the simulator's clock did: a crawl whose
             # interval fires meanwhile still sees its round as done and waits (else it
             # would crawl the old day again)
-            await asyncio.to_thread(self._trace.log, f"round {done}")
+            if done == 1 or done % TRACE_EVERY_ROUNDS == 0:  # a heap snapshot takes seconds
+                await asyncio.to_thread(self._trace.log, f"round {done}")
             if self.plan.sim_advance_days and self.plan.sim_endpoint:
                 await self._advance_simulator(self.plan.sim_advance_days)
             self.rounds_done = done

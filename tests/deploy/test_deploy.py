@@ -157,6 +157,34 @@ def test_dockerfile_runs_non_root_with_a_healthcheck() -> None:
             assert (DEPLOY.parent / copied).exists(), f"Dockerfile copies missing {copied}"
 
 
+def test_dockerfile_image_finds_data_files_outside_packages() -> None:
+    """Data files in folders without __init__.py are not in the wheel setuptools builds;
+    the image must then import the copied tree (PYTHONPATH=/app) to find them."""
+    from setuptools import find_packages
+
+    text = (DEPLOY / "Dockerfile").read_text()
+    root = DEPLOY.parent
+    copied = [
+        w.rstrip("/")
+        for line in re.findall(r"^COPY\s+(.+)$", text, re.M)
+        for w in line.split()[:-1]
+        if (root / w).is_dir()
+    ]
+    found = find_packages(str(root), include=[f"{d}*" for d in copied])  # as pyproject.toml
+    packages = {p.replace(".", "/") for p in found}
+    unpackaged = [
+        f.relative_to(root).as_posix()
+        for d in copied
+        for f in (root / d).rglob("*")
+        if f.is_file()
+        and f.suffix not in (".py", ".pyc")
+        and f.parent.relative_to(root).as_posix() not in packages
+    ]
+    assert "analytics/reference/licenses.csv" in unpackaged or not unpackaged
+    if unpackaged:
+        assert re.search(r"PYTHONPATH=/app\b", text), unpackaged
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
 def test_systemd_unit_verifies(tmp_path: Path) -> None:
     venv_bin = Path(shutil.which("hubtide") or DEPLOY.parent / ".venv/bin/hubtide")
