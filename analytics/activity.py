@@ -443,19 +443,23 @@ def _corr_row(
 
 
 def _timeline(data: Data, source: str) -> dict[str, pl.DataFrame]:
-    """One pass over the series snapshots: every activity variable (people ones included:
-    bots removed and identities merged at each snapshot, analytics.people_series)
-    described, and the correlation matrices per license category."""
+    """One pass over the series snapshots: every activity variable described, and the
+    correlation matrices per license category. Likes, downloads, commits and discussions
+    at every series snapshot; the people counts (bots removed and identities merged at
+    each snapshot, analytics.people_series) and the correlations, which need them, at the
+    `people_series_max` snapshots the network series samples too."""
     from analytics import people_series
 
     ids = data.series_ids(source)
     if not ids:
         raise NotEnoughData(f"not enough data: {source!r} has no complete snapshot yet")
+    sampled = set(data.series_ids(source, data.params.people_series_max))
     dist: list[dict[str, Any]] = []
     corr: list[pl.DataFrame] = []
     for sid in ids:
         st = data.state(source, sid, ["license", "likes", "downloads"])
-        at = people_series.counts_at(data, source, sid, st)
+        full = sid in sampled
+        at = people_series.counts_at(data, source, sid, st, with_people=full)
         df = licenses.with_category(
             st.rename({"likes": "n_likes", "downloads": "n_downloads"}).join(
                 at.counts, on="entity_id", how="left"
@@ -480,7 +484,7 @@ def _timeline(data: Data, source: str) -> dict[str, pl.DataFrame]:
                     "gini": d["gini"],
                 }
             )
-        rows = correlation_rows(df, vs)
+        rows = correlation_rows(df, vs) if full else []
         if rows:
             corr.append(
                 pl.DataFrame(rows).select(
@@ -489,9 +493,12 @@ def _timeline(data: Data, source: str) -> dict[str, pl.DataFrame]:
                     pl.all(),
                 )
             )
+    note = f"people counts and correlations on {len(sampled)} of {len(ids)} snapshots"
     return {
-        "dist": pl.DataFrame(dist),
-        "corr": pl.concat(corr, how="vertical_relaxed") if corr else pl.DataFrame(),
+        "dist": pl.DataFrame(dist).with_columns(sampled=pl.lit(note)) if dist else pl.DataFrame(),
+        "corr": pl.concat(corr, how="vertical_relaxed").with_columns(sampled=pl.lit(note))
+        if corr
+        else pl.DataFrame(),
     }
 
 

@@ -123,6 +123,20 @@ class Data:
             df = df.with_columns([pl.lit(None).alias(c) for c in missing])
         return df
 
+    def descendants(self, source: str, sid: int) -> pl.DataFrame:
+        """entity_id, name, descendants of every model as of `sid` (memoised: M3, M4, their
+        series and the ranking by descendants all ask for it)."""
+        from analytics.lineage import descendant_counts
+
+        result: pl.DataFrame = self.memo(
+            ("descendants", source, sid),
+            lambda: descendant_counts(
+                self.state(source, sid, ["name", "base_models", "base_model_relation"]),
+                self.params.relations,
+            ),
+        )
+        return result
+
     def top(self, source: str, sid: int, by: str, k: int) -> pl.DataFrame:
         """rank, entity_id, name, value: the top `k` by `by` (ties by entity_id ascending)."""
         result: pl.DataFrame = self.memo(
@@ -132,12 +146,7 @@ class Data:
 
     def _top(self, source: str, sid: int, by: str, k: int) -> pl.DataFrame:
         if by == "descendants" and source == "hub:model":
-            from analytics.lineage import descendant_counts
-
-            counts = descendant_counts(
-                self.state(source, sid, ["name", "base_models", "base_model_relation"]),
-                self.params.relations,
-            )
+            counts = self.descendants(source, sid)
             ranked = (
                 counts.rename({"descendants": "value"})
                 .with_columns(pl.col("value").cast(pl.Float64))

@@ -271,8 +271,8 @@ def _dist(data: Data, source: str, at: Any) -> pl.DataFrame:
 @register(
     "activity_series",
     "Activity distributions over time: mean, median, share at zero, shares holding 80/99 %, "
-    "Gini of likes, downloads, commits, discussions, committers, discussion starters and "
-    "community per snapshot (bots removed, identities merged at each snapshot)",
+    "Gini of likes, downloads, commits, discussions per snapshot; of committers, discussion "
+    "starters and community (bots removed, identities merged at each) on people_series_max",
     "B",
     (HUB,),
     "series",
@@ -284,7 +284,7 @@ def _activity_series(data: Data, source: str, at: Any) -> pl.DataFrame:
 @register(
     "activity_correlation_series",
     "Pearson and Spearman of every pair of activity variables over time, overall and per "
-    "license category",
+    "license category (on people_series_max snapshots)",
     "B",
     (HUB,),
     "series",
@@ -367,7 +367,7 @@ def _kcore(data: Data, source: str, at: Any) -> pl.DataFrame:
 @register(
     "collaboration_kcore_series",
     "The k-core table of the whole collaboration network over time (sampled: at most "
-    "network_series_max snapshots)",
+    "people_series_max snapshots)",
     "B",
     (HUB,),
     "series",

@@ -184,9 +184,9 @@ def centrality(data: Data, source: str, at: Any) -> pl.DataFrame:
 
 def kcore_series(data: Data, source: str) -> pl.DataFrame:
     """The k-core table of the whole network (no sub-fields) over time, on at most
-    `network_series_max` snapshots evenly spread (always with the newest): each needs the
+    `people_series_max` snapshots evenly spread (always with the newest): each needs the
     people of that snapshot gathered and a network built; `sampled` says how many."""
-    ids = data.series_ids(source, data.params.network_series_max)
+    ids = data.series_ids(source, data.params.people_series_max)
     total = len(data.snapshot_ids(source))
     if not ids:
         raise NotEnoughData(f"not enough data: {source!r} has no complete snapshot yet")

@@ -18,7 +18,7 @@ from scipy import stats as sps
 from analytics import stats
 from analytics.data import Data
 from analytics.errors import NotEnoughData
-from analytics.lineage import descendant_counts, edges, with_libraries
+from analytics.lineage import edges, with_libraries
 
 MODEL_COLUMNS = ["name", "library_name", "tags", "base_models", "base_model_relation"]
 
@@ -93,8 +93,8 @@ def m1_series(data: Data, source: str) -> pl.DataFrame:
 def _m3_frame(data: Data, source: str, sid: int) -> pl.DataFrame:
     p = data.params
     col = p.popularity(source)
-    models = data.state(source, sid, ["name", "base_models", "base_model_relation", col])
-    counts = descendant_counts(models, p.relations)
+    models = data.state(source, sid, [col])
+    counts = data.descendants(source, sid).select("entity_id", "descendants")
     return (
         models.select("entity_id", pl.col(col).cast(pl.Float64).alias("popularity"))
         .join(counts, on="entity_id")

@@ -27,7 +27,7 @@ class Params:
     similarity: float = 0.9  # identity merging: name similarity threshold
     heatmap_bins: int = 20  # M3: bins per log axis
     series_max: int = 30  # snapshots per series measure (evenly subsampled beyond that)
-    network_series_max: int = 10  # snapshots the collaboration-network series samples
+    people_series_max: int = 10  # snapshots the people-based series sample (merging, networks)
     relations: tuple[str, ...] = ()  # descendant relations used by M1/M3; empty = all
     entity: str | None = None  # trajectories: one entity id or name; None = the top N
     trajectory_n: int = 10  # trajectories: how many top entities
@@ -57,7 +57,7 @@ class Params:
             "interval_days",
             "heatmap_bins",
             "series_max",
-            "network_series_max",
+            "people_series_max",
         ):
             if int(getattr(out, name)) < 1:
                 raise ValueError(

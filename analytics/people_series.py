@@ -65,9 +65,12 @@ def _in_live(frame: pl.DataFrame, live: pl.DataFrame) -> pl.DataFrame:
     return frame.join(live.select(pl.col("entity_id").alias("repo")), on="repo", how="semi")
 
 
-def counts_at(data: Data, source: str, sid: int, live: pl.DataFrame) -> PeopleAt:
+def counts_at(
+    data: Data, source: str, sid: int, live: pl.DataFrame, *, with_people: bool = True
+) -> PeopleAt:
     """The people variables of every repo in `live` (entity_id) as of snapshot `sid`,
-    filled as `activity.with_people` fills them."""
+    filled as `activity.with_people` fills them; with `with_people` false only n_commits
+    and n_discussions (no merging needed)."""
     p = data.params
     base = activity.details(data, source)
     st = steps(data, source)
@@ -92,6 +95,23 @@ def counts_at(data: Data, source: str, sid: int, live: pl.DataFrame) -> PeopleAt
     disc = _in_live(disc, live)
     has_discussions = disc.height > 0
     n_disc = disc.group_by("repo").agg(pl.len().cast(pl.Int64).alias("n_discussions"))
+    if not with_people:
+        out = (
+            live.select("entity_id")
+            .join(n_commits, left_on="entity_id", right_on="repo", how="left")
+            .join(n_disc, left_on="entity_id", right_on="repo", how="left")
+            .with_columns(
+                (pl.col("n_commits").fill_null(0) if has_commits else pl.col("n_commits")).cast(
+                    pl.Int64
+                ),
+                (
+                    pl.col("n_discussions").fill_null(0)
+                    if has_discussions
+                    else pl.col("n_discussions")
+                ).cast(pl.Int64),
+            )
+        )
+        return PeopleAt(out, {})
     starters = (
         disc.filter(~people.bot_expr("author", p.bots) & (pl.col("author") != "deleted"))
         .select("repo", "author")

@@ -91,6 +91,7 @@ CHARTS: dict[str, charts.Chart] = {
             variable_name="measure",
         ),
         log_y_facets=("mean",),
+        note="sampled",
     ),
     "activity_correlation_series": charts.facet_lines(
         "as_of",
@@ -102,6 +103,7 @@ CHARTS: dict[str, charts.Chart] = {
             pair=pl.col("var_a") + " ~ " + pl.col("var_b")
         ),
         panel_height=170,
+        note="sampled",
     ),
     "collaboration_kcore_series": charts.facet_lines(
         "as_of",
@@ -178,7 +180,7 @@ _CHOICES = [
     "M3 uses log10(1 + x) on both axes so models with zero descendants stay in.",
     "M4 sections come from card headings and text by the rules in analytics/card_rules.py; metadata from card front matter, else the listing's card_fields.",
     "Licenses map to categories by analytics/reference/licenses.csv; absent or 'unknown' is 'none'.",
-    "People-based series (committers, discussion starters, community) redo identity merging at every snapshot, recounting only the repos a merge touches; the collaboration-network series samples at most `network_series_max` snapshots (stated on its chart).",
+    "People-based series (committers, discussion starters, community) redo identity merging at every snapshot, recounting only the repos a merge touches; they, the correlations over time and the collaboration-network series are computed on at most `people_series_max` snapshots, evenly spread with the newest (stated on each chart); likes, downloads, commits and discussions on every series snapshot.",
     "People: bots removed (analytics/people.py list + [bot]/-bot/_bot suffixes + config), identities merged (>= similarity, same repo), overridable by file.",
     "Networks are computed with igraph; the tests check them against networkx.",
 ]

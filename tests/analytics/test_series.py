@@ -174,9 +174,9 @@ def test_kcore_series_matches_single_snapshots_and_networkx(pstore: Store) -> No
     assert (row["nodes"], row["edges"]) == (g.number_of_nodes(), g.number_of_edges())
     assert row["components"] == nx.number_connected_components(g)
     assert row["developers"] == 5 and row["isolates"] == 1
-    # sampling: at most network_series_max snapshots, always with the newest
+    # sampling: at most people_series_max snapshots, always with the newest
     two = compute_measure(
-        pstore, "collaboration_kcore_series", source="hub:model", params={"network_series_max": 2}
+        pstore, "collaboration_kcore_series", source="hub:model", params={"people_series_max": 2}
     )
     assert two["snapshot_id"].unique().sort().to_list() == [1, 4]
     assert set(two["sampled"]) == {"2 of 4 snapshots"}
@@ -196,7 +196,7 @@ def test_correlation_series_matches_scipy_per_snapshot(pstore: Store) -> None:
     cs = compute_measure(pstore, "activity_correlation_series", source="hub:model")
     for sid in (1, 2, 3, 4):
         one = compute_measure(pstore, "activity_correlation", source="hub:model", at=sid)
-        part = cs.filter(pl.col("snapshot_id") == sid).drop("snapshot_id", "as_of")
+        part = cs.filter(pl.col("snapshot_id") == sid).drop("snapshot_id", "as_of", "sampled")
         assert part.height == one.height > 0
         for x, y in zip(part.to_dicts(), one.to_dicts(), strict=True):
             assert all(_same(x[k], y[k], k) for k in x), (sid, x, y)
@@ -290,5 +290,22 @@ def test_candidate_prefilter_never_drops_a_match() -> None:
 
 
 def test_series_params_sampling() -> None:
-    with pytest.raises(ValueError, match="network_series_max"):
-        Params.from_mapping({"network_series_max": 0})
+    with pytest.raises(ValueError, match="people_series_max"):
+        Params.from_mapping({"people_series_max": 0})
+
+
+def test_people_sampling_keeps_cheap_variables_everywhere(pstore: Store) -> None:
+    df = compute_measure(
+        pstore, "activity_series", source="hub:model", params={"people_series_max": 2}
+    )
+    snaps = {
+        v: df.filter(pl.col("variable") == v)["snapshot_id"].sort().to_list()
+        for v in ("n_likes", "n_commits", "n_discussions", "n_committers", "n_community")
+    }
+    assert snaps["n_likes"] == snaps["n_commits"] == snaps["n_discussions"] == [1, 2, 3, 4]
+    assert snaps["n_committers"] == snaps["n_community"] == [1, 4]
+    assert set(df["sampled"]) == {"people counts and correlations on 2 of 4 snapshots"}
+    cs = compute_measure(
+        pstore, "activity_correlation_series", source="hub:model", params={"people_series_max": 2}
+    )
+    assert cs["snapshot_id"].unique().sort().to_list() == [1, 4]
