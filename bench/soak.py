@@ -213,6 +213,9 @@ def main() -> int:
             "HUBTIDE_SOURCES": ",".join(sources),
             "HUBTIDE_DAEMON_ANALYTICS_AFTER_SNAPSHOT": "false",
             "HUBTIDE_CRAWLER_DETAILS": "true",
+            # the simulator has no request quota: without this the crawler paces itself to
+            # the Hub's 1000 requests / 300 s and a fast soak idles for minutes
+            "HUBTIDE_CRAWLER_HUB_REQUESTS_PER_WINDOW": "1000000",
         }
         if args.malloc_arena_max:
             env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)

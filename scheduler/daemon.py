@@ -7,7 +7,8 @@ Jobs (APScheduler 3 `AsyncIOScheduler`, memory job store re-filled at every boot
 * `analytics` after each complete snapshot: `analytics.write_report`, coalesced (a snapshot
   landing during a refresh marks it dirty and one more refresh follows);
 * `maintenance` on `maintenance_cron` (weekly by default): `store.maintain()`; also after
-  every `maintain_every_snapshots` complete snapshots when set (accelerated clocks);
+  every `maintain_every_snapshots` complete snapshots when set (accelerated clocks), at a
+  quiet point (between lockstep rounds, or when no crawl runs);
 * `store-figures` every `store_refresh_seconds`: the cached figures `/metrics` serves.
 
 Crawls run in-process on this loop (docs/daemon.md has the measurements behind that).
@@ -380,6 +381,8 @@ class Daemon:
             # rounds_done moves on only after the simulator's clock did: a crawl whose
             # interval fires meanwhile still sees its round as done and waits (else it
             # would crawl the old day again)
+            if self._maintenance_due():
+                await self._maintenance_job()  # between rounds: no crawl writes meanwhile
             if done == 1 or done % TRACE_EVERY_ROUNDS == 0:  # a heap snapshot takes seconds
                 await asyncio.to_thread(self._trace.log, f"round {done}")
             if self.plan.sim_advance_days and self.plan.sim_endpoint:
@@ -437,15 +440,26 @@ class Daemon:
             self._analytics_running = False
 
     def _count_for_maintenance(self) -> None:
+        """Maintenance by snapshot count runs at a quiet point: between rounds in lockstep
+        (`_maybe_end_round`), else when no other crawl runs (or, if the crawls never pause,
+        after twice the count). In the soak a snapshot's finish once failed while a
+        compaction ran next to it, so the daemon does not rely on that overlap."""
         every = self.plan.maintain_every_snapshots
         if not every:
             return
         self._since_maintenance += 1
-        if self._since_maintenance >= every and not self._maintaining:
-            # not in self._tasks: a stop never waits for a vacuum (its commit is atomic)
-            task = asyncio.get_running_loop().create_task(self._maintenance_job())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        if self.plan.lockstep or not self._maintenance_due():
+            return
+        if self._stops and self._since_maintenance < 2 * every:
+            return  # a crawl is running; the next one to finish tries again
+        # not in self._tasks: a stop never waits for a vacuum (its commit is atomic)
+        task = asyncio.get_running_loop().create_task(self._maintenance_job())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _maintenance_due(self) -> bool:
+        every = self.plan.maintain_every_snapshots
+        return bool(every) and self._since_maintenance >= every and not self._maintaining
 
     async def _maintenance_job(self) -> None:
         if self._maintaining or self._stopping:

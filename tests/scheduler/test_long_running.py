@@ -34,23 +34,53 @@ def _maintenance_runs(daemon: Daemon) -> float:
 
 
 @pytest.mark.parametrize("every", [0, 2])
-def test_maintenance_runs_every_n_complete_snapshots(tmp_path: Path, every: int) -> None:
+def test_maintenance_runs_every_n_snapshots_between_rounds(tmp_path: Path, every: int) -> None:
     store = Store.open(str(tmp_path / "store"))
-    crawl = ScriptedCrawl(batches=1, delay=0.01)
+    inner = ScriptedCrawl(batches=2, delay=0.01)
+    overlaps: list[str] = []
+
+    async def crawl(store: Any, source: str, settings: Any, **kw: Any) -> Result:
+        if daemon._maintaining:
+            overlaps.append(source)
+        out = await inner(store, source, settings, **kw)
+        if daemon._maintaining:
+            overlaps.append(source)
+        return out
+
     plan = _plan(max_rounds=4, maintain_every_snapshots=every)
     daemon = Daemon(store, plan, crawl=crawl, stats=CrawlStats())
     assert asyncio.run(daemon.run()) == 0
-    deadline = time.monotonic() + 30
-    while daemon._maintaining and time.monotonic() < deadline:
-        time.sleep(0.1)  # a run still in its thread when the daemon stopped
-    # 8 snapshots commit 16 catalog rows (running, then complete), one file each
+    # 8 snapshots commit 16 catalog rows (running, then complete), one file each;
+    # maintenance after rounds 1, 2 and 3 (two snapshots each), none after the last
     if every:
-        assert _maintenance_runs(daemon) >= 2
+        assert _maintenance_runs(daemon) == 3
         assert _catalog_files(store) < 16
     else:
         assert _maintenance_runs(daemon) == 0
         assert _catalog_files(store) == 16
+    assert overlaps == []  # in lockstep it runs between rounds, never next to a crawl
     assert sorted(store.snapshots("hub:model")["snapshot_id"].to_list()) == [1, 2, 3, 4]
+
+
+def test_maintenance_by_count_without_lockstep(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "store"))
+    crawl = ScriptedCrawl(batches=1, delay=0.05)
+    daemon = Daemon(store, _plan(maintain_every_snapshots=3), crawl=crawl, stats=CrawlStats())
+
+    async def main() -> int:
+        task = asyncio.create_task(daemon.run())
+        while _maintenance_runs(daemon) < 1 and not task.done():
+            await asyncio.sleep(0.1)
+        daemon.request_stop("test")
+        return await task
+
+    assert asyncio.run(main()) == 0
+    deadline = time.monotonic() + 30
+    while daemon._maintaining and time.monotonic() < deadline:
+        time.sleep(0.1)  # a run still in its thread when the daemon stopped
+    assert _maintenance_runs(daemon) >= 1
+    complete = sum(len(store.snapshots(s)) for s in SOURCES)
+    assert complete >= 3 and _catalog_files(store) < 2 * complete
 
 
 def test_a_round_starts_only_after_the_simulator_clock_advanced(tmp_path: Path) -> None:
