@@ -54,6 +54,30 @@ def to_records(rows: Rows) -> list[dict[str, Any]]:
     return list(rows)
 
 
+def conform_frame(df: pl.DataFrame, schema: pa.Schema) -> pl.DataFrame | None:
+    """The fast path for a Polars batch that already fits: its columns in `schema`'s order
+    and types (missing ones null), or None when anything needs `conform`'s checks (a
+    column of another type, a missing or repeated `entity_id`). Staying in Polars saves
+    the Arrow round trip (~40 % of staging a batch)."""
+    want = pl.from_arrow(schema.empty_table())
+    assert isinstance(want, pl.DataFrame)
+    cols = []
+    for name, dtype in want.schema.items():
+        if name not in df.columns:
+            cols.append(pl.lit(None, dtype).alias(name))
+        elif df.schema[name] == dtype:
+            cols.append(pl.col(name))
+        elif df.schema[name] == pl.Null:
+            cols.append(pl.col(name).cast(dtype))
+        else:
+            return None
+    out = df.select(cols)
+    ids = out["entity_id"]
+    if ids.null_count() or ids.n_unique() != out.height:
+        return None
+    return out
+
+
 def conform(rows: Rows, schema: pa.Schema) -> tuple[pa.Table, list[Rejected]]:
     """Rows cast to `schema` (missing columns null, extra ones dropped), and the rejects."""
     table: pa.Table | None = None

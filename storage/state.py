@@ -29,9 +29,23 @@ HASH = "__h"
 
 
 def _latest(lf: pl.LazyFrame) -> pl.LazyFrame:
-    # measured at 1M keys (docs/storage.md): the window beats group_by().agg(last) and
-    # sort+unique, and on int keys it is ~3x faster than on the 24-char string ids
     return lf.filter(pl.col("valid_from") == pl.col("valid_from").max().over(KEY))
+
+
+def _newest(lf: pl.LazyFrame, keyframe: int | None) -> pl.LazyFrame:
+    """Newest row per key among `lf` (rows in [keyframe, S]).
+
+    The keyframe holds at most one row per key and is most of the rows, so: the keyframe
+    rows whose key has no later row, plus the newest of the (few) later rows. Measured at
+    1M entities (docs/storage.md): 1.6 s where one window over all rows took 4.1 s (the
+    window is cheap; gathering wide rows through its filter is not), group_by().last()
+    22.5 s and sort+unique 18.2 s.
+    """
+    if keyframe is None:
+        return _latest(lf)
+    base = lf.filter(pl.col("valid_from") == keyframe)
+    rest = lf.filter(pl.col("valid_from") > keyframe)
+    return pl.concat([base.join(rest.select(KEY), on=KEY, how="anti"), _latest(rest)])
 
 
 def window(
@@ -79,15 +93,18 @@ def read_state(
     wanted = [c for c in columns if c in counter_cols]
     attr_cols = [c for c in columns if c not in counter_cols]
     a = window(attrs, source, snapshot_id, visible, attr_keyframe, keys)
-    a = _latest(a.select([KEY, "valid_from", "op", *attr_cols]))
+    a = _newest(a.select([KEY, "valid_from", "op", *attr_cols]), attr_keyframe)
     a = a.filter(pl.col("op") != OP_DELETE)
     if wanted:
         if counters is None:
             a = a.with_columns([pl.lit(None).alias(c) for c in wanted])
         else:
             c = window(counters, source, snapshot_id, visible, counter_keyframe, keys)
-            c = _latest(c.select([KEY, "valid_from", *wanted])).drop("valid_from")
-            a = a.join(c, on=KEY, how="left")
+            c = _newest(c.select([KEY, "valid_from", *wanted]), counter_keyframe)
+            c = c.drop("valid_from")
+            # keeping the attributes' order lets Polars skip gathering the wide rows:
+            # 1.5-1.9 s at 1M entities where the default join took 3.2-3.8 s
+            a = a.join(c, on=KEY, how="left", maintain_order="left")
     out = ([KEY] if with_key else []) + list(columns)
     return a.select(out)
 

@@ -445,29 +445,38 @@ class Store:
         return int(df.item())
 
     def _staged_listing(
-        self, source: str, snapshot_id: int, mine: Mapping[int, pa.Table] | None = None
+        self,
+        source: str,
+        snapshot_id: int,
+        mine: Mapping[int, pa.Table | pl.DataFrame] | None = None,
     ) -> pl.DataFrame:
         scan = pl.scan_delta(self._tables.must(STAGING)).filter(
             (pl.col("source") == source) & (pl.col("snapshot_id") == snapshot_id)
         )
         seqs = sorted(scan.select("seq").collect()["seq"].to_list())
+        frames: list[pl.DataFrame] = []
         if mine and sorted(mine) == seqs:
             # every staged batch is one this process committed: no need to read them back
-            parts = [mine[s] for s in seqs]
+            for s in seqs:
+                part = mine[s]
+                df0 = part if isinstance(part, pl.DataFrame) else pl.from_arrow(part)
+                assert isinstance(df0, pl.DataFrame)
+                frames.append(df0)
         else:
             staged = scan.select("seq", "payload").collect().sort("seq")
-            parts = [from_ipc(p) for p in staged["payload"].to_list()]
-        parts = [p for p in parts if p.num_rows]
-        if not parts:
+            for p in staged["payload"].to_list():
+                df0 = pl.from_arrow(from_ipc(p))
+                assert isinstance(df0, pl.DataFrame)
+                frames.append(df0)
+        frames = [f for f in frames if f.height]
+        if not frames:
             schema = self._logical_schema(source) if not is_custom(source) else None
             if schema is None:
                 return pl.DataFrame({"entity_id": pl.Series([], dtype=pl.String)})
             out = pl.from_arrow(schema.empty_table())
             assert isinstance(out, pl.DataFrame)
             return out
-        table = pa.concat_tables(parts, promote_options="permissive")
-        df = pl.from_arrow(table)
-        assert isinstance(df, pl.DataFrame)
+        df = pl.concat(frames, how="diagonal_relaxed")
         if df["entity_id"].n_unique() == df.height:
             return df  # the common case, checked 10x faster than the unique below
         # a page fetched again after a resume lands in a later batch: the newest row wins

@@ -126,12 +126,17 @@ class Tables:
         schema_mode: Literal["merge"] | None = None,
         partition_by: list[str] | None = None,
         writer_properties: WriterProperties = WRITER_PROPS,
+        fresh: bool = True,
     ) -> bool:
         """Append `data` under txn (app_id, version) unless that version (or later) is in.
 
         Returns True when this call committed, False when the txn was already there.
+        `fresh=False` when the caller has just refreshed the table (a commit that lost a
+        race fails and is re-checked after a refresh, so staleness can never double rows).
         """
-        dt = self.must(rel)
+        dt = self.get(rel, fresh=fresh)
+        if dt is None:
+            raise TableNotFoundError(f"table {rel} does not exist under {self.root}")
         cp = CommitProperties(app_transactions=[Transaction(app_id, version)])
         for _ in range(_RETRIES):
             done = dt.transaction_version(app_id)

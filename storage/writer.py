@@ -44,7 +44,7 @@ from storage.layout import (
     partition_of,
     physical_schema,
 )
-from storage.records import Rejected, Rows, conform, to_ipc
+from storage.records import Rejected, Rows, conform, conform_frame, to_ipc
 from storage.state import Diff
 from storage.tables import STAGING_PROPS
 
@@ -91,7 +91,7 @@ class SnapshotWriter:
         self._event_seq = event_seq
         self._finished: SnapshotInfo | None = None
         # batches this object committed itself: finish reuses them instead of reading back
-        self._mine: dict[int, pa.Table] = {}
+        self._mine: dict[int, pa.Table | pl.DataFrame] = {}
 
     def __repr__(self) -> str:
         return f"SnapshotWriter({self.source!r}, snapshot_id={self.snapshot_id})"
@@ -117,7 +117,13 @@ class SnapshotWriter:
             return False
         if is_custom(self.source):
             rows = _ids_as_text(rows)
-        table, rejects = conform(rows, self._store._input_schema(self.source, rows))
+        schema = self._store._input_schema(self.source, rows)
+        frame = conform_frame(rows, schema) if isinstance(rows, pl.DataFrame) else None
+        rejects: list[Rejected] = []
+        if frame is not None:
+            table = frame.to_arrow()
+        else:
+            table, rejects = conform(rows, schema)
         blob = pa.table(
             {
                 "source": [self.source],
@@ -136,9 +142,10 @@ class SnapshotWriter:
             seq,
             partition_by=STAGING_PARTITION,
             writer_properties=STAGING_PROPS,
+            fresh=False,  # refreshed just above
         )
         if wrote:
-            self._mine[seq] = table
+            self._mine[seq] = table if frame is None else frame
             self.last_committed_seq = seq
             self.checkpoint = checkpoint
             if rejects:
