@@ -493,7 +493,7 @@ def _timeline(data: Data, source: str) -> dict[str, pl.DataFrame]:
                     pl.all(),
                 )
             )
-    note = f"people counts and correlations on {len(sampled)} of {len(ids)} snapshots"
+    note = f"people and correlations: {len(sampled)} of {len(ids)} snapshots"
     return {
         "dist": pl.DataFrame(dist).with_columns(sampled=pl.lit(note)) if dist else pl.DataFrame(),
         "corr": pl.concat(corr, how="vertical_relaxed").with_columns(sampled=pl.lit(note))

@@ -222,12 +222,16 @@ def facet_lines(
                     col=1,
                 )
             if str(f) in log_y_facets:
-                fig.update_yaxes(type="log", row=i, col=1)
+                fig.update_yaxes(type="log", dtick=1, row=i, col=1)  # one tick per decade
         full = title
         if note and note in df.columns and df.height:
-            full = f"{title} ({df[note][0]})"
+            full = f"{title}<br><sup>{df[note][0]}</sup>"
         fig.update_layout(
-            **{**_LAYOUT, "height": 90 + panel_height * len(facets)},
+            **{
+                **_LAYOUT,
+                "height": 120 + panel_height * len(facets),
+                "margin": {**_LAYOUT["margin"], "t": 90},  # type: ignore[dict-item]
+            },
             title=full,
         )
         fig.update_layout(legend={"orientation": "h", "y": -0.06 if len(facets) > 2 else -0.2})

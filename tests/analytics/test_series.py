@@ -304,7 +304,7 @@ def test_people_sampling_keeps_cheap_variables_everywhere(pstore: Store) -> None
     }
     assert snaps["n_likes"] == snaps["n_commits"] == snaps["n_discussions"] == [1, 2, 3, 4]
     assert snaps["n_committers"] == snaps["n_community"] == [1, 4]
-    assert set(df["sampled"]) == {"people counts and correlations on 2 of 4 snapshots"}
+    assert set(df["sampled"]) == {"people and correlations: 2 of 4 snapshots"}
     cs = compute_measure(
         pstore, "activity_correlation_series", source="hub:model", params={"people_series_max": 2}
     )
