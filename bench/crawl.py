@@ -1,37 +1,89 @@
 """Crawl benchmark: prints figures, asserts nothing.
 
-One simulator, one run:
-1. items/s of the Scrapy listing crawl (`crawl_source`, details off, into a real store) vs a
-   bare aiohttp loop fetching the same pages (same expand fields, same page size, following
-   the same Link headers, parsing the JSON) — the transport-and-parse ceiling;
-2. detail requests per changed repo on day-to-day crawls (details on), where "changed" is
-   what the crawler itself uses: new, or a new sha / lastModified since the last snapshot.
+Every simulator runs in its own process (`python -m simulator`), as the Hub runs on other
+machines: server and crawler do not share one interpreter lock, so the figures measure the
+client. Sections, one run:
 
-Not measured yet (see README, Known gaps): peak memory of a 2M-model listing, and the
-share of a per-client request budget used with the count of 429s drawn.
+1. Listing throughput: items/s of `crawl_source` (Scrapy, details off, rows parsed into
+   HUB_REPO and written to a real store in batches) vs a bare aiohttp loop fetching the
+   same pages (same expand fields and page size, following the same Link headers, decoding
+   the JSON, nothing else). Both after a warm-up crawl (imports, reactor), best of `--reps`.
+   The Scrapy figure is given with and without closing the snapshot (tombstones, derived
+   tables, catalog row), which is store work done once per crawl.
+2. Detail requests per changed repo on day-to-day crawls, per kind (commits, discussions,
+   cards, repo info), where "changed" is the crawler's own test: new, or a new sha /
+   lastModified since the last complete snapshot. Discussions and stale cards are
+   refreshed on a rotation (`refresh_days`), shown on their own line.
+3. Budget: the simulator's per-client budget on (the Hub's free tier is 1000 API requests
+   per 300 s; here `--budget Q/W`, the window shortened) and the crawler configured to
+   the same; a day-0 crawl with details (several windows of work): the share of the budget
+   used over the crawl and the 429s drawn.
+4. Peak memory (RSS) of a child process that crawls the whole listing of `--memory-models`
+   models into a store (the 2M figure: `--memory-models 2000000`, once).
 
-    .venv/bin/python bench/crawl.py [--models 20000] [--days 3]
+    .venv/bin/python bench/crawl.py [--models 20000] [--detail-models 3000] [--days 3]
+        [--budget 500/15] [--budget-models 1500] [--memory-models 200000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
+import os
+import resource
+import subprocess
+import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import aiohttp
 import polars as pl
 
-from crawler import crawl_source, hub_parse
+from crawler import CrawlSettings, crawl_source, hub_parse
+from crawler.budget import reset_budgets
+from crawler.engine import release_reactor_threads
 from crawler.links import next_link
+from crawler.stats import CrawlStats
 from hubtide.config import load_settings
 from hubtide.wiring import crawl_settings
-from simulator.testing import running_simulator
 from storage import Store
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@contextlib.contextmanager
+def simulator(models: int, *, faults: str = "", seed: int = 11) -> Iterator[str]:
+    """A simulator in a child process; yields its base URL."""
+    cmd = [sys.executable, "-m", "simulator", "--port", "0", "--seed", str(seed)]
+    cmd += ["--models", str(models), "--datasets", "10", "--spaces", "10"]
+    cmd += ["--npm", "10", "--pypi", "10"]
+    if faults:
+        cmd += ["--faults", faults]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        url = None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("HUBTIDE_CRAWLER_HUB_ENDPOINT="):
+                url = line.split("=", 1)[1].strip()
+                break
+        if url is None:
+            raise RuntimeError(f"simulator exited with {proc.wait()}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def settings(url: str, **kw: object) -> CrawlSettings:
+    cs = crawl_settings(load_settings(None, env={}), endpoint=url)
+    return dataclasses.replace(cs, hub_requests_per_window=10**9, hub_token=None, **kw)  # type: ignore[arg-type]
 
 
 async def bare_listing(url: str) -> tuple[int, int, float]:
@@ -51,8 +103,37 @@ async def bare_listing(url: str) -> tuple[int, int, float]:
     return pages, items, time.perf_counter() - t0
 
 
+async def throughput(models: int, reps: int) -> None:
+    print(f"== 1. listing throughput, {models} models, best of {reps}")
+    with simulator(models) as url:
+        cs = settings(url, details=False)
+        with tempfile.TemporaryDirectory() as tmp:  # warm-up: imports, reactor, caches
+            await crawl_source(Store.open(tmp), "hub:model", cs, stats=CrawlStats())
+            await bare_listing(url)
+        bare: list[float] = []
+        total: list[float] = []
+        listing: list[float] = []
+        items = pages = 0
+        for _ in range(reps):
+            pages, items, sec = await bare_listing(url)
+            bare.append(items / sec)
+            with tempfile.TemporaryDirectory() as tmp:
+                res = await crawl_source(Store.open(tmp), "hub:model", cs, stats=CrawlStats())
+            total.append(res.items / res.seconds)
+            listing.append(res.items / (res.seconds - res.finish_seconds))
+        b, t, li = max(bare), max(total), max(listing)
+        print(
+            f"bare aiohttp (fetch + json.loads)  : {pages} pages, {items} items, {b:,.0f} items/s"
+        )
+        print(
+            f"crawl_source, rows into the store  : {li:,.0f} items/s = {li / b:.0%} of bare "
+            "(target >= 50 %)"
+        )
+        print(f"  + closing the snapshot (finish)  : {t:,.0f} items/s = {t / b:.0%} of bare")
+
+
 def changed_repos(store: Store, before: int, after: int) -> int:
-    """Repos new in `after` or whose sha / last_modified differ from `before`."""
+    """Repos new in `after` or whose sha / last_modified differ from `before` (cross-check)."""
     cols = ["entity_id", "sha", "last_modified"]
     old = store.as_of("hub:model", before, columns=cols).collect()
     new = store.as_of("hub:model", after, columns=cols).collect()
@@ -64,51 +145,135 @@ def changed_repos(store: Store, before: int, after: int) -> int:
     ).height
 
 
-async def main(models: int, days: int) -> None:
-    base = load_settings(None, env={})
-    with running_simulator(seed=11, models=models, datasets=10, spaces=10, npm=10, pypi=10) as url:
-        cs = crawl_settings(base, endpoint=url)
-        cs = dataclasses.replace(cs, hub_requests_per_window=10**9)
-        print(f"simulator: {models} models at {url}")
-
-        pages, bare_items, bare_s = await bare_listing(url)
-        with tempfile.TemporaryDirectory() as tmp:
-            store = Store.open(tmp)
-            t0 = time.perf_counter()
-            res = await crawl_source(store, "hub:model", dataclasses.replace(cs, details=False))
-            scrapy_s = time.perf_counter() - t0
-        bare_rate, scrapy_rate = bare_items / bare_s, res.items / scrapy_s
-        print(f"bare aiohttp listing : {pages} pages, {bare_items} items, {bare_rate:,.0f} items/s")
+async def details(models: int, days: int) -> None:
+    print(f"== 2. detail requests per changed repo, {models} models, {days} days")
+    with simulator(models) as url, tempfile.TemporaryDirectory() as tmp:
+        cs = settings(url)
+        store = Store.open(tmp)
+        first = await crawl_source(store, "hub:model", cs, stats=CrawlStats())
         print(
-            f"scrapy crawl_source  : {res.items} items into the store, {scrapy_rate:,.0f} items/s"
-            f" = {scrapy_rate / bare_rate:.0%} of bare (target >= 50 %)"
+            f"day 0: {first.status}, {first.detail_requests} detail requests "
+            f"(first crawl reads everything: {dict(sorted(first.detail_kinds.items()))})"
+        )
+        prev = first.snapshot_id
+        sums: Counter[str] = Counter()
+        changed_sum = 0
+        async with aiohttp.ClientSession() as session:
+            for day in range(1, days + 1):
+                async with session.post(f"{url}/_sim/advance?days=1") as resp:
+                    resp.raise_for_status()
+                res = await crawl_source(store, "hub:model", cs, stats=CrawlStats())
+                check = changed_repos(store, prev, res.snapshot_id)
+                k = Counter(res.detail_kinds)
+                sums.update(k)
+                changed_sum += res.changed
+                change_driven = k["commits"] + k["repo_info"]
+                print(
+                    f"day {day}: {res.status}, {res.changed} changed repos (store says {check}); "
+                    f"commits {k['commits']}, repo info {k['repo_info']}, cards {k['cards']}, "
+                    f"discussions {k['discussions']}; change-driven "
+                    f"{change_driven / max(res.changed, 1):.2f} per changed repo, all kinds "
+                    f"{res.detail_requests / max(res.changed, 1):.2f}"
+                )
+                prev = res.snapshot_id
+        per = {kind: n / max(changed_sum, 1) for kind, n in sorted(sums.items())}
+        driven = (sums["commits"] + sums["repo_info"]) / max(changed_sum, 1)
+        total = sum(sums.values()) / max(changed_sum, 1)
+        print(
+            f"days 1-{days}: {changed_sum} changed repos; per changed repo: "
+            + ", ".join(f"{kind} {v:.2f}" for kind, v in per.items())
+        )
+        print(
+            f"  change-driven (commits + repo info) {driven:.2f} per changed repo (target <= 1.1)"
+            f"; with the rotation's refresh (discussions, stale cards; refresh_days="
+            f"{cs.refresh_days}) {total:.2f}"
         )
 
+
+async def budget(models: int, spec: str) -> None:
+    quota_s, window_s = spec.split("/")
+    quota, window = int(quota_s), float(window_s)
+    print(f"== 3. budget {quota} API requests per {window:g} s (simulator enforces it)")
+    with simulator(models, faults=f"budget={quota}/{window:g}") as url:
+        reset_budgets()
+        cs = settings(url)
+        cs = dataclasses.replace(cs, hub_requests_per_window=quota, hub_window_seconds=window)
+        stats = CrawlStats()
         with tempfile.TemporaryDirectory() as tmp:
-            store = Store.open(tmp)
-            first = await crawl_source(store, "hub:model", cs)
-            print(
-                f"day 0: {first.status}, {first.detail_requests} detail requests (every repo new)"
-            )
-            prev = first.snapshot_id
-            async with aiohttp.ClientSession() as session:
-                for day in range(1, days + 1):
-                    async with session.post(f"{url}/_sim/advance?days=1") as resp:
-                        resp.raise_for_status()
-                    res = await crawl_source(store, "hub:model", cs)
-                    changed = changed_repos(store, prev, res.snapshot_id)
-                    per = res.detail_requests / changed if changed else float("nan")
-                    print(
-                        f"day {day}: {res.status}, {changed} changed repos, "
-                        f"{res.detail_requests} detail requests = {per:.2f} per changed repo "
-                        "(3 kinds: commits, discussions, card)"
-                    )
-                    prev = res.snapshot_id
+            res = await crawl_source(Store.open(tmp), "hub:model", cs, stats=stats)
+        async with aiohttp.ClientSession() as session, session.get(f"{url}/_sim/faults") as resp:
+            injected = (await resp.json()).get("injected", {})
+        api = res.requests - res.detail_kinds.get("cards", 0)  # cards go to the resolvers
+        crawl_s = res.seconds - res.finish_seconds
+        allowed = quota * crawl_s / window
+        limited = sum(stats.rate_limited.values())
+        print(
+            f"{res.status}: {api} API requests (+{res.detail_kinds.get('cards', 0)} resolver) "
+            f"in {crawl_s:.1f} s = {api / allowed:.1%} of the budget "
+            f"({quota} per {window:g} s, target >= 90 %); 429s drawn: {limited} "
+            f"(simulator counted {injected.get('budget', 0)}; target 0)"
+        )
+
+
+def memory_child(url: str, out: str) -> None:
+    """Runs in a child process: crawl the listing, print peak RSS as JSON."""
+
+    async def run() -> dict[str, float]:
+        cs = settings(url, details=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            # the baseline: interpreter, Scrapy, polars, deltalake, reactor, an empty store
+            await crawl_source(Store.open(tmp + "/w"), "hub:dataset", cs, stats=CrawlStats())
+            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            res = await crawl_source(Store.open(tmp), "hub:model", cs, stats=CrawlStats())
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {"items": res.items, "seconds": res.seconds, "base_mb": base, "peak_mb": peak}
+
+    with open(out, "w") as f:
+        json.dump(asyncio.run(run()), f)
+
+
+def memory(models: int) -> None:
+    print(f"== 4. peak memory of a {models}-model listing crawl (child process)")
+    t0 = time.perf_counter()
+    with simulator(models) as url, tempfile.TemporaryDirectory() as tmp:
+        built = time.perf_counter() - t0
+        out = os.path.join(tmp, "mem.json")
+        subprocess.run([sys.executable, __file__, "--memory-child", url, out], cwd=ROOT, check=True)
+        with open(out) as f:
+            r = json.load(f)
+    print(
+        f"simulator built in {built:.0f} s; crawled {r['items']:,} items in {r['seconds']:.0f} s;"
+        f" peak RSS {r['peak_mb']:,.0f} MB (baseline after a tiny crawl {r['base_mb']:,.0f} MB,"
+        f" so the listing adds {r['peak_mb'] - r['base_mb']:,.0f} MB)"
+    )
+
+
+async def main(ns: argparse.Namespace) -> None:
+    print(f"load average {os.getloadavg()[0]:.2f} at start, {os.cpu_count()} cores")
+    if ns.models:
+        await throughput(ns.models, ns.reps)
+    if ns.detail_models:
+        await details(ns.detail_models, ns.days)
+    if ns.budget_models:
+        await budget(ns.budget_models, ns.budget)
+    if ns.memory_models:
+        memory(ns.memory_models)
+    print(f"load average {os.getloadavg()[0]:.2f} at end")
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", type=int, default=20000)
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--models", type=int, default=20000, help="throughput world (0: skip)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--detail-models", type=int, default=3000, help="details world (0: skip)")
     ap.add_argument("--days", type=int, default=3)
-    args = ap.parse_args()
-    asyncio.run(main(args.models, args.days))
+    ap.add_argument("--budget", default="500/15", help="QUOTA/WINDOW_SECONDS")
+    ap.add_argument("--budget-models", type=int, default=1500, help="budget world (0: skip)")
+    ap.add_argument("--memory-models", type=int, default=200000, help="memory world (0: skip)")
+    ap.add_argument("--memory-child", nargs=2, metavar=("URL", "OUT"), help=argparse.SUPPRESS)
+    ns = ap.parse_args()
+    if ns.memory_child:
+        memory_child(*ns.memory_child)
+    else:
+        asyncio.run(main(ns))
+    release_reactor_threads()  # Twisted's pool threads would keep the process alive

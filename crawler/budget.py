@@ -4,7 +4,9 @@ Hub's quota.
 
 A rolling window: at most `quota` sends in any `window` seconds (so any fixed window the
 server counts in sees at most `quota`), plus what the server says: after a `RateLimit:
-"api";r=0;t=N` answer nothing is sent for N seconds. No asyncio primitives (a reservation is
+"api";r=0;t=N` answer nothing is sent until the server's window resets (N is whole
+seconds, rounded, so half a second is added), and a `RateLimit-Policy: ...;q=Q;w=W`
+stricter than the configured quota replaces it. No asyncio primitives (a reservation is
 plain arithmetic on the loop's thread), so one budget survives several event loops (tests).
 """
 
@@ -16,6 +18,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 _RATELIMIT = re.compile(r'"?([A-Za-z_-]+)"?\s*;\s*r=(\d+)\s*;\s*t=(\d+)')
+_POLICY_Q = re.compile(r"\bq=(\d+)")
+_POLICY_W = re.compile(r"\bw=(\d+(?:\.\d+)?)")
+ROUNDING = 0.5  # the server's `t` is whole seconds, rounded
 
 
 @dataclass
@@ -51,6 +56,35 @@ class Budget:
         now = time.monotonic() if now is None else now
         self.blocked_until = max(self.blocked_until, now + seconds + self.margin)
 
+    def hold(self, now: float | None = None) -> float:
+        """Seconds still blocked by the server (checked again just before sending: a block
+        may have come in while a request waited for its slot)."""
+        now = time.monotonic() if now is None else now
+        return max(0.0, self.blocked_until - now)
+
+    def observe(
+        self, remaining: int, reset: float, policy: tuple[int, float] | None = None
+    ) -> None:
+        """What a response's `RateLimit` (and `RateLimit-Policy`) headers say."""
+        if policy is not None:
+            q, w = policy
+            # adopt a stricter server policy (fewer requests per second than configured)
+            if q > 0 and w > 0 and q / w < self.quota / self.window:
+                self.quota, self.window = q, w
+                self.margin = min(2.0, max(0.05, w * 0.02))
+        if remaining == 0:
+            self.block_for(reset + ROUNDING)
+
+
+def parse_policy(value: str | None) -> tuple[int, float] | None:
+    """`"fixed window";"api";q=1000;w=300` -> (1000, 300.0); None when unreadable."""
+    if not value:
+        return None
+    q, w = _POLICY_Q.search(value), _POLICY_W.search(value)
+    if not q or not w:
+        return None
+    return int(q.group(1)), float(w.group(1))
+
 
 def parse_ratelimit(value: str | None) -> tuple[str, int, int] | None:
     """`"api";r=12;t=30` -> ("api", 12, 30); None when absent or unreadable."""
@@ -62,17 +96,18 @@ def parse_ratelimit(value: str | None) -> tuple[str, int, int] | None:
     return m.group(1), int(m.group(2)), int(m.group(3))
 
 
-_BUDGETS: dict[tuple[str, str], Budget] = {}
+_BUDGETS: dict[tuple[str, str], tuple[tuple[int, float], Budget]] = {}
 
 
 def budget_for(service: str, host: str, quota: int, window: float) -> Budget:
-    """The process-wide budget of (service, host); re-sized when the settings change."""
+    """The process-wide budget of (service, host); new when the configured size changes
+    (a size adopted from the server's policy stays)."""
     key = (service, host)
-    b = _BUDGETS.get(key)
-    if b is None or b.quota != quota or b.window != window:
-        b = Budget(quota, window)
-        _BUDGETS[key] = b
-    return b
+    got = _BUDGETS.get(key)
+    if got is None or got[0] != (quota, window):
+        got = ((quota, window), Budget(quota, window))
+        _BUDGETS[key] = got
+    return got[1]
 
 
 def reset_budgets() -> None:

@@ -91,12 +91,12 @@ def parse_time(value: Any, field: str) -> datetime | None:
     if not isinstance(value, str):
         raise Malformed(f"{field}: expected an ISO 8601 string, got {type(value).__name__}")
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(value)  # 3.11 reads a trailing `Z` itself
     except ValueError:
         raise Malformed(f"{field}: not an ISO 8601 time: {value[:40]!r}") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+        return dt.replace(tzinfo=UTC)
+    return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
 
 
 def _str(item: dict[str, Any], key: str, field: str | None = None) -> str | None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from scrapy import Request
 from scrapy.http import Response
 
-from crawler.budget import parse_ratelimit
+from crawler.budget import ROUNDING, parse_policy, parse_ratelimit
 from crawler.services import HUB_SERVICES, budget_of, service_of
 from crawler.settings import host_of
 
@@ -57,9 +57,12 @@ class ServiceMiddleware:
         delay = float(request.meta.pop(DELAY_KEY, 0.0) or 0.0)
         if delay > 0:
             await asyncio.sleep(delay)
-        wait = budget_of(service, request.url, s).reserve()
+        budget = budget_of(service, request.url, s)
+        wait = budget.reserve()
         if wait > 0:
             await asyncio.sleep(wait)
+        while (hold := budget.hold()) > 0:
+            await asyncio.sleep(hold)
         if service in HUB_SERVICES and s.hub_token:
             request.headers[b"Authorization"] = f"Bearer {s.hub_token}".encode()
         else:
@@ -82,8 +85,8 @@ class ServiceMiddleware:
         rl = parse_ratelimit(_header(response, "RateLimit"))
         if rl is not None:
             _bucket, remaining, reset = rl
-            if remaining == 0:
-                budget_of(service, request.url, ctx.settings).block_for(reset)
+            policy = parse_policy(_header(response, "RateLimit-Policy"))
+            budget_of(service, request.url, ctx.settings).observe(remaining, reset, policy)
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> None:
@@ -103,7 +106,7 @@ def server_wait(response: Response) -> float | None:
     """Seconds the server asks us to wait: RateLimit `r=0;t=N`, else Retry-After."""
     rl = parse_ratelimit(_header(response, "RateLimit"))
     if rl is not None and rl[1] == 0:
-        return float(rl[2])
+        return float(rl[2]) + ROUNDING
     ra = _header(response, "Retry-After")
     if ra:
         ra = ra.strip()

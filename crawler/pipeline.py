@@ -13,7 +13,10 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from crawler.items import PageResult
+from storage.schemas import entity_schema
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -34,6 +37,20 @@ def decode_checkpoint(text: str | None) -> tuple[str | None, int, list[str]] | N
         return cp.get("next"), int(cp.get("page", 0)), list(cp.get("failures", []))
     except (ValueError, TypeError, AttributeError):
         return None
+
+
+def as_table(source: str, rows: list[dict[str, Any]]) -> pa.Table | list[dict[str, Any]]:
+    """Listing rows as an Arrow table in the source's logical schema, built column by
+    column (Arrow converts Python lists, datetimes and nested lists far faster than Polars
+    or the store's row-by-row path). Rows that do not fit stay a list: the store then sorts
+    them out row by row and quarantines the bad ones."""
+    schema = entity_schema(source)
+    if schema is None or not rows:
+        return rows
+    try:
+        return pa.Table.from_pydict({f.name: [r.get(f.name) for r in rows] for f in schema}, schema)
+    except (TypeError, ValueError, OverflowError, pa.ArrowException):
+        return rows
 
 
 class SnapshotPipeline:
@@ -126,7 +143,9 @@ class SnapshotPipeline:
                 writer.write_details("discussions", seq, discussions)
             if cards:
                 writer.write_details("cards", seq, cards)
-            writer.write_batch(seq, list(rows.values()), checkpoint=checkpoint)
+            writer.write_batch(
+                seq, as_table(ctx.source, list(rows.values())), checkpoint=checkpoint
+            )
             if events:
                 writer.record_events(events)
 

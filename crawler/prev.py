@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+import pyarrow as pa
 
 from crawler.hub_parse import presence_mask
 from storage import Store
@@ -27,7 +28,14 @@ _SCHEMA: dict[str, Any] = {
     "sha": pl.String,
     "last_modified": pl.Datetime("us", "UTC"),
 }
-_SCHEMA_ROWS: dict[str, Any] = {**_SCHEMA, "card_fields": pl.List(pl.String)}
+_ARROW = pa.schema(
+    [
+        ("entity_id", pa.string()),
+        ("sha", pa.string()),
+        ("last_modified", pa.timestamp("us", tz="UTC")),
+        ("card_fields", pa.list_(pa.string())),
+    ]
+)
 
 
 def _card_hashes(df: pl.DataFrame) -> npt.NDArray[np.uint64]:
@@ -133,7 +141,11 @@ class PrevState:
         """Per row: what changed since the last complete snapshot (vectorised per page)."""
         if not rows:
             return []
-        df = pl.DataFrame({c: [r.get(c) for r in rows] for c in _SCHEMA_ROWS}, schema=_SCHEMA_ROWS)
+        # through Arrow: it converts datetimes and lists of strings ~10x faster than Polars
+        df = pl.from_arrow(
+            pa.Table.from_pydict({c: [r.get(c) for r in rows] for c in _ARROW.names}, _ARROW)
+        )
+        assert isinstance(df, pl.DataFrame)
         keys, fps = _hashes(df)
         klist = keys.tolist()
         if len(self.keys) == 0:
