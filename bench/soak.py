@@ -328,7 +328,7 @@ def main() -> int:
     ]
     for r in shown:
         print(
-            f"  {r.snapshots:9d} {r.seconds:7.1f} {r.rss_mib:9.1f} {r.arrow_mib:11.1f} "
+            f"  {r.snapshots:9d} {'end' if math.isnan(r.seconds) else f'{r.seconds:.1f}':>7} {r.rss_mib:9.1f} {r.arrow_mib:11.1f} "
             f"{r.parquet_files:15d} {r.log_commits:13d}"
         )
     half = [r for r in per_round if r.snapshots > (per_round[-1].snapshots if per_round else 0) / 2]
