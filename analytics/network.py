@@ -47,12 +47,16 @@ def edge_list(contributions: pl.DataFrame) -> pl.DataFrame:
 def graphs(edges: pl.DataFrame) -> tuple[ig.Graph, ig.Graph]:
     """(directed, undirected simple) graphs without self-loops and isolates."""
     e = edges.filter(pl.col("source") != pl.col("target"))
-    names = sorted(set(e["source"].to_list()) | set(e["target"].to_list()))
-    idx = {n: i for i, n in enumerate(names)}
-    pairs = [(idx[a], idx[b]) for a, b in e.select("source", "target").iter_rows()]
+    uniq = pl.concat([e["source"], e["target"]]).unique().sort()
+    index = pl.DataFrame({"name": uniq}).with_row_index("i")
+    coded = e.join(index.rename({"name": "source", "i": "a"}), on="source").join(
+        index.rename({"name": "target", "i": "b"}), on="target"
+    )  # edges and weights both read from `coded`, so they line up whatever the row order
+    pairs = coded.select("a", "b").to_numpy().tolist()
+    names = uniq.to_list()
     d = ig.Graph(n=len(names), edges=pairs, directed=True)
     d.vs["name"] = names
-    d.es["weight"] = e["weight"].to_list()
+    d.es["weight"] = coded["weight"].to_list()
     u = d.as_undirected(mode="collapse", combine_edges="sum")
     return d, u
 
