@@ -152,49 +152,41 @@ class Diff:
         self.counter_cols = list(counter_cols)
         cur = listing.with_columns(attribute_hash(listing, self.attr_cols))
         max_key = previous.max_key if previous is not None else 0
-        if previous is None or previous.frame.is_empty():
-            old = cur.clear().with_columns(
-                pl.lit(None, pl.Int64).alias(KEY), pl.lit(None, pl.UInt64).alias("__hp")
+        prev_cols = {HASH: "__hp", **{c: c + "__p" for c in self.counter_cols}}
+        if previous is None:
+            p = pl.DataFrame(
+                schema={
+                    "entity_id": pl.String,
+                    KEY: pl.Int64,
+                    HASH: pl.UInt64,
+                    **{c: listing.schema[c] for c in self.counter_cols},
+                }
             )
-            old = old.with_columns([pl.lit(None).alias(c + "__p") for c in self.counter_cols])
-            new = cur
-            prev_frame = None
         else:
-            prev_frame = previous.frame
-            p = prev_frame.rename({HASH: "__hp", **{c: c + "__p" for c in self.counter_cols}})
-            j = cur.join(p, on="entity_id", how="left")
-            old = j.filter(pl.col(KEY).is_not_null())
-            new = j.filter(pl.col(KEY).is_null()).drop(
-                KEY, "__hp", *[c + "__p" for c in self.counter_cols]
-            )
-        # new keys: the previous maximum + rank among the sorted new ids (deterministic, so a
-        # finish re-run after a kill assigns the same keys)
-        new = new.sort("entity_id").with_columns(
-            (pl.int_range(1, pl.len() + 1, dtype=pl.Int64) + max_key).alias(KEY),
-            pl.lit(True).alias("__new"),
-        )
-        old = old.with_columns(pl.lit(False).alias("__new"))
-        self.max_key = max_key + new.height
+            p = previous.frame
+        # one left join keeping the listing's order (no gather of its wide rows), then
+        # only Series work: no split into old and new frames
+        j = cur.join(p.rename(prev_cols), on="entity_id", how="left", maintain_order="left")
+        keys = j[KEY]
+        new_at = keys.is_null().arg_true()
+        seen = keys.drop_nulls()
+        if new_at.len():
+            # new keys: the previous maximum + rank among the sorted new ids (deterministic,
+            # so a finish re-run after a kill assigns the same keys)
+            ranks = j["entity_id"].gather(new_at).rank("ordinal").cast(pl.Int64) + max_key
+            keys = keys.scatter(new_at, ranks)
+        self.max_key = max_key + new_at.len()
+        # a new row has null previous values, so ne_missing marks it: attributes always,
+        # counters when any is not null (an all-null counters row is what no row means)
         cnt_changed = pl.lit(False)
         for c in self.counter_cols:
             cnt_changed = cnt_changed | pl.col(c).ne_missing(pl.col(c + "__p"))
-        old = old.with_columns(__attr=pl.col(HASH) != pl.col("__hp"), __cnt=cnt_changed).drop(
-            "__hp", *[c + "__p" for c in self.counter_cols]
-        )
-        any_counter = pl.lit(False)
-        for c in self.counter_cols:
-            any_counter = any_counter | pl.col(c).is_not_null()
-        new = new.with_columns(__attr=pl.lit(True), __cnt=any_counter)
-        self.rows = pl.concat([old, new.select(old.columns)], how="vertical")
-        if prev_frame is None:
-            self.gone = pl.DataFrame(
-                {"entity_id": [], KEY: []}, schema={"entity_id": pl.String, KEY: pl.Int64}
-            )
-        else:
-            seen = old[KEY]
-            self.gone = prev_frame.filter(~pl.col(KEY).is_in(seen.implode())).select(
-                "entity_id", KEY
-            )
+        self.rows = j.with_columns(
+            keys.alias(KEY),
+            __attr=pl.col(HASH).ne_missing(pl.col("__hp")),
+            __cnt=cnt_changed,
+        ).drop(*prev_cols.values())
+        self.gone = p.filter(~pl.col(KEY).is_in(seen.implode())).select("entity_id", KEY)
         self.attribute_changes = int(self.rows["__attr"].sum()) + self.gone.height
         self.counter_changes = int(self.rows["__cnt"].sum())
         self.changed_entities = int((self.rows["__attr"] | self.rows["__cnt"]).sum())

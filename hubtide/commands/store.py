@@ -87,7 +87,7 @@ def snapshots_cmd(
     """
     df = _store(ctx).snapshots(source, all_statuses=all_)
     cols = ["source", "snapshot_id", "status", "as_of", "entities", "upserts", "tombstones"]
-    cols += ["rejected", "keyframe"]
+    cols += ["rejected", "keyframe", "counters_keyframe"]
     emit_frame(df.select(cols), fmt, title="snapshots")
 
 
