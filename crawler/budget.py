@@ -21,6 +21,7 @@ _RATELIMIT = re.compile(r'"?([A-Za-z_-]+)"?\s*;\s*r=(\d+)\s*;\s*t=(\d+)')
 _POLICY_Q = re.compile(r"\bq=(\d+)")
 _POLICY_W = re.compile(r"\bw=(\d+(?:\.\d+)?)")
 ROUNDING = 0.5  # the server's `t` is whole seconds, rounded
+SERVER_MARGIN = 0.05  # after the server's own window end (same clock as our answers)
 
 
 @dataclass
@@ -33,6 +34,9 @@ class Budget:
     _sent: deque[float] = field(default_factory=deque)
     blocked_until: float = 0.0
     waited: float = 0.0  # seconds requests spent waiting for a slot (for the bench)
+    server_window_end: float = 0.0  # latest bound on the server's current window's end
+    first_sent: float | None = None  # slots of the first and last request (for the bench)
+    last_sent: float = 0.0
 
     def __post_init__(self) -> None:
         if self.margin == 0.0:
@@ -47,6 +51,9 @@ class Budget:
             slot = max(slot, self._sent[0] + self.window + self.margin)
             self._sent.popleft()
         self._sent.append(slot)
+        if self.first_sent is None:
+            self.first_sent = slot
+        self.last_sent = max(self.last_sent, slot)
         wait = slot - now
         self.waited += wait
         return wait
@@ -63,17 +70,30 @@ class Budget:
         return max(0.0, self.blocked_until - now)
 
     def observe(
-        self, remaining: int, reset: float, policy: tuple[int, float] | None = None
+        self,
+        remaining: int,
+        reset: float,
+        policy: tuple[int, float] | None = None,
+        now: float | None = None,
     ) -> None:
-        """What a response's `RateLimit` (and `RateLimit-Policy`) headers say."""
+        """What a response's `RateLimit` (and `RateLimit-Policy`) headers say; `now` is
+        when the response came in."""
+        now = time.monotonic() if now is None else now
         if policy is not None:
             q, w = policy
             # adopt a stricter server policy (fewer requests per second than configured)
             if q > 0 and w > 0 and q / w < self.quota / self.window:
                 self.quota, self.window = q, w
                 self.margin = min(2.0, max(0.05, w * 0.02))
+            if remaining == q - 1:
+                # the first request of a fresh server window: the window began before this
+                # answer came in, so it ends before now + w (tighter than the rounded `t`)
+                self.server_window_end = now + w
         if remaining == 0:
-            self.block_for(reset + ROUNDING)
+            until = now + reset + ROUNDING
+            if now < self.server_window_end < until:
+                until = self.server_window_end
+            self.blocked_until = max(self.blocked_until, until + SERVER_MARGIN)
 
 
 def parse_policy(value: str | None) -> tuple[int, float] | None:
@@ -108,6 +128,11 @@ def budget_for(service: str, host: str, quota: int, window: float) -> Budget:
         got = ((quota, window), Budget(quota, window))
         _BUDGETS[key] = got
     return got[1]
+
+
+def budgets() -> dict[tuple[str, str], Budget]:
+    """Every budget in use, by (service, host) (benches read their counters)."""
+    return {k: b for k, (_conf, b) in _BUDGETS.items()}
 
 
 def reset_budgets() -> None:
