@@ -17,6 +17,7 @@ The store is cached under --dir (default: a folder in the temp dir named for the
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -320,11 +321,16 @@ def main() -> None:
         f"mean newcomers {tv['newcomers'].mean():.0f}, distinct ever {tv['distinct_ever'][-1]}"
     )
     out = root / "report"
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     page = write_report(store, out)
     total = time.perf_counter() - t0
+    load1 = os.getloadavg()[0]
     timings = pl.read_csv(out / "tables" / "timings.csv")
     print(f"\nfull report: {total:.1f} s  ({page}, {page.stat().st_size / 1e6:.1f} MB)")
+    print(
+        f"load average (1 min) before / after: {load0:.1f} / {load1:.1f} on {os.cpu_count()} cores"
+    )
     print("per source (s):")
     for src, secs in (
         timings.group_by("source").agg(pl.col("seconds").sum()).sort("source").iter_rows()

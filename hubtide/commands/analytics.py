@@ -73,6 +73,14 @@ def register(app: typer.Typer) -> None:
         entity: Annotated[
             str | None, typer.Option("--entity", help="trajectories: one entity id or name.")
         ] = None,
+        people_series_max: Annotated[
+            int | None,
+            typer.Option(
+                "--people-series-max",
+                min=1,
+                help="Snapshots the people-based series sample (default 10).",
+            ),
+        ] = None,
         list_: Annotated[bool, typer.Option("--list", help="List every measure.")] = False,
         fmt: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
     ) -> None:
@@ -96,7 +104,7 @@ def register(app: typer.Typer) -> None:
             return
         app_ctx = app_context(ctx)
         at_value: Any = int(at) if at is not None and at.isdigit() else at
-        params = _params(app_ctx, k=k, by=by, entity=entity)
+        params = _params(app_ctx, k=k, by=by, entity=entity, people_series_max=people_series_max)
         df = compute_measure(_store(app_ctx), name, source=source, at=at_value, params=params)
         emit_frame(df, fmt, title=f"{name} ({source or 'default source'})")
 
@@ -109,10 +117,19 @@ def register(app: typer.Typer) -> None:
         source: Annotated[
             list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")
         ] = None,
+        people_series_max: Annotated[
+            int | None,
+            typer.Option(
+                "--people-series-max",
+                min=1,
+                help="Snapshots the people-based series sample (default 10).",
+            ),
+        ] = None,
     ) -> None:
         """Every measure as one self-contained page (index.html) plus tables as Parquet/CSV."""
         from analytics import write_report
 
         app_ctx = app_context(ctx)
-        page = write_report(_store(app_ctx), out, sources=source or None, params=_params(app_ctx))
+        params = _params(app_ctx, people_series_max=people_series_max)
+        page = write_report(_store(app_ctx), out, sources=source or None, params=params)
         console.print(f"report written: {page}")

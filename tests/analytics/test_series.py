@@ -4,7 +4,9 @@ measures (which gather everything from scratch, and use scipy for correlations).
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -309,3 +311,33 @@ def test_people_sampling_keeps_cheap_variables_everywhere(pstore: Store) -> None
         pstore, "activity_correlation_series", source="hub:model", params={"people_series_max": 2}
     )
     assert cs["snapshot_id"].unique().sort().to_list() == [1, 4]
+
+
+def test_cli_people_series_max_and_report_tables(tmp_path: Path) -> None:
+    from tests.analytics.test_cli import run
+
+    store = str(tmp_path / "store")
+    people_world(Store.open(store))
+    res = run(
+        "--store", store, "measure", "collaboration_kcore_series", "--source", "hub:model",
+        "--people-series-max", "2", "--format", "json",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert sorted({r["snapshot_id"] for r in rows}) == [1, 4]
+    assert {r["sampled"] for r in rows} == {"2 of 4 snapshots"}
+    out = tmp_path / "rep"
+    res = run("--store", store, "report", "--out", str(out), "--people-series-max", "2")
+    assert res.returncode == 0, res.stderr
+    page = (out / "index.html").read_text()
+    for name in (
+        "activity_series",
+        "activity_correlation_series",
+        "collaboration_kcore_series",
+        "documentation_series",
+    ):
+        assert f"id='hub-model-{name}'" in page
+        assert (out / "tables" / f"{name}__hub-model.parquet").exists()
+    corr = pl.read_csv(out / "tables" / "activity_correlation_series__hub-model.csv")
+    assert sorted(corr["snapshot_id"].unique().to_list()) == [1, 4]
+    assert "2 of 4 snapshots" in page  # the sampling is stated on the chart
