@@ -156,4 +156,17 @@ class Data:
                 .with_columns(pl.col("rank").cast(pl.Int64))
             )
             return ranked.select("rank", "entity_id", "name", "value")
+        if by in self._wide(source):
+            # ranked from the as-of state every series already holds, by the store's rule
+            # (nulls out, ties by entity_id ascending; the tests compare with store.top_k):
+            # one sort of a cached frame instead of a read per snapshot
+            st = self.state(source, sid, ["name", by])
+            return (
+                st.filter(pl.col(by).is_not_null())
+                .select("entity_id", "name", pl.col(by).cast(pl.Float64).alias("value"))
+                .sort(["value", "entity_id"], descending=[True, False])
+                .head(k)
+                .with_row_index("rank", offset=1)
+                .select(pl.col("rank").cast(pl.Int64), "entity_id", "name", "value")
+            )
         return self.store.top_k(source, sid, by, k).collect()

@@ -295,9 +295,12 @@ def main() -> None:
         "npm": m // 10,
         "pypi": m // 10,
     }
+    # the cache name carries the store layout: a store written by session 1's storage
+    # (no suffix) cannot be read by session 2's (integer keys, top-k as member keys)
     root = (
         args.dir
-        or Path(tempfile.gettempdir()) / f"hubtide-bench-analytics-{m}x{args.days}-s{args.seed}"
+        or Path(tempfile.gettempdir())
+        / f"hubtide-bench-analytics-{m}x{args.days}-s{args.seed}-layout2"
     )
     store_dir = root / "store"
     if args.rebuild and root.exists():

@@ -341,3 +341,27 @@ def test_cli_people_series_max_and_report_tables(tmp_path: Path) -> None:
     corr = pl.read_csv(out / "tables" / "activity_correlation_series__hub-model.csv")
     assert sorted(corr["snapshot_id"].unique().to_list()) == [1, 4]
     assert "2 of 4 snapshots" in page  # the sampling is stated on the chart
+
+
+def test_top_from_cached_state_equals_store_top_k(tmp_path: Path) -> None:
+    """Data.top ranks the cached as-of state by the store's rule; check it against
+    store.top_k with ties, nulls and k past the end."""
+    store = Store.open(str(tmp_path / "store"))
+    rng = np.random.default_rng(11)
+    for d in (1, 2):
+        rows = [
+            hub(
+                f"e{i:03d}",
+                downloads=None if i % 17 == 0 else int(rng.integers(0, 6)),  # many ties
+                likes=int(rng.integers(0, 3)),
+            )
+            for i in range(120 + d * 5)
+        ]
+        snapshot(store, "hub:model", day(d), rows)
+    data = Data(store)
+    for sid in (1, 2):
+        for by in ("downloads", "likes"):
+            for k in (1, 7, 50, 500):
+                mine = data.top("hub:model", sid, by, k)
+                theirs = store.top_k("hub:model", sid, by, k).collect()
+                assert mine.to_dicts() == theirs.select(mine.columns).to_dicts(), (sid, by, k)
