@@ -45,7 +45,15 @@ class StoreConfig:
         {}, "deltalake storage options (credentials, endpoint) for object stores."
     )
     keyframe_every: int = _f(
-        7, "Write a full keyframe every N snapshots of a source (bounds as-of read cost).", min=1
+        7,
+        "Counters keyframe at least every N snapshots of a source (bounds as-of read cost).",
+        min=1,
+    )
+    keyframe_cost: float = _f(
+        1.0,
+        "A table also keyframes when its change rows since the last keyframe exceed this many"
+        " times its live entities, so an as-of read scans at most ~(1 + this) x the state.",
+        min=0.01,
     )
     topk_n: int = _f(10000, "Entities per popularity column kept in derived/topk.", min=1)
     batch_rows: int = _f(5000, "Rows per write batch from a crawl.", min=1)

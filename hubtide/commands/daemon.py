@@ -13,7 +13,7 @@ from rich.table import Table
 
 from hubtide import __version__
 from hubtide.config import ConfigError, Settings
-from hubtide.context import app_context
+from hubtide.context import app_context, open_store
 from hubtide.output import console, emit_json
 from scheduler.plan import SourcePlan
 
@@ -101,7 +101,6 @@ def register(app: typer.Typer) -> None:
         from hubtide.wiring import crawl_settings  # type: ignore[import-not-found,unused-ignore]
         from scheduler.daemon import run_daemon
         from scheduler.plan import DaemonPlan
-        from storage import Store
 
         actx = app_context(ctx)
         s = actx.settings
@@ -118,12 +117,7 @@ def register(app: typer.Typer) -> None:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-        store = Store.open(
-            s.store.uri,
-            s.store.storage_options or None,
-            keyframe_every=s.store.keyframe_every,
-            topk_n=s.store.topk_n,
-        )
+        store = open_store(s)
         if maintain_every is None:
             # an accelerated clock never reaches the weekly cron: maintain by count instead
             maintain_every = LOCKSTEP_MAINTAIN_EVERY if (sim_advance_days or max_rounds) else 0
@@ -170,12 +164,11 @@ def register(app: typer.Typer) -> None:
         Example: hubtide status --format json
         """
         from scheduler.status import collect_status, fetch_live
-        from storage import Store
 
         if fmt not in ("table", "json"):
             raise typer.BadParameter(f"{fmt!r}: use table or json", param_hint="--format")
         s = app_context(ctx).settings
-        store = Store.open(s.store.uri, s.store.storage_options or None)
+        store = open_store(s)
         live, daemon_note = fetch_live(listen or s.daemon.listen)
         plans = source_plans(s)
         report = collect_status(store, plans, live=live, daemon=daemon_note)

@@ -12,17 +12,14 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from hubtide.context import app_context
+from hubtide.context import app_context, open_store
 from hubtide.output import Format, emit_frame, err_console, write_frame
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output: table, json or csv.")]
 
 
 def _store(ctx: typer.Context):  # type: ignore[no-untyped-def]
-    from storage import Store
-
-    s = app_context(ctx).settings.store
-    return Store.open(s.uri, s.storage_options, keyframe_every=s.keyframe_every, topk_n=s.topk_n)
+    return open_store(app_context(ctx).settings)
 
 
 def _parse_time(value: str) -> datetime:
