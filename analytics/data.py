@@ -39,6 +39,9 @@ class Data:
         self._snaps: dict[str, pl.DataFrame] = {}
         self._columns: dict[str, list[str]] = {}
         self._memo: dict[tuple[Any, ...], Any] = {}
+        # rank top-K lists from as-of states even when not cached yet: right for the report
+        # (every series reads every state anyway), wrong for one `hubtide turnover` call
+        self.rank_from_states = False
 
     # -- catalog ------------------------------------------------------------------------
 
@@ -156,7 +159,9 @@ class Data:
                 .with_columns(pl.col("rank").cast(pl.Int64))
             )
             return ranked.select("rank", "entity_id", "name", "value")
-        if by in self._wide(source):
+        wide = self._wide(source)
+        cached = (source, sid, tuple(wide)) in self._states
+        if by in wide and (cached or self.rank_from_states):
             # ranked from the as-of state every series already holds, by the store's rule
             # (nulls out, ties by entity_id ascending; the tests compare with store.top_k):
             # one sort of a cached frame instead of a read per snapshot

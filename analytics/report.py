@@ -373,6 +373,7 @@ def build_report(
     """Compute everything and write `out_dir/index.html` and `out_dir/tables/`."""
     params = params or Params()
     data = Data(store, params)
+    data.rank_from_states = True  # the series read every state: rank top-K from them too
     known = store.sources()
     if sources:
         missing = [s for s in sources if s not in known]

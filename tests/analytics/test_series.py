@@ -359,6 +359,7 @@ def test_top_from_cached_state_equals_store_top_k(tmp_path: Path) -> None:
         ]
         snapshot(store, "hub:model", day(d), rows)
     data = Data(store)
+    data.rank_from_states = True
     for sid in (1, 2):
         for by in ("downloads", "likes"):
             for k in (1, 7, 50, 500):
