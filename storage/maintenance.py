@@ -23,6 +23,7 @@ import polars as pl
 import pyarrow as pa
 from deltalake.exceptions import CommitFailedError, DeltaError
 
+from storage.errors import StoreError
 from storage.layout import STAGING
 from storage.tables import WRITER_PROPS
 
@@ -68,16 +69,38 @@ def maintain(store: Store, *, retention_hours: int | None = None) -> Maintenance
     dropped = drop_finished_staging(store)
     out = []
     for rel in store.table_names():
-        files0, bytes0 = _size(store, rel)
-        dt = store._tables.must(rel)
-        with contextlib.suppress(CommitFailedError, DeltaError):
-            dt.optimize.compact(writer_properties=WRITER_PROPS)
-        dt = store._tables.must(rel)
-        with contextlib.suppress(CommitFailedError, DeltaError):
-            dt.create_checkpoint()
-        removed = dt.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False)
-        with contextlib.suppress(CommitFailedError, DeltaError):
-            dt.cleanup_metadata()
-        files1, bytes1 = _size(store, rel)
+        try:
+            files0, bytes0 = _size(store, rel)
+            _compact(store, rel)
+            dt = store._tables.must(rel)
+            with contextlib.suppress(CommitFailedError, DeltaError):
+                dt.create_checkpoint()
+            removed = dt.vacuum(
+                retention_hours=hours, dry_run=False, enforce_retention_duration=False
+            )
+            with contextlib.suppress(CommitFailedError, DeltaError):
+                dt.cleanup_metadata()
+            files1, bytes1 = _size(store, rel)
+        except Exception as exc:
+            raise StoreError(
+                f"maintain {rel}: {type(exc).__name__}: {str(exc) or 'no message'}"
+            ) from exc
+        finally:
+            # vacuum and compaction leave the object at the state they started from
+            store._tables.forget(rel)
         out.append(TableMaintenance(rel, files0, files1, bytes0, bytes1, len(removed)))
     return MaintenanceReport(out, hours, dropped, time.perf_counter() - t0)
+
+
+def _compact(store: Store, rel: str, tries: int = 3) -> None:
+    """Compact, retrying a conflict with a concurrent commit (a staging drop deleting the
+    files it read); still conflicting after `tries`, it is left to the next maintain."""
+    for _ in range(tries):
+        dt = store._tables.must(rel)
+        try:
+            dt.optimize.compact(writer_properties=WRITER_PROPS)
+            return
+        except CommitFailedError:
+            continue
+        except DeltaError:
+            return

@@ -7,6 +7,7 @@ remove old files without breaking as-of reads of any kept snapshot.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 import uuid
@@ -18,7 +19,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from deltalake.exceptions import CommitFailedError, DeltaError
+from deltalake.exceptions import CommitFailedError
 
 from storage import schemas
 from storage.catalog import CATALOG, SnapshotInfo, empty, latest_rows, now
@@ -40,6 +41,8 @@ from storage.records import Rows, from_ipc
 from storage.state import HASH, PreviousState, attribute_hash, read_state, window
 from storage.tables import Tables
 from storage.writer import EVENTS, TOPK, SnapshotWriter
+
+log = logging.getLogger(__name__)
 
 CODE_VERSION = "hubtide-storage/2"
 KEYFRAME_COST = 1.0
@@ -483,11 +486,24 @@ class Store:
         return df.unique("entity_id", keep="last", maintain_order=True)
 
     def _drop_staged(self, source: str, snapshot_id: int) -> None:
-        dt = self._tables.must(STAGING)
-        # a failure leaves harmless rows: readers never look at staged rows of finished
-        # snapshots, and `maintain` drops them later
-        with contextlib.suppress(CommitFailedError, DeltaError):
+        """Best effort, never raises: it runs after a snapshot's terminal row, which must
+        stay the finish's outcome. A failure (a concurrent compaction of the partition, a
+        refresh racing a checkpoint) leaves harmless rows: readers never look at staged
+        rows of finished snapshots, and `maintain` drops them later."""
+        try:
+            dt = self._tables.must(STAGING)
             dt.delete(f"source = '{source}' AND snapshot_id = {snapshot_id}")
+        except CommitFailedError:
+            pass  # a concurrent compaction or drop of the same partition won
+        except Exception as exc:
+            log.warning(
+                "%s: staged batches of %s snapshot %s not dropped (maintain will): %s: %s",
+                STAGING,
+                source,
+                snapshot_id,
+                type(exc).__name__,
+                str(exc) or "no message",
+            )
 
     # -- schemas ------------------------------------------------------------------------
 

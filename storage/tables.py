@@ -10,6 +10,7 @@ so the loser skips instead of doubling rows.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Mapping
 from typing import Literal
@@ -25,7 +26,7 @@ from deltalake import (
 )
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
-from storage.errors import CommitConflict
+from storage.errors import CommitConflict, StoreError
 
 # zstd everywhere: the bench compares against zstd Parquet dumps, and it is the best
 # size/speed trade-off pyarrow offers for these mostly-string tables.
@@ -62,12 +63,27 @@ def join_uri(root: str, rel: str) -> str:
 
 
 class Tables:
-    """Opens, creates and caches the `DeltaTable` objects of one store root."""
+    """Opens, creates and caches the `DeltaTable` objects of one store root.
+
+    The cache is per thread: a `DeltaTable` object must never be used by two threads at
+    once. delta-rs's vacuum and compaction write the table state they started from back
+    into the object when they end, so a commit another thread made through the same
+    object meanwhile vanished from it until its next refresh (its txn included: the
+    exactly-once check then misses it). The daemon runs `maintain()` in one thread while
+    crawls finish snapshots in others, on one `Store`
+    (tests/storage/test_maintain_race.py)."""
 
     def __init__(self, root: str, storage_options: Mapping[str, str] | None = None) -> None:
         self.root = root
         self.storage_options: dict[str, str] | None = dict(storage_options or {}) or None
-        self._cache: dict[str, DeltaTable] = {}
+        self._local = threading.local()
+
+    @property
+    def _cache(self) -> dict[str, DeltaTable]:
+        cache: dict[str, DeltaTable] | None = getattr(self._local, "cache", None)
+        if cache is None:
+            cache = self._local.cache = {}
+        return cache
 
     def uri(self, rel: str) -> str:
         return join_uri(self.root, rel)
@@ -155,6 +171,12 @@ class Tables:
                 return True
             except CommitFailedError:
                 dt.update_incremental()  # the failed object still shows the old version
+            except DeltaError as exc:
+                # name the table and txn: delta-rs messages can be empty or name only a file
+                raise StoreError(
+                    f"{rel}: append of txn {app_id}@{version} failed: "
+                    f"{type(exc).__name__}: {exc or 'no message'}"
+                ) from exc
         raise CommitConflict(f"{rel}: txn {app_id}@{version} kept conflicting; try again")
 
     def forget(self, rel: str) -> None:

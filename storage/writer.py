@@ -21,7 +21,10 @@ can never disturb a later complete read.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -32,6 +35,7 @@ import pyarrow.compute as pc
 
 from storage import schemas
 from storage.catalog import CATALOG, SnapshotInfo, now
+from storage.errors import StoreError
 from storage.layout import (
     KEY,
     STAGING,
@@ -50,6 +54,8 @@ from storage.tables import STAGING_PROPS
 
 if TYPE_CHECKING:
     from storage.store import Store
+
+log = logging.getLogger(__name__)
 
 EVENTS = "ops/crawl_events"
 TOPK = "derived/topk"
@@ -216,11 +222,14 @@ class SnapshotWriter:
         if status not in ("complete", "partial", "failed"):
             raise ValueError(f"finish status {status!r} unknown; use complete, partial or failed")
         store = self._store
-        done = store._terminal_info(self.source, self.snapshot_id)
+        with self._step("check for a terminal row", CATALOG):
+            done = store._terminal_info(self.source, self.snapshot_id)
         if done is not None:
             return done
-        rejected = store._rejected_count(self.run_id, self.snapshot_id)
-        listing = store._staged_listing(self.source, self.snapshot_id, self._mine)
+        with self._step("count rejected records", EVENTS):
+            rejected = store._rejected_count(self.run_id, self.snapshot_id)
+        with self._step("read the staged listing", STAGING):
+            listing = store._staged_listing(self.source, self.snapshot_id, self._mine)
         entities = listing.height
         counts: dict[str, Any] = {"upserts": 0, "tombstones": 0, "keyframe": False}
         if status == "complete":
@@ -243,14 +252,47 @@ class SnapshotWriter:
             **counts,
         }
         table = pa.Table.from_pylist([row], schema=schemas.CATALOG_SNAPSHOTS)
-        wrote = store._tables.append_once(CATALOG, table, f"{self._app}:catalog", 1)
+        with self._step("terminal catalog row", CATALOG):
+            wrote = store._tables.append_once(CATALOG, table, f"{self._app}:catalog", 1)
+        # From here on the snapshot is final: nothing below may turn it into an exception.
         if status != "partial":
+            # best effort: maintain() drops what is left (readers never look at it)
             store._drop_staged(self.source, self.snapshot_id)
         # the row this call committed is the terminal row; else another writer's is
-        info = SnapshotInfo.from_row(row) if wrote else store._terminal_info(*self._key)
-        assert info is not None
+        info = SnapshotInfo.from_row(row) if wrote else self._committed_terminal(row)
         self._finished = info
         return info
+
+    def _committed_terminal(self, row: dict[str, Any]) -> SnapshotInfo:
+        """The terminal row another writer of this snapshot committed first (its txn was
+        in). Re-read through a freshly loaded catalog when the cached one lags; should
+        even that fail, this call's row (same snapshot, same listing) stands in."""
+        store = self._store
+        for attempt in range(2):
+            try:
+                info = store._terminal_info(*self._key)
+            except Exception as exc:  # a read after the commit: never fail the finish
+                log.warning("finish %s: terminal row not re-read: %s", self, _describe(exc))
+                info = None
+            if info is not None:
+                return info
+            if attempt == 0:
+                store._tables.forget(CATALOG)
+        log.warning("finish %s: terminal row committed but not visible yet; using ours", self)
+        return SnapshotInfo.from_row(row)
+
+    @contextlib.contextmanager
+    def _step(self, step: str, rel: str) -> Iterator[None]:
+        """Name the snapshot, step and table in any error a finish step raises."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(
+                f"finish of {self.source} snapshot {self.snapshot_id}: {step} ({rel}) "
+                f"failed: {_describe(exc)}"
+            ) from exc
 
     def _commit_changes(self, listing: pl.DataFrame) -> dict[str, Any]:
         """Diff the listing, append attribute rows, then counter rows, then top-k members.
@@ -266,12 +308,13 @@ class SnapshotWriter:
         app = f"{self._app}:changes"
         capp = f"{self._app}:counters"
         counters = counters_of(source)
-        prev_id = store._previous_complete(source, self.snapshot_id)
-        columns = store._logical_columns(source, listing)
-        listing = _with_columns(listing, columns, store._column_types(source))
-        attr_cols = [c for c in columns if c not in counters]
-        previous = store._previous_state(source, prev_id, attr_cols, dict(listing.schema))
-        d = Diff(listing, previous, attr_cols, [c for c in counters if c in columns])
+        with self._step("read the previous state", rel):
+            prev_id = store._previous_complete(source, self.snapshot_id)
+            columns = store._logical_columns(source, listing)
+            listing = _with_columns(listing, columns, store._column_types(source))
+            attr_cols = [c for c in columns if c not in counters]
+            previous = store._previous_state(source, prev_id, attr_cols, dict(listing.schema))
+            d = Diff(listing, previous, attr_cols, [c for c in counters if c in columns])
         live = listing.height
         dt = store._tables.get(rel)
         done = dt.transaction_version(app) if dt is not None else None
@@ -296,15 +339,16 @@ class SnapshotWriter:
             logical = store._logical_schema(source)
         phys = physical_schema(logical, counters)
         table = arows.select(phys.names).to_arrow().cast(phys)
-        store._tables.ensure(rel, phys, partition_of(source))
-        store._tables.append_once(
-            rel,
-            table,
-            app,
-            1 if keyframe else 0,
-            schema_mode="merge" if is_custom(source) else None,
-            partition_by=partition_of(source),
-        )
+        with self._step("append attribute rows", rel):
+            store._tables.ensure(rel, phys, partition_of(source))
+            store._tables.append_once(
+                rel,
+                table,
+                app,
+                1 if keyframe else 0,
+                schema_mode="merge" if is_custom(source) else None,
+                partition_by=partition_of(source),
+            )
         ckeyframe = False
         crows = 0
         if crel is not None:
@@ -321,15 +365,17 @@ class SnapshotWriter:
                 source=pl.lit(source), valid_from=pl.lit(self.snapshot_id, pl.Int64)
             )
             crows = cframe.height
-            store._tables.ensure(crel, cschema, partition_of(source))
-            store._tables.append_once(
-                crel,
-                cframe.select(cschema.names).to_arrow().cast(cschema),
-                capp,
-                1 if ckeyframe else 0,
-                partition_by=partition_of(source),
-            )
-        self._write_topk(d)
+            with self._step("append counter rows", crel):
+                store._tables.ensure(crel, cschema, partition_of(source))
+                store._tables.append_once(
+                    crel,
+                    cframe.select(cschema.names).to_arrow().cast(cschema),
+                    capp,
+                    1 if ckeyframe else 0,
+                    partition_by=partition_of(source),
+                )
+        with self._step("append top-k members", TOPK):
+            self._write_topk(d)
         store._last_state[source] = d.state(self.snapshot_id, attr_cols)
         return {
             "upserts": d.changed_entities,
@@ -374,6 +420,11 @@ def top_keys(rows: pl.DataFrame, by: str, k: int) -> pl.Series:
     above = rows.filter(value > threshold)
     ties = rows.filter(value == threshold).sort("entity_id").head(k - above.height)
     return pl.concat([above[KEY], ties[KEY]]).sort()
+
+
+def _describe(exc: BaseException) -> str:
+    """`Type: message`, never empty (an AssertionError or some delta-rs errors have none)."""
+    return f"{type(exc).__name__}: {str(exc) or 'no message'}"
 
 
 def staging_schema() -> pa.Schema:
