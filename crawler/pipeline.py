@@ -46,11 +46,12 @@ def as_table(source: str, rows: list[dict[str, Any]]) -> pa.Table | list[dict[st
     them out row by row and quarantines the bad ones."""
     schema = entity_schema(source)
     if schema is None or not rows:
-        return rows
+        return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     try:
         return pa.Table.from_pydict({f.name: [r.get(f.name) for r in rows] for f in schema}, schema)
     except (TypeError, ValueError, OverflowError, pa.ArrowException):
-        return rows
+        # the store's row-by-row path: without the crawler's private keys (`_state`)
+        return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
 
 
 class SnapshotPipeline:
@@ -129,7 +130,7 @@ class SnapshotPipeline:
         cards: list[dict[str, Any]] = []
         for p in pages:
             for r in p.rows:
-                rows[r["entity_id"]] = {k: v for k, v in r.items() if not k.startswith("_")}
+                rows[r["entity_id"]] = r  # as_table keeps the schema's columns only
             commits.extend(p.commits)
             discussions.extend(p.discussions)
             cards.extend(p.cards)
