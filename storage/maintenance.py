@@ -55,8 +55,8 @@ def drop_finished_staging(store: Store) -> int:
         .collect()
     )
     gone = staged.join(done, on=["source", "snapshot_id"], how="semi")
-    for source, sid in gone.iter_rows():
-        store._drop_staged(source, sid)
+    for (source,), part in gone.group_by("source"):
+        store._drop_staged(str(source), *part["snapshot_id"].to_list())
     return gone.height
 
 

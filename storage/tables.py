@@ -9,6 +9,7 @@ so the loser skips instead of doubling rows.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -53,6 +54,8 @@ STAGING_PROPS = WriterProperties(
     },
 )
 _RETRIES = 50
+
+log = logging.getLogger(__name__)
 
 
 def join_uri(root: str, rel: str) -> str:
@@ -172,12 +175,27 @@ class Tables:
             except CommitFailedError:
                 dt.update_incremental()  # the failed object still shows the old version
             except DeltaError as exc:
+                # an error after the commit itself (a post-commit checkpoint, the state
+                # update) must not turn a committed row into a failure: look for the txn
+                if self._landed(rel, app_id, version):
+                    log.warning("%s: txn %s@%s committed, then: %s", rel, app_id, version, exc)
+                    return True
                 # name the table and txn: delta-rs messages can be empty or name only a file
                 raise StoreError(
                     f"{rel}: append of txn {app_id}@{version} failed: "
-                    f"{type(exc).__name__}: {exc or 'no message'}"
+                    f"{type(exc).__name__}: {str(exc) or 'no message'}"
                 ) from exc
         raise CommitConflict(f"{rel}: txn {app_id}@{version} kept conflicting; try again")
+
+    def _landed(self, rel: str, app_id: str, version: int) -> bool:
+        """Whether txn (app_id, version) is in `rel`, read through a freshly loaded table."""
+        self.forget(rel)
+        try:
+            dt = self.get(rel)
+            done = dt.transaction_version(app_id) if dt is not None else None
+        except Exception:
+            return False
+        return done is not None and done >= version
 
     def forget(self, rel: str) -> None:
         self._cache.pop(rel, None)

@@ -253,11 +253,15 @@ class SnapshotWriter:
         }
         table = pa.Table.from_pylist([row], schema=schemas.CATALOG_SNAPSHOTS)
         with self._step("terminal catalog row", CATALOG):
-            wrote = store._tables.append_once(CATALOG, table, f"{self._app}:catalog", 1)
+            # the catalog was refreshed at the start of this finish; a row another writer
+            # committed since makes this commit fail (same txn) and append_once re-checks
+            wrote = store._tables.append_once(
+                CATALOG, table, f"{self._app}:catalog", 1, fresh=False
+            )
         # From here on the snapshot is final: nothing below may turn it into an exception.
         if status != "partial":
-            # best effort: maintain() drops what is left (readers never look at it)
-            store._drop_staged(self.source, self.snapshot_id)
+            # best effort, batched: maintain() drops what is left (readers never look)
+            store._drop_staged_later(self.source, self.snapshot_id)
         # the row this call committed is the terminal row; else another writer's is
         info = SnapshotInfo.from_row(row) if wrote else self._committed_terminal(row)
         self._finished = info
@@ -348,6 +352,7 @@ class SnapshotWriter:
                 1 if keyframe else 0,
                 schema_mode="merge" if is_custom(source) else None,
                 partition_by=partition_of(source),
+                fresh=False,  # refreshed by the txn check above
             )
         ckeyframe = False
         crows = 0
@@ -373,6 +378,7 @@ class SnapshotWriter:
                     capp,
                     1 if ckeyframe else 0,
                     partition_by=partition_of(source),
+                    fresh=False,  # refreshed by the txn check above
                 )
         with self._step("append top-k members", TOPK):
             self._write_topk(d)

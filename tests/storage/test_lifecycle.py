@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from storage import CrawlEvent, SnapshotNotFound, Store, UnknownSource
+from storage.store import STAGING_DROP_EVERY
 from tests.storage.conftest import day, repo, write_snapshot
 
 
@@ -100,3 +102,25 @@ def test_ids_increase_per_source(store: Store) -> None:
     assert write_snapshot(store, "npm", [{"entity_id": "left-pad", "downloads": 3}]) == 1
     assert write_snapshot(store, "hub:model", [repo(1)]) == 2
     assert store.sources() == ["hub:model", "npm"]
+
+
+def _staged_ids(store: Store) -> list[int]:
+    staged = pl.scan_delta(store._tables.must("staging/batches")).select("snapshot_id")
+    return sorted(set(staged.collect()["snapshot_id"].to_list()))
+
+
+def test_staged_batches_dropped_in_groups_and_by_maintain(store: Store) -> None:
+    # one delete per STAGING_DROP_EVERY finished snapshots; a partial one stays staged
+    assert STAGING_DROP_EVERY == 4
+    for k in range(1, 4):
+        write_snapshot(store, "hub:model", [repo(1, downloads=k)])
+    partial = write_snapshot(store, "hub:model", [repo(1), repo(2)], status="partial")
+    assert _staged_ids(store) == [1, 2, 3, partial]
+    write_snapshot(store, "hub:model", [repo(1, downloads=5)])  # the 4th finished
+    assert _staged_ids(store) == [partial]
+    last = write_snapshot(store, "hub:model", [repo(1, downloads=9)])
+    assert _staged_ids(store) == [partial, last]
+    assert store.maintain().staged_snapshots_dropped == 1
+    assert _staged_ids(store) == [partial]
+    assert store.as_of("hub:model", partial, include_partial=True).collect().height == 2
+    assert store.as_of("hub:model").collect()["downloads"].to_list() == [9]
