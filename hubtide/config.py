@@ -89,6 +89,12 @@ class CrawlerConfig:
     max_detail_repos: int = _f(
         0, "Cap on repos whose details are crawled per snapshot (0: no cap).", min=0
     )
+    refresh_days: int = _f(
+        30,
+        "Discussions, and cards read at an older sha, are refreshed on a rotation: each repo"
+        " once every N crawls (0: never after the first crawl).",
+        min=0,
+    )
 
 
 @dataclass

@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from crawler.engine import release_reactor_threads
-from hubtide.context import app_context
+from hubtide.context import app_context, open_store
 from hubtide.output import console, err_console
 
 if TYPE_CHECKING:
@@ -110,7 +110,6 @@ def register(app: typer.Typer) -> None:
         from crawler import crawl_source
         from crawler.stats import CrawlStats
         from hubtide.wiring import crawl_settings
-        from storage import Store
 
         app_ctx = app_context(ctx)
         settings = app_ctx.settings
@@ -130,12 +129,7 @@ def register(app: typer.Typer) -> None:
             csettings = crawl_settings(settings, endpoint=endpoint)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--endpoint") from exc
-        store = Store.open(
-            settings.store.uri,
-            storage_options=settings.store.storage_options or None,
-            keyframe_every=settings.store.keyframe_every,
-            topk_n=settings.store.topk_n,
-        )
+        store = open_store(settings)
         stats = CrawlStats()
         done: dict[str, CrawlResult] = {}
 
