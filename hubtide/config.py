@@ -126,6 +126,13 @@ class AnalyticsConfig:
     renames_as_churn: bool = _f(False, "Count a renamed repo as left + newcomer (paper A).")
     bots: list[str] = _f([], "Extra bot account names to remove from people counts.")
     identity_overrides: str = _f("", "CSV of author,merged_into pairs overriding merges.")
+    interval_days: int = _f(7, "Fixed interval of turnover, churn and maintenance series.", min=1)
+    people_series_max: int = _f(
+        10,
+        "Snapshots the people-based series sample (identity merging and networks are costly);"
+        " the newest is always among them.",
+        min=1,
+    )
 
 
 def _default_sources() -> dict[str, SourceConfig]:

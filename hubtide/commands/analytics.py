@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hubtide.context import AppContext, app_context
+from hubtide.context import AppContext, app_context, open_store
 from hubtide.output import Format, console, emit_frame
 
 
@@ -19,15 +19,15 @@ def _params(app: AppContext, **overrides: Any) -> dict[str, Any]:
         "renames_as_churn": a.renames_as_churn,
         "bots": tuple(a.bots),
         "identity_overrides": a.identity_overrides,
+        "interval_days": a.interval_days,
+        "people_series_max": a.people_series_max,
     }
     params.update({k: v for k, v in overrides.items() if v is not None})
     return params
 
 
 def _store(app: AppContext) -> Any:
-    from storage import Store
-
-    return Store.open(app.store_uri)
+    return open_store(app.settings)
 
 
 def register(app: typer.Typer) -> None:
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--people-series-max",
                 min=1,
-                help="Snapshots the people-based series sample (default 10).",
+                help="Snapshots the people-based series sample (default: analytics.people_series_max).",
             ),
         ] = None,
         list_: Annotated[bool, typer.Option("--list", help="List every measure.")] = False,
@@ -122,7 +122,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--people-series-max",
                 min=1,
-                help="Snapshots the people-based series sample (default 10).",
+                help="Snapshots the people-based series sample (default: analytics.people_series_max).",
             ),
         ] = None,
     ) -> None:
