@@ -15,11 +15,13 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pytest
 
 from storage import Store, schemas
 from storage.catalog import CATALOG
 
 
+@pytest.mark.slow
 def test_finish_next_to_maintain_on_a_shared_store(tmp_path: Path) -> None:
     store = Store.open(str(tmp_path / "s"))
     stop = threading.Event()
@@ -65,6 +67,7 @@ def test_finish_next_to_maintain_on_a_shared_store(tmp_path: Path) -> None:
     assert got["downloads"].to_list() == [i * 39 for i in range(8)]
 
 
+@pytest.mark.slow
 def test_a_commit_stays_visible_while_another_thread_vacuums(tmp_path: Path) -> None:
     """The hazard itself, made likely: one thread vacuums the catalog in a tight loop
     (what maintain does to every table), the other appends through `Tables` and checks
@@ -84,7 +87,7 @@ def test_a_commit_stays_visible_while_another_thread_vacuums(tmp_path: Path) -> 
     t.start()
     lost = []
     try:
-        for i in range(150):
+        for i in range(100):
             row = pa.Table.from_pylist(
                 [{"source": "hub:model", "snapshot_id": 1000 + i, "status": "running"}],
                 schema=schemas.CATALOG_SNAPSHOTS,
@@ -95,4 +98,16 @@ def test_a_commit_stays_visible_while_another_thread_vacuums(tmp_path: Path) -> 
     finally:
         stop.set()
         t.join()
-    assert not lost, f"{len(lost)} of 150 commits not visible to their own thread: {lost[:10]}"
+    assert not lost, f"{len(lost)} of 100 commits not visible to their own thread: {lost[:10]}"
+
+
+def test_each_thread_gets_its_own_delta_table(tmp_path: Path) -> None:
+    """The fast guard of the above: `Tables` never hands one `DeltaTable` to two threads."""
+    tables = Store.open(str(tmp_path / "s"))._tables
+    here = tables.must(CATALOG)
+    assert tables.must(CATALOG) is here  # cached within a thread
+    other: list[object] = []
+    t = threading.Thread(target=lambda: other.append(tables.must(CATALOG)))
+    t.start()
+    t.join()
+    assert other and other[0] is not here
