@@ -242,6 +242,8 @@ def main() -> None:
 
     # 2. as-of read at scale
     if args.scale <= 0:
+        if args.dir is None:
+            shutil.rmtree(work, ignore_errors=True)  # --scale 0 left ~400 MB behind
         return
     print(f"\n# as-of read: {args.scale:,} entities x {args.scale_days} snapshots")
     big = Store.open(str(work / "big"), keyframe_every=args.keyframe_every)
