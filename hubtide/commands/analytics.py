@@ -10,6 +10,15 @@ import typer
 from hubtide.context import AppContext, app_context, open_store
 from hubtide.output import Format, console, emit_frame
 
+PeopleSeriesMaxOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--people-series-max",
+        min=1,
+        help="Snapshots the people series sample (config: people_series_max).",
+    ),
+]
+
 
 def _params(app: AppContext, **overrides: Any) -> dict[str, Any]:
     a = app.settings.analytics
@@ -73,14 +82,7 @@ def register(app: typer.Typer) -> None:
         entity: Annotated[
             str | None, typer.Option("--entity", help="trajectories: one entity id or name.")
         ] = None,
-        people_series_max: Annotated[
-            int | None,
-            typer.Option(
-                "--people-series-max",
-                min=1,
-                help="Snapshots the people-based series sample (default: analytics.people_series_max).",
-            ),
-        ] = None,
+        people_series_max: PeopleSeriesMaxOpt = None,
         list_: Annotated[bool, typer.Option("--list", help="List every measure.")] = False,
         fmt: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
     ) -> None:
@@ -117,14 +119,7 @@ def register(app: typer.Typer) -> None:
         source: Annotated[
             list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")
         ] = None,
-        people_series_max: Annotated[
-            int | None,
-            typer.Option(
-                "--people-series-max",
-                min=1,
-                help="Snapshots the people-based series sample (default: analytics.people_series_max).",
-            ),
-        ] = None,
+        people_series_max: PeopleSeriesMaxOpt = None,
     ) -> None:
         """Every measure as one self-contained page (index.html) plus tables as Parquet/CSV."""
         from analytics import write_report
