@@ -111,8 +111,14 @@ async def crawl_source(
                 errors=ctx.errors,
             )
         except Exception as exc:
-            log.error("could not finish snapshot %s of %s: %s", writer.snapshot_id, source, exc)
-            status, message = "failed", f"finish failed: {exc}"
+            log.error(
+                "could not finish snapshot %s of %s: %s: %s",
+                writer.snapshot_id,
+                source,
+                type(exc).__name__,
+                exc,
+            )
+            status, message = "failed", f"finish failed: {type(exc).__name__}: {exc}"
     stats.finish(source, status)
     return CrawlResult(
         source=source,
