@@ -320,14 +320,7 @@ class SnapshotWriter:
             previous = store._previous_state(source, prev_id, attr_cols, dict(listing.schema))
             d = Diff(listing, previous, attr_cols, [c for c in counters if c in columns])
         live = listing.height
-        dt = store._tables.get(rel)
-        done = dt.transaction_version(app) if dt is not None else None
-        if done is not None:
-            keyframe = done == 1
-        else:
-            keyframe = store._wants_keyframe(
-                source, self.snapshot_id, prev_id, d.attribute_changes, live, "attributes"
-            )
+        keyframe = self._is_keyframe(rel, app, prev_id, d.attribute_changes, live, "attributes")
         arows = d.attribute_rows(keyframe).with_columns(
             source=pl.lit(source), valid_from=pl.lit(self.snapshot_id, pl.Int64)
         )
@@ -357,14 +350,7 @@ class SnapshotWriter:
         ckeyframe = False
         crows = 0
         if crel is not None:
-            cdt = store._tables.get(crel)
-            cdone = cdt.transaction_version(capp) if cdt is not None else None
-            if cdone is not None:
-                ckeyframe = cdone == 1
-            else:
-                ckeyframe = store._wants_keyframe(
-                    source, self.snapshot_id, prev_id, d.counter_changes, live, "counters"
-                )
+            ckeyframe = self._is_keyframe(crel, capp, prev_id, d.counter_changes, live, "counters")
             cschema = counter_schema(store._logical_schema(source), counters)
             cframe = d.counter_rows(ckeyframe).with_columns(
                 source=pl.lit(source), valid_from=pl.lit(self.snapshot_id, pl.Int64)
@@ -391,6 +377,22 @@ class SnapshotWriter:
             "counter_rows": crows,
             "counters_keyframe": ckeyframe,
         }
+
+    def _is_keyframe(
+        self, rel: str, app: str, prev_id: int | None, changes: int, live: int, kind: str
+    ) -> bool:
+        """Whether this finish writes `rel` as a keyframe.
+
+        A re-run after a kill must repeat the first run's choice: if the txn is already in,
+        its version says (1 = keyframe); otherwise the cost rule decides.
+        """
+        dt = self._store._tables.get(rel)
+        done = dt.transaction_version(app) if dt is not None else None
+        if done is not None:
+            return bool(done == 1)
+        return self._store._wants_keyframe(
+            self.source, self.snapshot_id, prev_id, changes, live, kind
+        )
 
     def _write_topk(self, d: Diff) -> None:
         """The members of the top `topk_n` per popularity column, as sorted entity keys."""
