@@ -1,0 +1,142 @@
+"""What every hubtide spider shares: fetching through Scrapy's downloader middlewares
+(budget, token, retries) with JSON decoding, and the bound on open listing pages.
+
+A listing is a chain of pages (each page's Link names the next), fetched through Scrapy's
+scheduler; at most `AHEAD` pages are open at a time, so memory stays bounded however large
+the listing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import scrapy
+from scrapy import Request
+from scrapy.http import Response
+
+from crawler.context import CrawlContext, payload_of
+from crawler.items import PageResult
+from crawler.middlewares import retry_request
+
+AHEAD = 3  # listing pages open at once (fetched, details pending)
+DETAIL_META = "hubtide_detail"
+GONE = object()  # a 404: the entity went away between listing and detail
+# 401/403 on a detail: a disabled, gated or private repo. The Hub answers so for good, not
+# by accident, so it is recorded and skipped rather than failing the snapshot.
+FORBIDDEN = object()
+
+
+class BaseSpider(scrapy.Spider):
+    """What the Hub and registry spiders share: the context, fetches through the
+    downloader middlewares, JSON with retries, and the bound on open listing pages."""
+
+    ctx: CrawlContext
+
+    def __init__(self, ctx: CrawlContext, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.ctx = ctx
+        self._ahead: asyncio.Semaphore | None = None
+
+    @property
+    def ahead(self) -> asyncio.Semaphore:
+        if self._ahead is None:
+            self._ahead = asyncio.Semaphore(AHEAD)
+        return self._ahead
+
+    async def fetch(self, url: str, *, detail: str = "") -> Response | None:
+        """One GET through the downloader middlewares; None when it kept failing.
+
+        `detail` names the kind of detail request (counted per kind), "" for listing work.
+        """
+        req = Request(url, dont_filter=True, priority=10, meta={DETAIL_META: detail})
+        engine = self.crawler.engine
+        assert engine is not None
+        try:
+            return await engine.download_async(req)
+        except Exception as exc:  # network errors after every retry
+            self.ctx.error(f"{type(exc).__name__}: {str(exc)[:200]}", url)
+            return None
+
+    async def fetch_json(
+        self, url: str, *, detail: str = "", forbidden_ok: bool = False
+    ) -> tuple[Any, Response | None]:
+        """GET and parse JSON, retrying bodies that do not parse (truncated).
+
+        Returns (body, response); body is GONE on 404, FORBIDDEN on 401/403 when
+        `forbidden_ok`, and None on failure.
+        """
+        s = self.ctx.settings
+        for attempt in range(s.max_retries + 1):
+            resp = await self.fetch(url, detail=detail)
+            if resp is None:
+                return None, None
+            if resp.status == 404:
+                return GONE, resp
+            if forbidden_ok and resp.status in (401, 403):
+                return FORBIDDEN, resp
+            if resp.status != 200:
+                self.ctx.error(f"HTTP {resp.status}", url, payload_of(resp.body))
+                return None, resp
+            try:
+                return json.loads(resp.body), resp
+            except ValueError as exc:
+                self.ctx.event("malformed", f"body is not JSON: {exc}", url, payload_of(resp.body))
+                if attempt < s.max_retries:
+                    from crawler.middlewares import backoff
+
+                    await asyncio.sleep(
+                        backoff(attempt, s.backoff_base_seconds, s.backoff_max_seconds)
+                    )
+        self.ctx.error("body kept failing to parse", url)
+        return None, None
+
+    def listing_json(self, response: Response) -> tuple[Any, Request | None]:
+        """A listing page's JSON, or a retry request for a body that does not parse."""
+        ctx = self.ctx
+        if response.status == 200:
+            try:
+                return json.loads(response.body), None
+            except ValueError as exc:
+                ctx.event(
+                    "malformed", f"body is not JSON: {exc}", response.url, payload_of(response.body)
+                )
+                retry = retry_request(ctx, response.request, "body is not JSON")  # type: ignore[arg-type]
+                if retry is not None:
+                    return None, retry
+                ctx.fail(f"listing page {response.url}: body kept failing to parse")
+                return None, None
+        ctx.error(f"HTTP {response.status}", response.url, payload_of(response.body))
+        ctx.fail(f"listing page {response.url}: HTTP {response.status}")
+        return None, None
+
+    async def next_page_request(self, url: str, page: int, callback: Any) -> Request | None:
+        """The request for the listing page after `page`, or None when a stop was asked
+        (the crawl then ends after this page, resumable from its checkpoint)."""
+        if self.ctx.stop_requested:
+            self.ctx.stopped = True
+            return None
+        await self.ahead.acquire()  # bounds how far the listing runs ahead of the writer
+        return Request(
+            url,
+            callback=callback,
+            errback=self.listing_errback,
+            dont_filter=True,
+            meta={"page": page + 1},
+        )
+
+    def listing_errback(self, failure: Any) -> PageResult:
+        ctx = self.ctx
+        request = getattr(failure, "request", None)
+        url = request.url if request is not None else None
+        ctx.error(f"listing request failed: {failure.getErrorMessage()[:200]}", url)
+        ctx.fail(f"listing page {url}: {failure.getErrorMessage()[:200]}")
+        page = request.meta.get("page", 0) if request is not None else 0
+        self.close_page(page)
+        # an empty last page closes the run; nothing after it is committed
+        return PageResult(page=page, rows=[], next_url=url, last=True, failed=True)
+
+    def close_page(self, page: int) -> None:
+        self.ahead.release()
+        self.ctx.run.pages += 1
