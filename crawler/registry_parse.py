@@ -1,7 +1,8 @@
 """ecosyste.ms (and download-count service) JSON -> REGISTRY_PACKAGE rows. Pure functions.
 
 A package's `entity_id` is its name. Download counts from a registry's own service
-(npm downloads `point`, pypistats `recent`) replace ecosyste.ms's when configured.
+(npm downloads `point`, pypistats `recent`) replace ecosyste.ms's when configured: the
+registry's figure is the source ecosyste.ms copies, later (docs/crawler.md, Registries).
 """
 
 from __future__ import annotations
@@ -74,30 +75,50 @@ def registry_name(registries: Any, wanted: str) -> str | None:
     return max(by_eco)[1]
 
 
+NPM_BULK_MAX = 128  # npm's bulk `point` query: at most 128 names, none scoped
+
+
+def npm_batches(names: list[str]) -> list[list[str]]:
+    """npm download-count requests for `names`: unscoped names in bulk groups of at most
+    128, each scoped name alone (the bulk query refuses scoped names)."""
+    unscoped = [n for n in names if not n.startswith("@")]
+    batches = [unscoped[i : i + NPM_BULK_MAX] for i in range(0, len(unscoped), NPM_BULK_MAX)]
+    return batches + [[n] for n in names if n.startswith("@")]
+
+
+def _count(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
 def npm_point_downloads(body: Any, names: list[str]) -> dict[str, int]:
-    """npm downloads `point` body (one package, or bulk keyed by name) -> name: count."""
+    """npm downloads `point` body -> name: count, for the names it has a count for.
+
+    One name asked: the single-package body (`{"downloads", "package", ...}`); several: the
+    bulk body keyed by name, `null` for a name npm does not know. Raises Malformed.
+    """
     if not isinstance(body, dict):
-        raise Malformed("npm downloads: expected an object")
+        raise Malformed(f"npm downloads: expected an object, got {type(body).__name__}")
     out: dict[str, int] = {}
-    if "downloads" in body and "package" in body:
-        d = body.get("downloads")
-        if isinstance(d, int) and not isinstance(d, bool):
-            out[str(body["package"])] = d
+    if len(names) == 1 and "package" in body:
+        d = _count(body.get("downloads"))
+        if body.get("package") != names[0]:
+            raise Malformed(f"npm downloads: asked for {names[0]!r}, got {body['package']!r:.80}")
+        if d is None:
+            raise Malformed(f"npm downloads: {names[0]}: downloads {body.get('downloads')!r:.40}")
+        out[names[0]] = d
         return out
     for name in names:
         entry = body.get(name)
         if isinstance(entry, dict):
-            d = entry.get("downloads")
-            if isinstance(d, int) and not isinstance(d, bool):
+            d = _count(entry.get("downloads"))
+            if d is not None:
                 out[name] = d
     return out
 
 
 def pypistats_recent(body: Any) -> int | None:
-    """pypistats `/recent` body -> last_month downloads."""
+    """pypistats `/recent` body -> last_month downloads (None when it has none).
+    Raises Malformed."""
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
         raise Malformed("pypistats recent: expected an object with `data`")
-    v = body["data"].get("last_month")
-    if isinstance(v, int) and not isinstance(v, bool):
-        return v
-    return None
+    return _count(body["data"].get("last_month"))

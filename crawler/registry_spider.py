@@ -1,8 +1,18 @@
 """The registry spider: the top N packages of one registry by downloads, through
-ecosyste.ms (one registry per source; more registries are one config entry each)."""
+ecosyste.ms (one registry per source; more registries are one config entry each), with
+each page's last-month download counts from the registry's own service when one is
+configured (npm's download counts, pypistats).
+
+The registry's own figure wins over ecosyste.ms's: ecosyste.ms copies it from the same
+services on its own sync schedule, so it can only be as fresh or staler. A package the
+service gave no count for keeps ecosyste.ms's figure, with a `fallback` crawl event that
+names it and says why; the snapshot stays complete (the listing itself is whole).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +25,15 @@ from crawler import registry_parse
 from crawler.context import CrawlContext, payload_of
 from crawler.errors import Malformed
 from crawler.items import PageResult
+from crawler.services import NPM_DOWNLOADS, PYPI_STATS
 from crawler.spider_base import GONE, BaseSpider
+
+log = logging.getLogger("hubtide.crawler")
+
+# count requests in flight at once; the service budgets set the pace, this only keeps
+# them from filling the downloader's per-host slots ahead of the next listing page
+COUNT_CONCURRENCY = 4
+PERIOD = "last-month"  # what ecosyste.ms reports for npm and PyPI (`downloads_period`)
 
 
 class RegistrySpider(BaseSpider):
@@ -30,6 +48,8 @@ class RegistrySpider(BaseSpider):
         self.top_n = s.registry_top_n
         ctx.run.pages_total = math.ceil(self.top_n / self.per_page)
         self.registry: str | None = None
+        self._count_sem: asyncio.Semaphore | None = None
+        self.fallbacks = 0  # packages that kept ecosyste.ms's figure
 
     def _mailto(self) -> list[tuple[str, str]]:
         c = self.ctx.settings.contact
@@ -123,6 +143,8 @@ class RegistrySpider(BaseSpider):
                 last = True
             else:
                 yield request
+        # after the next page is on its way, so the listing and the counts overlap
+        await self.own_counts(rows)
         if nxt is None:
             ctx.listing_done = True
         ctx.items += len(rows)
@@ -152,6 +174,121 @@ class RegistrySpider(BaseSpider):
             ctx.lost += 1
             ctx.fail(f"{name}: record malformed and its lookup too ({exc})")
             return None
+
+    # ------------------------------------------------------------ own download counts
+    def count_service(self, rows: list[dict[str, Any]]) -> str | None:
+        """The download-count service for these rows, or None when none is configured."""
+        s = self.ctx.settings
+        eco = rows[0].get("ecosystem") if rows else None
+        if eco is None:
+            eco = s.ecosystem_of(self.ctx.source)
+        if eco == "npm" and s.npm_downloads_endpoint:
+            return NPM_DOWNLOADS
+        if eco == "pypi" and s.pypi_stats_endpoint:
+            return PYPI_STATS
+        return None
+
+    async def own_counts(self, rows: list[dict[str, Any]]) -> None:
+        """Replace each row's `downloads` by the registry's own last-month count; rows the
+        service gave no count for keep ecosyste.ms's, with a `fallback` event each."""
+        service = self.count_service(rows)
+        if service is None:
+            return
+        if self._count_sem is None:
+            self._count_sem = asyncio.Semaphore(
+                max(1, min(COUNT_CONCURRENCY, self.ctx.settings.concurrency))
+            )
+        names = [r["name"] for r in rows]
+        if service == NPM_DOWNLOADS:
+            groups = registry_parse.npm_batches(names)
+            answers = await asyncio.gather(*(self.npm_counts(g) for g in groups))
+        else:
+            answers = await asyncio.gather(*(self.pypistats_count(n) for n in names))
+        counts: dict[str, int] = {}
+        why: dict[str, tuple[str, str]] = {}
+        for got, missing in answers:
+            counts.update(got)
+            why.update(missing)
+        for row in rows:
+            name = row["name"]
+            if name in counts:
+                row["downloads"] = counts[name]
+                row["downloads_period"] = PERIOD
+                continue
+            reason, url = why.get(name, ("no answer", ""))
+            self.fallbacks += 1
+            self.ctx.event(
+                "fallback",
+                f"{name}: {service} gave no count ({reason}); ecosyste.ms figure kept",
+                url or None,
+            )
+
+    async def npm_counts(
+        self, names: list[str]
+    ) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
+        """One npm `point` request for `names` (a bulk group or one scoped name):
+        (name -> count, name -> (why it has none, url))."""
+        base = self.ctx.settings.npm_downloads_endpoint
+        if len(names) == 1 and names[0].startswith("@"):
+            # scoped names go unescaped in the path (`@scope/name`), one per request
+            path = quote(names[0], safe="@/")
+        else:
+            path = ",".join(quote(n, safe="@") for n in names)
+        url = f"{base}/downloads/point/{PERIOD}/{path}"
+        assert self._count_sem is not None
+        async with self._count_sem:
+            body, resp = await self.fetch_json(url, detail=NPM_DOWNLOADS)
+        got: dict[str, int] = {}
+        reason = ""
+        if body is GONE:
+            reason = "HTTP 404: unknown to the service"
+        elif body is None:
+            reason = f"request failed ({_status(resp)})"
+        else:
+            try:
+                got = registry_parse.npm_point_downloads(body, names)
+                reason = "no count in its answer"
+            except Malformed as exc:
+                self.ctx.event("malformed", str(exc), url, payload_of(body))
+                reason = f"malformed answer: {exc}"
+        return got, {n: (reason, url) for n in names if n not in got}
+
+    async def pypistats_count(self, name: str) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
+        """One pypistats `recent` request: ({name: count} or {}, {name: (why, url)})."""
+        base = self.ctx.settings.pypi_stats_endpoint
+        # pypistats wants the name lower-cased (it maps `.` and `_` to `-` itself)
+        url = f"{base}/api/packages/{quote(name.lower(), safe='')}/recent?period=month"
+        assert self._count_sem is not None
+        async with self._count_sem:
+            body, resp = await self.fetch_json(url, detail=PYPI_STATS)
+        if body is GONE:
+            return {}, {name: ("HTTP 404: unknown to the service", url)}
+        if body is None:
+            return {}, {name: (f"request failed ({_status(resp)})", url)}
+        try:
+            n = registry_parse.pypistats_recent(body)
+        except Malformed as exc:
+            self.ctx.event("malformed", str(exc), url, payload_of(body))
+            return {}, {name: (f"malformed answer: {exc}", url)}
+        if n is None:
+            return {}, {name: ("no last_month in its answer", url)}
+        return {name: n}, {}
+
+    def closed(self, reason: str) -> None:
+        if self.fallbacks:
+            log.warning(
+                "%s: %d packages kept ecosyste.ms's download count (see ops/crawl_events)",
+                self.ctx.source,
+                self.fallbacks,
+            )
+
+
+def _status(resp: Response | None) -> str:
+    if resp is None:
+        return "no response after retries"
+    if resp.status == 200:
+        return "body kept failing to parse"
+    return f"HTTP {resp.status} after retries"
 
 
 def _registry_from_url(url: str) -> str | None:

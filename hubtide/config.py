@@ -74,6 +74,20 @@ class CrawlerConfig:
     pypi_stats_endpoint: str = _f(
         "", "Optional base URL of a pypistats-style service (empty: ecosyste.ms counts)."
     )
+    npm_downloads_requests_per_window: int = _f(
+        1,
+        "npm download-count requests per window (default 1 per 3 s: ~1/s already draws 429).",
+        min=1,
+    )
+    npm_downloads_window_seconds: float = _f(
+        3.0, "Length of the npm download-count service's request window.", min=0.001
+    )
+    pypi_stats_requests_per_window: int = _f(
+        5, "pypistats requests per window (default 5 per 12 s: its limits are 5/s, 30/min).", min=1
+    )
+    pypi_stats_window_seconds: float = _f(
+        12.0, "Length of the pypistats request window.", min=0.001
+    )
     contact: str = _f("", "Contact (e-mail or URL) put in the User-Agent and ecosyste.ms `mailto`.")
     hub_requests_per_window: int = _f(
         1000, "Hub API requests allowed per window (free-tier default: 1000 per 300 s).", min=1

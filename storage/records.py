@@ -150,6 +150,7 @@ def to_ipc(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def from_ipc(data: bytes) -> pa.Table:
-    with pa.ipc.open_stream(pa.py_buffer(data)) as r:
+def from_ipc(data: bytes | pa.Buffer) -> pa.Table:
+    buf = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+    with pa.ipc.open_stream(buf) as r:
         return r.read_all()

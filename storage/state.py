@@ -26,6 +26,9 @@ import polars as pl
 from storage.layout import KEY, OP_DELETE, OP_KEEP, OP_UPSERT
 
 HASH = "__h"
+# where a listing row sits in the staged batches: batch seq, row within the batch
+SEQ = "__seq"
+ROW = "__row"
 
 
 def _latest(lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -109,7 +112,7 @@ def read_state(
     return a.select(out)
 
 
-def attribute_hash(df: pl.DataFrame, attr_cols: Sequence[str]) -> pl.Series:
+def hash_expr(attr_cols: Sequence[str]) -> pl.Expr:
     """A 64-bit hash per row of the attribute columns (not entity_id, not counters).
 
     Equal hashes are taken as equal attributes: a false "unchanged" needs a 64-bit
@@ -121,10 +124,16 @@ def attribute_hash(df: pl.DataFrame, attr_cols: Sequence[str]) -> pl.Series:
     in-memory previous state, or one this process rebuilt from the store).
     """
     if not attr_cols:
-        return pl.Series(HASH, [0] * df.height, dtype=pl.UInt64)
+        return pl.lit(0, pl.UInt64).alias(HASH)
     parts = [pl.col(c).hash(seed=i) for i, c in enumerate(attr_cols)]
-    combined = pl.reduce(lambda acc, x: acc * 31 + x, parts)
-    return df.select(combined.alias(HASH)).to_series()
+    return pl.reduce(lambda acc, x: acc * 31 + x, parts).alias(HASH)
+
+
+def attribute_hash(df: pl.DataFrame, attr_cols: Sequence[str]) -> pl.Series:
+    """`hash_expr` over a frame, as a Series named `__h`."""
+    if not attr_cols:
+        return pl.Series(HASH, [0] * df.height, dtype=pl.UInt64)
+    return df.select(hash_expr(attr_cols)).to_series()
 
 
 @dataclass(frozen=True)
@@ -139,18 +148,21 @@ class PreviousState:
 
 
 class Diff:
-    """A complete listing against the previous complete state, on integer keys."""
+    """A complete listing against the previous complete state, on integer keys.
+
+    Works on the listing's *narrow* columns only: `entity_id`, the attribute hash `__h`,
+    the counters, and where each row sits in the staged batches (`__seq`, `__row`), so a
+    2M-row listing costs ~100 bytes a row here; the wide rows to write are gathered
+    batch by batch afterwards (`picks`).
+    """
 
     def __init__(
         self,
-        listing: pl.DataFrame,
+        narrow: pl.DataFrame,
         previous: PreviousState | None,
-        attr_cols: Sequence[str],
         counter_cols: Sequence[str],
     ) -> None:
-        self.attr_cols = [c for c in attr_cols if c != "entity_id"]
         self.counter_cols = list(counter_cols)
-        cur = listing.with_columns(attribute_hash(listing, self.attr_cols))
         max_key = previous.max_key if previous is not None else 0
         prev_cols = {HASH: "__hp", **{c: c + "__p" for c in self.counter_cols}}
         if previous is None:
@@ -159,14 +171,13 @@ class Diff:
                     "entity_id": pl.String,
                     KEY: pl.Int64,
                     HASH: pl.UInt64,
-                    **{c: listing.schema[c] for c in self.counter_cols},
+                    **{c: narrow.schema[c] for c in self.counter_cols},
                 }
             )
         else:
             p = previous.frame
-        # one left join keeping the listing's order (no gather of its wide rows), then
-        # only Series work: no split into old and new frames
-        j = cur.join(p.rename(prev_cols), on="entity_id", how="left", maintain_order="left")
+        # one left join keeping the listing's order, then only Series work
+        j = narrow.join(p.rename(prev_cols), on="entity_id", how="left", maintain_order="left")
         keys = j[KEY]
         new_at = keys.is_null().arg_true()
         seen = keys.drop_nulls()
@@ -191,17 +202,17 @@ class Diff:
         self.counter_changes = int(self.rows["__cnt"].sum())
         self.changed_entities = int((self.rows["__attr"] | self.rows["__cnt"]).sum())
 
-    def attribute_rows(self, keyframe: bool) -> pl.DataFrame:
-        """entity_key, entity_id, attributes, op; sorted by key. A keyframe copies every
-        live entity (`keep` when unchanged); tombstones either way, so history sees them."""
-        cols = [KEY, "entity_id", *self.attr_cols]
+    def picks(self, keyframe: bool) -> pl.DataFrame:
+        """Where the attribute rows to write sit in the staged batches: `__seq`, `__row`,
+        `entity_key`, `op`; sorted by (`__seq`, `entity_key`). A keyframe copies every
+        live entity (`keep` when unchanged); tombstones are apart (`gone`)."""
         live = self.rows if keyframe else self.rows.filter(pl.col("__attr"))
-        live = live.select(
-            *cols,
+        return live.select(
+            SEQ,
+            ROW,
+            KEY,
             op=pl.when(pl.col("__attr")).then(pl.lit(OP_UPSERT)).otherwise(pl.lit(OP_KEEP)),
-        )
-        tombs = self.gone.select(KEY, "entity_id").with_columns(op=pl.lit(OP_DELETE))
-        return pl.concat([live, tombs], how="diagonal_relaxed").sort(KEY)
+        ).sort(SEQ, KEY)
 
     def counter_rows(self, keyframe: bool) -> pl.DataFrame:
         """entity_key and counters of every live entity whose counters changed (all of them

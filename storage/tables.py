@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import pyarrow as pa
@@ -138,7 +138,7 @@ class Tables:
     def append_once(
         self,
         rel: str,
-        data: pa.Table,
+        data: pa.Table | Callable[[], pa.RecordBatchReader],
         app_id: str,
         version: int,
         *,
@@ -152,6 +152,8 @@ class Tables:
         Returns True when this call committed, False when the txn was already there.
         `fresh=False` when the caller has just refreshed the table (a commit that lost a
         race fails and is re-checked after a refresh, so staleness can never double rows).
+        `data` may be a function giving a fresh stream of batches per attempt, so a large
+        append never has to sit in memory whole (a stream is consumed by a try).
         """
         dt = self.get(rel, fresh=fresh)
         if dt is None:
@@ -164,7 +166,7 @@ class Tables:
             try:
                 write_deltalake(
                     dt,
-                    data,
+                    data() if callable(data) else data,
                     mode="append",
                     schema_mode=schema_mode,
                     partition_by=partition_by,

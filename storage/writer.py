@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ from storage.catalog import CATALOG, SnapshotInfo, now
 from storage.errors import StoreError
 from storage.layout import (
     KEY,
+    OP_DELETE,
     STAGING,
     STAGING_PARTITION,
     counter_schema,
@@ -49,7 +50,8 @@ from storage.layout import (
     physical_schema,
 )
 from storage.records import Rejected, Rows, conform, conform_frame, to_ipc
-from storage.state import Diff
+from storage.staged import StagedBatches
+from storage.state import HASH, ROW, SEQ, Diff, hash_expr
 from storage.tables import STAGING_PROPS
 
 if TYPE_CHECKING:
@@ -59,6 +61,10 @@ log = logging.getLogger(__name__)
 
 EVENTS = "ops/crawl_events"
 TOPK = "derived/topk"
+# Staged batches a writer keeps in memory for its finish (estimated Polars bytes). A
+# 100k-row Hub listing is ~36 MB, so small and medium listings never read their batches
+# back; a 2M-row one is ~700 MB and is read back batch by batch.
+STAGED_MEMORY_BYTES = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -96,8 +102,11 @@ class SnapshotWriter:
         self.checkpoint = checkpoint
         self._event_seq = event_seq
         self._finished: SnapshotInfo | None = None
-        # batches this object committed itself: finish reuses them instead of reading back
-        self._mine: dict[int, pa.Table | pl.DataFrame] = {}
+        # batches this object committed itself: finish reuses them instead of reading
+        # them back, while they stay under STAGED_MEMORY_BYTES (then none are kept)
+        self._mine: dict[int, pl.DataFrame] = {}
+        self._mine_bytes = 0
+        self._keep_mine = True
 
     def __repr__(self) -> str:
         return f"SnapshotWriter({self.source!r}, snapshot_id={self.snapshot_id})"
@@ -151,7 +160,7 @@ class SnapshotWriter:
             fresh=False,  # refreshed just above
         )
         if wrote:
-            self._mine[seq] = table if frame is None else frame
+            self._remember(seq, frame if frame is not None else table)
             self.last_committed_seq = seq
             self.checkpoint = checkpoint
             if rejects:
@@ -159,6 +168,21 @@ class SnapshotWriter:
         else:
             self.last_committed_seq = max(self.last_committed_seq, seq)
         return wrote
+
+    def _remember(self, seq: int, rows: pa.Table | pl.DataFrame) -> None:
+        """Keep a committed batch for finish, unless the kept ones would pass the cap:
+        then keep none (finish reads them back one at a time), so a 2M-row listing is
+        never held whole."""
+        if not self._keep_mine:
+            return
+        df = rows if isinstance(rows, pl.DataFrame) else pl.from_arrow(rows)
+        assert isinstance(df, pl.DataFrame)
+        self._mine_bytes += int(df.estimated_size())
+        if self._mine_bytes > STAGED_MEMORY_BYTES:
+            self._keep_mine = False
+            self._mine.clear()
+            return
+        self._mine[seq] = df
 
     def _quarantine(self, rejects: list[Rejected], seq: int) -> None:
         self.record_events(
@@ -229,12 +253,15 @@ class SnapshotWriter:
         with self._step("count rejected records", EVENTS):
             rejected = store._rejected_count(self.run_id, self.snapshot_id)
         with self._step("read the staged listing", STAGING):
-            listing = store._staged_listing(self.source, self.snapshot_id, self._mine)
-        entities = listing.height
+            staged = StagedBatches(store._tables, self.source, self.snapshot_id, self._mine)
         counts: dict[str, Any] = {"upserts": 0, "tombstones": 0, "keyframe": False}
         if status == "complete":
             with store._pinned_catalog():
-                counts = self._commit_changes(listing)
+                counts = self._commit_changes(staged)
+        else:
+            with self._step("count the staged entities", STAGING):
+                counts["entities"] = _count_entities(staged)
+        self._mine.clear()  # the snapshot is done with them
         row = {
             "source": self.source,
             "snapshot_id": self.snapshot_id,
@@ -243,7 +270,6 @@ class SnapshotWriter:
             "as_of": self.as_of,
             "started_at": self.started_at,
             "finished_at": now(),
-            "entities": entities,
             "rejected": rejected,
             "requests": requests,
             "errors": errors,
@@ -298,12 +324,20 @@ class SnapshotWriter:
                 f"failed: {_describe(exc)}"
             ) from exc
 
-    def _commit_changes(self, listing: pl.DataFrame) -> dict[str, Any]:
-        """Diff the listing, append attribute rows, then counter rows, then top-k members.
+    def _commit_changes(self, staged: StagedBatches) -> dict[str, Any]:
+        """Diff the listing, then append attribute rows, counter rows and top-k members.
 
-        Each append carries its own txn; a keyframe is version 1, so a re-run after a kill
-        learns what the first run decided and writes the very same rows (the diff and
-        the new keys are deterministic), and append_once skips what is already in.
+        Streams: pass 1 reads the staged batches one at a time and keeps only narrow
+        columns (entity_id, attribute hash, counters, position); the diff, the counter
+        rows and top-k need nothing else; pass 2 gathers the wide attribute rows to
+        write, batch by batch (only the batches holding changed rows, unless a keyframe).
+
+        The three appends are independent, so counters and top-k run in the store's
+        worker threads while this thread writes the attributes (delta-rs and Polars
+        release the GIL); the catalog row waits for all three. Each append carries its
+        own txn; a keyframe is version 1, so a re-run after a kill learns what the first
+        run decided and writes the very same rows (the diff and the new keys are
+        deterministic), and append_once skips what is already in.
         """
         store = self._store
         source = self.source
@@ -314,18 +348,75 @@ class SnapshotWriter:
         counters = counters_of(source)
         with self._step("read the previous state", rel):
             prev_id = store._previous_complete(source, self.snapshot_id)
-            columns = store._logical_columns(source, listing)
-            listing = _with_columns(listing, columns, store._column_types(source))
+            types = store._column_types(source)
+            if is_custom(source):
+                # batches may differ in columns and types: the listing's are their union
+                heads = [pl.DataFrame(schema=sch) for sch in staged.schemas()]
+                if heads:
+                    types.update(pl.concat(heads, how="diagonal_relaxed").schema)
+                columns = store._logical_columns(source, pl.DataFrame(schema=types))
+            else:
+                columns = store._logical_columns(source, pl.DataFrame(schema=types))
+            types = {c: types.get(c, pl.String()) for c in columns}
             attr_cols = [c for c in columns if c not in counters]
-            previous = store._previous_state(source, prev_id, attr_cols, dict(listing.schema))
-            d = Diff(listing, previous, attr_cols, [c for c in counters if c in columns])
-        live = listing.height
+            ccols = [c for c in counters if c in columns]
+        with self._step("read the staged listing", STAGING):
+            narrow = _narrow(staged, columns, types, attr_cols, ccols)
+        with self._step("read the previous state", rel):
+            previous = store._previous_state(source, prev_id, attr_cols, types)
+            d = Diff(narrow, previous, ccols)
+        del narrow
+        live = d.rows.height
         keyframe = self._is_keyframe(rel, app, prev_id, d.attribute_changes, live, "attributes")
-        arows = d.attribute_rows(keyframe).with_columns(
-            source=pl.lit(source), valid_from=pl.lit(self.snapshot_id, pl.Int64)
-        )
+        ckeyframe = False
+        if crel is not None:
+            ckeyframe = self._is_keyframe(crel, capp, prev_id, d.counter_changes, live, "counters")
+        pool = store._workers()
+        jobs = []
+        if crel is not None:
+            jobs.append(
+                ("append counter rows", crel, pool.submit(self._write_counters, d, ckeyframe))
+            )
+        jobs.append(("append top-k members", TOPK, pool.submit(self._write_topk, d)))
+        try:
+            with self._step("append attribute rows", rel):
+                arows = self._write_attributes(staged, d, columns, types, keyframe)
+        finally:
+            crows = 0
+            for step, table, job in jobs:
+                with self._step(step, table):
+                    n = job.result()
+                if table == crel:
+                    crows = n
+        store._last_state[source] = d.state(self.snapshot_id, attr_cols)
+        return {
+            "entities": live,
+            "upserts": d.changed_entities,
+            "tombstones": d.gone.height,
+            "keyframe": keyframe,
+            "attribute_rows": arows,
+            "counter_rows": crows,
+            "counters_keyframe": ckeyframe,
+        }
+
+    def _write_attributes(
+        self,
+        staged: StagedBatches,
+        d: Diff,
+        columns: list[str],
+        types: dict[str, pl.DataType],
+        keyframe: bool,
+    ) -> int:
+        """Append the attribute rows (changed rows, or every live one at a keyframe, plus
+        tombstones); returns how many. Small listings (batches held in memory) are
+        written as one key-sorted table; a keyframe read back from staging is streamed
+        to delta-rs batch by batch, each batch sorted by key."""
+        store = self._store
+        source = self.source
+        rel = entity_table(source)
+        counters = counters_of(source)
         if is_custom(source):
-            arrow = arows.select(columns).to_arrow().schema
+            arrow = pl.DataFrame(schema=types).to_arrow().schema
             logical = pa.schema(
                 [
                     f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f
@@ -335,48 +426,89 @@ class SnapshotWriter:
         else:
             logical = store._logical_schema(source)
         phys = physical_schema(logical, counters)
-        table = arows.select(phys.names).to_arrow().cast(phys)
-        with self._step("append attribute rows", rel):
-            store._tables.ensure(rel, phys, partition_of(source))
-            store._tables.append_once(
-                rel,
-                table,
-                app,
-                1 if keyframe else 0,
-                schema_mode="merge" if is_custom(source) else None,
-                partition_by=partition_of(source),
-                fresh=False,  # refreshed by the txn check above
+        picks = d.picks(keyframe)
+        by_seq = dict(picks.partition_by(SEQ, as_dict=True, include_key=False))
+        wanted = {int(k[0]): v for k, v in by_seq.items()}  # type: ignore[index]
+        attr_names = [c for c in columns if c != "entity_id" and c not in counters]
+        tombs = (
+            d.gone.select(
+                KEY,
+                "entity_id",
+                pl.lit(OP_DELETE).alias("op"),
+                *[pl.lit(None, types[c]).alias(c) for c in attr_names],
             )
-        ckeyframe = False
-        crows = 0
-        if crel is not None:
-            ckeyframe = self._is_keyframe(crel, capp, prev_id, d.counter_changes, live, "counters")
-            cschema = counter_schema(store._logical_schema(source), counters)
-            cframe = d.counter_rows(ckeyframe).with_columns(
-                source=pl.lit(source), valid_from=pl.lit(self.snapshot_id, pl.Int64)
+            if d.gone.height
+            else None
+        )
+        sid = self.snapshot_id
+
+        def physical(frame: pl.DataFrame) -> pa.Table:
+            out = frame.with_columns(
+                source=pl.lit(source), valid_from=pl.lit(sid, pl.Int64)
+            ).select(phys.names)
+            return out.to_arrow().cast(phys)
+
+        def rows_of(seq: int, batch: pl.DataFrame) -> pl.DataFrame:
+            p = wanted[seq]
+            b = _conformed(batch, columns, types)
+            # gathering in key order: each batch's rows come out sorted by key
+            return b[p[ROW]].with_columns(p[KEY], p["op"])
+
+        total = picks.height + (tombs.height if tombs is not None else 0)
+        data: pa.Table | Callable[[], pa.RecordBatchReader]
+        if not keyframe or staged.in_memory:
+            parts = [rows_of(s, b) for s, b in staged.read(wanted)]
+            if tombs is not None:
+                parts.append(tombs)
+            frame = (
+                pl.concat(parts, how="diagonal_relaxed").sort(KEY)
+                if parts
+                else pl.DataFrame(schema={KEY: pl.Int64, "op": pl.String, **types})
             )
-            crows = cframe.height
-            with self._step("append counter rows", crel):
-                store._tables.ensure(crel, cschema, partition_of(source))
-                store._tables.append_once(
-                    crel,
-                    cframe.select(cschema.names).to_arrow().cast(cschema),
-                    capp,
-                    1 if ckeyframe else 0,
-                    partition_by=partition_of(source),
-                    fresh=False,  # refreshed by the txn check above
-                )
-        with self._step("append top-k members", TOPK):
-            self._write_topk(d)
-        store._last_state[source] = d.state(self.snapshot_id, attr_cols)
-        return {
-            "upserts": d.changed_entities,
-            "tombstones": d.gone.height,
-            "keyframe": keyframe,
-            "attribute_rows": arows.height,
-            "counter_rows": crows,
-            "counters_keyframe": ckeyframe,
-        }
+            data = physical(frame)
+        else:
+
+            def stream() -> Iterator[pa.RecordBatch]:
+                for s, b in staged.read(wanted):
+                    yield from physical(rows_of(s, b)).to_batches()
+                if tombs is not None:
+                    yield from physical(tombs).to_batches()
+
+            def data() -> pa.RecordBatchReader:
+                return pa.RecordBatchReader.from_batches(phys, stream())
+
+        store._tables.ensure(rel, phys, partition_of(source))
+        store._tables.append_once(
+            rel,
+            data,
+            self._app + ":changes",
+            1 if keyframe else 0,
+            schema_mode="merge" if is_custom(source) else None,
+            partition_by=partition_of(source),
+            fresh=False,  # refreshed by the txn check in _is_keyframe
+        )
+        return total
+
+    def _write_counters(self, d: Diff, keyframe: bool) -> int:
+        """Append the counter rows (a worker thread); returns how many."""
+        store = self._store
+        source = self.source
+        crel = counter_table(source)
+        assert crel is not None
+        counters = counters_of(source)
+        cschema = counter_schema(store._logical_schema(source), counters)
+        cframe = d.counter_rows(keyframe).with_columns(
+            source=pl.lit(source), valid_from=pl.lit(self.snapshot_id, pl.Int64)
+        )
+        store._tables.ensure(crel, cschema, partition_of(source))
+        store._tables.append_once(
+            crel,
+            cframe.select(cschema.names).to_arrow().cast(cschema),
+            f"{self._app}:counters",
+            1 if keyframe else 0,
+            partition_by=partition_of(source),
+        )
+        return cframe.height
 
     def _is_keyframe(
         self, rel: str, app: str, prev_id: int | None, changes: int, live: int, kind: str
@@ -394,13 +526,14 @@ class SnapshotWriter:
             self.source, self.snapshot_id, prev_id, changes, live, kind
         )
 
-    def _write_topk(self, d: Diff) -> None:
-        """The members of the top `topk_n` per popularity column, as sorted entity keys."""
+    def _write_topk(self, d: Diff) -> int:
+        """The members of the top `topk_n` per popularity column, as sorted entity keys
+        (a worker thread; from the narrow rows). Returns how many."""
         store = self._store
         rows = d.rows
         cols = [c for c in schemas.POPULARITY_COLUMNS.get(self.source, ()) if c in rows.columns]
         if not cols:
-            return
+            return 0
         parts = []
         for by in cols:
             keys = top_keys(rows, by, store.topk_n)
@@ -414,6 +547,7 @@ class SnapshotWriter:
         table = pl.concat(parts).select(schemas.DERIVED_TOPK.names).to_arrow()
         table = table.cast(schemas.DERIVED_TOPK)
         store._tables.append_once(TOPK, table, f"{self._app}:topk", 0)
+        return table.num_rows
 
 
 def top_keys(rows: pl.DataFrame, by: str, k: int) -> pl.Series:
@@ -428,6 +562,69 @@ def top_keys(rows: pl.DataFrame, by: str, k: int) -> pl.Series:
     above = rows.filter(value > threshold)
     ties = rows.filter(value == threshold).sort("entity_id").head(k - above.height)
     return pl.concat([above[KEY], ties[KEY]]).sort()
+
+
+def _conformed(
+    batch: pl.DataFrame, columns: list[str], types: dict[str, pl.DataType]
+) -> pl.DataFrame:
+    """A staged batch with exactly the listing's columns and types (missing: null)."""
+    cols = []
+    for c in columns:
+        if c not in batch.columns:
+            cols.append(pl.lit(None, types[c]).alias(c))
+        elif batch.schema[c] != types[c]:
+            cols.append(pl.col(c).cast(types[c]))
+        else:
+            cols.append(pl.col(c))
+    return batch.select(cols)
+
+
+def _narrow(
+    staged: StagedBatches,
+    columns: list[str],
+    types: dict[str, pl.DataType],
+    attr_cols: list[str],
+    counters: list[str],
+) -> pl.DataFrame:
+    """Pass 1 over the staged batches: entity_id, attribute hash, counters and position
+    (`__seq`, `__row`) of every listing row; one wide batch in memory at a time. A
+    duplicate entity_id across batches: the newest batch wins (a page fetched again after
+    a resume lands in a later batch)."""
+    hashed = [c for c in attr_cols if c != "entity_id"]
+    parts = []
+    for seq, batch in staged:
+        if not batch.height:
+            continue
+        b = _conformed(batch, columns, types)
+        parts.append(
+            b.select(
+                "entity_id",
+                hash_expr(hashed),
+                *counters,
+                pl.lit(seq, pl.Int64).alias(SEQ),
+                pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW),
+            )
+        )
+    if not parts:
+        return pl.DataFrame(
+            schema={
+                "entity_id": pl.String,
+                HASH: pl.UInt64,
+                **{c: types[c] for c in counters},
+                SEQ: pl.Int64,
+                ROW: pl.UInt32,
+            }
+        )
+    narrow = pl.concat(parts, rechunk=True)
+    if narrow["entity_id"].n_unique() == narrow.height:
+        return narrow  # the common case, checked 10x faster than the unique below
+    return narrow.unique("entity_id", keep="last", maintain_order=True)
+
+
+def _count_entities(staged: StagedBatches) -> int:
+    """Distinct entity ids staged (a partial or failed finish reports them)."""
+    ids = [b["entity_id"] for _, b in staged if b.height]
+    return int(pl.concat(ids).n_unique()) if ids else 0
 
 
 def _describe(exc: BaseException) -> str:

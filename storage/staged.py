@@ -1,0 +1,91 @@
+"""A snapshot's staged listing, handed out one batch at a time.
+
+`finish` reads the staged listing twice (narrow columns first, then only the rows to
+write), and must never hold the whole listing at once: a 2M-model Hub listing is ~700 MB
+of Arrow. So batches come either from the writer's own memory (the batches this process
+staged, while they stay under `SnapshotWriter`'s cap) or from the staging table, one
+Parquet file (one blob) at a time through a pyarrow dataset, which also works on object
+stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+import polars as pl
+import pyarrow.dataset as pads
+
+from storage.layout import STAGING
+from storage.records import from_ipc
+from storage.tables import Tables
+
+
+class StagedBatches:
+    """The batches staged for (source, snapshot_id), in `seq` order, each as a frame.
+
+    `mine` holds batches this process committed itself (by seq); when it covers every
+    staged seq nothing is read back."""
+
+    def __init__(
+        self,
+        tables: Tables,
+        source: str,
+        snapshot_id: int,
+        mine: Mapping[int, pl.DataFrame] | None = None,
+    ) -> None:
+        self._tables = tables
+        self.source = source
+        self.snapshot_id = snapshot_id
+        self._fragments: dict[int, pads.Fragment] | None = None
+        seqs = self._staged_seqs()
+        self.seqs: list[int] = seqs
+        self.in_memory = bool(mine) and mine is not None and sorted(mine) == seqs
+        self._mine = dict(mine) if self.in_memory and mine is not None else {}
+
+    def _dataset(self) -> pads.Dataset:
+        dt = self._tables.must(STAGING)
+        return dt.to_pyarrow_dataset(
+            file_pruning_predicate=[
+                ("source", "=", self.source),
+                ("snapshot_id", "=", str(self.snapshot_id)),
+            ]
+        )
+
+    def _staged_seqs(self) -> list[int]:
+        """Every committed seq, from the `seq` column alone (payloads are not read)."""
+        frags: dict[int, pads.Fragment] = {}
+        for frag in self._dataset().get_fragments():
+            for s in frag.to_table(columns=["seq"]).column("seq").to_pylist():
+                frags[int(s)] = frag
+        self._fragments = frags
+        return sorted(frags)
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def __iter__(self) -> Iterator[tuple[int, pl.DataFrame]]:
+        return self.read(self.seqs)
+
+    def read(self, seqs: Iterable[int]) -> Iterator[tuple[int, pl.DataFrame]]:
+        """(seq, rows) of the given seqs, in seq order; one batch in memory at a time."""
+        for s in sorted(set(seqs)):
+            if self.in_memory:
+                yield s, self._mine[s]
+            else:
+                yield s, self._read_back(s)
+
+    def _read_back(self, seq: int) -> pl.DataFrame:
+        assert self._fragments is not None
+        frag = self._fragments[seq]
+        # a fragment holds one batch unless maintenance compacted the partition: then
+        # read its rows one at a time and keep only this seq's
+        for rb in frag.to_batches(columns=["seq", "payload"], batch_size=1):
+            if rb.num_rows and int(rb.column(0)[0].as_py()) == seq:
+                df = pl.from_arrow(from_ipc(rb.column(1)[0].as_buffer()))
+                assert isinstance(df, pl.DataFrame)
+                return df
+        raise KeyError(f"staged batch {seq} of {self.source} snapshot {self.snapshot_id} gone")
+
+    def schemas(self) -> list[pl.Schema]:
+        """The schema of every batch (custom sources: batches may differ in columns)."""
+        return [df.schema for _, df in self]

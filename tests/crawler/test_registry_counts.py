@@ -1,0 +1,252 @@
+"""Registry download counts from the registries' own services (npm's `point` counts,
+pypistats `recent`), end to end: real simulator over HTTP, real store in tmp.
+
+The simulator's ecosyste.ms and download-count routes agree by design; here ecosyste.ms is
+made to lag (its cached 30-day sums recomputed as of a few days earlier, like its own sync
+jobs), so the stored figure shows which service it came from. The registry's own figure
+(the expected one) is read from the world before the lag is applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from crawler import crawl_source
+from crawler.budget import reset_budgets
+from crawler.errors import Malformed
+from crawler.registry_parse import npm_batches, npm_point_downloads, pypistats_recent
+from crawler.result import CrawlResult
+from crawler.services import NPM_DOWNLOADS, PYPI_STATS
+from crawler.stats import CrawlStats
+from simulator.app import WORLD
+from simulator.testing import SimServer, simulator_server
+from storage import Store
+from tests.crawler.truth import set_faults, settings_for
+
+LAG_DAYS = 5
+FAST = {  # budgets that do not slow a local test down
+    "npm_downloads_requests_per_window": 100_000,
+    "npm_downloads_window_seconds": 1.0,
+    "pypi_stats_requests_per_window": 100_000,
+    "pypi_stats_window_seconds": 1.0,
+}
+
+
+# ------------------------------------------------------------------------- pure parts
+def test_npm_batches_bulk_128_unscoped_and_scoped_alone() -> None:
+    names = [f"p{i}" for i in range(300)] + ["@a/x", "@b/y"]
+    batches = npm_batches(names)
+    assert [len(b) for b in batches] == [128, 128, 44, 1, 1]
+    assert batches[-2:] == [["@a/x"], ["@b/y"]]
+    assert sorted(n for b in batches for n in b) == sorted(names)
+    assert npm_batches([]) == []
+
+
+def test_npm_point_bodies() -> None:
+    one = {"downloads": 7, "start": "a", "end": "b", "package": "left-pad"}
+    assert npm_point_downloads(one, ["left-pad"]) == {"left-pad": 7}
+    bulk = {"a": {"downloads": 3, "package": "a"}, "b": None, "downloads": {"downloads": 1}}
+    # a package literally named `downloads` is a bulk key like any other
+    assert npm_point_downloads(bulk, ["a", "b", "downloads"]) == {"a": 3, "downloads": 1}
+    with pytest.raises(Malformed, match="asked for 'x'"):
+        npm_point_downloads({"downloads": 1, "package": "y"}, ["x"])
+    with pytest.raises(Malformed, match="expected an object"):
+        npm_point_downloads([], ["x"])
+
+
+def test_pypistats_recent_body() -> None:
+    assert pypistats_recent({"data": {"last_month": 12}, "package": "x"}) == 12
+    assert pypistats_recent({"data": {"last_day": 1}}) is None
+    assert pypistats_recent({"data": {"last_month": True}}) is None
+    with pytest.raises(Malformed, match="pypistats"):
+        pypistats_recent({"error": "x"})
+
+
+# --------------------------------------------------------------------- end to end
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[tuple[SimServer, dict[str, dict[str, int]], dict[str, dict[str, int]]]]:
+    """A world whose ecosyste.ms lags the registries by LAG_DAYS; yields the server, the
+    registries' own 30-day counts and ecosyste.ms's (lagged) ones, by source and name."""
+    with simulator_server(seed=21, models=20, datasets=5, spaces=5, npm=700, pypi=120) as srv:
+
+        def lag() -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+            world = srv.app[WORLD]
+            own: dict[str, dict[str, int]] = {}
+            eco: dict[str, dict[str, int]] = {}
+            for source in ("npm", "pypi"):
+                p = world.packages[source]
+                alive = [r for r in range(p.n) if p.alive[r]]
+                own[source] = {p.names[r]: int(p.last_month[r]) for r in alive}
+                p.refresh(world.day - LAG_DAYS)
+                eco[source] = {p.names[r]: int(p.last_month[r]) for r in alive}
+            return own, eco
+
+        own, eco = srv.call(lag)
+        yield srv, own, eco
+
+
+def _crawl(store: Store, source: str, url: str, **kw: Any) -> CrawlResult:
+    reset_budgets()
+    s = settings_for(url, **{**FAST, **kw})
+    return asyncio.run(crawl_source(store, source, s, stats=CrawlStats()))
+
+
+def _stored(store: Store, source: str, sid: int) -> dict[str, int | None]:
+    df = store.as_of(source, sid, include_partial=True).collect()
+    return dict(zip(df["name"].to_list(), df["downloads"].to_list(), strict=True))
+
+
+def _fallbacks(store: Store, source: str, sid: int) -> pl.DataFrame:
+    return (
+        store.events()
+        .filter(
+            (pl.col("source") == source)
+            & (pl.col("snapshot_id") == sid)
+            & (pl.col("kind") == "fallback")
+        )
+        .collect()
+    )
+
+
+def _expected_npm_requests(url: str, per_page: int, n: int) -> int:
+    """Bulk requests of <= 128 unscoped names plus one per scoped name, page by page, from
+    the simulator's own ecosyste.ms pages."""
+    total = 0
+    reg = "npm-registry.sim"
+    for page in range(1, math.ceil(n / per_page) + 1):
+        names = [
+            p["name"]
+            for p in _get(
+                f"{url}/ecosystems/api/v1/registries/{reg}/packages"
+                f"?sort=downloads&order=desc&per_page={per_page}&page={page}"
+            )
+        ]
+        scoped = sum(x.startswith("@") for x in names)
+        total += math.ceil((len(names) - scoped) / 128) + scoped
+    return total
+
+
+def test_own_counts_replace_ecosystems_and_bulk_per_128(
+    tmp_path: Path, sim: tuple[SimServer, dict[str, Any], dict[str, Any]]
+) -> None:
+    srv, own, eco = sim
+    url = srv.url
+    differ = sum(own["npm"][k] != eco["npm"][k] for k in own["npm"])
+    assert differ > 0.4 * len(own["npm"])  # the lag tells the two figures apart (0s do not)
+    store = Store.open(str(tmp_path / "store"))
+    per_page = 300  # ~250 unscoped names a page: two bulk requests each
+    npm = _crawl(
+        store,
+        "npm",
+        url,
+        npm_downloads_endpoint=url + "/npm-downloads",
+        registry_page_size=per_page,
+    )
+    assert npm.status == "complete", npm
+    assert _stored(store, "npm", npm.snapshot_id) == own["npm"]
+    want = _expected_npm_requests(url, per_page, len(own["npm"]))
+    scoped = sum(n.startswith("@") for n in own["npm"])
+    # pages of 300, 300 and 100 names, 572 unscoped in all: 2 + 2 + 1 bulk requests
+    assert want == scoped + 5
+    assert npm.detail_kinds.get(NPM_DOWNLOADS) == want, npm.detail_kinds
+    assert _fallbacks(store, "npm", npm.snapshot_id).height == 0
+
+    pypi = _crawl(store, "pypi", url, pypi_stats_endpoint=url + "/pypistats")
+    assert pypi.status == "complete", pypi
+    assert _stored(store, "pypi", pypi.snapshot_id) == own["pypi"]
+    assert pypi.detail_kinds.get(PYPI_STATS) == len(own["pypi"])  # one per package
+
+    # endpoints empty (the default): ecosyste.ms's figures, no count request at all
+    plain = _crawl(store, "pypi", url)
+    assert plain.status == "complete"
+    assert _stored(store, "pypi", plain.snapshot_id) == eco["pypi"]
+    assert NPM_DOWNLOADS not in plain.detail_kinds and PYPI_STATS not in plain.detail_kinds
+
+
+def test_unknown_package_keeps_ecosystems_figure_with_event(
+    tmp_path: Path, sim: tuple[SimServer, dict[str, Any], dict[str, Any]]
+) -> None:
+    """ecosyste.ms lists packages the count services do not know (it lags them): npm's bulk
+    answer has `null`, its single and pypistats' answer 404. Those keep ecosyste.ms's
+    figure, each with a `fallback` event naming it; the snapshot is complete."""
+    srv, own, eco = sim
+    url = srv.url
+    npm_names = sorted(own["npm"])
+    gone = {
+        "npm": [
+            next(n for n in npm_names if n[0] != "@"),
+            next(n for n in npm_names if n[0] == "@"),
+        ],
+        "pypi": [sorted(own["pypi"])[3]],
+    }
+
+    def hide(on: bool) -> None:
+        world = srv.app[WORLD]
+        for source, names in gone.items():
+            p = world.packages[source]
+            for name in names:
+                if on:
+                    p.by_name.pop(name)
+                else:
+                    p.by_name[name] = p.names.index(name)
+
+    srv.call(hide, True)
+    try:
+        store = Store.open(str(tmp_path / "store"))
+        for source, endpoint in (
+            ("npm", {"npm_downloads_endpoint": url + "/npm-downloads"}),
+            ("pypi", {"pypi_stats_endpoint": url + "/pypistats"}),
+        ):
+            res = _crawl(store, source, url, **endpoint)
+            assert res.status == "complete", res
+            stored = _stored(store, source, res.snapshot_id)
+            want = {n: (eco if n in gone[source] else own)[source][n] for n in own[source]}
+            assert stored == want
+            ev = _fallbacks(store, source, res.snapshot_id)
+            named = {r.split(":", 1)[0] for r in ev["reason"].to_list()}
+            assert named == set(gone[source]), ev["reason"].to_list()
+            assert all("ecosyste.ms figure kept" in r for r in ev["reason"].to_list())
+    finally:
+        srv.call(hide, False)
+
+
+def test_faulted_count_requests_fall_back_per_package(
+    tmp_path: Path, sim: tuple[SimServer, dict[str, Any], dict[str, Any]]
+) -> None:
+    """Simulator faults (5xx, 429, dropped connections, truncated bodies) on every route, one
+    retry: count requests that kept failing leave their packages on ecosyste.ms's figure
+    with an event each; every other package has the registry's own figure."""
+    srv, own, eco = sim
+    url = srv.url
+    store = Store.open(str(tmp_path / "store"))
+    set_faults(url, {"server_error": 0.25, "drop": 0.05, "truncate": 0.05, "rate_limit": 0.02})
+    try:
+        res = _crawl(store, "pypi", url, pypi_stats_endpoint=url + "/pypistats", max_retries=1)
+    finally:
+        set_faults(url, {"rate": 0})
+    # the listing is the first requests of the run (one page), so it meets the same faults
+    # every time; this seed lets it through
+    assert res.status == "complete", res
+    stored = _stored(store, "pypi", res.snapshot_id)
+    assert set(stored) == set(own["pypi"])
+    ev = _fallbacks(store, "pypi", res.snapshot_id)
+    fell = {r.split(":", 1)[0] for r in ev["reason"].to_list()}
+    assert ev.height == len(fell) >= 1  # one event per package that fell back
+    assert {n for n in stored if stored[n] == eco["pypi"][n] != own["pypi"][n]} <= fell
+    for name, value in stored.items():
+        assert value == (eco if name in fell else own)["pypi"][name], name
+    assert res.detail_kinds.get(PYPI_STATS, 0) > len(own["pypi"])  # retries went out too
