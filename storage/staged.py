@@ -23,8 +23,10 @@ from storage.tables import Tables
 class StagedBatches:
     """The batches staged for (source, snapshot_id), in `seq` order, each as a frame.
 
-    `mine` holds batches this process committed itself (by seq); when it covers every
-    staged seq nothing is read back."""
+    `mine` holds batches this process committed itself (by seq). `mine_is_all` says the
+    caller knows they are every staged batch (the writer committed seqs 0..n itself and
+    the staging txn is still at n): then nothing is read back, and the staging table is
+    not even listed."""
 
     def __init__(
         self,
@@ -32,15 +34,16 @@ class StagedBatches:
         source: str,
         snapshot_id: int,
         mine: Mapping[int, pl.DataFrame] | None = None,
+        *,
+        mine_is_all: bool = False,
     ) -> None:
         self._tables = tables
         self.source = source
         self.snapshot_id = snapshot_id
         self._fragments: dict[int, pads.Fragment] | None = None
-        seqs = self._staged_seqs()
-        self.seqs: list[int] = seqs
-        self.in_memory = bool(mine) and mine is not None and sorted(mine) == seqs
+        self.in_memory = mine is not None and mine_is_all
         self._mine = dict(mine) if self.in_memory and mine is not None else {}
+        self.seqs: list[int] = sorted(self._mine) if self.in_memory else self._staged_seqs()
 
     def _dataset(self) -> pads.Dataset:
         dt = self._tables.must(STAGING)

@@ -160,6 +160,7 @@ class Store:
         # the last complete state per source, kept after a finish: the next diff needs it
         self._last_state: dict[str, PreviousState] = {}
         self._catalog_cache: tuple[int, pl.DataFrame] | None = None
+        self._catalog_lock = threading.Lock()
         self._pin = threading.local()  # a finish's catalog, per thread (see _pinned_catalog)
         # finished snapshots whose staged batches are still in (see _drop_staged_later)
         self._undropped: dict[str, list[int]] = {}
@@ -223,12 +224,33 @@ class Store:
             return pinned  # type: ignore[no-any-return]
         dt = self._tables.must(CATALOG)  # refreshed to the newest version
         version = dt.version()
-        if self._catalog_cache is not None and self._catalog_cache[0] == version:
-            return self._catalog_cache[1]
+        cached = self._catalog_cache
+        if cached is not None and cached[0] == version:
+            return cached[1]
         df = pl.scan_delta(dt).collect()
         out = latest_rows(df) if df.height else empty()
         self._catalog_cache = (version, out)
         return out
+
+    def _append_catalog(self, table: pa.Table, app_id: str, version: int) -> bool:
+        """append_once to the catalog; when the commit is the only one since the cached
+        catalog, the cache takes the row in place (a full catalog scan is ~10-20 ms and
+        grows with the snapshots; begin and finish each made one)."""
+        cached = self._catalog_cache
+        # fresh=False: the callers have just read the catalog (refreshing it); a commit
+        # from a stale object fails on the same txn and append_once re-checks
+        wrote = self._tables.append_once(CATALOG, table, app_id, version, fresh=False)
+        dt = self._tables.get(CATALOG, fresh=False)
+        if wrote and cached is not None and dt is not None:
+            with self._catalog_lock:
+                if dt.version() == cached[0] + 1 and self._catalog_cache is cached:
+                    row = pl.from_arrow(table)
+                    assert isinstance(row, pl.DataFrame)
+                    both = pl.concat(
+                        [cached[1], row.select(cached[1].columns)], how="vertical_relaxed"
+                    )
+                    self._catalog_cache = (dt.version(), latest_rows(both))
+        return wrote
 
     def sources(self) -> list[str]:
         """Sources with at least one snapshot (of any status)."""
@@ -305,8 +327,12 @@ class Store:
             )
         return int(before["snapshot_id"][-1])
 
-    def _terminal_info(self, source: str, snapshot_id: int) -> SnapshotInfo | None:
-        dt = self._tables.must(CATALOG)
+    def _terminal_info(
+        self, source: str, snapshot_id: int, *, fresh: bool = True
+    ) -> SnapshotInfo | None:
+        dt = self._tables.get(CATALOG, fresh=fresh)
+        if dt is None:
+            raise StoreError(f"table {CATALOG} does not exist under {self.uri}")
         if dt.transaction_version(f"{source}:{snapshot_id}:catalog") != 1:
             return None
         cat = self._catalog().filter(
@@ -397,7 +423,7 @@ class Store:
                 "code_version": self.code_version,
             }
             table = pa.Table.from_pylist([row], schema=schemas.CATALOG_SNAPSHOTS)
-            if self._tables.append_once(CATALOG, table, f"{source}:{sid}:catalog", 0):
+            if self._append_catalog(table, f"{source}:{sid}:catalog", 0):
                 return SnapshotWriter(self, source, sid, rid, as_of, started)
             # another process took this id first: take the next one
         raise StoreError(f"could not allocate a snapshot id for {source!r}")

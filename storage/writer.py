@@ -107,6 +107,10 @@ class SnapshotWriter:
         self._mine: dict[int, pl.DataFrame] = {}
         self._mine_bytes = 0
         self._keep_mine = True
+        # seqs 0..n were all committed by this object (a fresh writer, no replays): with
+        # the staging txn still at n, `_mine` is then the whole listing
+        self._mine_contiguous = last_committed_seq == -1
+        self._mine_last = -1
 
     def __repr__(self) -> str:
         return f"SnapshotWriter({self.source!r}, snapshot_id={self.snapshot_id})"
@@ -126,10 +130,6 @@ class SnapshotWriter:
         if seq < 0:
             raise ValueError(f"seq must be >= 0, got {seq}")
         tables = self._store._tables
-        staging = tables.must(STAGING)
-        done = staging.transaction_version(self._app)
-        if done is not None and done >= seq:
-            return False
         if is_custom(self.source):
             rows = _ids_as_text(rows)
         schema = self._store._input_schema(self.source, rows)
@@ -157,17 +157,28 @@ class SnapshotWriter:
             seq,
             partition_by=STAGING_PARTITION,
             writer_properties=STAGING_PROPS,
-            fresh=False,  # refreshed just above
         )
         if wrote:
+            self._mine_contiguous = self._mine_contiguous and seq == self._mine_last + 1
+            self._mine_last = seq
             self._remember(seq, frame if frame is not None else table)
             self.last_committed_seq = seq
             self.checkpoint = checkpoint
             if rejects:
                 self._quarantine(rejects, seq)
         else:
+            self._mine_contiguous = False  # another writer's batches are staged too
             self.last_committed_seq = max(self.last_committed_seq, seq)
         return wrote
+
+    def _mine_is_all(self) -> bool:
+        """Whether the batches kept in memory are every staged batch: this object
+        committed seqs 0..n itself, kept them all, and the staging txn is still at n."""
+        if not (self._keep_mine and self._mine_contiguous):
+            return False
+        staging = self._store._tables.must(STAGING)  # refreshed
+        done = staging.transaction_version(self._app)
+        return (-1 if done is None else done) == self._mine_last
 
     def _remember(self, seq: int, rows: pa.Table | pl.DataFrame) -> None:
         """Keep a committed batch for finish, unless the kept ones would pass the cap:
@@ -246,21 +257,28 @@ class SnapshotWriter:
         if status not in ("complete", "partial", "failed"):
             raise ValueError(f"finish status {status!r} unknown; use complete, partial or failed")
         store = self._store
-        with self._step("check for a terminal row", CATALOG):
-            done = store._terminal_info(self.source, self.snapshot_id)
-        if done is not None:
-            return done
-        with self._step("count rejected records", EVENTS):
-            rejected = store._rejected_count(self.run_id, self.snapshot_id)
-        with self._step("read the staged listing", STAGING):
-            staged = StagedBatches(store._tables, self.source, self.snapshot_id, self._mine)
-        counts: dict[str, Any] = {"upserts": 0, "tombstones": 0, "keyframe": False}
-        if status == "complete":
-            with store._pinned_catalog():
+        # one catalog read for the whole finish (see Store._pinned_catalog)
+        with store._pinned_catalog():
+            with self._step("check for a terminal row", CATALOG):
+                done = store._terminal_info(self.source, self.snapshot_id, fresh=False)
+            if done is not None:
+                return done
+            with self._step("count rejected records", EVENTS):
+                rejected = store._rejected_count(self.run_id, self.snapshot_id)
+            with self._step("read the staged listing", STAGING):
+                staged = StagedBatches(
+                    store._tables,
+                    self.source,
+                    self.snapshot_id,
+                    self._mine,
+                    mine_is_all=self._mine_is_all(),
+                )
+            counts: dict[str, Any] = {"upserts": 0, "tombstones": 0, "keyframe": False}
+            if status == "complete":
                 counts = self._commit_changes(staged)
-        else:
-            with self._step("count the staged entities", STAGING):
-                counts["entities"] = _count_entities(staged)
+            else:
+                with self._step("count the staged entities", STAGING):
+                    counts["entities"] = _count_entities(staged)
         self._mine.clear()  # the snapshot is done with them
         row = {
             "source": self.source,
@@ -281,9 +299,7 @@ class SnapshotWriter:
         with self._step("terminal catalog row", CATALOG):
             # the catalog was refreshed at the start of this finish; a row another writer
             # committed since makes this commit fail (same txn) and append_once re-checks
-            wrote = store._tables.append_once(
-                CATALOG, table, f"{self._app}:catalog", 1, fresh=False
-            )
+            wrote = store._append_catalog(table, f"{self._app}:catalog", 1)
         # From here on the snapshot is final: nothing below may turn it into an exception.
         if status != "partial":
             # best effort, batched: maintain() drops what is left (readers never look)
@@ -568,11 +584,12 @@ def _conformed(
     batch: pl.DataFrame, columns: list[str], types: dict[str, pl.DataType]
 ) -> pl.DataFrame:
     """A staged batch with exactly the listing's columns and types (missing: null)."""
+    have = batch.schema  # a Schema object is built per `.schema` call: once
     cols = []
     for c in columns:
-        if c not in batch.columns:
+        if c not in have:
             cols.append(pl.lit(None, types[c]).alias(c))
-        elif batch.schema[c] != types[c]:
+        elif have[c] != types[c]:
             cols.append(pl.col(c).cast(types[c]))
         else:
             cols.append(pl.col(c))
