@@ -11,15 +11,27 @@ after maintenance.
 
     .venv/bin/python bench/store.py                 # 100k x 30, as-of at 1M (a few minutes)
     .venv/bin/python bench/store.py --entities 20000 --days 10 --scale 200000   # quick
+    .venv/bin/python bench/store.py --memory 2000000    # peak RSS of a 2M-row listing only
+
+`--memory N` runs a child process that writes an N-row Hub-shaped listing in 5,000-row
+batches (the crawler's `batch_rows`), generated batch by batch so the bench itself never
+holds the listing, and finishes it: day 0 (a keyframe), then day 1 (~3 % of entities
+change attributes, downloads move for a third, 0.1 % deleted, 0.5 % created). It prints
+the RSS baseline (interpreter, Polars, deltalake, a warmed-up store), the peak of each
+day, and what stays after (the kept narrow state for the next diff).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -179,6 +191,154 @@ def best_of(fn: object, n: int = 3) -> float:
     return min(times)
 
 
+MEM_BATCH = 5_000  # the crawler's batch_rows
+
+
+def mem_batch(day: int, i: int, n: int, seed: int) -> pl.DataFrame:
+    """Batch `i` of day `day` of an n-entity listing, built from (seed, i) alone: the same
+    entities every day (minus 0.1 % deleted), ~3 % with changed attributes on day 1,
+    downloads moving for a third; the 0.5 % created come as extra batches at the end."""
+    base = i * MEM_BATCH
+    born = base >= n  # a batch of entities created on day >= 1
+    if born and day == 0:
+        return pl.DataFrame()
+    rows = MEM_BATCH
+    rng = np.random.default_rng([seed, i])
+    ids = np.arange(base, base + rows)
+    has_dl = rng.random(rows) < 1 / 3
+    dl = np.where(has_dl, rng.zipf(1.6, rows).clip(1, 10**8), 0).astype(np.int64)
+    created = [T0 - timedelta(days=int(d)) for d in rng.integers(0, 900, rows)]
+    tags = [[TAGS[j] for j in rng.integers(0, len(TAGS), k)] for k in rng.integers(1, 6, rows)]
+    authors = rng.integers(0, max(n // 20, 1), rows)
+    sha = [f"{x:040x}" for x in rng.integers(0, 2**62, rows)]
+    likes = rng.zipf(2.0, rows).clip(0, 10**6).astype(np.int64) - 1
+    modified = list(created)
+    keep = np.ones(rows, dtype=bool)
+    if day >= 1 and not born:
+        r2 = np.random.default_rng([seed, i, day])
+        changed = r2.random(rows) < 0.03
+        keep = r2.random(rows) >= 0.001
+        dl = np.where(
+            dl > 0, (dl * r2.normal(1.0, 0.1, rows).clip(0.5, 1.5)).astype(np.int64) + 1, 0
+        )
+        now = T0 + timedelta(days=day)
+        for j in np.flatnonzero(changed):
+            sha[j] = sha[j][::-1]
+            modified[j] = now
+            likes[j] += 1
+    df = pl.DataFrame(
+        {
+            "entity_id": [f"{x:024x}" for x in ids],
+            "name": [f"user{a}/model-{x}" for a, x in zip(authors, ids, strict=True)],
+            "author": [f"user{a}" for a in authors],
+            "created_at": created,
+            "last_modified": modified,
+            "sha": sha,
+            "private": np.zeros(rows, dtype=bool),
+            "gated": rng.choice(["false", "auto", "manual"], rows, p=[0.9, 0.07, 0.03]),
+            "disabled": np.zeros(rows, dtype=bool),
+            "library_name": [LIBS[j] for j in rng.integers(0, len(LIBS), rows)],
+            "pipeline_tag": [PIPES[j] for j in rng.integers(0, len(PIPES), rows)],
+            "tags": tags,
+            "license": rng.choice(["mit", "apache-2.0", "other", "cc-by-4.0"], rows),
+            "card_fields": [["license", "tags"]] * rows,
+            "downloads": dl,
+            "downloads_all_time": dl * 12,
+            "likes": likes,
+            "trending_score": np.zeros(rows),
+        }
+    )
+    return conform(df.filter(pl.Series(keep)))
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory_child(n: int, out: str, seed: int) -> None:
+    """Runs in a child process: write and finish day 0 and day 1 of an n-row listing,
+    sampling RSS every 50 ms; figures as JSON."""
+    samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append((time.monotonic(), rss_mb()))
+            stop.wait(0.05)
+
+    def peak(t0: float, t1: float) -> float:
+        return max((m for t, m in samples if t0 <= t <= t1), default=0.0)
+
+    result: dict[str, float] = {}
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        # the baseline: interpreter, numpy, Polars, deltalake, a store that has written
+        # and finished two small snapshots (thread pools and caches warmed up)
+        warm = Store.open(tmp + "/warm")
+        for day in range(2):
+            w = warm.begin_snapshot("hub:model", as_of=T0 + timedelta(days=day))
+            for i in range(4):
+                w.write_batch(i, mem_batch(day, i, 4 * MEM_BATCH, seed))
+            w.finish("complete")
+        del warm, w
+        time.sleep(0.3)
+        result["base_mb"] = rss_mb()
+        store = Store.open(tmp + "/store")
+        extra = max(int(n * 0.005) // MEM_BATCH, 1)
+        for day in range(2):
+            nb = -(-n // MEM_BATCH) + (extra if day else 0)
+            t0 = time.monotonic()
+            w = store.begin_snapshot("hub:model", as_of=T0 + timedelta(days=day))
+            rows = 0
+            for i in range(nb):
+                b = mem_batch(day, i, n, seed)
+                rows += b.height
+                w.write_batch(i, b)
+            t1 = time.monotonic()
+            info = w.finish("complete")
+            t2 = time.monotonic()
+            del w, b
+            time.sleep(0.2)
+            result[f"day{day}_rows"] = rows
+            result[f"day{day}_upserts"] = info.upserts
+            result[f"day{day}_write_s"] = t1 - t0
+            result[f"day{day}_finish_s"] = t2 - t1
+            result[f"day{day}_write_peak_mb"] = peak(t0, t1)
+            result[f"day{day}_finish_peak_mb"] = peak(t1, t2)
+            result[f"day{day}_after_mb"] = rss_mb()
+        result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    stop.set()
+    with open(out, "w") as f:
+        json.dump(result, f)
+
+
+def memory(n: int, seed: int) -> None:
+    print(f"# peak RSS: a {n:,}-row Hub listing in {MEM_BATCH:,}-row batches (child process)")
+    print(f"load average at start: {load()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "mem.json")
+        cmd = [sys.executable, __file__, "--memory-child", str(n), out, "--seed", str(seed)]
+        subprocess.run(cmd, check=True)
+        with open(out) as f:
+            r = json.load(f)
+    base = r["base_mb"]
+    print(f"baseline RSS (interpreter, Polars, deltalake, a warmed-up store): {base:,.0f} MB")
+    for day in range(2):
+        print(
+            f"day {day}: {r[f'day{day}_rows']:,} rows, {r[f'day{day}_upserts']:,} changed; "
+            f"writing batches {r[f'day{day}_write_s']:.1f} s, peak {r[f'day{day}_write_peak_mb']:,.0f} MB "
+            f"(+{r[f'day{day}_write_peak_mb'] - base:,.0f}); finish {r[f'day{day}_finish_s']:.1f} s, "
+            f"peak {r[f'day{day}_finish_peak_mb']:,.0f} MB (+{r[f'day{day}_finish_peak_mb'] - base:,.0f}); "
+            f"after {r[f'day{day}_after_mb']:,.0f} MB (+{r[f'day{day}_after_mb'] - base:,.0f})"
+        )
+    print(
+        f"max RSS of the child (getrusage): {r['max_rss_mb']:,.0f} MB (+{r['max_rss_mb'] - base:,.0f})"
+    )
+    print(f"load average at end: {load()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--entities", type=int, default=100_000)
@@ -191,7 +351,17 @@ def main() -> None:
     ap.add_argument("--keyframe-every", type=int, default=7)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp dir)")
+    ap.add_argument(
+        "--memory", type=int, default=0, help="only the peak-RSS figure of an N-row listing"
+    )
+    ap.add_argument("--memory-child", nargs=2, metavar=("N", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.memory_child:
+        memory_child(int(args.memory_child[0]), args.memory_child[1], args.seed)
+        return
+    if args.memory:
+        memory(args.memory, args.seed)
+        return
     work = args.dir or Path(tempfile.mkdtemp(prefix="hubtide-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"# hubtide store benchmark: {args.entities:,} entities x {args.days} daily snapshots")

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import storage.writer as writer
 from storage import Store
 
 SRC = "hub:model"
@@ -46,7 +47,11 @@ snapshot = st.tuples(
     st.integers(1, 4),  # batch size
     st.booleans(),  # replay a batch
 )
-sequence = st.tuples(st.lists(snapshot, min_size=1, max_size=5), st.integers(1, 4))
+sequence = st.tuples(
+    st.lists(snapshot, min_size=1, max_size=5),
+    st.integers(1, 4),  # keyframe_every
+    st.booleans(),  # finish reads every batch back from staging (none kept in memory)
+)
 
 
 def frame(rows: dict[str, dict[str, Any]]) -> pl.DataFrame:
@@ -63,7 +68,21 @@ def frame(rows: dict[str, dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(recs, schema=schema, orient="row") if recs else pl.DataFrame(schema=schema)
 
 
-def run(seq: list[tuple[dict[str, dict[str, Any]], str, int, bool]], keyframe_every: int) -> None:
+def run(
+    seq: list[tuple[dict[str, dict[str, Any]], str, int, bool]],
+    keyframe_every: int,
+    read_back: bool = False,
+) -> None:
+    cap = writer.STAGED_MEMORY_BYTES
+    if read_back:
+        writer.STAGED_MEMORY_BYTES = 0
+    try:
+        _run(seq, keyframe_every)
+    finally:
+        writer.STAGED_MEMORY_BYTES = cap
+
+
+def _run(seq: list[tuple[dict[str, dict[str, Any]], str, int, bool]], keyframe_every: int) -> None:
     with tempfile.TemporaryDirectory() as root:
         store = Store.open(root, keyframe_every=keyframe_every)
         truth: dict[int, pl.DataFrame] = {}
@@ -101,12 +120,12 @@ def run(seq: list[tuple[dict[str, dict[str, Any]], str, int, bool]], keyframe_ev
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sequence)
-def test_lossless_quick(case: tuple[list[Any], int]) -> None:
+def test_lossless_quick(case: tuple[list[Any], int, bool]) -> None:
     run(*case)
 
 
 @pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sequence)
-def test_lossless_200(case: tuple[list[Any], int]) -> None:
+def test_lossless_200(case: tuple[list[Any], int, bool]) -> None:
     run(*case)
