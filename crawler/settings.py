@@ -44,9 +44,13 @@ class CrawlSettings:
     backoff_max_seconds: float = 60.0
     registry_top_n: int = 10_000
     details: bool = True
-    # discussions and stale cards of each repo are refreshed once per this many crawls
-    # (a rotation by entity hash); 0: only on the first crawl (docs/crawler.md, Details)
-    refresh_days: int = 30
+    # detail requests per changed repo a crawl may spend: commits of changed repos and
+    # changed cards first, the rest refreshes discussions and stale cards of repos drawn by
+    # expected activity (docs/crawler.md, Details)
+    detail_budget: float = 1.1
+    # > 0: also refresh every repo once per this many crawls (a rotation by entity hash),
+    # whatever the budget; 0: the budget alone decides
+    refresh_days: int = 0
     max_detail_repos: int = 0
     batch_rows: int = 5000
     hub_page_size: int = HUB_MAX_PAGE

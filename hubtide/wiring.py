@@ -73,6 +73,7 @@ def crawl_settings(settings: Settings, endpoint: str | None = None) -> CrawlSett
         registry_top_n=c.registry_top_n,
         details=c.details,
         max_detail_repos=c.max_detail_repos,
+        detail_budget=c.detail_budget,
         refresh_days=c.refresh_days,
         batch_rows=settings.store.batch_rows,
         registries=registries,
