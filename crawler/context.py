@@ -52,9 +52,7 @@ class CrawlContext:
         self, kind: str, reason: str, url: str | None = None, payload: str | None = None
     ) -> None:
         """Queue an ops/crawl_events row (written with the next batch). URLs carry no token."""
-        if payload is not None:
-            payload = payload[:PAYLOAD_MAX]
-        self.events.append(CrawlEvent(kind, reason[:500], url, payload))
+        self.events.append(make_event(kind, reason, url, payload))
 
     def error(self, reason: str, url: str | None = None, payload: str | None = None) -> None:
         self.errors += 1
@@ -69,6 +67,16 @@ class CrawlContext:
     @property
     def stop_requested(self) -> bool:
         return self.stop is not None and self.stop.is_set()
+
+
+def make_event(
+    kind: str, reason: str, url: str | None = None, payload: str | None = None
+) -> CrawlEvent:
+    """An ops/crawl_events row, reason and payload cut to size (code running off the event
+    loop collects these and hands them to `CrawlContext.events` on the loop's thread)."""
+    if payload is not None:
+        payload = payload[:PAYLOAD_MAX]
+    return CrawlEvent(kind, reason[:500], url, payload)
 
 
 def payload_of(body: bytes | str | Any) -> str:

@@ -199,7 +199,147 @@ def base_models_of(
 
 
 def repo_row(item: Any, repo_type: str) -> dict[str, Any]:
-    """One listing (or repo info) item -> a HUB_REPO row. Raises Malformed."""
+    """One listing (or repo info) item -> a HUB_REPO row. Raises Malformed.
+
+    A well-formed record takes the fast path (`_fast_row`: exact types checked inline);
+    anything it does not expect goes the checked way (`checked_row`), which names the
+    field. Both give the same row for every record the fast path accepts (a property test
+    in tests/crawler/test_parse_fast.py holds them to it).
+    """
+    row = _fast_row(item, repo_type)
+    return row if row is not None else checked_row(item, repo_type)
+
+
+_str_t, _int_t, _bool_t, _float_t, _list_t, _dict_t = str, int, bool, float, list, dict
+_fromiso = datetime.fromisoformat
+
+
+def _fast_time(v: Any) -> datetime | None:
+    """An ISO time already in UTC (the Hub's `...Z`), else None (the checked path)."""
+    if type(v) is not _str_t:
+        return None
+    try:
+        dt = _fromiso(v)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo is UTC else None
+
+
+def _fast_strs(v: Any) -> str | None:
+    """A list of strings joined by NUL (for prefix tests), else None."""
+    if type(v) is not _list_t:
+        return None
+    try:
+        return "\x00".join(v)
+    except TypeError:
+        return None
+
+
+def _fast_row(item: Any, repo_type: str) -> dict[str, Any] | None:
+    """The row of a record whose every field has exactly the expected type and whose
+    times are UTC; None for anything else (then `checked_row` decides, and names the
+    field). One pass of inline checks: the listing's hot loop (docs/crawler.md)."""
+    if type(item) is not _dict_t:
+        return None
+    g = item.get
+    eid, name, author, sha = g("_id"), g("id"), g("author"), g("sha")
+    if not (
+        type(eid) is _str_t
+        and eid
+        and type(name) is _str_t
+        and name
+        and type(author) is _str_t
+        and type(sha) is _str_t
+    ):
+        return None
+    private, disabled, gated, likes = g("private"), g("disabled"), g("gated"), g("likes")
+    if not (
+        type(private) is _bool_t
+        and type(disabled) is _bool_t
+        and type(likes) is _int_t
+        and (
+            type(gated) is _bool_t
+            or type(gated) is _str_t
+            or (gated is None and repo_type == "space")  # spaces have no `gated` field
+        )
+    ):
+        return None
+    trending = g("trendingScore")
+    if type(trending) is _int_t:
+        trending = float(trending)
+    elif type(trending) is not _float_t:
+        return None
+    created, modified = _fast_time(g("createdAt")), _fast_time(g("lastModified"))
+    if created is None or modified is None:
+        return None
+    tags: Any = g("tags")
+    joined = _fast_strs(tags)
+    if joined is None:
+        return None
+    card = g("cardData")
+    if card is not None and type(card) is not _dict_t:
+        return None
+    downloads: Any = None
+    downloads_all: Any = None
+    library: Any = None
+    pipeline: Any = None
+    sdk: Any = None
+    s_models: Any = None
+    s_datasets: Any = None
+    bases: list[str] | None = None
+    relation: str | None = None
+    if repo_type != "space":
+        downloads, downloads_all = g("downloads"), g("downloadsAllTime")
+        if type(downloads) is not _int_t or type(downloads_all) is not _int_t:
+            return None
+    if repo_type == "model":
+        library, pipeline = g("library_name"), g("pipeline_tag")
+        if not (
+            (library is None or type(library) is _str_t)
+            and (pipeline is None or type(pipeline) is _str_t)
+        ):
+            return None
+        # without a card `base_model` and a `base_model:` tag there is none (nor relation)
+        if "base_model:" in joined or (card and "base_model" in card):
+            bases, relation = base_models_of(card, tags)
+    elif repo_type == "space":
+        sdk, s_models, s_datasets = g("sdk"), g("models"), g("datasets")
+        if type(sdk) is not _str_t or _fast_strs(s_models) is None:
+            return None
+        if _fast_strs(s_datasets) is None:
+            return None
+        s_models, s_datasets = list(s_models), list(s_datasets)
+    elif repo_type != "dataset":
+        return None
+    return {
+        "entity_id": eid,
+        "name": name,
+        "author": author,
+        "created_at": created,
+        "last_modified": modified,
+        "sha": sha,
+        "private": private,
+        "gated": ("true" if gated else "false") if type(gated) is _bool_t else gated,
+        "disabled": disabled,
+        "library_name": library,
+        "pipeline_tag": pipeline,
+        "tags": list(tags),
+        "license": license_of(card, tags) if card or "license:" in joined else None,
+        "base_models": bases,
+        "base_model_relation": relation,
+        "sdk": sdk,
+        "space_models": s_models,
+        "space_datasets": s_datasets,
+        "card_fields": sorted(card) if card is not None else None,
+        "downloads": downloads,
+        "downloads_all_time": downloads_all,
+        "likes": likes,
+        "trending_score": trending,
+    }
+
+
+def checked_row(item: Any, repo_type: str) -> dict[str, Any]:
+    """`repo_row` field by field: every check with its own message. Raises Malformed."""
     if not isinstance(item, dict):
         raise Malformed(f"listing item: expected an object, got {type(item).__name__}")
     entity_id = item.get("_id")

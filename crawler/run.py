@@ -9,8 +9,11 @@ when the store refused a write or the crawl broke; left `running` when `stop` wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import time
+from collections.abc import Iterator
 
 from crawler.context import CrawlContext
 from crawler.engine import run_spider
@@ -24,6 +27,28 @@ from storage import Store
 from storage.schemas import HUB_SOURCES, is_registry_source, repo_type_of
 
 log = logging.getLogger("hubtide.crawler")
+
+
+_frozen = 0  # crawls running with the heap frozen
+
+
+@contextlib.contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """The objects alive when a crawl starts (modules, Scrapy, Twisted, polars...) leave the
+    collector's care while it runs (`gc.freeze`). A listing keeps many fresh containers
+    alive (pages, rows) that age into the oldest generation, whose full collections then
+    walked the whole heap: ~100 ms pauses mid-page, measured in bench/crawl.py. Unfrozen
+    when the last concurrent crawl ends, so nothing stays out of the collector's care."""
+    global _frozen
+    if _frozen == 0:
+        gc.freeze()
+    _frozen += 1
+    try:
+        yield
+    finally:
+        _frozen -= 1
+        if _frozen == 0:
+            gc.unfreeze()
 
 
 def _check(source: str) -> None:
@@ -56,6 +81,18 @@ async def crawl_source(
             status `running` (resumable).
     """
     _check(source)
+    with _heap_frozen():
+        return await _crawl(store, source, settings, resume, stats, stop)
+
+
+async def _crawl(
+    store: Store,
+    source: str,
+    settings: CrawlSettings,
+    resume: bool,
+    stats: CrawlStats | None,
+    stop: asyncio.Event | None,
+) -> CrawlResult:
     stats = stats if stats is not None else global_stats()
     t0 = time.monotonic()
     writer = await asyncio.to_thread(store.resume_snapshot, source) if resume else None

@@ -16,7 +16,7 @@ from scrapy import Request
 from scrapy.http import Response
 
 from crawler import hub_parse
-from crawler.context import CrawlContext, payload_of
+from crawler.context import CrawlContext, make_event, payload_of
 from crawler.errors import Malformed
 from crawler.hub_details import HubDetails
 from crawler.items import PageResult
@@ -24,6 +24,7 @@ from crawler.links import next_link
 from crawler.middlewares import retry_request
 from crawler.registry_spider import RegistrySpider
 from crawler.spider_base import GONE
+from storage import CrawlEvent
 from storage.schemas import repo_type_of
 
 __all__ = ["HubSpider", "RegistrySpider"]
@@ -88,7 +89,10 @@ class HubSpider(HubDetails):
                 last = True
             else:
                 yield request
-        rows, suspects = self.parse_items(data, response.url)
+        # parsed off the event loop: meanwhile the loop sends the next page's request and
+        # takes in its answer (the listing is a chain; one page in flight is all there is)
+        rows, suspects, events = await asyncio.to_thread(self.parse_items, data, response.url)
+        ctx.events.extend(events)
         # records that looked wrong: fetch them again, one repo-info request each
         for item, name in suspects:
             row = await self.refetch(item, name)
@@ -106,40 +110,51 @@ class HubSpider(HubDetails):
 
     def parse_items(
         self, data: list[Any], url: str
-    ) -> tuple[list[dict[str, Any]], list[tuple[Any, str | None]]]:
+    ) -> tuple[list[dict[str, Any]], list[tuple[Any, str | None]], list[CrawlEvent]]:
+        """One page's records -> (rows with their `_state`, suspects to fetch again, events).
+
+        Runs in a worker thread: it only reads the context (settings, `prev`) and returns
+        its events instead of queueing them (the pipeline swaps `ctx.events` on the loop).
+        """
         ctx = self.ctx
+        events: list[CrawlEvent] = []
         rows: list[dict[str, Any]] = []
         suspects: list[tuple[Any, str | None]] = []
+        repo_row, nulls_of = hub_parse.repo_row, hub_parse.suspicious_nulls
         for item in data:
-            name = item.get("id") if isinstance(item, dict) else None
             try:
-                row = hub_parse.repo_row(item, self.repo_type)
+                row = repo_row(item, self.repo_type)
             except Malformed as exc:
-                ctx.event("malformed", str(exc), url, payload_of(item))
+                name = item.get("id") if isinstance(item, dict) else None
+                events.append(make_event("malformed", str(exc), url, payload_of(item)))
                 suspects.append((item, name if isinstance(name, str) else None))
                 continue
-            nulls = hub_parse.suspicious_nulls(item)
+            nulls = nulls_of(item)
             if nulls:
-                ctx.event("malformed", f"null {', '.join(nulls)}", url, payload_of(item))
+                reason = f"null {', '.join(nulls)}"
+                events.append(make_event("malformed", reason, url, payload_of(item)))
                 suspects.append((item, row["name"]))
                 continue
             rows.append(row)
         keep = []
+        initial = ctx.prev.initial
         for row, st in zip(rows, ctx.prev.classify(rows), strict=True):
             if st.lost:
                 # unchanged sha/lastModified but an optional field vanished: suspect
-                ctx.event("malformed", "optional field missing on an unchanged repo", url)
+                reason = "optional field missing on an unchanged repo"
+                events.append(make_event("malformed", reason, url))
                 suspects.append((row, row["name"]))
                 continue
-            if st.new and not ctx.prev.initial and hub_parse.card_implied_by_tags(row):
+            if st.new and not initial and hub_parse.card_implied_by_tags(row):
                 # a new repo's card is only read on its refresh day, so the listing is the
                 # only witness: tags derived from card metadata but no cardData is suspect
-                ctx.event("malformed", "tags imply card metadata but cardData is missing", url)
+                reason = "tags imply card metadata but cardData is missing"
+                events.append(make_event("malformed", reason, url))
                 suspects.append((row, row["name"]))
                 continue
             row["_state"] = st
             keep.append(row)
-        return keep, suspects
+        return keep, suspects, events
 
     def info_url(self, name: str) -> str:
         s = self.ctx.settings
