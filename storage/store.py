@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import threading
 import uuid
@@ -169,6 +170,7 @@ class Store:
         self._undropped: dict[str, list[int]] = {}
         self._undropped_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
         self._topk_cache: OrderedDict[tuple[str, int, str], pl.DataFrame] = OrderedDict()
         self._topk_lock = threading.Lock()
         self._pool_lock = threading.Lock()
@@ -206,8 +208,10 @@ class Store:
         store's life: each thread's DeltaTable cache then survives from one finish to the
         next (opening a table costs ~40 ms; a refresh ~5)."""
         with self._pool_lock:
-            if self._pool is None:
+            # a forked child inherits the pool object but not its threads: a new pool
+            if self._pool is None or self._pool_pid != os.getpid():
                 self._pool = ThreadPoolExecutor(2, thread_name_prefix="hubtide-finish")
+                self._pool_pid = os.getpid()
             return self._pool
 
     # -- catalog ------------------------------------------------------------------------
