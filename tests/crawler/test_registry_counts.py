@@ -250,3 +250,27 @@ def test_faulted_count_requests_fall_back_per_package(
     for name, value in stored.items():
         assert value == (eco if name in fell else own)["pypi"][name], name
     assert res.detail_kinds.get(PYPI_STATS, 0) > len(own["pypi"])  # retries went out too
+
+
+@pytest.mark.slow
+def test_top_10k_requests_per_service(tmp_path: Path) -> None:
+    """A default top-10k crawl of each registry with its count service: requests per
+    service (printed; the figure docs/crawler.md quotes) match the bulk rule page by page."""
+    store = Store.open(str(tmp_path / "store"))
+    with simulator_server(seed=3, models=10, datasets=5, spaces=5, npm=12000, pypi=12000) as srv:
+        url = srv.url
+        npm = _crawl(store, "npm", url, npm_downloads_endpoint=url + "/npm-downloads")
+        pypi = _crawl(store, "pypi", url, pypi_stats_endpoint=url + "/pypistats")
+        want_npm = _expected_npm_requests(url, 1000, 10_000)
+    for res in (npm, pypi):
+        assert res.status == "complete" and res.items == 10_000, res
+        eco = res.requests - sum(res.detail_kinds.values())
+        print(f"{res.source}: ecosyste.ms {eco}, {dict(res.detail_kinds)}, {res.seconds:.1f} s")
+    names = _stored(store, "npm", npm.snapshot_id)
+    scoped = sum(n.startswith("@") for n in names)
+    print(f"npm: {scoped} scoped names, {want_npm - scoped} bulk requests")
+    assert npm.detail_kinds == {NPM_DOWNLOADS: want_npm}
+    # full bulks: at most one part-filled bulk request per page of 1000
+    assert want_npm - scoped <= math.ceil((10_000 - scoped) / 128) + 10
+    assert pypi.detail_kinds == {PYPI_STATS: 10_000}
+    assert _fallbacks(store, "npm", npm.snapshot_id).height == 0
