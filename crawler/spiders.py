@@ -8,6 +8,7 @@ spider lives in `registry_spider`; both are re-exported here for `run`.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -15,7 +16,7 @@ from urllib.parse import quote, urlencode
 from scrapy import Request
 from scrapy.http import Response
 
-from crawler import hub_parse
+from crawler import hub_page, hub_parse
 from crawler.context import CrawlContext, make_event, payload_of
 from crawler.errors import Malformed
 from crawler.hub_details import HubDetails
@@ -60,7 +61,12 @@ class HubSpider(HubDetails):
     async def parse_listing(self, response: Response) -> AsyncIterator[Any]:
         ctx = self.ctx
         page = int(response.meta.get("page", 0))
-        data, retry = self.listing_json(response)
+        # the fast path: the whole page decoded into typed records at once (hub_page);
+        # a page it does not take goes the record-by-record way below
+        records = (
+            hub_page.decode_page(response.body, self.repo_type) if response.status == 200 else None
+        )
+        data, retry = (records, None) if records is not None else self.listing_json(response)
         if retry is not None:
             yield retry
             return
@@ -91,7 +97,9 @@ class HubSpider(HubDetails):
                 yield request
         # parsed off the event loop: meanwhile the loop sends the next page's request and
         # takes in its answer (the listing is a chain; one page in flight is all there is)
-        rows, suspects, events = await asyncio.to_thread(self.parse_items, data, response.url)
+        rows, suspects, events = await asyncio.to_thread(
+            self.parse_page, data, records is not None, response.body, response.url
+        )
         ctx.events.extend(events)
         # records that looked wrong: fetch them again, one repo-info request each
         for item, name in suspects:
@@ -108,15 +116,29 @@ class HubSpider(HubDetails):
         self.close_page(page)
         yield result
 
+    def parse_page(
+        self, data: list[Any], typed: bool, body: bytes, url: str
+    ) -> tuple[list[dict[str, Any]], list[tuple[Any, str | None]], list[CrawlEvent]]:
+        """One page -> (rows with their `_state`, suspects to fetch again, events).
+
+        `data` holds typed records (`typed`, from `hub_page.decode_page`) or the decoded
+        JSON. Runs in a worker thread: it only reads the context (settings, `prev`) and
+        returns its events instead of queueing them (the pipeline swaps `ctx.events` on
+        the loop's thread).
+        """
+        rows = hub_page.page_rows(data, self.repo_type) if typed else None
+        if rows is not None:
+            return self.screen(rows, [], [], url)
+        if typed:
+            # typed records the fast path does not take: the page record by record
+            data = json.loads(body)
+        return self.parse_items(data, url)
+
     def parse_items(
         self, data: list[Any], url: str
     ) -> tuple[list[dict[str, Any]], list[tuple[Any, str | None]], list[CrawlEvent]]:
-        """One page's records -> (rows with their `_state`, suspects to fetch again, events).
-
-        Runs in a worker thread: it only reads the context (settings, `prev`) and returns
-        its events instead of queueing them (the pipeline swaps `ctx.events` on the loop).
-        """
-        ctx = self.ctx
+        """Decoded JSON records -> rows, checked one by one: each bad record is filed with
+        its reason and becomes a suspect (fetched again); then `screen`."""
         events: list[CrawlEvent] = []
         rows: list[dict[str, Any]] = []
         suspects: list[tuple[Any, str | None]] = []
@@ -136,6 +158,19 @@ class HubSpider(HubDetails):
                 suspects.append((item, row["name"]))
                 continue
             rows.append(row)
+        return self.screen(rows, suspects, events, url)
+
+    def screen(
+        self,
+        rows: list[dict[str, Any]],
+        suspects: list[tuple[Any, str | None]],
+        events: list[CrawlEvent],
+        url: str,
+    ) -> tuple[list[dict[str, Any]], list[tuple[Any, str | None]], list[CrawlEvent]]:
+        """Rows checked against the last complete snapshot: each kept one gets its
+        `_state`; one that lost an optional field while unchanged, or a new one whose
+        tags imply card metadata it lacks, becomes a suspect."""
+        ctx = self.ctx
         keep = []
         initial = ctx.prev.initial
         for row, st in zip(rows, ctx.prev.classify(rows), strict=True):

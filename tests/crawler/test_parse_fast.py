@@ -131,3 +131,37 @@ def test_times_in_other_zones_are_converted() -> None:
     item = {**BASE, "lastModified": "2024-05-01T14:00:00+02:00"}
     assert _fast_row(item, "model") is None  # not UTC: the checked path converts it
     assert repo_row(item, "model")["last_modified"].hour == 12
+
+
+# every field set to each kind of JSON value (or removed), one at a time: the type
+# confusions a random search can miss
+PROBES: list[Any] = [
+    DELETE,
+    None,
+    True,
+    False,
+    0,
+    1.5,
+    2**70,
+    "",
+    "x",
+    "2024-05-01T12:00:00Z",
+    [],
+    ["a"],
+    [1],
+    {},
+    {"license": "mit", "base_model": "a/b"},
+]
+
+
+@pytest.mark.parametrize("repo_type", sorted(SOURCES))
+def test_each_field_probed_with_each_kind_of_value(repo_type: str) -> None:
+    for key in FIELDS:
+        for probe in PROBES:
+            item = {k: v for k, v in BASE.items() if k != key}
+            if probe is not DELETE:
+                item[key] = probe
+            fast = _fast_row(item, repo_type)
+            if fast is not None:
+                assert fast == checked_row(item, repo_type), (key, probe)
+            assert outcome(repo_row, item, repo_type) == outcome(checked_row, item, repo_type)
