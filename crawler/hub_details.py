@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -120,7 +120,7 @@ def activity(row: dict[str, Any], known: int, open_: int, changed: bool) -> floa
     downloads = row.get("downloads") or 0
     likes = row.get("likes") or 0
     pop = math.log1p(max(downloads, 0)) / 10 + math.log1p(max(likes, 0)) / 5
-    lam = 0.2 + pop + 2.0 * math.sqrt(open_)
+    lam = 0.2 + pop + 4.0 * math.sqrt(open_)
     if changed:
         lam *= 2.0
     return lam
@@ -146,49 +146,76 @@ def race_key(key: int, snapshot_id: int, weight: float, cost: int) -> float:
     return -math.log(u / float(1 << 53)) * cost / weight
 
 
+def mandatory(c: Candidate) -> DetailPlan:
+    """What a repo gets whatever the budget: the commits of a changed repo, the card whose
+    listed metadata keys changed, and a rotation-due refresh."""
+    return DetailPlan(c.changed, c.due, c.card_now or (c.due and c.card_stale))
+
+
+def plan_cost(c: Candidate, p: DetailPlan) -> int:
+    """Expected requests of a plan: commits 1 (usually one page back to the newest stored),
+    a card 1, discussions one per 50 known."""
+    return int(p.commits) + int(p.card) + (c.discussion_pages if p.discussions else 0)
+
+
+def choose_refreshes(
+    cands: list[Candidate], plans: list[DetailPlan], left: float, snapshot_id: int
+) -> tuple[list[DetailPlan], float]:
+    """Spend `left` requests on refreshes (discussions, plus the card when stale) of the
+    repos not refreshed yet, in race-key order; one that does not fit is skipped for
+    cheaper ones. Returns the plans with the refreshes and what is left (by expected
+    cost)."""
+    plans = list(plans)
+    if left < 1:
+        return plans, left
+    order = sorted(
+        (race_key(c.key, snapshot_id, c.weight, _refresh_cost(c, p)), c.key, i)
+        for i, (c, p) in enumerate(zip(cands, plans, strict=True))
+        if not p.discussions
+    )
+    for _rk, _key, i in order:
+        c, p = cands[i], plans[i]
+        cost = _refresh_cost(c, p)
+        if cost <= left:
+            left -= cost
+            plans[i] = DetailPlan(p.commits, True, p.card or c.card_stale)
+            if left < 1:
+                break
+    return plans, left
+
+
 def plan_page(
     cands: list[Candidate], *, budget: float, carry: float, snapshot_id: int
 ) -> tuple[list[DetailPlan], float]:
-    """The plans of one listing page and the budget carried to the next page.
+    """The plans of one listing page and the budget carried to the next, by expected costs.
 
-    The page adds `budget` requests per changed repo to `carry`. Commits of changed repos,
-    cards whose listed metadata changed, and rotation-due refreshes are always planned and
-    paid first (the carry may go negative: a debt later pages pay). What is left buys
-    refreshes (discussions, plus the card when stale) in race-key order; a refresh that
-    does not fit is skipped for cheaper ones. Costs are expected request counts (commits
-    1, a card 1, discussions one per 50 known), so the plan depends on the listing and the
-    store alone, never on timing or faults.
+    The page adds `budget` requests per changed repo to `carry`. The mandatory details are
+    planned and paid first (the carry may go negative: a debt later pages pay first); what
+    is left buys refreshes (`choose_refreshes`). The crawl (`HubDetails.page_details`) runs
+    the same rule in two steps and charges what the mandatory details actually took
+    (commit paging) before choosing, and what the refreshes took after.
     """
     left = carry + budget * sum(1 for c in cands if c.changed)
-    plans: list[DetailPlan] = []
-    for c in cands:
-        disc = c.due
-        card = c.card_now or (c.due and c.card_stale)
-        left -= int(c.changed) + int(card) + (c.discussion_pages if disc else 0)
-        plans.append(DetailPlan(c.changed, disc, card))
-    if left >= 1:
-        order = sorted(
-            (
-                race_key(c.key, snapshot_id, c.weight, _refresh_cost(c, p)),
-                c.key,
-                i,
-            )
-            for i, (c, p) in enumerate(zip(cands, plans, strict=True))
-            if not p.discussions
-        )
-        for _rk, _key, i in order:
-            c, p = cands[i], plans[i]
-            cost = _refresh_cost(c, p)
-            if cost <= left:
-                left -= cost
-                plans[i] = DetailPlan(p.commits, True, p.card or c.card_stale)
-                if left < 1:
-                    break
-    return plans, left
+    plans = [mandatory(c) for c in cands]
+    left -= sum(plan_cost(c, p) for c, p in zip(cands, plans, strict=True))
+    return choose_refreshes(cands, plans, left, snapshot_id)
 
 
 def _refresh_cost(c: Candidate, p: DetailPlan) -> int:
     return c.discussion_pages + int(c.card_stale and not p.card)
+
+
+@dataclass
+class Fetched:
+    """The detail rows of one repo, and the requests they took (retries not counted:
+    the budget charges what the data needed, so the same world gives the same plan)."""
+
+    commits: list[dict[str, Any]] = field(default_factory=list)
+    discussions: list[dict[str, Any]] = field(default_factory=list)
+    card: dict[str, Any] | None = None
+    card_mismatch: bool = False
+    requests: int = 0
+    ok: bool = True  # False: a detail could not be had (the snapshot is partial)
 
 
 class HubDetails(BaseSpider):
@@ -196,20 +223,20 @@ class HubDetails(BaseSpider):
 
     repo_type: str
     detail_sem: asyncio.Semaphore | None
-    # the detail budget's state, advanced in page order (see `page_details`)
+    # the detail budget's state, passed from page to page in page order (`page_details`)
     _carry: float = 0.0
     _plan_next: int | None = None
     _plan_cond: asyncio.Condition | None = None
     _disc_stats: DiscussionStats | None = None
+    _stats_lock: asyncio.Lock | None = None
 
     async def refetch(self, item: Any, name: str | None) -> dict[str, Any] | None:
         """A repo's record fetched again (the listing spider's repo-info request)."""
         raise NotImplementedError  # HubSpider overrides it
 
-    def candidate(self, row: dict[str, Any]) -> Candidate:
+    def candidate(self, row: dict[str, Any], stats: DiscussionStats) -> Candidate:
         ctx = self.ctx
         st: RowState = row["_state"]
-        stats = self._disc_stats or DiscussionStats.empty()
         known, open_ = stats.lookup(st.key)
         period = ctx.settings.refresh_days
         due = period > 0 and st.key % period == ctx.writer.snapshot_id % period
@@ -223,12 +250,40 @@ class HubDetails(BaseSpider):
             due=due,
         )
 
-    async def plan_rows(self, page: int, rows: list[dict[str, Any]]) -> list[DetailPlan]:
-        """The plans of one page's rows, computed strictly in page order: the budget's
-        carry passes from page to page, so the order makes the plan deterministic."""
+    async def discussion_stats(self) -> DiscussionStats:
+        """The store's discussions per repo, loaded once per crawl."""
+        if self._stats_lock is None:
+            self._stats_lock = asyncio.Lock()
+        async with self._stats_lock:
+            if self._disc_stats is None:
+                self._disc_stats = await asyncio.to_thread(
+                    DiscussionStats.load, self.ctx.store, self.repo_type
+                )
+        return self._disc_stats
+
+    async def page_details(self, result: PageResult) -> None:
+        """Fetch the details of one listing page, in two steps.
+
+        1. The mandatory details (`mandatory`) of every repo at once, concurrently with
+           other pages. 2. In page order (each page waits until the one before has done its
+           step 2, so the budget's carry passes on deterministically): the page's budget,
+           less what step 1 actually took, buys refreshes (`choose_refreshes`); what those
+           actually take is charged and the rest carried to the next page. The first crawl
+           of a source reads everything.
+        """
         ctx = self.ctx
+        if self.detail_sem is None:
+            self.detail_sem = asyncio.Semaphore(max(1, ctx.settings.concurrency * 2))
+        rows = result.rows
+        ctx.changed += sum(1 for r in rows if r["_state"].changed)
         if ctx.prev.initial:
-            return [DetailPlan(True, True, True)] * len(rows)  # the first crawl reads all
+            everything = DetailPlan(True, True, True)
+            await self._run(result, [(r, everything) for r in rows])
+            return
+        stats = await self.discussion_stats()
+        cands = [self.candidate(r, stats) for r in rows]
+        plans = [mandatory(c) for c in cands]
+        spent = await self._run(result, self._todo(rows, plans))
         if self._plan_cond is None:
             self._plan_cond = asyncio.Condition()
             self._plan_next = ctx.start_page
@@ -236,37 +291,37 @@ class HubDetails(BaseSpider):
         async with cond:
             try:
                 await asyncio.wait_for(
-                    cond.wait_for(lambda: (self._plan_next or 0) >= page),
+                    cond.wait_for(lambda: (self._plan_next or 0) >= result.page),
                     PLAN_ORDER_WAIT_SECONDS,
                 )
             except TimeoutError:
-                ctx.event("plan", f"page {page} planned before page {self._plan_next}")
-            if self._disc_stats is None:
-                self._disc_stats = await asyncio.to_thread(
-                    DiscussionStats.load, ctx.store, self.repo_type
-                )
-            cands = [self.candidate(r) for r in rows]
-            plans, self._carry = plan_page(
-                cands,
-                budget=ctx.settings.detail_budget,
-                carry=self._carry,
-                snapshot_id=ctx.writer.snapshot_id,
-            )
-            self._plan_next = max(self._plan_next or 0, page + 1)
-            cond.notify_all()
-        return plans
+                ctx.event("plan", f"page {result.page} planned before page {self._plan_next}")
+            try:
+                changed = sum(1 for c in cands if c.changed)
+                left = self._carry + ctx.settings.detail_budget * changed - spent
+                more, _ = choose_refreshes(cands, plans, left, ctx.writer.snapshot_id)
+                extra = [
+                    DetailPlan(False, m.discussions and not p.discussions, m.card and not p.card)
+                    for p, m in zip(plans, more, strict=True)
+                ]
+                left -= await self._run(result, self._todo(rows, extra))
+                self._carry = left
+            finally:
+                self._plan_next = max(self._plan_next or 0, result.page + 1)
+                cond.notify_all()
 
-    async def page_details(self, result: PageResult) -> None:
+    @staticmethod
+    def _todo(
+        rows: list[dict[str, Any]], plans: list[DetailPlan]
+    ) -> list[tuple[dict[str, Any], DetailPlan]]:
+        return [
+            (r, p) for r, p in zip(rows, plans, strict=True) if p.commits or p.discussions or p.card
+        ]
+
+    async def _run(self, result: PageResult, todo: list[tuple[dict[str, Any], DetailPlan]]) -> int:
+        """Fetch the planned details of some of a page's repos into the page's result;
+        returns the requests they took."""
         ctx = self.ctx
-        if self.detail_sem is None:
-            self.detail_sem = asyncio.Semaphore(max(1, ctx.settings.concurrency * 2))
-        todo: list[tuple[dict[str, Any], DetailPlan]] = []
-        plans = await self.plan_rows(result.page, result.rows)
-        for r, plan in zip(result.rows, plans, strict=True):
-            if r["_state"].changed:
-                ctx.changed += 1
-            if plan.commits or plan.discussions or plan.card:
-                todo.append((r, plan))
         cap = ctx.settings.max_detail_repos
         if cap:
             room = max(0, cap - ctx.detail_repos)
@@ -276,93 +331,94 @@ class HubDetails(BaseSpider):
         ctx.detail_repos += len(todo)
         outs = await asyncio.gather(*(self.repo_details(r, p) for r, p in todo))
         for (row, _plan), out in zip(todo, outs, strict=True):
-            if out is None:
+            if not out.ok:
                 continue
-            commits, discussions, card, card_mismatch = out
-            if card_mismatch:
+            if out.card_mismatch:
                 # the card's front matter says the listing's cardData was cut: fetch again
                 again = await self.refetch(row, row["name"])
-                if again is not None:
+                if again is not None and row in result.rows:
                     i = result.rows.index(row)
                     result.rows[i] = again
-            result.commits.extend(commits)
-            result.discussions.extend(discussions)
-            if card is not None:
-                result.cards.append(card)
+            result.commits.extend(out.commits)
+            result.discussions.extend(out.discussions)
+            if out.card is not None:
+                result.cards.append(out.card)
+        return sum(out.requests for out in outs)
 
-    async def repo_details(
-        self, row: dict[str, Any], plan: DetailPlan
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None, bool] | None:
+    async def repo_details(self, row: dict[str, Any], plan: DetailPlan) -> Fetched:
         assert self.detail_sem is not None
+        out = Fetched()
         async with self.detail_sem:
             try:
-                return await self._repo_details(row, plan)
+                await self._repo_details(row, plan, out)
             except Malformed as exc:
                 self.ctx.error(f"{row['name']}: {exc}")
                 self.ctx.fail(f"details of {row['name']}: {exc}")
-                return None
+                out.ok = False
+        return out
 
-    async def _repo_details(
-        self, row: dict[str, Any], plan: DetailPlan
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None, bool] | None:
+    async def _repo_details(self, row: dict[str, Any], plan: DetailPlan, out: Fetched) -> None:
         ctx = self.ctx
         s = ctx.settings
         rt = self.repo_type
         eid, name = row["entity_id"], row["name"]
         sid = ctx.writer.snapshot_id
         api = f"{s.hub_endpoint}/api/{rt}s/{quote(name, safe='/')}"
-        commits: list[dict[str, Any]] = []
         if plan.commits:
             # newest first, back to the newest one already stored
             known = ctx.known_commits.get(eid, frozenset())
             url: str | None = f"{api}/commits/main"
             while url:
+                out.requests += 1
                 body, resp = await self.fetch_json(url, detail="commits", forbidden_ok=True)
                 if body is GONE:
                     ctx.event("gone", f"{name}: commits answered 404", url)
-                    return [], [], None, False
+                    out.commits = []
+                    return
                 if body is FORBIDDEN and resp is not None:
                     reason = (resp.headers.get("X-Error-Message") or b"").decode(errors="replace")
                     ctx.event("forbidden", f"{name}: commits answered {resp.status} {reason}", url)
-                    return [], [], None, False
+                    out.commits = []
+                    return
                 if body is None or resp is None:
                     ctx.fail(f"commits of {name} could not be fetched")
-                    return None
+                    out.ok = False
+                    return
                 rows, reached = hub_parse.commit_rows(body, rt, eid, known, sid)
-                commits.extend(rows)
+                out.commits.extend(rows)
                 url = None if reached else next_link(resp.headers.get("Link"))
-        discussions: list[dict[str, Any]] = []
         if plan.discussions:
             # every page, for their current state
             p = 0
             while True:
                 durl = f"{api}/discussions?p={p}"
+                out.requests += 1
                 body, resp = await self.fetch_json(durl, detail="discussions", forbidden_ok=True)
                 if body is GONE or body is FORBIDDEN:
                     break
                 if body is None:
                     ctx.fail(f"discussions of {name} could not be fetched")
-                    return None
+                    out.ok = False
+                    return
                 rows, more = hub_parse.discussion_rows(body, rt, eid, sid)
-                discussions.extend(rows)
+                out.discussions.extend(rows)
                 if not more or not rows:
                     break
                 p += 1
-        card = None
-        mismatch = False
         if plan.card:
             # the card (README.md); 404 means the repo has none
             curl = f"{s.hub_endpoint}/{_PREFIX[rt]}{quote(name, safe='/')}/resolve/main/README.md"
+            out.requests += 1
             resp = await self.fetch(curl, detail="cards")
             if resp is None or resp.status not in (200, 404, 401, 403):
                 ctx.fail(f"card of {name} could not be fetched")
-                return None
+                out.ok = False
+                return
             if resp.status in (200, 404):
                 raw = resp.body if resp.status == 200 else None
-                card = hub_parse.card_row(raw, rt, eid, row["sha"], sid)
+                out.card = hub_parse.card_row(raw, rt, eid, row["sha"], sid)
                 listed = row.get("card_fields")
-                if card["metadata_fields"] and (
-                    listed is None or set(listed) != set(card["metadata_fields"])
+                if out.card["metadata_fields"] and (
+                    listed is None or set(listed) != set(out.card["metadata_fields"])
                 ):
-                    mismatch = True
-        return commits, discussions, card, mismatch
+                    out.card_mismatch = True
