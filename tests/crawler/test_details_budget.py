@@ -17,7 +17,7 @@ from simulator.testing import running_simulator
 from storage import Store
 from tests.crawler.truth import advance, settings_for, stored_commits, truth_commits
 
-WORLD = {"models": 400, "datasets": 5, "spaces": 5, "npm": 5, "pypi": 5}
+WORLD: dict[str, Any] = {"models": 400, "datasets": 5, "spaces": 5, "npm": 5, "pypi": 5}
 
 
 def two_days(tmp: Path, budget: float) -> tuple[Store, Any, set[tuple[Any, ...]]]:
