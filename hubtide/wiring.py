@@ -2,7 +2,9 @@
 
 `crawl_settings(settings, endpoint=None)` is what `hubtide crawl` and the daemon use. An
 `endpoint` (a simulator URL) points every service at one server, which serves the Hub at
-its root and the registry services under fixed prefixes.
+its root and the registry services under fixed prefixes; the Hub keeps its configured
+quota there (the simulator can enforce one), the download-count services lose their
+public paces (it enforces none for them).
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from hubtide.config import Settings
 ECOSYSTEMS_PREFIX = "/ecosystems"
 NPM_DOWNLOADS_PREFIX = "/npm-downloads"
 PYPI_STATS_PREFIX = "/pypistats"
+# the registries' count services' default paces are the public services' per-address
+# limits; a simulator emulates no limiter for them, so with `endpoint` those paces would
+# only slow a simulated crawl (1,500 pypistats requests: an hour at 25/min)
+SIM_COUNT_PACE = (100_000, 1.0)
 
 
 def hub_token() -> str | None:
@@ -39,7 +45,10 @@ def crawl_settings(settings: Settings, endpoint: str | None = None) -> CrawlSett
     eco = c.ecosystems_endpoint
     npm_dl = c.npm_downloads_endpoint
     pypi_stats = c.pypi_stats_endpoint
+    npm_pace = (c.npm_downloads_requests_per_window, c.npm_downloads_window_seconds)
+    pypi_pace = (c.pypi_stats_requests_per_window, c.pypi_stats_window_seconds)
     if endpoint:
+        npm_pace = pypi_pace = SIM_COUNT_PACE
         base = endpoint.rstrip("/")
         if not base.startswith(("http://", "https://")):
             raise ValueError(f"--endpoint {endpoint!r}: expected an http(s) URL")
@@ -61,10 +70,10 @@ def crawl_settings(settings: Settings, endpoint: str | None = None) -> CrawlSett
         version=__version__,
         hub_requests_per_window=c.hub_requests_per_window,
         hub_window_seconds=c.hub_window_seconds,
-        npm_downloads_requests_per_window=c.npm_downloads_requests_per_window,
-        npm_downloads_window_seconds=c.npm_downloads_window_seconds,
-        pypi_stats_requests_per_window=c.pypi_stats_requests_per_window,
-        pypi_stats_window_seconds=c.pypi_stats_window_seconds,
+        npm_downloads_requests_per_window=npm_pace[0],
+        npm_downloads_window_seconds=npm_pace[1],
+        pypi_stats_requests_per_window=pypi_pace[0],
+        pypi_stats_window_seconds=pypi_pace[1],
         concurrency=c.concurrency,
         timeout_seconds=c.timeout_seconds,
         max_retries=c.max_retries,

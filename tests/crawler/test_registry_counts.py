@@ -71,6 +71,41 @@ def test_pypistats_recent_body() -> None:
         pypistats_recent({"error": "x"})
 
 
+def test_wiring_points_count_services_at_the_simulator_and_budgets_per_service() -> None:
+    from crawler.services import budget_of, service_of
+    from hubtide.config import load_settings
+    from hubtide.wiring import crawl_settings
+
+    plain = crawl_settings(load_settings(None, env={}))
+    assert plain.npm_downloads_endpoint == plain.pypi_stats_endpoint == ""  # today's path
+    assert (plain.npm_downloads_requests_per_window, plain.npm_downloads_window_seconds) == (
+        1,
+        3.0,
+    )
+    assert (plain.pypi_stats_requests_per_window, plain.pypi_stats_window_seconds) == (5, 12.0)
+    url = "http://127.0.0.1:9"
+    sim = crawl_settings(load_settings(None, env={}), endpoint=url)
+    npm_url = f"{url}/npm-downloads/downloads/point/last-month/a,b"
+    pypi_url = f"{url}/pypistats/api/packages/x/recent"
+    assert sim.npm_downloads_endpoint == f"{url}/npm-downloads"
+    assert sim.pypi_stats_endpoint == f"{url}/pypistats"
+    assert service_of(npm_url, sim) == NPM_DOWNLOADS
+    assert service_of(pypi_url, sim) == PYPI_STATS
+    reset_budgets()
+    conservative = plain.with_(
+        npm_downloads_endpoint=f"{url}/npm-downloads", pypi_stats_endpoint=f"{url}/pypistats"
+    )
+    npm_b = budget_of(NPM_DOWNLOADS, npm_url, conservative)
+    pypi_b = budget_of(PYPI_STATS, pypi_url, conservative)
+    assert (npm_b.quota, npm_b.window, pypi_b.quota, pypi_b.window) == (1, 3.0, 5, 12.0)
+    # one slot per 3 s: a second npm request waits, pypistats' fifth does not, its sixth does
+    assert npm_b.reserve(0.0) == 0.0 and npm_b.reserve(0.0) >= 3.0
+    assert [pypi_b.reserve(0.0) > 0 for _ in range(6)] == [False] * 5 + [True]
+    # against a simulator (no limiter for these services) the public paces are lifted
+    assert budget_of(NPM_DOWNLOADS, npm_url, sim).quota > 1000
+    reset_budgets()
+
+
 # --------------------------------------------------------------------- end to end
 def _get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=60) as r:
