@@ -2,6 +2,11 @@
 
 Mounted under `/ecosystems/api/v1/...`, `/npm-downloads/downloads/...` and
 `/pypistats/api/packages/...` (registry-apis.md §3, §1.3, §2.5).
+
+The count services' own limiters are opt-in (`Registries.count_limits`, off by default, so
+demos and tests against the simulator run unpaced): per client, fixed windows; over a
+limit npm answers 429 with Cloudflare's `error code: 1015` text and no Retry-After,
+pypistats 429 with an HTML body, as the real services do.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ ECO_SORTS = {
 }  # fmt: skip
 DESC_ONLY = ("downloads", "dependent_packages_count", "dependent_repos_count")
 HOUR_LIMITS = {"anonymous": 5000, "polite": 15000}
+COUNT_SERVICES = ("npm", "pypi")  # keys of `Registries.count_limits`
+PYPISTATS_429 = "<html><head><title>429 Too Many Requests</title></head></html>"
 
 
 def _iso_eco(ts: int) -> str:
@@ -37,6 +44,31 @@ class Registries:
         self.w = world
         self._hour: dict[tuple[str, str], tuple[int, int]] = {}
         self._sorted: dict[tuple[str, str, str], tuple[int, Any]] = {}
+        # "npm" | "pypi" -> ((quota, window seconds), ...) per client; empty: no limiter
+        # (pypistats' real ones: ((5, 1), (30, 60)); npm's: about one request a second)
+        self.count_limits: dict[str, tuple[tuple[int, float], ...]] = {}
+        self.count_limited: dict[str, int] = {}  # 429s served, per service
+        self._count_windows: dict[tuple[str, str, float], tuple[float, int]] = {}
+
+    def count_limit_hit(self, service: str, request: web.Request) -> bool:
+        """Count one request of `service` for its client; True when over a limit."""
+        limits = self.count_limits.get(service, ())
+        if not limits:
+            return False
+        now = time.monotonic()
+        client = request.remote or "?"
+        over = False
+        for quota, window in limits:
+            key = (service, client, window)
+            start, used = self._count_windows.get(key, (now, 0))
+            if now - start >= window:
+                start, used = now, 0
+            used += 1
+            self._count_windows[key] = (start, used)
+            over = over or used > quota
+        if over:
+            self.count_limited[service] = self.count_limited.get(service, 0) + 1
+        return over
 
     def table(self, registry: str) -> PackageTable | None:
         for eco, name in REGISTRY_NAMES.items():
@@ -271,6 +303,8 @@ class Registries:
         return start, min(end, last) if end > last else end
 
     async def npm_downloads(self, request: web.Request) -> web.Response:
+        if self.count_limit_hit("npm", request):
+            return web.Response(status=429, text="error code: 1015")
         mode = request.match_info["mode"]
         tail = request.rel_url.raw_path.split(f"/downloads/{mode}/", 1)[1]
         period, _, pkg_part = tail.partition("/")
@@ -337,6 +371,8 @@ class Registries:
         return p.by_name.get(norm)
 
     async def pypistats(self, request: web.Request) -> web.Response:
+        if self.count_limit_hit("pypi", request):
+            return web.Response(status=429, text=PYPISTATS_429, content_type="text/html")
         name = request.match_info["package"]
         what = request.match_info["what"]
         row = self._pypi_row(name)
@@ -370,8 +406,12 @@ class Registries:
         return web.Response(status=404, text="404")
 
 
+REGISTRIES = web.AppKey("registries", Registries)
+
+
 def add_routes(app: web.Application, world: World) -> Registries:
     r = Registries(world)
+    app[REGISTRIES] = r
     eco = "/ecosystems/api/v1"
     app.router.add_get(f"{eco}/registries", r.registries)
     app.router.add_get(f"{eco}/registries/{{registry}}", r.registry)

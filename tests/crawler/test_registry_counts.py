@@ -28,6 +28,7 @@ from crawler.result import CrawlResult
 from crawler.services import NPM_DOWNLOADS, PYPI_STATS
 from crawler.stats import CrawlStats
 from simulator.app import WORLD
+from simulator.registry_routes import REGISTRIES
 from simulator.testing import SimServer, simulator_server
 from storage import Store
 from tests.crawler.truth import set_faults, settings_for
@@ -309,3 +310,45 @@ def test_top_10k_requests_per_service(tmp_path: Path) -> None:
     assert want_npm - scoped <= math.ceil((10_000 - scoped) / 128) + 10
     assert pypi.detail_kinds == {PYPI_STATS: 10_000}
     assert _fallbacks(store, "npm", npm.snapshot_id).height == 0
+
+
+def test_service_pace_keeps_under_its_limiter(
+    tmp_path: Path, sim: tuple[SimServer, dict[str, Any], dict[str, Any]]
+) -> None:
+    """pypistats' limiter on (scaled: 10 requests per second per client): at a pace of 8
+    per second the crawl draws no 429 and stores every registry figure; unpaced it draws
+    429s (HTML, no Retry-After), and whatever then kept failing falls back with an event."""
+    srv, own, eco = sim
+    url = srv.url
+    regs = srv.app[REGISTRIES]
+
+    def limiter(on: bool) -> int:
+        served = regs.count_limited.pop("pypi", 0)
+        regs.count_limits = {"pypi": ((10, 1.0),)} if on else {}
+        return served
+
+    store = Store.open(str(tmp_path / "store"))
+    kw: dict[str, Any] = {"pypi_stats_endpoint": url + "/pypistats", "registry_top_n": 24}
+    srv.call(limiter, True)
+    try:
+        paced = _crawl(
+            store,
+            "pypi",
+            url,
+            pypi_stats_requests_per_window=8,
+            pypi_stats_window_seconds=1.0,
+            **kw,
+        )
+        paced_429 = srv.call(limiter, True)
+        unpaced = _crawl(store, "pypi", url, **kw)
+    finally:
+        unpaced_429 = srv.call(limiter, False)
+    assert paced.status == "complete", paced
+    stored = _stored(store, "pypi", paced.snapshot_id)
+    assert len(stored) == 24 and all(v == own["pypi"][n] for n, v in stored.items())
+    assert paced_429 == 0 and paced.detail_kinds == {PYPI_STATS: 24}
+    assert paced.seconds > 2.0  # 24 requests at 8 per second: paced, not bursted
+    assert unpaced_429 > 0 and unpaced.status == "complete"
+    fell = {r.split(":", 1)[0] for r in _fallbacks(store, "pypi", unpaced.snapshot_id)["reason"]}
+    got = _stored(store, "pypi", unpaced.snapshot_id)
+    assert all(v == (eco if n in fell else own)["pypi"][n] for n, v in got.items())
