@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -376,10 +377,19 @@ class SnapshotWriter:
             types = {c: types.get(c, pl.String()) for c in columns}
             attr_cols = [c for c in columns if c not in counters]
             ccols = [c for c in counters if c in columns]
-        with self._step("read the staged listing", STAGING):
-            narrow = _narrow(staged, columns, types, attr_cols, ccols)
         with self._step("read the previous state", rel):
             previous = store._previous_state(source, prev_id, attr_cols, types)
+        # read back from staging: keep the surely changed wide rows from pass 1 (see
+        # _narrow), so pass 2 re-reads only batches it still misses rows of
+        kept: dict[int, pl.DataFrame] | None = None
+        prev_hashes = None
+        if not staged.in_memory and previous is not None:
+            kept = {}
+            prev_hashes = np.sort(previous.frame[HASH].to_numpy())
+        with self._step("read the staged listing", STAGING):
+            narrow = _narrow(staged, columns, types, attr_cols, ccols, prev_hashes, kept)
+        del prev_hashes
+        with self._step("read the previous state", rel):
             d = Diff(narrow, previous, ccols)
         del narrow
         live = d.rows.height
@@ -396,7 +406,7 @@ class SnapshotWriter:
         jobs.append(("append top-k members", TOPK, pool.submit(self._write_topk, d)))
         try:
             with self._step("append attribute rows", rel):
-                arows = self._write_attributes(staged, d, columns, types, keyframe)
+                arows = self._write_attributes(staged, d, columns, types, keyframe, kept)
         finally:
             crows = 0
             for step, table, job in jobs:
@@ -422,6 +432,7 @@ class SnapshotWriter:
         columns: list[str],
         types: dict[str, pl.DataType],
         keyframe: bool,
+        kept: dict[int, pl.DataFrame] | None = None,
     ) -> int:
         """Append the attribute rows (changed rows, or every live one at a keyframe, plus
         tombstones); returns how many. Small listings (batches held in memory) are
@@ -473,7 +484,19 @@ class SnapshotWriter:
         total = picks.height + (tombs.height if tombs is not None else 0)
         data: pa.Table | Callable[[], pa.RecordBatchReader]
         if not keyframe or staged.in_memory:
-            parts = [rows_of(s, b) for s, b in staged.read(wanted)]
+            parts = []
+            missing = []
+            for s in sorted(wanted):
+                # rows pass 1 kept (read back, not a keyframe): no second read
+                k = kept.get(s) if kept is not None else None
+                got = None
+                if k is not None:
+                    got = wanted[s].join(k, on=ROW, how="inner", maintain_order="left")
+                if got is not None and got.height == wanted[s].height:
+                    parts.append(got)
+                else:
+                    missing.append(s)
+            parts += [rows_of(s, b) for s, b in staged.read(missing)]
             if tombs is not None:
                 parts.append(tombs)
             frame = (
@@ -602,26 +625,37 @@ def _narrow(
     types: dict[str, pl.DataType],
     attr_cols: list[str],
     counters: list[str],
+    prev_hashes: np.ndarray | None = None,
+    kept: dict[int, pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
     """Pass 1 over the staged batches: entity_id, attribute hash, counters and position
     (`__seq`, `__row`) of every listing row; one wide batch in memory at a time. A
     duplicate entity_id across batches: the newest batch wins (a page fetched again after
-    a resume lands in a later batch)."""
+    a resume lands in a later batch).
+
+    With `prev_hashes` (the previous state's attribute hashes, sorted) and `kept`, the
+    wide rows whose hash is none of them (surely new or changed: ~1-3 % a day) are kept
+    per seq with their `__row`, so pass 2 need not read those batches again."""
     hashed = [c for c in attr_cols if c != "entity_id"]
     parts = []
     for seq, batch in staged:
         if not batch.height:
             continue
         b = _conformed(batch, columns, types)
-        parts.append(
-            b.select(
-                "entity_id",
-                hash_expr(hashed),
-                *counters,
-                pl.lit(seq, pl.Int64).alias(SEQ),
-                pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW),
-            )
+        part = b.select(
+            "entity_id",
+            hash_expr(hashed),
+            *counters,
+            pl.lit(seq, pl.Int64).alias(SEQ),
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW),
         )
+        parts.append(part)
+        if prev_hashes is not None and kept is not None:
+            h = part[HASH].to_numpy()
+            at = np.searchsorted(prev_hashes, h).clip(0, max(len(prev_hashes) - 1, 0))
+            known = prev_hashes[at] == h if len(prev_hashes) else np.zeros(len(h), bool)
+            fresh = pl.Series(~known)
+            kept[seq] = b.with_columns(part[ROW]).filter(fresh)
     if not parts:
         return pl.DataFrame(
             schema={

@@ -118,3 +118,26 @@ def test_the_cached_catalog_shows_other_writers_rows(tmp_path: Path) -> None:
     wa2 = a.begin_snapshot("hub:model")
     assert wa2.snapshot_id == 2
     assert a.snapshots("npm")["snapshot_id"].to_list() == [1]
+
+
+def test_a_change_to_another_entitys_old_attributes_is_still_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pass 1 keeps the rows whose attribute hash no previous entity had; a change to
+    attributes another entity had (the same hash) is found by the diff and its batch is
+    read again in pass 2."""
+    monkeypatch.setattr(writer, "STAGED_MEMORY_BYTES", 0)
+    store = Store.open(str(tmp_path / "s"), keyframe_cost=100.0)
+    x = {"name": "org/x", "sha": "1"}
+    y = {"name": "org/y", "sha": "2"}
+    z = {"name": "org/z", "sha": "3"}
+    _write(store, [{"entity_id": "a", **x}, {"entity_id": "b", **y}], batch=1)
+    # a takes b's old attributes (a hash the previous state has), b some new ones
+    _write(store, [{"entity_id": "a", **y}, {"entity_id": "b", **z}], batch=1)
+    snaps = store.snapshots("hub:model")
+    assert snaps["keyframe"].to_list() == [True, False]
+    got = store.as_of("hub:model").collect().sort("entity_id")
+    assert got.select("entity_id", "name", "sha").rows() == [
+        ("a", "org/y", "2"),
+        ("b", "org/z", "3"),
+    ]
