@@ -208,6 +208,40 @@ async def freshness(
     return fresh, len(want), cards_fresh, listed.height
 
 
+def refresh_intervals(store: Store, refreshes: int) -> str:
+    """Expected crawls between two refreshes of a repo's discussions, by weight quantile,
+    when `refreshes` repos are drawn per crawl (the race drawing the top `refreshes` keys
+    is close to keeping keys under a threshold t: P(drawn) = 1 - exp(-t * weight/cost))."""
+    import numpy as np  # the details section's own helpers
+
+    from crawler.hub_details import DiscussionStats, activity, discussion_pages
+
+    df = store.as_of("hub:model", columns=["entity_id", "downloads", "likes"]).collect()
+    stats = DiscussionStats.load(store, "model")
+    keys = df.select(pl.col("entity_id").hash(seed=7)).to_series().to_list()
+    rates = []
+    for key, row in zip(keys, df.to_dicts(), strict=True):
+        known, open_ = stats.lookup(key)
+        rates.append(activity(row, known, open_, False) / discussion_pages(known))
+    r = np.sort(np.array(rates))
+    if refreshes <= 0 or len(r) == 0:
+        return "no refreshes: discussions of unchanged repos are never re-read"
+    lo, hi = 0.0, 1.0
+    while (1 - np.exp(-r * hi)).sum() < refreshes and hi < 1e12:
+        hi *= 2
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if (1 - np.exp(-r * mid)).sum() < refreshes else (lo, mid)
+    q = 1 - np.exp(-r * hi)
+    parts = [
+        f"{name} {1 / q[min(int(f * len(r)), len(r) - 1)]:,.0f}"
+        for name, f in (("median", 0.5), ("p90", 0.9), ("p99", 0.99), ("top", 1.0))
+    ]
+    return f"{refreshes} drawn per crawl of {len(r)}: expected crawls between refreshes: " + (
+        ", ".join(parts)
+    )
+
+
 async def details_run(models: int, days: int, label: str, **kw: object) -> None:
     """Day 0 (reads everything) then `days` daily crawls of one world with settings `kw`."""
     print(f"-- {label}")
@@ -239,6 +273,7 @@ async def details_run(models: int, days: int, label: str, **kw: object) -> None:
                 )
                 prev = res.snapshot_id
             fresh, total_d, cards_fresh, listed = await freshness(session, url, store)
+            drawn = res.detail_kinds.get("discussions", 0)
         per = {kind: n / max(changed_sum, 1) for kind, n in sorted(sums.items())}
         total = sum(sums.values()) / max(changed_sum, 1)
         print(
@@ -252,6 +287,8 @@ async def details_run(models: int, days: int, label: str, **kw: object) -> None:
             f"missing); cards read at the listed sha {cards_fresh}/{listed} = "
             f"{cards_fresh / max(listed, 1):.2%}"
         )
+        if not kw.get("refresh_days"):
+            print(f"  weighted draw (last day): {refresh_intervals(store, drawn)}")
 
 
 async def details(models: int, days: int) -> None:
