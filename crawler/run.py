@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import threading
 import time
 from collections.abc import Iterator
 
@@ -30,6 +31,7 @@ log = logging.getLogger("hubtide.crawler")
 
 
 _frozen = 0  # crawls running with the heap frozen
+_frozen_lock = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -40,15 +42,17 @@ def _heap_frozen() -> Iterator[None]:
     walked the whole heap: ~100 ms pauses mid-page, measured in bench/crawl.py. Unfrozen
     when the last concurrent crawl ends, so nothing stays out of the collector's care."""
     global _frozen
-    if _frozen == 0:
-        gc.freeze()
-    _frozen += 1
+    with _frozen_lock:  # crawls may run on loops in several threads
+        if _frozen == 0:
+            gc.freeze()
+        _frozen += 1
     try:
         yield
     finally:
-        _frozen -= 1
-        if _frozen == 0:
-            gc.unfreeze()
+        with _frozen_lock:
+            _frozen -= 1
+            if _frozen == 0:
+                gc.unfreeze()
 
 
 def _check(source: str) -> None:
