@@ -654,8 +654,12 @@ def _narrow(
             h = part[HASH].to_numpy()
             at = np.searchsorted(prev_hashes, h).clip(0, max(len(prev_hashes) - 1, 0))
             known = prev_hashes[at] == h if len(prev_hashes) else np.zeros(len(h), bool)
-            fresh = pl.Series(~known)
-            kept[seq] = b.with_columns(part[ROW]).filter(fresh)
+            fresh = b.with_columns(part[ROW]).filter(pl.Series(~known))
+            # a filtered frame still points into the whole batch's string buffers (Polars
+            # string views): copy the few rows out, or every batch stays alive
+            copy = pl.from_arrow(fresh.to_arrow())
+            assert isinstance(copy, pl.DataFrame)
+            kept[seq] = copy
     if not parts:
         return pl.DataFrame(
             schema={
