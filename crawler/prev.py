@@ -10,6 +10,7 @@ for each stored card, the hash of the repo sha it was read at (about 48 bytes pe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -141,9 +142,17 @@ class PrevState:
         """Per row: what changed since the last complete snapshot (vectorised per page)."""
         if not rows:
             return []
-        # through Arrow: it converts datetimes and lists of strings ~10x faster than Polars
+        # through Arrow: it converts datetimes and lists of strings ~10x faster than Polars;
+        # the columns transposed in one C-level pass (every parsed row has every column)
+        try:
+            columns: Any = zip(*map(itemgetter(*_ARROW.names), rows), strict=True)
+        except KeyError:
+            columns = ([r.get(c) for r in rows] for c in _ARROW.names)
         df = pl.from_arrow(
-            pa.Table.from_pydict({c: [r.get(c) for r in rows] for c in _ARROW.names}, _ARROW)
+            pa.Table.from_arrays(
+                [pa.array(col, f.type) for col, f in zip(columns, _ARROW, strict=True)],
+                schema=_ARROW,
+            )
         )
         assert isinstance(df, pl.DataFrame)
         keys, fps = _hashes(df)
@@ -163,20 +172,21 @@ class PrevState:
             card_stale = ~(
                 (self.card_keys[cpos] == keys) & (self.card_shas[cpos] == _sha_hashes(df))
             )
-        out = []
-        for i, r in enumerate(rows):
-            lost = bool(same[i]) and bool(int(self.masks[pos_c[i]]) & ~presence_mask(r))
-            out.append(
-                RowState(
-                    klist[i],
-                    not bool(found[i]),
-                    not bool(same[i]),
-                    lost,
-                    bool(card_changed[i]),
-                    bool(card_stale[i]),
-                )
+        # an optional field the stored row had and this one lacks (only unchanged rows)
+        masks = np.fromiter(map(presence_mask, rows), dtype=np.uint8, count=len(rows))
+        lost = same & ((self.masks[pos_c] & ~masks) != 0)
+        return [
+            RowState(k, not f, not sm, ls, cc, cs)
+            for k, f, sm, ls, cc, cs in zip(
+                klist,
+                found.tolist(),
+                same.tolist(),
+                lost.tolist(),
+                card_changed.tolist(),
+                card_stale.tolist(),
+                strict=True,
             )
-        return out
+        ]
 
 
 def _stored_cards(
