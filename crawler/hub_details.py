@@ -304,7 +304,7 @@ class HubDetails(BaseSpider):
                     DetailPlan(False, m.discussions and not p.discussions, m.card and not p.card)
                     for p, m in zip(plans, more, strict=True)
                 ]
-                left -= await self._run(result, self._todo(rows, extra))
+                left -= await self._run(result, self._todo(rows, extra), capped=False)
                 self._carry = left
             finally:
                 self._plan_next = max(self._plan_next or 0, result.page + 1)
@@ -318,17 +318,26 @@ class HubDetails(BaseSpider):
             (r, p) for r, p in zip(rows, plans, strict=True) if p.commits or p.discussions or p.card
         ]
 
-    async def _run(self, result: PageResult, todo: list[tuple[dict[str, Any], DetailPlan]]) -> int:
+    async def _run(
+        self,
+        result: PageResult,
+        todo: list[tuple[dict[str, Any], DetailPlan]],
+        *,
+        capped: bool = True,
+    ) -> int:
         """Fetch the planned details of some of a page's repos into the page's result;
-        returns the requests they took."""
+        returns the requests they took. `max_detail_repos` caps the mandatory details (a
+        guard against everything looking changed); refreshes are bounded by the budget
+        already, and skipping one would not make the snapshot incomplete."""
         ctx = self.ctx
         cap = ctx.settings.max_detail_repos
-        if cap:
+        if cap and capped:
             room = max(0, cap - ctx.detail_repos)
             if len(todo) > room:
                 ctx.fail(f"details capped at {cap} repos (max_detail_repos)")
                 todo = todo[:room]
-        ctx.detail_repos += len(todo)
+        if capped:
+            ctx.detail_repos += len(todo)
         outs = await asyncio.gather(*(self.repo_details(r, p) for r, p in todo))
         for (row, _plan), out in zip(todo, outs, strict=True):
             if not out.ok:
