@@ -389,7 +389,7 @@ class SnapshotWriter:
         with self._step("read the staged listing", STAGING):
             narrow = _narrow(staged, columns, types, attr_cols, ccols, prev_hashes, kept)
         del prev_hashes
-        with self._step("read the previous state", rel):
+        with self._step("diff the listing", rel):
             d = Diff(narrow, previous, ccols)
         del narrow
         live = d.rows.height
