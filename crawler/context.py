@@ -31,6 +31,7 @@ class CrawlContext:
     start_url: str | None = None  # resume: the next page to fetch
     start_seq: int = 0  # the next batch sequence number
     start_page: int = 0  # pages already committed (resume)
+    start_carry: float = 0.0  # the detail budget's balance at `start_page` (resume)
     # counters
     requests: int = 0
     retries: int = 0

@@ -287,6 +287,7 @@ class HubDetails(BaseSpider):
         if self._plan_cond is None:
             self._plan_cond = asyncio.Condition()
             self._plan_next = ctx.start_page
+            self._carry = ctx.start_carry  # a resumed crawl goes on with its balance
         cond = self._plan_cond
         async with cond:
             try:
@@ -305,7 +306,7 @@ class HubDetails(BaseSpider):
                     for p, m in zip(plans, more, strict=True)
                 ]
                 left -= await self._run(result, self._todo(rows, extra), capped=False)
-                self._carry = left
+                self._carry = result.carry = left
             finally:
                 self._plan_next = max(self._plan_next or 0, result.page + 1)
                 cond.notify_all()

@@ -18,3 +18,6 @@ class PageResult:
     cards: list[dict[str, Any]] = field(default_factory=list)
     last: bool = False  # no page follows in this run (listing end, failure, or stop)
     failed: bool = False  # the page itself could not be fetched: resume at its own URL
+    # the detail budget's balance after this page's refreshes (None: no budget was kept),
+    # saved in the checkpoint so a resumed crawl goes on with the same balance
+    carry: float | None = None

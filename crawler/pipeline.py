@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -25,17 +26,34 @@ if TYPE_CHECKING:
     from crawler.context import CrawlContext
 
 
-def encode_checkpoint(next_url: str | None, page: int, failures: list[str]) -> str:
-    return json.dumps({"next": next_url, "page": page, "failures": failures[:20]})
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a resumed crawl goes on: saved with every committed batch."""
+
+    next_url: str | None  # None: the listing's end was reached
+    page: int  # pages done
+    failures: list[str]  # failures so far (the snapshot ends partial if any)
+    carry: float = 0.0  # the detail budget's balance after the last committed page
 
 
-def decode_checkpoint(text: str | None) -> tuple[str | None, int, list[str]] | None:
-    """(next URL or None at the listing's end, pages done, failures so far), or None."""
+def encode_checkpoint(cp: Checkpoint) -> str:
+    return json.dumps(
+        {"next": cp.next_url, "page": cp.page, "failures": cp.failures[:20], "carry": cp.carry}
+    )
+
+
+def decode_checkpoint(text: str | None) -> Checkpoint | None:
+    """The checkpoint a batch was committed with, or None (none, or unreadable)."""
     if not text:
         return None
     try:
         cp = json.loads(text)
-        return cp.get("next"), int(cp.get("page", 0)), list(cp.get("failures", []))
+        return Checkpoint(
+            cp.get("next"),
+            int(cp.get("page", 0)),
+            list(cp.get("failures", [])),
+            float(cp.get("carry", 0.0)),
+        )
     except (ValueError, TypeError, AttributeError):
         return None
 
@@ -74,6 +92,7 @@ class SnapshotPipeline:
         self._rows = 0
         self._next_page: int | None = None
         self._seq: int | None = None
+        self._carry = 0.0  # the detail budget's balance after the last flushed page
         self._lock: asyncio.Lock | None = None
         self._closing: asyncio.Future[None] | None = None
 
@@ -91,6 +110,7 @@ class SnapshotPipeline:
     def open_spider(self) -> None:
         self._next_page = self.ctx.start_page
         self._seq = self.ctx.start_seq
+        self._carry = self.ctx.start_carry
         self._lock = asyncio.Lock()
 
     async def process_item(self, item: Any) -> Any:
@@ -131,8 +151,13 @@ class SnapshotPipeline:
         seq = self._seq
         last = pages[-1]
         # a failed page (HTTP error) resumes at its own URL; otherwise at the next one
+        for p in pages:
+            if p.carry is not None:
+                self._carry = p.carry
         checkpoint = encode_checkpoint(
-            last.next_url, last.page + (0 if last.failed else 1), ctx.failures
+            Checkpoint(
+                last.next_url, last.page + (0 if last.failed else 1), ctx.failures, self._carry
+            )
         )
         rows: dict[str, dict[str, Any]] = {}
         commits: list[dict[str, Any]] = []

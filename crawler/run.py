@@ -107,7 +107,8 @@ async def _crawl(
     ctx.start_seq = writer.last_committed_seq + 1
     cp = decode_checkpoint(writer.checkpoint)
     if cp is not None:
-        ctx.start_url, ctx.start_page, ctx.failures = cp
+        ctx.start_url, ctx.start_page, ctx.failures = cp.next_url, cp.page, cp.failures
+        ctx.start_carry = cp.carry
         ctx.run.pages = ctx.start_page
         if ctx.start_url is None:
             ctx.listing_done = True  # killed after the last batch, before finish

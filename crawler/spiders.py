@@ -181,7 +181,7 @@ class HubSpider(HubDetails):
                 suspects.append((row, row["name"]))
                 continue
             if st.new and not initial and hub_parse.card_implied_by_tags(row):
-                # a new repo's card is only read on its refresh day, so the listing is the
+                # a new repo's card is only read when a refresh draws it, so the listing is the
                 # only witness: tags derived from card metadata but no cardData is suspect
                 reason = "tags imply card metadata but cardData is missing"
                 events.append(make_event("malformed", reason, url))
