@@ -216,7 +216,8 @@ CRAWL_EVENTS = pa.schema(
         pa.field("source", pa.string()),
         pa.field("snapshot_id", pa.int64()),
         pa.field("at", TS),
-        pa.field("kind", pa.string()),  # rejected | error | retry | http
+        # rejected | malformed | error | retry | gone | forbidden | fallback | plan
+        pa.field("kind", pa.string()),
         pa.field("reason", pa.string()),
         pa.field("url", pa.string()),  # never carries a token
         pa.field("payload", pa.string()),  # the raw record or body, truncated to 64 KiB
