@@ -33,7 +33,9 @@ _RENAME = {
 }
 
 
-class ModelRecord(Struct, rename=_RENAME, kw_only=True):
+class _RepoRecord(Struct, rename=_RENAME, kw_only=True):
+    """The fields every repo type's listing record has."""
+
     eid: str
     name: str
     author: str
@@ -42,56 +44,35 @@ class ModelRecord(Struct, rename=_RENAME, kw_only=True):
     modified: str
     private: bool
     disabled: bool
-    gated: bool | str
     likes: int
-    downloads: int
-    downloads_all: int
     trending: float  # an integer is taken and made a float, as `_float` does
     tags: list[str]
+    card: dict[str, Any] | UnsetType = UNSET
+
+
+class ModelRecord(_RepoRecord, rename=_RENAME, kw_only=True):
+    gated: bool | str
+    downloads: int
+    downloads_all: int
     # optional: absent is fine, null fails the page (a suspect record)
     library_name: str | UnsetType = UNSET
     pipeline_tag: str | UnsetType = UNSET
-    card: dict[str, Any] | UnsetType = UNSET
 
 
-class DatasetRecord(Struct, rename=_RENAME, kw_only=True):
-    eid: str
-    name: str
-    author: str
-    sha: str
-    created: str
-    modified: str
-    private: bool
-    disabled: bool
+class DatasetRecord(_RepoRecord, rename=_RENAME, kw_only=True):
     gated: bool | str
-    likes: int
     downloads: int
     downloads_all: int
-    trending: float
-    tags: list[str]
-    card: dict[str, Any] | UnsetType = UNSET
     # not read for datasets, but a null one is a suspect record all the same
     library_name: Any = UNSET
     pipeline_tag: Any = UNSET
 
 
-class SpaceRecord(Struct, rename=_RENAME, kw_only=True):
-    eid: str
-    name: str
-    author: str
-    sha: str
-    created: str
-    modified: str
-    private: bool
-    disabled: bool
-    likes: int
-    trending: float
-    tags: list[str]
+class SpaceRecord(_RepoRecord, rename=_RENAME, kw_only=True):
     sdk: str
     s_models: list[str]
     s_datasets: list[str]
     gated: bool | str | None = None  # spaces have none
-    card: dict[str, Any] | UnsetType = UNSET
     library_name: Any = UNSET
     pipeline_tag: Any = UNSET
 
