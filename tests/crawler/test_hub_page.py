@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from crawler.errors import Malformed
 from crawler.hub_page import decode_page, page_rows
 from crawler.hub_parse import checked_row, suspicious_nulls
-from tests.crawler.test_parse_fast import BASE, DELETE, FIELDS, PROBES, values
+from tests.crawler.test_parse_fast import BASE, DELETE, FIELDS, probed_records, values
 
 OPTIONAL_KEYS = ["library_name", "pipeline_tag", "cardData"]
 
@@ -100,12 +100,8 @@ def test_pages_with_an_odd_record_go_record_by_record(change: dict[str, Any]) ->
 
 @pytest.mark.parametrize("repo_type", ["model", "dataset", "space"])
 def test_each_field_probed_with_each_kind_of_value(repo_type: str) -> None:
-    for key in FIELDS:
-        for probe in PROBES:
-            item = {k: v for k, v in BASE.items() if k != key}
-            if probe is not DELETE:
-                item[key] = probe
-            body = json.dumps([BASE, item]).encode()
-            fast = fast_path(body, repo_type)
-            if fast is not None:
-                assert fast == records_path(body, repo_type), (key, probe)
+    for key, probe, item in probed_records():
+        body = json.dumps([BASE, item]).encode()
+        fast = fast_path(body, repo_type)
+        if fast is not None:
+            assert fast == records_path(body, repo_type), (key, probe)

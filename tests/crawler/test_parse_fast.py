@@ -4,6 +4,7 @@ the checked parser, which names the field."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,23 +14,13 @@ from hypothesis import strategies as st
 from crawler.errors import Malformed
 from crawler.hub_parse import EXPAND, _fast_row, checked_row, repo_row
 from crawler.pipeline import as_table
+from tests.crawler.test_parse import GOOD
 
+# the checked parser's good record, with every field any repo type lists
 BASE: dict[str, Any] = {
-    "_id": "65f0a1b2c3d4e5f6a7b8c9d0",
+    **GOOD,
     "id": "org/repo",
-    "author": "org",
-    "sha": "a" * 40,
-    "lastModified": "2024-05-01T12:00:00.000Z",
-    "createdAt": "2023-01-02T03:04:05.000Z",
-    "private": False,
     "gated": False,
-    "disabled": False,
-    "downloads": 10,
-    "downloadsAllTime": 100,
-    "likes": 3,
-    "trendingScore": 1,
-    "library_name": "transformers",
-    "pipeline_tag": "text-generation",
     "tags": ["transformers", "license:mit", "base_model:finetune:base/m", "region:us"],
     "cardData": {"license": "apache-2.0", "base_model": "base/m", "language": ["en"]},
     "sdk": "gradio",
@@ -69,6 +60,16 @@ values = st.one_of(
     ),
 )
 DELETE = object()
+
+
+def probed_records() -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """(field, probe, BASE with that field set to the probe or, for DELETE, left out)."""
+    for key in FIELDS:
+        for probe in PROBES:
+            item = {k: v for k, v in BASE.items() if k != key}
+            if probe is not DELETE:
+                item[key] = probe
+            yield key, probe, item
 
 
 def outcome(fn: Any, item: Any, repo_type: str) -> tuple[str, Any]:
@@ -156,12 +157,8 @@ PROBES: list[Any] = [
 
 @pytest.mark.parametrize("repo_type", sorted(SOURCES))
 def test_each_field_probed_with_each_kind_of_value(repo_type: str) -> None:
-    for key in FIELDS:
-        for probe in PROBES:
-            item = {k: v for k, v in BASE.items() if k != key}
-            if probe is not DELETE:
-                item[key] = probe
-            fast = _fast_row(item, repo_type)
-            if fast is not None:
-                assert fast == checked_row(item, repo_type), (key, probe)
-            assert outcome(repo_row, item, repo_type) == outcome(checked_row, item, repo_type)
+    for key, probe, item in probed_records():
+        fast = _fast_row(item, repo_type)
+        if fast is not None:
+            assert fast == checked_row(item, repo_type), (key, probe)
+        assert outcome(repo_row, item, repo_type) == outcome(checked_row, item, repo_type)
