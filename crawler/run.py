@@ -143,7 +143,14 @@ async def _crawl(
         log.exception("crawl of %s failed", source)
         status, message = "failed", f"{type(exc).__name__}: {exc}"
     t_finish = time.monotonic()
-    if status != "running":
+    if status == "running":
+        # stopped, to be resumed: stage the batches still waiting in the writer (should
+        # that fail, the resumed crawl fetches their pages again)
+        try:
+            await asyncio.to_thread(writer.flush)
+        except Exception as exc:
+            log.error("could not stage the last batches of %s: %s", source, exc)
+    else:
         try:
             await asyncio.to_thread(
                 writer.finish,

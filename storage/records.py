@@ -150,13 +150,19 @@ def _drop_bad_keys(table: pa.Table, rejects: list[Rejected]) -> tuple[pa.Table, 
     return table.filter(pa.array(keep.to_arrow())), rejects
 
 
-def to_ipc(table: pa.Table) -> bytes:
+def to_ipc(table: pa.Table) -> pa.LargeBinaryArray:
+    """`table` as one lz4 Arrow IPC stream, in a one-value binary array that points at the
+    stream's buffer (no copy: copying into bytes and then an array took 2/3 of the time)."""
     sink = pa.BufferOutputStream()
     # lz4: staged batches live minutes; zstd cost ~15 % of ingest for bytes dropped at finish
     opts = pa.ipc.IpcWriteOptions(compression="lz4")
     with pa.ipc.new_stream(sink, table.schema, options=opts) as w:
         w.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
+    data = sink.getvalue()
+    offsets = pa.array([0, data.size], pa.int64()).buffers()[1]
+    out = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, data])
+    assert isinstance(out, pa.LargeBinaryArray)
+    return out
 
 
 def from_ipc(data: bytes | pa.Buffer) -> pa.Table:

@@ -155,39 +155,72 @@ class Tables:
         `data` may be a function giving a fresh stream of batches per attempt, so a large
         append never has to sit in memory whole (a stream is consumed by a try).
         """
+        return bool(
+            self.append_versions_once(
+                rel,
+                [version],
+                lambda _: data() if callable(data) else data,
+                app_id,
+                schema_mode=schema_mode,
+                partition_by=partition_by,
+                writer_properties=writer_properties,
+                fresh=fresh,
+            )
+        )
+
+    def append_versions_once(
+        self,
+        rel: str,
+        versions: list[int],
+        data: Callable[[list[int]], pa.Table | pa.RecordBatchReader],
+        app_id: str,
+        *,
+        schema_mode: Literal["merge"] | None = None,
+        partition_by: list[str] | None = None,
+        writer_properties: WriterProperties = WRITER_PROPS,
+        fresh: bool = True,
+    ) -> list[int]:
+        """Append the rows of several txn versions of `app_id` in one commit, carrying
+        the highest; versions already in (the txn at or past them) are left out.
+
+        `data(todo)` gives the rows of the versions still to write; it is asked again
+        after a lost race, so a version another writer committed meanwhile is never
+        written twice. Returns the versions this call committed (empty: all were in).
+        """
         dt = self.get(rel, fresh=fresh)
         if dt is None:
             raise TableNotFoundError(f"table {rel} does not exist under {self.root}")
-        cp = CommitProperties(app_transactions=[Transaction(app_id, version)])
         for _ in range(_RETRIES):
             done = dt.transaction_version(app_id)
-            if done is not None and done >= version:
-                return False
+            todo = sorted(v for v in versions if done is None or v > done)
+            if not todo:
+                return []
+            cp = CommitProperties(app_transactions=[Transaction(app_id, todo[-1])])
             try:
                 write_deltalake(
                     dt,
-                    data() if callable(data) else data,
+                    data(todo),
                     mode="append",
                     schema_mode=schema_mode,
                     partition_by=partition_by,
                     commit_properties=cp,
                     writer_properties=writer_properties,
                 )
-                return True
+                return todo
             except CommitFailedError:
                 dt.update_incremental()  # the failed object still shows the old version
             except DeltaError as exc:
                 # an error after the commit itself (a post-commit checkpoint, the state
                 # update) must not turn a committed row into a failure: look for the txn
-                if self._landed(rel, app_id, version):
-                    log.warning("%s: txn %s@%s committed, then: %s", rel, app_id, version, exc)
-                    return True
+                if self._landed(rel, app_id, todo[-1]):
+                    log.warning("%s: txn %s@%s committed, then: %s", rel, app_id, todo[-1], exc)
+                    return todo
                 # name the table and txn: delta-rs messages can be empty or name only a file
                 raise StoreError(
-                    f"{rel}: append of txn {app_id}@{version} failed: "
+                    f"{rel}: append of txn {app_id}@{todo[-1]} failed: "
                     f"{type(exc).__name__}: {str(exc) or 'no message'}"
                 ) from exc
-        raise CommitConflict(f"{rel}: txn {app_id}@{version} kept conflicting; try again")
+        raise CommitConflict(f"{rel}: txn {app_id}@{max(versions)} kept conflicting; try again")
 
     def _landed(self, rel: str, app_id: str, version: int) -> bool:
         """Whether txn (app_id, version) is in `rel`, read through a freshly loaded table."""

@@ -1,10 +1,12 @@
 """`SnapshotWriter`: one snapshot of one source, from `begin` to `finish`.
 
-Batches are staged, not diffed, as they arrive: each `write_batch` appends the batch (as
-an Arrow IPC blob) and its checkpoint to `staging/batches` in one commit under txn
-(`{source}:{id}`, seq). Only `finish("complete")` turns the staged listing into change
-rows. That keeps every step idempotent, so a writer killed at any instant can be resumed
-or finished again:
+Batches are staged, not diffed, as they arrive: `write_batch` queues the batch, and
+`flush` appends the waiting batches (each an Arrow IPC blob with its checkpoint) to
+`staging/batches` in one commit under txn (`{source}:{id}`, highest seq). Only
+`finish("complete")` turns the staged listing into change rows. That keeps every step
+idempotent, so a writer killed at any instant can be resumed or finished again: a kill
+loses only batches not flushed yet, together with their checkpoints, so the resumed
+crawl fetches those pages again.
 
 1. changes  - diff against the previous complete state (integer keys); attribute rows
               under txn `{source}:{id}:changes`, then counter rows under
@@ -24,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -52,7 +56,7 @@ from storage.layout import (
 )
 from storage.records import Rejected, Rows, conform, conform_frame, to_ipc
 from storage.staged import StagedBatches
-from storage.state import HASH, ROW, SEQ, Diff, hash_expr
+from storage.state import HASH, ID_HASH, ROW, SEQ, Diff, hash_expr, id_hash_expr
 from storage.tables import STAGING_PROPS
 
 if TYPE_CHECKING:
@@ -66,6 +70,28 @@ TOPK = "derived/topk"
 # 100k-row Hub listing is ~36 MB, so small and medium listings never read their batches
 # back; a 2M-row one is ~700 MB and is read back batch by batch.
 STAGED_MEMORY_BYTES = 128 * 1024 * 1024
+# Batches wait to be staged together: a Delta commit costs 20-50 ms whatever its size, and
+# delta-rs makes every commit slower as a table's log and files grow (it re-reads the
+# table's file list after each one). A flush happens when this many bytes wait, when the
+# oldest has waited this long (the most crawl work a kill can lose), before every details
+# commit (so details never run ahead of the listing by more than a batch), and at finish,
+# where it overlaps the diff. STAGE_FLUSH_SECONDS = 0 stages every batch at once.
+STAGE_FLUSH_BYTES = 64 * 1024 * 1024
+STAGE_FLUSH_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """A batch `write_batch` accepted that is not staged yet."""
+
+    seq: int
+    table: pa.Table
+    checkpoint: str | None
+    rejects: list[Rejected]
+
+
+class _ListingMoved(Exception):
+    """Another writer staged batches this finish thought were only its own."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +138,11 @@ class SnapshotWriter:
         # the staging txn still at n, `_mine` is then the whole listing
         self._mine_contiguous = last_committed_seq == -1
         self._mine_last = -1
+        # accepted batches not staged yet (see STAGE_FLUSH_BYTES)
+        self._waiting: list[_Waiting] = []
+        self._waiting_bytes = 0
+        self._waiting_since = 0.0
+        self._accepted_seq = last_committed_seq
 
     def __repr__(self) -> str:
         return f"SnapshotWriter({self.source!r}, snapshot_id={self.snapshot_id})"
@@ -127,10 +158,13 @@ class SnapshotWriter:
     # -- batches ------------------------------------------------------------------------
 
     def write_batch(self, seq: int, rows: Rows, *, checkpoint: str | None = None) -> bool:
-        """Stage one listing batch; False when `seq` (or a later one) is already in."""
+        """Accept one listing batch for staging; False when `seq` (or a later one) was
+        already accepted or staged. The batch is staged (durable) by the next `flush`:
+        at the latest at `finish` (see STAGE_FLUSH_BYTES for when else)."""
         if seq < 0:
             raise ValueError(f"seq must be >= 0, got {seq}")
-        tables = self._store._tables
+        if seq <= self._accepted_seq:
+            return False
         if is_custom(self.source):
             rows = _ids_as_text(rows)
         schema = self._store._input_schema(self.source, rows)
@@ -140,46 +174,69 @@ class SnapshotWriter:
             table = frame.to_arrow()
         else:
             table, rejects = conform(rows, schema)
-        blob = pa.table(
-            {
-                "source": [self.source],
-                "snapshot_id": [self.snapshot_id],
-                "seq": [seq],
-                "checkpoint": [checkpoint],
-                "rows": [table.num_rows],
-                "payload": pa.array([to_ipc(table)], pa.large_binary()),
-            },
-            schema=staging_schema(),
-        )
-        wrote = tables.append_once(
+        if not self._waiting:
+            self._waiting_since = time.monotonic()
+        self._waiting.append(_Waiting(seq, table, checkpoint, rejects))
+        self._waiting_bytes += table.nbytes
+        self._accepted_seq = seq
+        self._mine_contiguous = self._mine_contiguous and seq == self._mine_last + 1
+        self._mine_last = seq
+        self._remember(seq, frame if frame is not None else table)
+        if (
+            self._waiting_bytes >= STAGE_FLUSH_BYTES
+            or time.monotonic() - self._waiting_since >= STAGE_FLUSH_SECONDS
+        ):
+            self.flush()
+        return True
+
+    def flush(self) -> list[int]:
+        """Stage the waiting batches in one commit; returns the seqs this call committed
+        (a seq another writer of this snapshot staged first is left out)."""
+        waiting, self._waiting, self._waiting_bytes = self._waiting, [], 0
+        if not waiting:
+            return []
+        by_seq = {w.seq: w for w in waiting}
+
+        def blob(seqs: list[int]) -> pa.Table:
+            ws = [by_seq[s] for s in seqs]
+            return pa.table(
+                {
+                    "source": [self.source] * len(ws),
+                    "snapshot_id": [self.snapshot_id] * len(ws),
+                    "seq": seqs,
+                    "checkpoint": [w.checkpoint for w in ws],
+                    "rows": [w.table.num_rows for w in ws],
+                    "payload": pa.chunked_array([to_ipc(w.table) for w in ws]),
+                },
+                schema=staging_schema(),
+            )
+
+        wrote = self._store._tables.append_versions_once(
             STAGING,
+            sorted(by_seq),
             blob,
             self._app,
-            seq,
             partition_by=STAGING_PARTITION,
             writer_properties=STAGING_PROPS,
         )
-        if wrote:
-            self._mine_contiguous = self._mine_contiguous and seq == self._mine_last + 1
-            self._mine_last = seq
-            self._remember(seq, frame if frame is not None else table)
-            self.last_committed_seq = seq
-            self.checkpoint = checkpoint
-            if rejects:
-                self._quarantine(rejects, seq)
-        else:
+        if len(wrote) < len(waiting):
             self._mine_contiguous = False  # another writer's batches are staged too
-            self.last_committed_seq = max(self.last_committed_seq, seq)
+        self.last_committed_seq = max(self.last_committed_seq, max(by_seq))
+        self.checkpoint = by_seq[max(by_seq)].checkpoint
+        for s in wrote:
+            if by_seq[s].rejects:
+                self._quarantine(by_seq[s].rejects, s)
         return wrote
 
     def _mine_is_all(self) -> bool:
-        """Whether the batches kept in memory are every staged batch: this object
-        committed seqs 0..n itself, kept them all, and the staging txn is still at n."""
+        """Whether the batches kept in memory are the whole listing: this object accepted
+        seqs 0..n itself and kept them all, and the staging txn is still where its own
+        flushes left it (the waiting rest is flushed by finish)."""
         if not (self._keep_mine and self._mine_contiguous):
             return False
         staging = self._store._tables.must(STAGING)  # refreshed
         done = staging.transaction_version(self._app)
-        return (-1 if done is None else done) == self._mine_last
+        return (-1 if done is None else done) == self.last_committed_seq
 
     def _remember(self, seq: int, rows: pa.Table | pl.DataFrame) -> None:
         """Keep a committed batch for finish, unless the kept ones would pass the cap:
@@ -207,6 +264,7 @@ class SnapshotWriter:
             raise ValueError(
                 f"detail kind {kind!r} unknown; kinds are {', '.join(schemas.DETAIL_SCHEMAS)}"
             )
+        self.flush()  # the listing's batches before their details (see STAGE_FLUSH_BYTES)
         repo_type = schemas.repo_type_of(self.source)
         schema = schemas.DETAIL_SCHEMAS[kind]
         records = [
@@ -258,28 +316,46 @@ class SnapshotWriter:
         if status not in ("complete", "partial", "failed"):
             raise ValueError(f"finish status {status!r} unknown; use complete, partial or failed")
         store = self._store
+        if status == "failed":
+            # a failed snapshot's staged batches are dropped: the waiting ones need no commit
+            self._waiting, self._waiting_bytes = [], 0
         # one catalog read for the whole finish (see Store._pinned_catalog)
         with store._pinned_catalog():
             with self._step("check for a terminal row", CATALOG):
                 done = store._terminal_info(self.source, self.snapshot_id, fresh=False)
             if done is not None:
                 return done
-            with self._step("count rejected records", EVENTS):
-                rejected = store._rejected_count(self.run_id, self.snapshot_id)
             with self._step("read the staged listing", STAGING):
+                mine_is_all = self._mine_is_all()
+                # the listing is read back from staging, so it must be all in first;
+                # otherwise the flush runs beside the diff (_commit_changes waits for it)
+                overlap = status == "complete" and mine_is_all and bool(self._waiting)
+                if not overlap:
+                    self.flush()
                 staged = StagedBatches(
                     store._tables,
                     self.source,
                     self.snapshot_id,
                     self._mine,
-                    mine_is_all=self._mine_is_all(),
+                    mine_is_all=mine_is_all,
                 )
             counts: dict[str, Any] = {"upserts": 0, "tombstones": 0, "keyframe": False}
             if status == "complete":
-                counts = self._commit_changes(staged)
+                flushing = store._workers().submit(self.flush) if overlap else None
+                try:
+                    counts = self._commit_changes(staged, flushing)
+                except _ListingMoved:
+                    # a racing writer staged some of the same seqs first: its batches
+                    # are the listing now, so read them back and diff again
+                    with self._step("read the staged listing", STAGING):
+                        staged = StagedBatches(store._tables, self.source, self.snapshot_id)
+                    counts = self._commit_changes(staged, None)
             else:
                 with self._step("count the staged entities", STAGING):
                     counts["entities"] = _count_entities(staged)
+            # after the flush: it quarantines the rejected records of the batches it stages
+            with self._step("count rejected records", EVENTS):
+                rejected = store._rejected_count(self.run_id, self.snapshot_id)
         self._mine.clear()  # the snapshot is done with them
         row = {
             "source": self.source,
@@ -305,6 +381,7 @@ class SnapshotWriter:
         if status != "partial":
             # best effort, batched: maintain() drops what is left (readers never look)
             store._drop_staged_later(self.source, self.snapshot_id)
+        store._compact_catalog()
         # the row this call committed is the terminal row; else another writer's is
         info = SnapshotInfo.from_row(row) if wrote else self._committed_terminal(row)
         self._finished = info
@@ -341,7 +418,9 @@ class SnapshotWriter:
                 f"failed: {_describe(exc)}"
             ) from exc
 
-    def _commit_changes(self, staged: StagedBatches) -> dict[str, Any]:
+    def _commit_changes(
+        self, staged: StagedBatches, flushing: Future[list[int]] | None
+    ) -> dict[str, Any]:
         """Diff the listing, then append attribute rows, counter rows and top-k members.
 
         Streams: pass 1 reads the staged batches one at a time and keeps only narrow
@@ -354,7 +433,8 @@ class SnapshotWriter:
         release the GIL); the catalog row waits for all three. Each append carries its
         own txn; a keyframe is version 1, so a re-run after a kill learns what the first
         run decided and writes the very same rows (the diff and the new keys are
-        deterministic), and append_once skips what is already in.
+        deterministic), and append_once skips what is already in. `flushing` is the
+        flush of the waiting batches running beside pass 1 and the diff.
         """
         store = self._store
         source = self.source
@@ -392,6 +472,13 @@ class SnapshotWriter:
         with self._step("diff the listing", rel):
             d = Diff(narrow, previous, ccols)
         del narrow
+        if flushing is not None:
+            # every batch must be staged before the first change row (a re-run after a
+            # kill diffs the staged listing again and must find this one)
+            with self._step("stage the waiting batches", STAGING):
+                flushing.result()
+            if not self._mine_contiguous:
+                raise _ListingMoved
         live = d.rows.height
         keyframe = self._is_keyframe(rel, app, prev_id, d.attribute_changes, live, "attributes")
         ckeyframe = False
@@ -644,6 +731,7 @@ def _narrow(
         b = _conformed(batch, columns, types)
         part = b.select(
             "entity_id",
+            id_hash_expr(),
             hash_expr(hashed),
             *counters,
             pl.lit(seq, pl.Int64).alias(SEQ),
@@ -664,6 +752,7 @@ def _narrow(
         return pl.DataFrame(
             schema={
                 "entity_id": pl.String,
+                ID_HASH: pl.UInt64,
                 HASH: pl.UInt64,
                 **{c: types[c] for c in counters},
                 SEQ: pl.Int64,
@@ -671,8 +760,10 @@ def _narrow(
             }
         )
     narrow = pl.concat(parts, rechunk=True)
-    if narrow["entity_id"].n_unique() == narrow.height:
-        return narrow  # the common case, checked 10x faster than the unique below
+    # the common case, checked 10x faster than the unique below (distinct hashes: distinct
+    # ids; equal ones may still be distinct ids, which the unique below then tells)
+    if narrow[ID_HASH].n_unique() == narrow.height:
+        return narrow
     return narrow.unique("entity_id", keep="last", maintain_order=True)
 
 

@@ -38,7 +38,10 @@ def check_all(store: Store, snaps: int, rows: int) -> None:
     assert (seqs["len"] == 1).all() if seqs.height else True
 
 
-def test_threads_racing_the_same_batches(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flush_each", [True, False], ids=["flush-each", "flush-at-finish"])
+def test_threads_racing_the_same_batches(tmp_path: Path, flush_each: bool) -> None:
+    """Three writers of one snapshot stage the same six batches: each batch is staged by
+    exactly one of them, batch by batch (a flush after each) or all at once at finish."""
     root = str(tmp_path / "s")
     store = Store.open(root)
     w0 = store.begin_snapshot("hub:model")
@@ -50,9 +53,14 @@ def test_threads_racing_the_same_batches(tmp_path: Path) -> None:
         try:
             w = Store.open(root).resume_snapshot("hub:model")
             assert w is not None
-            out = [w.write_batch(seq, data[seq * 10 : seq * 10 + 10]) for seq in range(6)]
+            staged: list[int] = []
+            for seq in range(6):
+                assert w.write_batch(seq, data[seq * 10 : seq * 10 + 10])
+                if flush_each:
+                    staged += w.flush()
+            staged += w.flush()
             w.finish("complete")
-            results.append(out)
+            results.append([seq in staged for seq in range(6)])
         except BaseException as exc:
             errors.append(exc)
 
@@ -92,8 +100,10 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     kills = 0
     seen: set[tuple[int, int]] = set()  # (complete snapshots, last committed seq) at a kill
     for _ in range(200):
+        # half the writers stage each batch at once, half let them wait (STAGE_FLUSH_*)
+        each = ["--flush-each"] if rng.random() < 0.5 else []
         proc = subprocess.Popen(
-            [sys.executable, WRITER, root, str(snaps), str(rows), str(batch)],
+            [sys.executable, WRITER, root, str(snaps), str(rows), str(batch), *each],
             stdout=subprocess.PIPE,
         )
         assert proc.stdout is not None

@@ -68,6 +68,12 @@ def test_resume_returns_seq_and_checkpoint(store: Store) -> None:
     w.write_batch(0, [repo(1)], checkpoint="next=2")
     w.write_batch(1, [repo(2)], checkpoint="next=3")
     w.record_events([CrawlEvent("retry", "429")])
+    # accepted batches wait to be staged together: a resume (after a kill) does not see them
+    waiting = store.resume_snapshot("hub:model")
+    assert waiting is not None and waiting.last_committed_seq == -1
+    assert waiting.checkpoint is None
+    assert w.flush() == [0, 1]
+    assert w.flush() == []
     again = store.resume_snapshot("hub:model")
     assert again is not None
     assert (again.snapshot_id, again.run_id) == (w.snapshot_id, "run-a")

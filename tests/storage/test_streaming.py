@@ -16,6 +16,7 @@ import pytest
 
 import storage.writer as writer
 from storage import Store
+from storage.writer import SnapshotWriter
 from tests.storage.conftest import repo
 
 
@@ -90,14 +91,59 @@ def test_kept_batches_are_used_only_when_they_are_all_the_staged_ones(tmp_path: 
     a = Store.open(root)
     w = a.begin_snapshot("hub:model")
     assert w.write_batch(0, [repo(1)])
+    assert w.flush() == [0]
     # another process resumes the same snapshot and stages the next batch
     b = Store.open(root)
     other = b.resume_snapshot("hub:model")
     assert other is not None and other.snapshot_id == w.snapshot_id
     assert other.write_batch(1, [repo(2)])
+    assert other.flush() == [1]
     assert not w._mine_is_all()
     w.finish("complete")
     assert sorted(a.as_of("hub:model").collect()["entity_id"].to_list()) == ["id1", "id2"]
+
+
+def test_a_racer_staging_the_waiting_seqs_first_makes_its_batches_the_listing(
+    tmp_path: Path,
+) -> None:
+    """Batches waiting in a writer that another writer of the snapshot stages first (with
+    other rows) are left out, and finish diffs the staged listing, not the kept one."""
+    root = str(tmp_path / "s")
+    a = Store.open(root)
+    w = a.begin_snapshot("hub:model")
+    assert w.write_batch(0, [repo(1)]) and w.write_batch(1, [repo(2)])
+    other = Store.open(root).resume_snapshot("hub:model")
+    assert other is not None and other.last_committed_seq == -1  # nothing staged yet
+    assert other.write_batch(0, [repo(3)]) and other.write_batch(1, [repo(4)])
+    assert other.flush() == [0, 1]
+    w.finish("complete")
+    assert sorted(a.as_of("hub:model").collect()["entity_id"].to_list()) == ["id3", "id4"]
+
+
+def test_a_racer_staging_during_the_finish_flush_makes_its_batches_the_listing(
+    tmp_path: Path,
+) -> None:
+    """The same race, landing between finish's check of the staged seqs and its flush
+    (which runs beside the diff): the diff of the kept batches is dropped and redone."""
+    root = str(tmp_path / "s")
+    a = Store.open(root)
+    w = a.begin_snapshot("hub:model")
+    assert w.write_batch(0, [repo(1)]) and w.write_batch(1, [repo(2)])
+    other = Store.open(root).resume_snapshot("hub:model")
+    assert other is not None
+    assert other.write_batch(0, [repo(5)]) and other.write_batch(1, [repo(6)])
+    flushed: list[list[int]] = []
+
+    def racer_first() -> list[int]:  # the racer's commit lands just before w's flush
+        flushed.append(other.flush())
+        mine = SnapshotWriter.flush(w)
+        flushed.append(mine)
+        return mine
+
+    w.flush = racer_first  # type: ignore[method-assign]
+    w.finish("complete")
+    assert flushed == [[0, 1], []]
+    assert sorted(a.as_of("hub:model").collect()["entity_id"].to_list()) == ["id5", "id6"]
 
 
 def test_the_cached_catalog_shows_other_writers_rows(tmp_path: Path) -> None:

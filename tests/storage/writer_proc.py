@@ -1,9 +1,9 @@
 """A writer process for the kill and race tests (run as a script, never imported by tests).
 
-    python writer_proc.py STORE SNAPSHOTS ROWS BATCH [--no-finish]
+    python writer_proc.py STORE SNAPSHOTS ROWS BATCH [--no-finish] [--flush-each]
 
 Writes SNAPSHOTS listings of hub:model, resuming the newest running snapshot if there is
-one. The listing of the k-th snapshot is `listing(k, ROWS)`; it prints "go" once the store
+one (`--flush-each`: each batch is staged at once, not left waiting). The listing of the k-th snapshot is `listing(k, ROWS)`; it prints "go" once the store
 is open so the parent can time its SIGKILL after the imports.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from storage import Store
+from storage import Store, writer
 
 
 def listing(k: int, rows: int) -> list[dict[str, object]]:
@@ -37,6 +37,8 @@ def listing(k: int, rows: int) -> list[dict[str, object]]:
 def main() -> None:
     root, snaps, rows, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     finish = "--no-finish" not in sys.argv
+    if "--flush-each" in sys.argv:
+        writer.STAGE_FLUSH_SECONDS = 0.0
     store = Store.open(root, keyframe_every=2)
     print("go", flush=True)
     while True:
