@@ -55,6 +55,7 @@ class ScriptedCrawl:
                 stats.start(source, w.snapshot_id)
             for seq in range(w.last_committed_seq + 1, self.batches):
                 if stop is not None and stop.is_set():
+                    await asyncio.to_thread(w.flush)  # left running: stage what waits
                     if stats is not None:
                         stats.finish(source, "stopped")
                     return Result(source, w.snapshot_id, "running", seq * self.rows)

@@ -25,8 +25,8 @@ from tests.scheduler.server import serving
 from tests.scheduler.test_daemon import SOURCES, _plan
 
 
-def _catalog_files(store: Store) -> int:
-    return next(t.files for t in store.table_stats() if t.table == "catalog/snapshots")
+def _topk_files(store: Store) -> int:
+    return next(t.files for t in store.table_stats() if t.table == "derived/topk")
 
 
 def _maintenance_runs(daemon: Daemon) -> float:
@@ -50,14 +50,15 @@ def test_maintenance_runs_every_n_snapshots_between_rounds(tmp_path: Path, every
     plan = _plan(max_rounds=4, maintain_every_snapshots=every)
     daemon = Daemon(store, plan, crawl=crawl, stats=CrawlStats())
     assert asyncio.run(daemon.run()) == 0
-    # 8 snapshots commit 16 catalog rows (running, then complete), one file each;
-    # maintenance after rounds 1, 2 and 3 (two snapshots each), none after the last
+    # 8 complete snapshots commit their top-k members, one file each (the catalog
+    # compacts itself); maintenance after rounds 1, 2 and 3 (two snapshots each), none
+    # after the last
     if every:
         assert _maintenance_runs(daemon) == 3
-        assert _catalog_files(store) < 16
+        assert _topk_files(store) < 8
     else:
         assert _maintenance_runs(daemon) == 0
-        assert _catalog_files(store) == 16
+        assert _topk_files(store) == 8
     assert overlaps == []  # in lockstep it runs between rounds, never next to a crawl
     assert sorted(store.snapshots("hub:model")["snapshot_id"].to_list()) == [1, 2, 3, 4]
 
@@ -80,7 +81,7 @@ def test_maintenance_by_count_without_lockstep(tmp_path: Path) -> None:
         time.sleep(0.1)  # a run still in its thread when the daemon stopped
     assert _maintenance_runs(daemon) >= 1
     complete = sum(len(store.snapshots(s)) for s in SOURCES)
-    assert complete >= 3 and _catalog_files(store) < 2 * complete
+    assert complete >= 3 and _topk_files(store) < complete
 
 
 def test_a_round_starts_only_after_the_simulator_clock_advanced(tmp_path: Path) -> None:

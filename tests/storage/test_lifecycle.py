@@ -6,7 +6,8 @@ import polars as pl
 import pytest
 
 from storage import CrawlEvent, SnapshotNotFound, Store, UnknownSource
-from storage.store import STAGING_DROP_EVERY
+from storage.catalog import CATALOG
+from storage.store import CATALOG_COMPACT_FILES, STAGING_DROP_EVERY
 from tests.storage.conftest import day, repo, write_snapshot
 
 
@@ -126,3 +127,20 @@ def test_staged_batches_dropped_once_finished_and_by_maintain(store: Store) -> N
     assert _staged_ids(store) == [partial]
     assert store.as_of("hub:model", partial, include_partial=True).collect().height == 2
     assert store.as_of("hub:model").collect()["downloads"].to_list() == [2]
+
+
+def test_the_catalog_compacts_itself_and_reads_the_same(store: Store) -> None:
+    """Two catalog rows a snapshot would pile up one-row files (every commit re-reads the
+    file list); finishes merge them once CATALOG_COMPACT_FILES appends piled up."""
+    files = []
+    for k in range(CATALOG_COMPACT_FILES):
+        write_snapshot(store, "npm", [{"entity_id": "left-pad", "downloads": k}], at=day(k))
+        files.append(next(t.files for t in store.table_stats() if t.table == CATALOG))
+    # 2 appends a snapshot: compacted at the end of the 8th and 16th finish
+    assert max(files) <= CATALOG_COMPACT_FILES
+    assert files[CATALOG_COMPACT_FILES // 2 - 1] == 1 and files[-1] == 1
+    fresh = Store.open(store.uri)
+    assert fresh.snapshots("npm")["snapshot_id"].to_list() == list(
+        range(1, CATALOG_COMPACT_FILES + 1)
+    )
+    assert fresh.as_of("npm", 3).collect()["downloads"].to_list() == [2]
