@@ -28,10 +28,6 @@ from storage.layout import KEY, OP_DELETE, OP_KEEP, OP_UPSERT
 HASH = "__h"
 # where a listing row sits in the staged batches: batch seq, row within the batch
 SEQ = "__seq"
-# a 64-bit hash of entity_id: the diff joins on it (an integer join took a fifth of the
-# string join's time), then checks the ids of every match, so a collision costs a slower
-# join, never a wrong one
-ID_HASH = "__idh"
 ROW = "__row"
 
 
@@ -180,7 +176,8 @@ class Diff:
             )
         else:
             p = previous.frame
-        j = _joined(narrow, p.rename(prev_cols))
+        # one left join keeping the listing's order, then only Series work
+        j = narrow.join(p.rename(prev_cols), on="entity_id", how="left", maintain_order="left")
         keys = j[KEY]
         new_at = keys.is_null().arg_true()
         seen = keys.drop_nulls()
@@ -225,36 +222,5 @@ class Diff:
 
     def state(self, snapshot_id: int, attr_cols: Sequence[str]) -> PreviousState:
         """The new state, for the next diff."""
-        cols = [c for c in ("entity_id", ID_HASH, KEY, HASH) if c in self.rows.columns]
-        frame = self.rows.select(*cols, *self.counter_cols)
+        frame = self.rows.select("entity_id", KEY, HASH, *self.counter_cols)
         return PreviousState(snapshot_id, frame, self.max_key, tuple(attr_cols))
-
-
-def id_hash_expr() -> pl.Expr:
-    return pl.col("entity_id").hash(seed=0).alias(ID_HASH)
-
-
-def _joined(narrow: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
-    """The listing left-joined to the previous state by entity_id, in the listing's order.
-
-    On the ids' 64-bit hashes when both sides have them: exact, because a hash collision
-    shows as a match between different ids or a row matched twice, and then the join is
-    redone on the ids themselves."""
-    if ID_HASH in narrow.columns:
-        if ID_HASH not in previous.columns:  # a state read back from the store
-            previous = previous.with_columns(id_hash_expr())
-        j = narrow.join(
-            previous.rename({"entity_id": "__idp"}),
-            on=ID_HASH,
-            how="left",
-            maintain_order="left",
-        )
-        clash = j.height != narrow.height or bool(
-            (j["__idp"].is_not_null() & (j["__idp"] != j["entity_id"])).any()
-        )
-        if not clash:
-            return j.drop("__idp")
-        narrow = narrow.drop(ID_HASH)
-    return narrow.join(
-        previous.drop(ID_HASH, strict=False), on="entity_id", how="left", maintain_order="left"
-    )
