@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as dtime
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 CODE_VERSION = "hubtide-storage/2"
 KEYFRAME_COST = 1.0
 # finished snapshots of a source whose staged batches one delete drops (see
-# _drop_staged_later). 1: grouping 4 saved one commit in 4 but left up to 3 snapshots of
+# _tidy_after_finish). 1: grouping 4 saved one commit in 4 but left up to 3 snapshots of
 # raw batches in the current version (the bench's store grew from 0.098 to 0.401 of the
 # dumps until maintain), for no ingest gain measurable at load 5-6.
 STAGING_DROP_EVERY = 1
@@ -171,16 +171,23 @@ class Store:
         self._catalog_lock = threading.Lock()
         self._catalog_appends = 0  # since the last look at its files (_compact_catalog)
         self._pin = threading.local()  # a finish's catalog, per thread (see _pinned_catalog)
-        # finished snapshots whose staged batches are still in (see _drop_staged_later)
+        # finished snapshots whose staged batches are still in (see _tidy_after_finish)
         self._undropped: dict[str, list[int]] = {}
         self._undropped_lock = threading.Lock()
+        self._tidying: Future[None] | None = None  # see _tidy_after_finish
+        self._tidy_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
         self._topk_cache: OrderedDict[tuple[str, int, str], pl.DataFrame] = OrderedDict()
         self._topk_lock = threading.Lock()
         self._pool_lock = threading.Lock()
         for rel, schema in FIXED_TABLES.items():
-            self._tables.ensure(rel, schema, STAGING_PARTITION if rel == STAGING else None)
+            self._tables.ensure(
+                rel,
+                schema,
+                STAGING_PARTITION if rel == STAGING else None,
+                stats=rel not in (STAGING, CATALOG),
+            )
 
     @classmethod
     def open(
@@ -526,19 +533,48 @@ class Store:
         # a page fetched again after a resume lands in a later batch: the newest row wins
         return df.unique("entity_id", keep="last", maintain_order=True)
 
-    def _drop_staged_later(self, source: str, snapshot_id: int) -> None:
-        """Drop the staged batches of finished snapshots every `STAGING_DROP_EVERY`
-        finishes of a source, in one commit (a commit costs ~20-30 ms, a tenth of a small
-        snapshot's finish). Readers never look at staged rows of a finished snapshot, so
-        leaving them a while changes no read; what a process leaves at exit, `maintain`
-        drops."""
-        with self._undropped_lock:
-            ids = self._undropped.setdefault(source, [])
-            ids.append(snapshot_id)
-            if len(ids) < STAGING_DROP_EVERY:
-                return
-            self._undropped[source] = []
-        self._drop_staged(source, *ids)
+    def _tidy_after_finish(self, source: str, snapshot_id: int, *, drop: bool) -> None:
+        """After a terminal row, in a worker thread: drop the snapshot's staged batches
+        (`drop`, every STAGING_DROP_EVERY finishes of a source, in one commit) and compact
+        the catalog when due. Off the caller's path: a finish returns without waiting
+        for these two commits (~10-30 ms each). Readers never look at staged rows of a
+        finished snapshot, so leaving them a while changes no read; what a process leaves
+        at exit (a kill), `maintain` drops. Jobs run one after another; `wait_for_tidying`
+        waits for them (a flush does not: a staging append and a drop touch different
+        partitions, which delta-rs does not count as a conflict)."""
+        ids: list[int] = []
+        if drop:
+            with self._undropped_lock:
+                ids = self._undropped.setdefault(source, [])
+                ids.append(snapshot_id)
+                if len(ids) < STAGING_DROP_EVERY:
+                    ids = []
+                else:
+                    self._undropped[source] = []
+
+        def job(before: Future[None] | None) -> None:
+            # one after another, so waiting for the last waits for all; never a deadlock:
+            # only these jobs wait in the pool, each on one submitted (so started) before it
+            if before is not None:
+                before.result()  # never raises: both steps are best effort
+            if ids:
+                self._drop_staged(source, *ids)
+            self._compact_catalog()
+
+        with self._tidy_lock:
+            before = self._last_tidying()  # before _workers() renews a forked child's pool
+            self._tidying = self._workers().submit(job, before)
+
+    def _last_tidying(self) -> Future[None] | None:
+        # a forked child inherits the parent's futures but not the threads to finish them
+        return self._tidying if self._pool_pid == os.getpid() else None
+
+    def wait_for_tidying(self) -> None:
+        """Wait until the staging drops and catalog compactions of finished snapshots
+        are done (they run in a worker thread; `maintain` and `table_stats` wait)."""
+        job = self._last_tidying()
+        if job is not None:
+            job.result()
 
     def _compact_catalog(self) -> None:
         """Merge the catalog's files once CATALOG_COMPACT_FILES have piled up. Best effort
@@ -1045,6 +1081,7 @@ class Store:
 
     def table_stats(self) -> list[TableStats]:
         """rows, files and bytes of every table (current version)."""
+        self.wait_for_tidying()
         out = []
         for rel in self.table_names():
             dt = self._tables.must(rel)
@@ -1059,4 +1096,5 @@ class Store:
         """Compact, checkpoint and vacuum every table (see storage.maintenance)."""
         from storage.maintenance import maintain
 
+        self.wait_for_tidying()
         return maintain(self, retention_hours=retention_hours)

@@ -54,6 +54,14 @@ STAGING_PROPS = WriterProperties(
     },
 )
 _RETRIES = 50
+# A checkpoint every 10 commits (delta-rs's default is 100): every refresh, txn lookup and
+# commit replays the log since the last checkpoint. Measured on the staging table's
+# pattern (an append and a delete per snapshot): the txn check grew from 3 to 13 ms over
+# 90 snapshots at 100 and stayed at ~3 ms at 10, appends 15 -> 10 ms, deletes 11 -> 6 ms.
+TABLE_CONFIG = {"delta.checkpointInterval": "10"}
+# Tables read whole or by partition only (the catalog, staging) keep no column statistics:
+# they are parsed for every file on every commit, for no pruning.
+NO_STATS = {"delta.dataSkippingNumIndexedCols": "0"}
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +104,19 @@ class Tables:
             return True
         return DeltaTable.is_deltatable(self.uri(rel), storage_options=self.storage_options)
 
-    def ensure(self, rel: str, schema: pa.Schema, partition_by: list[str] | None = None) -> None:
-        """Create the table when missing; a concurrent creator winning the race is fine."""
+    def ensure(
+        self,
+        rel: str,
+        schema: pa.Schema,
+        partition_by: list[str] | None = None,
+        *,
+        stats: bool = True,
+    ) -> None:
+        """Create the table when missing; a concurrent creator winning the race is fine.
+        `stats=False`: no column statistics (see NO_STATS)."""
         if self.exists(rel):
             return
+        config = TABLE_CONFIG if stats else {**TABLE_CONFIG, **NO_STATS}
         for _ in range(_RETRIES):
             try:
                 DeltaTable.create(
@@ -107,6 +124,7 @@ class Tables:
                     schema,
                     mode="ignore",
                     partition_by=partition_by,
+                    configuration=config,
                     storage_options=self.storage_options,
                 )
                 return

@@ -378,10 +378,8 @@ class SnapshotWriter:
             # committed since makes this commit fail (same txn) and append_once re-checks
             wrote = store._append_catalog(table, f"{self._app}:catalog", 1)
         # From here on the snapshot is final: nothing below may turn it into an exception.
-        if status != "partial":
-            # best effort, batched: maintain() drops what is left (readers never look)
-            store._drop_staged_later(self.source, self.snapshot_id)
-        store._compact_catalog()
+        # best effort, in a worker thread: maintain() drops what is left
+        store._tidy_after_finish(self.source, self.snapshot_id, drop=status != "partial")
         # the row this call committed is the terminal row; else another writer's is
         info = SnapshotInfo.from_row(row) if wrote else self._committed_terminal(row)
         self._finished = info
@@ -564,9 +562,10 @@ class SnapshotWriter:
 
         def rows_of(seq: int, batch: pl.DataFrame) -> pl.DataFrame:
             p = wanted[seq]
-            b = _conformed(batch, columns, types)
-            # gathering in key order: each batch's rows come out sorted by key
-            return b[p[ROW]].with_columns(p[KEY], p["op"])
+            # gathering in key order: each batch's rows come out sorted by key; gathered
+            # first, so only the few changed rows are conformed
+            b = _conformed(batch[p[ROW]], columns, types)
+            return b.with_columns(p[KEY], p["op"])
 
         total = picks.height + (tombs.height if tombs is not None else 0)
         data: pa.Table | Callable[[], pa.RecordBatchReader]

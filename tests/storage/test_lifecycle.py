@@ -112,6 +112,7 @@ def test_ids_increase_per_source(store: Store) -> None:
 
 
 def _staged_ids(store: Store) -> list[int]:
+    store.wait_for_tidying()  # the drop runs in a worker thread after the terminal row
     staged = pl.scan_delta(store._tables.must("staging/batches")).select("snapshot_id")
     return sorted(set(staged.collect()["snapshot_id"].to_list()))
 
