@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from storage import CrawlEvent, SnapshotNotFound, Store, UnknownSource
+from storage import CrawlEvent, SnapshotNotFound, Store, UnknownSource, writer
 from storage.catalog import CATALOG
 from storage.store import CATALOG_COMPACT_FILES, STAGING_DROP_EVERY
 from tests.storage.conftest import day, repo, write_snapshot
@@ -145,3 +145,42 @@ def test_the_catalog_compacts_itself_and_reads_the_same(store: Store) -> None:
         range(1, CATALOG_COMPACT_FILES + 1)
     )
     assert fresh.as_of("npm", 3).collect()["downloads"].to_list() == [2]
+
+
+def _staged_seq(store: Store) -> int:
+    running = store.resume_snapshot("hub:model")
+    assert running is not None
+    return running.last_committed_seq
+
+
+def test_batches_are_staged_when_enough_wait_or_before_details(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Accepted batches wait (one commit for several); they are staged once
+    STAGE_FLUSH_BYTES wait, once the oldest waited STAGE_FLUSH_SECONDS, and before any
+    details commit (details never run ahead of the listing by more than a batch)."""
+    w = store.begin_snapshot("hub:model")
+    assert w.write_batch(0, [repo(1)]) and w.write_batch(1, [repo(2)])
+    assert _staged_seq(store) == -1  # both wait
+    w.write_details("commits", 2, [{"entity_id": "id1", "commit_id": "c1"}])
+    assert _staged_seq(store) == 1
+    monkeypatch.setattr(writer, "STAGE_FLUSH_BYTES", 1)  # any batch is enough
+    assert w.write_batch(2, [repo(3)])
+    assert _staged_seq(store) == 2
+    monkeypatch.setattr(writer, "STAGE_FLUSH_BYTES", 2**40)
+    monkeypatch.setattr(writer, "STAGE_FLUSH_SECONDS", 0.0)  # waited long enough at once
+    assert w.write_batch(3, [repo(4)])
+    assert _staged_seq(store) == 3
+    monkeypatch.setattr(writer, "STAGE_FLUSH_SECONDS", 3600.0)
+    assert w.write_batch(4, [repo(5)])
+    assert _staged_seq(store) == 3  # waits for finish
+    w.finish("complete")
+    assert store.as_of("hub:model").collect().height == 5
+
+
+def test_a_failed_finish_drops_the_waiting_batches(store: Store) -> None:
+    w = store.begin_snapshot("hub:model")
+    assert w.write_batch(0, [repo(1)])
+    assert w.finish("failed").status == "failed"
+    assert _staged_ids(store) == []
+    assert store.snapshots("hub:model").is_empty()
