@@ -373,13 +373,24 @@ def _write_file(
             compression="zstd",
             compression_level=3,
             row_group_size=_ROW_GROUP,
-            use_dictionary=[n for n in schema.names if n != KEY],
+            use_dictionary=[p for f in schema for p in leaf_paths(f.name, f.type) if p != KEY],
             column_encoding={KEY: "DELTA_BINARY_PACKED"},
         )
     size = fs.get_file_info(path).size
     assert size is not None
     partition: dict[str, str | None] = {"source": source} if parts else {}
     return AddAction(path, size, partition, now_ms, False, json.dumps(file_stats(rows)))
+
+
+def leaf_paths(name: str, t: pa.DataType) -> list[str]:
+    """Parquet's paths of a column's leaves (`tags.list.element`): pyarrow applies a
+    per-column `use_dictionary` to leaves, so a list column named by its top-level name
+    got no dictionary (the change file of the bench's 100k x 30 run: 1.62 MB, 1.50 with)."""
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return leaf_paths(f"{name}.list.{t.value_field.name}", t.value_type)
+    if pa.types.is_struct(t):
+        return [p for f in t for p in leaf_paths(f"{name}.{f.name}", f.type)]
+    return [name]
 
 
 _STAT_TYPES = (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string)
