@@ -215,3 +215,34 @@ def test_as_of_reads_what_the_streaming_plan_reads(filled: tuple[Store, list[int
             lazy = store._state(SRC, sid, None).collect(engine="streaming").sort("entity_id")
             assert store.as_of(SRC, sid).collect().sort("entity_id").equals(lazy), sid
         store.maintain()
+
+
+def test_a_custom_table_that_gained_a_column_compacts_per_window(tmp_path: Path) -> None:
+    # custom tables are not partitioned (files at the table root) and gain columns: the
+    # merged file of a window mixes files with and without the new column
+    store = Store.open(str(tmp_path / "store"), keyframe_every=3)
+    src = "custom:foo"
+    for d in range(8):
+        rows = [
+            {
+                "entity_id": f"e{i}",
+                "v": i + (d if i % 3 == 0 else 0),
+                "s": f"x{(i + d) // 5}",
+                **({"extra": [d, i]} if d >= 4 and i % 2 else {}),
+            }
+            for i in range(10)
+            if not (i == 2 and d in (3, 4))
+        ]
+        write_snapshot(store, src, rows, batch=4)
+    ids = store._visible_ids_raw(src)
+    want = {s: store.as_of(src, s).collect().sort("entity_id") for s in ids}
+    n_before = len(files(store, "custom/foo"))
+    store.maintain()
+    kf = maintenance.keyframes_of(store, src, "keyframe")
+    after = files(store, "custom/foo")
+    assert len(kf) >= 2 and len(after) < n_before
+    assert all(
+        maintenance.window_of(kf, f.lo or 0) == maintenance.window_of(kf, f.hi or 0) for f in after
+    )
+    for s in ids:
+        assert store.as_of(src, s).collect().sort("entity_id").equals(want[s]), s
