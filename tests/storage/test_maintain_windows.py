@@ -246,3 +246,30 @@ def test_a_custom_table_that_gained_a_column_compacts_per_window(tmp_path: Path)
     )
     for s in ids:
         assert store.as_of(src, s).collect().sort("entity_id").equals(want[s]), s
+
+
+def test_the_plan_keeps_keyframe_files_and_merges_only_what_it_must() -> None:
+    def f(name: str, lo: int | None, hi: int | None) -> maintenance.DataFile:
+        return maintenance.DataFile(name, 1, lo, hi, {"source": SRC})
+
+    kf = [1, 5, 9]
+    files = [f("k1", 1, 1), f("c2", 2, 2), f("c3", 3, 4), f("k5", 5, 5), f("c6", 6, 6)]
+    files += [f("k9", 9, 9), f("c10", 10, 10), f("c11", 11, 11)]
+    plan = maintenance.plan_windows(files, kf)
+    # window 0 has two change files, window 1 one (left alone), window 2 two
+    assert {w: [x.path for x in fs] for w, fs in plan.windows.items()} == {
+        0: ["c2", "c3"],
+        2: ["c10", "c11"],
+    }
+    assert not plan.spanning
+    # a file across windows 0-1 is split: both windows are rewritten, keyframe files kept
+    plan = maintenance.plan_windows([*files, f("old", 2, 7)], kf)
+    assert [x.path for x in plan.spanning] == ["old"]
+    assert sorted(plan.windows) == [0, 1, 2]
+    assert {x.path for x in plan.removed()} == {"c2", "c3", "c6", "c10", "c11", "old"}
+    # a file without statistics may hold any window: every window is rewritten
+    plan = maintenance.plan_windows([f("k1", 1, 1), f("c2", 2, 2), f("x", None, None)], kf)
+    assert sorted(plan.windows) == [-1, 0, 1, 2]
+    assert {x.path for x in plan.removed()} == {"c2", "x"}
+    # nothing to merge: one change file per window
+    assert not maintenance.plan_windows([f("k1", 1, 1), f("c2", 2, 4)], kf).windows
