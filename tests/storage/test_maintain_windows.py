@@ -3,8 +3,9 @@
 What reads rely on: after maintain no file holds rows of two keyframe windows, so a read
 of snapshot S skips every file of an older window by its `valid_from` statistics; the
 change files of a window are merged into one; and every as-of state, history and top-k
-reads back the same as before. Also: two compactions racing on the same files commit
-once, and an append made while a compaction runs survives it.
+reads back the same as before (through `as_of` and through the streaming plan a finish
+uses). Also: two compactions racing on the same files commit once, and an append made
+while a compaction runs survives it.
 """
 
 from __future__ import annotations
@@ -119,15 +120,24 @@ def test_maintain_merges_change_files_within_a_window_only(
         assert len(spans) < before[rel], (rel, before[rel], spans)
 
 
+def streamed(store: Store, sid: int) -> pl.DataFrame:
+    """The state through the lazy plan a finish's previous state streams (`as_of` collects
+    change rows first and runs the in-memory engine: both must give one state)."""
+    return store._state(SRC, sid, None).collect(engine="streaming").sort("entity_id")
+
+
 def test_maintain_keeps_every_read(filled: tuple[Store, list[int]]) -> None:
     store, ids = filled
     want, hist = states(store, ids), histories(store)
     top = store.top_k(SRC, ids[-1], "downloads", 3).collect()
+    for sid in ids:
+        assert streamed(store, sid).equals(want[sid]), sid
     store.maintain()
     store.maintain()  # a second run finds nothing to merge and changes nothing
     got = states(store, ids)
     for sid in ids:
         assert got[sid].equals(want[sid]), sid
+        assert streamed(store, sid).equals(want[sid]), sid
     for eid, h in histories(store).items():
         assert h.equals(hist[eid]), eid
     assert store.top_k(SRC, ids[-1], "downloads", 3).collect().equals(top)
@@ -203,18 +213,6 @@ def test_a_snapshot_written_while_a_compaction_runs_survives_it(
     got = states(store, ids)
     assert all(got[sid].equals(want[sid]) for sid in ids)
     assert got[ids[-1]].height == len(listing(11))
-
-
-def test_as_of_reads_what_the_streaming_plan_reads(filled: tuple[Store, list[int]]) -> None:
-    # as_of collects change rows first and runs the in-memory engine (read_state(eager=
-    # True)); a finish's previous state streams the lazy plan: both must give one state,
-    # before and after maintain, for a snapshot at, right after and far from a keyframe
-    store, ids = filled
-    for _ in range(2):
-        for sid in ids:
-            lazy = store._state(SRC, sid, None).collect(engine="streaming").sort("entity_id")
-            assert store.as_of(SRC, sid).collect().sort("entity_id").equals(lazy), sid
-        store.maintain()
 
 
 def test_a_custom_table_that_gained_a_column_compacts_per_window(tmp_path: Path) -> None:
