@@ -350,6 +350,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=25_000, help="rows per write_batch")
     ap.add_argument("--keyframe-every", type=int, default=7)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--asof-only", action="store_true", help="only the as-of read at --scale (part 2)"
+    )
+    ap.add_argument(
+        "--big-from",
+        type=Path,
+        default=None,
+        help="reuse the --scale store an earlier --dir DIR run left (DIR/big-unmaintained)",
+    )
     ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp dir)")
     ap.add_argument(
         "--memory", type=int, default=0, help="only the peak-RSS figure of an N-row listing"
@@ -364,11 +373,21 @@ def main() -> None:
         return
     work = args.dir or Path(tempfile.mkdtemp(prefix="hubtide-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    if not args.asof_only:
+        bytes_and_ingest(args, work)
+    if args.scale > 0:
+        asof_at_scale(args, work)
+    elif args.asof_only:
+        print("--asof-only with --scale 0: nothing to do")
+    if args.dir is None:
+        shutil.rmtree(work, ignore_errors=True)  # --scale 0 left ~400 MB behind
+
+
+def bytes_and_ingest(args: argparse.Namespace, work: Path) -> None:
+    """Part 1: store bytes vs daily dumps, ingest speed, as-of and top-k at --entities."""
     print(f"# hubtide store benchmark: {args.entities:,} entities x {args.days} daily snapshots")
     print(f"load average at start: {load()}")
     print(f"work dir: {work}")
-
-    # 1. bytes vs daily dumps, and ingest speed
     world = World(args.entities, args.seed)
     dumps = work / "dumps"
     dumps.mkdir(exist_ok=True)
@@ -410,23 +429,36 @@ def main() -> None:
     top = best_of(lambda: store.top_k("hub:model", sid, "downloads", 100).collect())
     print(f"top_k(downloads, 100) at {args.entities:,} entities: {top:.3f} s")
 
-    # 2. as-of read at scale
-    if args.scale <= 0:
-        if args.dir is None:
-            shutil.rmtree(work, ignore_errors=True)  # --scale 0 left ~400 MB behind
-        return
+
+def asof_at_scale(args: argparse.Namespace, work: Path) -> None:
+    """Part 2: the as-of read of the newest snapshot at --scale entities vs a plain
+    Parquet scan of that state, before and after `maintain`. `--big-from DIR` copies a
+    store an earlier `--dir DIR` run left in DIR/big-unmaintained instead of ingesting
+    one again (the quick loop: ~1 min of ingest saved per run)."""
+    maintenance.MIN_RETENTION_HOURS = 0  # nothing else writes this bench store
     print(f"\n# as-of read: {args.scale:,} entities x {args.scale_days} snapshots")
-    big = Store.open(str(work / "big"), keyframe_every=args.keyframe_every)
-    bworld = World(args.scale, args.seed + 1)
-    rows, secs, cpu = ingest(big, bworld, args.scale_days, args.batch * 4)
-    print(
-        f"ingest: {rows:,} rows in {secs:.1f} s = {rows / secs:,.0f} rows/s; "
-        f"{rows / cpu:,.0f} rows per CPU second"
-    )
+    print(f"load average at start: {load()}")
+    if args.big_from is not None:
+        shutil.rmtree(work / "big", ignore_errors=True)
+        shutil.copytree(args.big_from / "big-unmaintained", work / "big")
+        big = Store.open(str(work / "big"), keyframe_every=args.keyframe_every)
+        print(f"store copied from {args.big_from / 'big-unmaintained'}")
+        expected = None
+    else:
+        big = Store.open(str(work / "big"), keyframe_every=args.keyframe_every)
+        bworld = World(args.scale, args.seed + 1)
+        rows, secs, cpu = ingest(big, bworld, args.scale_days, args.batch * 4)
+        print(
+            f"ingest: {rows:,} rows in {secs:.1f} s = {rows / secs:,.0f} rows/s; "
+            f"{rows / cpu:,.0f} rows per CPU second"
+        )
+        if args.dir is not None:
+            shutil.copytree(work / "big", work / "big-unmaintained", dirs_exist_ok=True)
+        expected = bworld.df.height
     sid = big.resolve_snapshot("hub:model")  # the newest: the most change rows to scan
     plain = work / "plain.parquet"
     truth = big.as_of("hub:model", sid).collect()
-    assert truth.height == bworld.df.height
+    assert expected is None or truth.height == expected
     truth.write_parquet(plain, compression="zstd")
     t_plain, t_store = paired(
         lambda: pl.scan_parquet(plain).collect(), lambda: big.as_of("hub:model", sid).collect()
@@ -446,8 +478,6 @@ def main() -> None:
         f"ratio {t_store2 / t_plain2:.2f}x"
     )
     print(f"load average at end: {load()}")
-    if args.dir is None:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

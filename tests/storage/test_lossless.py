@@ -2,7 +2,8 @@
 
 Sequences mix nulls, empty and null lists, deletions, re-appearances, renames (same id,
 new name), partial and failed snapshots between complete ones, replayed batches, and any
-keyframe interval. The fast suite runs a few examples; the slow suite at least 200.
+keyframe interval, and `maintain` (window compaction, checkpoint, vacuum) run after any
+snapshot or not at all. The fast suite runs a few examples; the slow suite at least 200.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ sequence = st.tuples(
     st.lists(snapshot, min_size=1, max_size=5),
     st.integers(1, 4),  # keyframe_every
     st.booleans(),  # finish reads every batch back from staging (none kept in memory)
+    st.one_of(st.none(), st.integers(0, 4)),  # maintain after that many snapshots
 )
 
 
@@ -72,23 +74,30 @@ def run(
     seq: list[tuple[dict[str, dict[str, Any]], str, int, bool]],
     keyframe_every: int,
     read_back: bool = False,
+    maintain_after: int | None = None,
 ) -> None:
     cap = writer.STAGED_MEMORY_BYTES
     if read_back:
         writer.STAGED_MEMORY_BYTES = 0
     try:
-        _run(seq, keyframe_every)
+        _run(seq, keyframe_every, maintain_after)
     finally:
         writer.STAGED_MEMORY_BYTES = cap
 
 
-def _run(seq: list[tuple[dict[str, dict[str, Any]], str, int, bool]], keyframe_every: int) -> None:
+def _run(
+    seq: list[tuple[dict[str, dict[str, Any]], str, int, bool]],
+    keyframe_every: int,
+    maintain_after: int | None,
+) -> None:
     with tempfile.TemporaryDirectory() as root:
         store = Store.open(root, keyframe_every=keyframe_every)
         truth: dict[int, pl.DataFrame] = {}
         partial: dict[int, pl.DataFrame] = {}
         last_complete: dict[str, dict[str, Any]] = {}
-        for rows, status, batch, replay in seq:
+        for n_done, (rows, status, batch, replay) in enumerate(seq):
+            if n_done == maintain_after:
+                store.maintain()
             w = store.begin_snapshot(SRC)
             recs = [{"entity_id": k, **v} for k, v in rows.items()]
             chunks = [recs[i : i + batch] for i in range(0, len(recs), batch)] or [[]]
@@ -102,6 +111,8 @@ def _run(seq: list[tuple[dict[str, dict[str, Any]], str, int, bool]], keyframe_e
                 last_complete = rows
             elif status == "partial":
                 partial[w.snapshot_id] = frame({**last_complete, **rows})
+        if maintain_after is not None and maintain_after >= len(seq):
+            store.maintain()
         for sid, want in truth.items():
             got = store.as_of(SRC, sid, columns=COLS[1:]).collect().sort("entity_id")
             assert got.equals(want), (sid, got, want)
