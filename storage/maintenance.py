@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import json
+import operator
 import time
 import urllib.parse
 import uuid
@@ -43,7 +45,7 @@ from deltalake.transaction import AddAction, RemoveAction
 
 from storage.errors import StoreError
 from storage.layout import KEY, STAGING, counter_table, entity_table
-from storage.tables import WRITER_PROPS
+from storage.tables import ROW_GROUP_ROWS, WRITER_PROPS, ZSTD_LEVEL
 
 if TYPE_CHECKING:
     from storage.store import MaintenanceReport, Store
@@ -135,9 +137,6 @@ def _compact(store: Store, rel: str, tries: int = 3) -> None:
 # rows doubled), but it does refuse a second commit of the same (app id, version): each
 # compaction commits the table's next version of this txn, so of two racing, one fails.
 COMPACT_APP = "hubtide:compact"
-# Parquet options of a rewritten file: those of storage.tables.WRITER_PROPS (zstd 3, row
-# groups of 128k rows, the sorted key delta-encoded), in pyarrow's terms.
-_ROW_GROUP = 131_072
 
 
 def windowed_tables(store: Store) -> dict[str, tuple[str, list[str]]]:
@@ -343,14 +342,10 @@ def _window_rows(
     if spanning:
         ds = pds.dataset([f.path for f in spanning], schema=schema, filesystem=fs)
         vf = pc.field("valid_from")
-        if lo is not None and hi is not None:
-            pieces.append(ds.to_table(filter=(vf >= lo) & (vf < hi)))
-        elif lo is not None:
-            pieces.append(ds.to_table(filter=vf >= lo))
-        elif hi is not None:
-            pieces.append(ds.to_table(filter=vf < hi))
-        else:
-            pieces.append(ds.to_table())
+        bounds = [vf >= lo] if lo is not None else []
+        bounds += [vf < hi] if hi is not None else []
+        keep = functools.reduce(operator.and_, bounds) if bounds else None
+        pieces.append(ds.to_table(filter=keep))
     rows = pa.concat_tables(pieces)
     return rows.sort_by([("valid_from", "ascending"), (KEY, "ascending")])
 
@@ -370,9 +365,10 @@ def _write_file(
         pq.write_table(
             rows,
             out,
+            # storage.tables.WRITER_PROPS in pyarrow's terms
             compression="zstd",
-            compression_level=3,
-            row_group_size=_ROW_GROUP,
+            compression_level=ZSTD_LEVEL,
+            row_group_size=ROW_GROUP_ROWS,
             use_dictionary=[p for f in schema for p in leaf_paths(f.name, f.type) if p != KEY],
             column_encoding={KEY: "DELTA_BINARY_PACKED"},
         )

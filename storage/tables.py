@@ -36,11 +36,13 @@ from storage.errors import CommitConflict, StoreError
 # `entity_key` is written sorted (change rows, counters, top-k members): delta encoding
 # stores the small gaps in ~1 byte where a dictionary or plain ints took 3-5 (measured:
 # a 100k-row counters keyframe 499 kB default, 166 kB with the key delta-encoded).
+ZSTD_LEVEL = 3
+ROW_GROUP_ROWS = 131_072
 _KEY_PROPS = ColumnProperties(dictionary_enabled=False, encoding="DELTA_BINARY_PACKED")
 WRITER_PROPS = WriterProperties(
     compression="ZSTD",
-    compression_level=3,
-    max_row_group_size=131_072,
+    compression_level=ZSTD_LEVEL,
+    max_row_group_size=ROW_GROUP_ROWS,
     column_properties={"entity_key": _KEY_PROPS},
 )
 # staged batches are zstd-compressed Arrow IPC already, and short-lived: no second codec
