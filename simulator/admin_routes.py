@@ -22,6 +22,7 @@ from simulator.faults import FaultState
 from simulator.http_util import json_response
 from simulator.hub_render import TRUTH_FIELDS
 from simulator.hub_routes import Hub
+from simulator.quota import budget_override
 from simulator.registry_routes import Registries
 from simulator.world import World
 
@@ -55,6 +56,8 @@ class Admin:
                 "config": self.faults.config.to_json(),
                 "injected": self.faults.injected,
                 "requests": self.faults.counter,
+                "quota": None if self.faults.quota is None else self.faults.quota.config.to_json(),
+                "refused": 0 if self.faults.quota is None else self.faults.quota.refused,
             }
         )
 
@@ -65,7 +68,9 @@ class Admin:
         except (ValueError, json.JSONDecodeError) as e:
             return json_response({"error": str(e)}, status=400)
         self.faults.config = cfg
-        self.faults.windows.clear()
+        if self.faults.quota is not None:
+            self.faults.quota.api_override = budget_override(cfg)
+            self.faults.quota.windows.clear()
         return json_response({"config": cfg.to_json()})
 
     # ---------------------------------------------------------------- truth

@@ -8,6 +8,7 @@ from simulator import admin_routes, hub_routes, registry_routes
 from simulator.config import SimConfig
 from simulator.faults import FaultState, make_middleware
 from simulator.http_util import hub_error
+from simulator.quota import QuotaState, budget_override
 from simulator.world import World
 
 WORLD = web.AppKey("world", World)
@@ -19,7 +20,8 @@ def build_app(config: SimConfig | None = None, *, world: World | None = None) ->
     downloads under `/npm-downloads`, pypistats under `/pypistats`, admin under `/_sim/`."""
     config = config or SimConfig()
     world = world or World(config)
-    faults = FaultState(config.seed, config.faults)
+    quota = QuotaState(config.quota, budget_override(config.faults))
+    faults = FaultState(config.seed, config.faults, quota=quota)
     app = web.Application(middlewares=[make_middleware(faults)], client_max_size=1 << 20)  # type: ignore[list-item]
     app[WORLD] = world
     app[FAULTS] = faults

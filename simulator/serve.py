@@ -13,7 +13,14 @@ from collections.abc import Callable
 from aiohttp import web
 
 from simulator.app import build_app
-from simulator.config import FaultConfig, SimConfig
+from simulator.config import FaultConfig, QuotaConfig, SimConfig
+
+QUOTA_HELP = (
+    "The Hub's quotas per 5-minute window: on (default; anonymous 500 api / 3000 resolvers / "
+    "100 pages, a token free 1000/5000/200), off, a tier for every token (pro, team, "
+    "enterprise), or token_tier=pro,TOKEN=TIER."
+)
+TIME_SCALE_HELP = "Divide the quota window (and the live clock's pace) by F; counts stay real."
 
 
 def endpoints(url: str) -> list[str]:
@@ -44,7 +51,12 @@ def serve(
     out(
         f"simulator: seed {config.seed}, {config.models} models, {config.datasets} datasets, "
         f"{config.spaces} spaces, {config.npm} npm, {config.pypi} pypi packages "
-        f"(built in {time.perf_counter() - t0:.1f}s)"
+        f"(built in {time.perf_counter() - t0:.1f}s); quota: "
+        + (
+            f"on, tokens {config.quota.token_tier}, window {300 / config.quota.time_scale:g}s"
+            if config.quota.enabled
+            else "off"
+        )
     )
     for line in endpoints(url):
         out(line)
@@ -59,6 +71,8 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     for name in ("models", "datasets", "spaces", "npm", "pypi"):
         p.add_argument(f"--{name}", type=int, default=getattr(d, name))
     p.add_argument("--faults", default="", help='JSON ({"rate": 0.05}) or rate=0.05,drop=0.01')
+    p.add_argument("--quota", default="on", help=QUOTA_HELP)
+    p.add_argument("--time-scale", type=float, default=1.0, help=TIME_SCALE_HELP)
 
 
 def advance(url: str, days: int) -> dict[str, object]:
@@ -86,9 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         faults = FaultConfig.parse(ns.faults)
     except ValueError as e:
         ap.error(f"--faults: {e}")
+    try:
+        quota = QuotaConfig.parse(ns.quota, ns.time_scale)
+    except ValueError as e:
+        ap.error(f"--quota/--time-scale: {e}")
     cfg = SimConfig(
         seed=ns.seed, models=ns.models, datasets=ns.datasets, spaces=ns.spaces,
-        npm=ns.npm, pypi=ns.pypi, faults=faults,
+        npm=ns.npm, pypi=ns.pypi, faults=faults, quota=quota,
     )  # fmt: skip
     serve(cfg, ns.host, ns.port, out=lambda s: print(s, flush=True))
     return 0

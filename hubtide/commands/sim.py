@@ -8,6 +8,12 @@ from typing import Annotated
 import typer
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+QUOTA_HELP = (
+    "The Hub's quotas per 5-minute window: on (anonymous 500 api / 3000 resolvers / 100 pages; "
+    "a token is free: 1000/5000/200), off, a tier for every token (pro, team, enterprise), "
+    "or token_tier=pro,TOKEN=TIER."
+)
+TIME_SCALE_HELP = "Divide the quota window by F (request counts stay real)."
 
 
 def register(app: typer.Typer) -> None:
@@ -34,25 +40,31 @@ def register(app: typer.Typer) -> None:
                 help="Fault rates: JSON like '{\"rate\": 0.05}' or rate=0.05,drop=0.01,budget=1000/300.",
             ),
         ] = "",
+        quota: Annotated[str, typer.Option("--quota", help=QUOTA_HELP)] = "on",
+        time_scale: Annotated[float, typer.Option("--time-scale", help=TIME_SCALE_HELP)] = 1.0,
     ) -> None:
         """Serve a seeded simulated Hub, ecosyste.ms, npm downloads and pypistats until stopped.
 
         Example: hubtide sim serve --port 8080 --models 5000 --faults rate=0.02
         """
-        from simulator.config import FaultConfig, SimConfig
+        from simulator.config import FaultConfig, QuotaConfig, SimConfig
         from simulator.serve import serve as run
 
         try:
             fault_cfg = FaultConfig.parse(faults)
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--faults") from e
+        try:
+            quota_cfg = QuotaConfig.parse(quota, time_scale)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--quota/--time-scale") from e
         for name, value in (("--models", models), ("--datasets", datasets), ("--spaces", spaces),
                             ("--npm", npm), ("--pypi", pypi)):  # fmt: skip
             if value < 0:
                 raise typer.BadParameter(f"{value} must be >= 0", param_hint=name)
         cfg = SimConfig(
             seed=seed, models=models, datasets=datasets, spaces=spaces, npm=npm, pypi=pypi,
-            faults=fault_cfg,
+            faults=fault_cfg, quota=quota_cfg,
         )  # fmt: skip
         run(cfg, host, port, out=lambda s: typer.echo(s))
 
