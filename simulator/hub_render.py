@@ -120,6 +120,14 @@ class Renderer:
         self._pre_kind = ""
 
     # ---- ids ------------------------------------------------------------------------
+    def oid_keys(
+        self, t: RepoTable, rows: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+        """The two numbers `oid` prints (creation second, then 64 hashed bits), so `_id`
+        order is the order of these pairs: what a listing's cursor breaks ties on."""
+        created = (t.cols["created"][rows].astype(np.int64) & 0xFFFFFFFF).astype(np.uint64)
+        return created, hash_ints(self.seed, t.code, rows, 11)
+
     def oid(self, t: RepoTable, row: int) -> str:
         if self._pre_kind == t.kind and row in self._pre:
             return self._pre[row][0]
