@@ -190,7 +190,18 @@ class QuotaConfig:
         }
 
 
+# A live world's clock moves this much per Hub request: an anonymous client spending its whole
+# api quota (500 per 300 s) sees simulated time pass at the real pace (times the time scale,
+# which shortens the window but not the count).
+LIVE_SECONDS_PER_REQUEST = QUOTA_WINDOW_SECONDS / QUOTA_TIERS["anonymous"]["api"]
+
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
+
+# `--scale hub`: the real Hub's sizes (a census listed 3,117,871 models on 2026-10-03;
+# datasets about 963k in mid-2026; spaces several hundred thousand; field-notes §1)
+SCALES: dict[str, dict[str, int]] = {
+    "hub": {"models": 3_200_000, "datasets": 1_000_000, "spaces": 800_000},
+}
 
 
 @dataclass(frozen=True)
@@ -206,6 +217,9 @@ class SimConfig:
     start: datetime = DEFAULT_START
     faults: FaultConfig = field(default_factory=FaultConfig)
     quota: QuotaConfig = field(default_factory=QuotaConfig)
+    # live world: simulated seconds each Hub request moves the clock (0: the clock moves only
+    # by /_sim/advance). LIVE_SECONDS_PER_REQUEST is the pace of a client at its quota.
+    live_seconds_per_request: float = 0.0
     page_size: int = 1000  # max items per Hub listing page
     commits_page_size: int = 50
     discussions_page_size: int = 50

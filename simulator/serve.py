@@ -13,7 +13,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from simulator.app import build_app
-from simulator.config import FaultConfig, QuotaConfig, SimConfig
+from simulator.config import LIVE_SECONDS_PER_REQUEST, SCALES, FaultConfig, QuotaConfig, SimConfig
 
 QUOTA_HELP = (
     "The Hub's quotas per 5-minute window: on (default; anonymous 500 api / 3000 resolvers / "
@@ -21,6 +21,16 @@ QUOTA_HELP = (
     "enterprise), or token_tier=pro,TOKEN=TIER."
 )
 TIME_SCALE_HELP = "Divide the quota window (and the live clock's pace) by F; counts stay real."
+LIVE_HELP = (
+    "A live world: each Hub request moves the simulated clock (a day's step at each midnight). "
+    "Default: on when --time-scale is set."
+)
+
+
+def live_pace(live: bool | None, time_scale: float) -> float:
+    """Simulated seconds per request for `--live` (None: on when the time scale is not 1)."""
+    on = time_scale != 1.0 if live is None else live
+    return LIVE_SECONDS_PER_REQUEST if on else 0.0
 
 
 def endpoints(url: str) -> list[str]:
@@ -57,6 +67,7 @@ def serve(
             if config.quota.enabled
             else "off"
         )
+        + ("; live" if config.live_seconds_per_request > 0 else "")
     )
     for line in endpoints(url):
         out(line)
@@ -73,6 +84,8 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--faults", default="", help='JSON ({"rate": 0.05}) or rate=0.05,drop=0.01')
     p.add_argument("--quota", default="on", help=QUOTA_HELP)
     p.add_argument("--time-scale", type=float, default=1.0, help=TIME_SCALE_HELP)
+    p.add_argument("--scale", choices=sorted(SCALES), help="the real Hub's sizes (3.2M models ...)")
+    p.add_argument("--live", action=argparse.BooleanOptionalAction, default=None, help=LIVE_HELP)
 
 
 def advance(url: str, days: int) -> dict[str, object]:
@@ -104,9 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         quota = QuotaConfig.parse(ns.quota, ns.time_scale)
     except ValueError as e:
         ap.error(f"--quota/--time-scale: {e}")
+    sizes = {"models": ns.models, "datasets": ns.datasets, "spaces": ns.spaces}
+    sizes.update(SCALES.get(ns.scale or "", {}))
     cfg = SimConfig(
-        seed=ns.seed, models=ns.models, datasets=ns.datasets, spaces=ns.spaces,
+        seed=ns.seed, **sizes,
         npm=ns.npm, pypi=ns.pypi, faults=faults, quota=quota,
+        live_seconds_per_request=live_pace(ns.live, ns.time_scale),
     )  # fmt: skip
     serve(cfg, ns.host, ns.port, out=lambda s: print(s, flush=True))
     return 0

@@ -13,7 +13,7 @@ QUOTA_HELP = (
     "a token is free: 1000/5000/200), off, a tier for every token (pro, team, enterprise), "
     "or token_tier=pro,TOKEN=TIER."
 )
-TIME_SCALE_HELP = "Divide the quota window by F (request counts stay real)."
+TIME_SCALE_HELP = "Divide the quota window (and a live clock's pace) by F; counts stay real."
 
 
 def register(app: typer.Typer) -> None:
@@ -42,12 +42,23 @@ def register(app: typer.Typer) -> None:
         ] = "",
         quota: Annotated[str, typer.Option("--quota", help=QUOTA_HELP)] = "on",
         time_scale: Annotated[float, typer.Option("--time-scale", help=TIME_SCALE_HELP)] = 1.0,
+        live: Annotated[
+            bool | None,
+            typer.Option(
+                "--live/--no-live",
+                help="Each Hub request moves the simulated clock (default: on with --time-scale).",
+            ),
+        ] = None,
+        scale: Annotated[
+            str, typer.Option("--scale", help="hub: the real Hub's sizes (overrides the counts).")
+        ] = "",
     ) -> None:
         """Serve a seeded simulated Hub, ecosyste.ms, npm downloads and pypistats until stopped.
 
         Example: hubtide sim serve --port 8080 --models 5000 --faults rate=0.02
         """
-        from simulator.config import FaultConfig, QuotaConfig, SimConfig
+        from simulator.config import SCALES, FaultConfig, QuotaConfig, SimConfig
+        from simulator.serve import live_pace
         from simulator.serve import serve as run
 
         try:
@@ -58,6 +69,12 @@ def register(app: typer.Typer) -> None:
             quota_cfg = QuotaConfig.parse(quota, time_scale)
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--quota/--time-scale") from e
+        if scale:
+            if scale not in SCALES:
+                raise typer.BadParameter(
+                    f"{scale!r}; allowed: {', '.join(SCALES)}", param_hint="--scale"
+                )
+            models, datasets, spaces = (SCALES[scale][k] for k in ("models", "datasets", "spaces"))
         for name, value in (("--models", models), ("--datasets", datasets), ("--spaces", spaces),
                             ("--npm", npm), ("--pypi", pypi)):  # fmt: skip
             if value < 0:
@@ -65,6 +82,7 @@ def register(app: typer.Typer) -> None:
         cfg = SimConfig(
             seed=seed, models=models, datasets=datasets, spaces=spaces, npm=npm, pypi=pypi,
             faults=fault_cfg, quota=quota_cfg,
+            live_seconds_per_request=live_pace(live, time_scale),
         )  # fmt: skip
         run(cfg, host, port, out=lambda s: typer.echo(s))
 
