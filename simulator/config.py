@@ -220,6 +220,10 @@ class SimConfig:
     # live world: simulated seconds each Hub request moves the clock (0: the clock moves only
     # by /_sim/advance). LIVE_SECONDS_PER_REQUEST is the pace of a client at its quota.
     live_seconds_per_request: float = 0.0
+    # optional fields: the share of Spaces linking no models (datasets) that omit the key,
+    # and the share of repos listed without `author` (both clients type them optional)
+    space_links_omitted: float = 1.0
+    author_omitted: float = 0.01
     page_size: int = 1000  # max items per Hub listing page
     commits_page_size: int = 50
     discussions_page_size: int = 50

@@ -14,7 +14,7 @@ import yaml
 
 from simulator import vocab
 from simulator.hub_world import GATED, Authors, RepoTable
-from simulator.rng import h64, hash_ints, hex24, hex40, uscalar
+from simulator.rng import h64, hash_ints, hex24, hex40, unit, uscalar
 from simulator.world import World, iso
 
 EXPAND = {
@@ -38,6 +38,16 @@ EXPAND = {
         "subdomain", "tags", "trendingScore", "usedStorage", "xetEnabled",
     ),
 }  # fmt: skip
+
+# Properties the repo routes expand but listings reject with a 400 for the whole request
+# (field-notes §1: seen for childrenModelCount and usedStorage on listings)
+NOT_ON_LISTINGS = ("childrenModelCount", "usedStorage")
+LISTING_EXPAND = {
+    kind: tuple(e for e in names if e not in NOT_ON_LISTINGS) for kind, names in EXPAND.items()
+}
+# salts of the per-row draws deciding which optional fields a repo omits
+_SALT_NO_AUTHOR = 7301
+_SALT_NO_LINKS = 7302
 
 # Fields of a listing item without expand/full (the Hub's default set, approximately).
 DEFAULT_FIELDS = {
@@ -583,6 +593,10 @@ _MISSING: Any = _Missing()
 
 
 def _f_author(self: Renderer, t: RepoTable, row: int) -> Any:
+    # both official clients type `author` optional; a small share of repos omit it
+    share = self.w.config.author_omitted
+    if share > 0 and uscalar(self.seed, t.code, row, _SALT_NO_AUTHOR) < share:
+        return _MISSING
     c = t.cols
     return self.w.authors.names[int(c["author"][row])]
 
@@ -673,13 +687,23 @@ def _f_sdk(self: Renderer, t: RepoTable, row: int) -> Any:
 
 
 def _f_models(self: Renderer, t: RepoTable, row: int) -> Any:
-    kind = t.kind
-    return self.space_links(t, row)[0] if kind == "space" else _MISSING
+    return _space_link_field(self, t, row, 0)
 
 
 def _f_datasets(self: Renderer, t: RepoTable, row: int) -> Any:
-    kind = t.kind
-    return self.space_links(t, row)[1] if kind == "space" else _MISSING
+    return _space_link_field(self, t, row, 1)
+
+
+def _space_link_field(self: Renderer, t: RepoTable, row: int, which: int) -> Any:
+    """A Space's `models` / `datasets`: omitted when empty in the configured share (the
+    official clients' assumption: huggingface_hub's SpaceInfo pops them with a default)."""
+    if t.kind != "space":
+        return _MISSING
+    names = self.space_links(t, row)[which]
+    share = self.w.config.space_links_omitted
+    if not names and share > 0 and uscalar(self.seed, t.code, row, _SALT_NO_LINKS) < share:
+        return _MISSING
+    return names
 
 
 def _f_baseModels(self: Renderer, t: RepoTable, row: int) -> Any:
@@ -849,7 +873,12 @@ def _c_vocab(col: str, words: tuple[str, ...], kind: str | None = None) -> Any:
 
 def _c_author(self: Renderer, t: RepoTable, rows: npt.NDArray[np.int64]) -> list[Any]:
     names = self.w.authors.names
-    return [names[a] for a in t.cols["author"][rows].tolist()]
+    out: list[Any] = [names[a] for a in t.cols["author"][rows].tolist()]
+    share = self.w.config.author_omitted
+    if share > 0:  # the same draw as _f_author (unit == uscalar on the same values)
+        for i in np.flatnonzero(unit(self.seed, t.code, rows, _SALT_NO_AUTHOR) < share).tolist():
+            out[i] = _MISSING
+    return out
 
 
 def _c_gated(self: Renderer, t: RepoTable, rows: npt.NDArray[np.int64]) -> list[Any]:

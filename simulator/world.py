@@ -19,6 +19,9 @@ from simulator.registry_world import PackageTable
 
 KIND_OF_PATH = {"models": "model", "datasets": "dataset", "spaces": "space"}
 SOURCES = ("hub:model", "hub:dataset", "hub:space", "npm", "pypi")
+# In January 2024 the Hub moved every un-namespaced model under an organisation (`gpt2` ->
+# `openai-community/gpt2`) and has listed only `namespace/name` ids since (field-notes §1)
+NAMESPACE_MOVE = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
 
 
 class World:
@@ -55,6 +58,10 @@ class World:
                     m, self.authors, rng, cnt, day=0, now=now, initial=True, legacy_share=0.01
                 )
             done += cnt
+        if self.start >= NAMESPACE_MOVE:
+            # the Hub's move already happened: every legacy id is listed under its owner and
+            # its old name answers a redirect (rename_wave draws nothing from rng)
+            rename_wave(m, self.authors, 0, rng)
         if config.datasets:
             create_repos(d, self.authors, rng, config.datasets, day=0, now=now, initial=True)
         if config.spaces:
