@@ -59,3 +59,25 @@ def test_hubtide_sim_serve_rejects_bad_faults() -> None:
     )  # fmt: skip
     assert out.returncode != 0
     assert "bogus" in out.stdout + out.stderr and "allowed" in out.stdout + out.stderr
+
+
+def test_hubtide_sim_serve_rejects_a_bad_quota_and_scale() -> None:
+    for args, word in ((["--quota", "gold"], "quota"), (["--scale", "moon"], "scale")):
+        out = subprocess.run(
+            [str(HUBTIDE), "sim", "serve", "--port", "0", *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode != 0 and word in (out.stdout + out.stderr).lower()
+
+
+def test_python_m_simulator_quota_off_and_live_time_scale() -> None:
+    proc, url = _start([sys.executable, "-m", "simulator", "--port", "0", "--models", "40",
+                        "--datasets", "10", "--spaces", "10", "--npm", "10", "--pypi", "10",
+                        "--quota", "off", "--time-scale", "10"])  # fmt: skip
+    try:
+        faults = get_json(f"{url}/_sim/faults")
+        assert faults["quota"]["enabled"] is False and faults["quota"]["window_seconds"] == 30
+        assert get_json(f"{url}/_sim/clock")["live"] is True  # --time-scale turns live on
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
