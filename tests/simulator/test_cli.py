@@ -34,10 +34,13 @@ def _start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
     raise AssertionError("simulator did not answer")
 
 
+# a tiny world served by `python -m simulator` on a free port
+TINY = [sys.executable, "-m", "simulator", "--port", "0", "--models", "40", "--datasets", "10",
+        "--spaces", "10", "--npm", "10", "--pypi", "10"]  # fmt: skip
+
+
 def test_python_m_simulator_serves_and_hubtide_advances() -> None:
-    proc, url = _start([sys.executable, "-m", "simulator", "--port", "0", "--models", "40",
-                        "--datasets", "10", "--spaces", "10", "--npm", "10", "--pypi", "10",
-                        "--seed", "3", "--faults", "rate=0"])  # fmt: skip
+    proc, url = _start([*TINY, "--seed", "3", "--faults", "rate=0"])
     try:
         clock = get_json(f"{url}/_sim/clock")
         assert clock["seed"] == 3 and clock["sizes"]["models"] == 40
@@ -71,9 +74,7 @@ def test_hubtide_sim_serve_rejects_a_bad_quota_and_scale() -> None:
 
 
 def test_python_m_simulator_quota_off_and_live_time_scale() -> None:
-    proc, url = _start([sys.executable, "-m", "simulator", "--port", "0", "--models", "40",
-                        "--datasets", "10", "--spaces", "10", "--npm", "10", "--pypi", "10",
-                        "--quota", "off", "--time-scale", "10"])  # fmt: skip
+    proc, url = _start([*TINY, "--quota", "off", "--time-scale", "10"])
     try:
         faults = get_json(f"{url}/_sim/faults")
         assert faults["quota"]["enabled"] is False and faults["quota"]["window_seconds"] == 30
