@@ -248,7 +248,8 @@ def details_read(data: Data, source: str, sid: int, st: pl.DataFrame) -> pl.Seri
 def _activity(data: Data, source: str, sid: int) -> tuple[pl.DataFrame, People]:
     cols = ["name", "author", "license", "tags", "pipeline_tag", "likes", "downloads", "disabled"]
     st = data.state(source, sid, cols)
-    pp = gather_people(data, source, sid, st)
+    # a disabled repo's people are unknown now, even with commits stored from before
+    pp = gather_people(data, source, sid, st.filter(~pl.col("disabled").fill_null(False)))
     df = with_people(st.rename({"likes": "n_likes", "downloads": "n_downloads"}), pp)
     df = df.with_columns(details_read(data, source, sid, st))
     df = licenses.with_category(unread_as_missing(df, pp.has_commits).drop("disabled"))

@@ -91,18 +91,18 @@ def usage(data: Data, source: str, at: Any) -> pl.DataFrame:
 
 
 def usage_by_model(data: Data, model_source: str, at: Any) -> pl.DataFrame:
-    """name, n_usage_spaces: per model of the `model_source` snapshot, the spaces of the
-    newest complete `hub:space` snapshot at or before it that use it (0 for unused models;
-    null when there is no such space snapshot). Paper B table 5's `n_usage_spaces`."""
+    """name, n_usage_spaces: per model of the `model_source` snapshot, the spaces using it
+    in the newest complete `hub:space` snapshot at or before it, else the oldest one after
+    it (a crawl lists spaces after models); 0 for unused models, null without any space
+    snapshot. Paper B table 5's `n_usage_spaces`."""
     sid = data.resolve(model_source, at)
     names = data.state(model_source, sid, ["name"]).select("name")
-    none = names.with_columns(pl.lit(None, pl.Int64).alias("n_usage_spaces"))
     if "hub:space" not in data.sources() or not data.snapshot_ids("hub:space"):
-        return none
+        return names.with_columns(pl.lit(None, pl.Int64).alias("n_usage_spaces"))
     try:
         ssid = data.store.resolve_snapshot("hub:space", data.as_of_time(model_source, sid))
-    except Exception:  # no space snapshot that early
-        return none
+    except Exception:  # no space snapshot that early: the first one after
+        ssid = data.snapshot_ids("hub:space")[0]
     uses, _, _ = _uses(data, "hub:space", ssid, with_models=False)
     deg = uses.group_by("model").agg(pl.col("space").n_unique().cast(pl.Int64).alias("n"))
     return names.join(deg, left_on="name", right_on="model", how="left").select(
