@@ -340,6 +340,9 @@ class Renderer:
             tags.append("format:parquet")
         else:
             tags.append(vocab.SDKS[int(t.cols["sdk"][row])])
+            pipe = self.pipeline(t, row)  # the task tag hub_gen gives spaces using models
+            if pipe:
+                tags.append(pipe)
         lic = self.license(t, row)
         if lic:
             tags.append(f"license:{lic}")
