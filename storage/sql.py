@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -38,7 +38,9 @@ from deltalake import DeltaTable
 from storage import schemas
 from storage.errors import StoreError
 from storage.layout import KEY, counter_table, entity_table
-from storage.store import Store
+
+if TYPE_CHECKING:  # the facade's Store.sql() imports this module: no import circle
+    from storage.store import Store
 
 
 class SqlRefused(StoreError):

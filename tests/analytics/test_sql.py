@@ -191,3 +191,9 @@ def test_cli_sql_formats_out_and_refusal(store: Store, tmp_path: Path) -> None:
     res = cli("--store", store.uri, "sql", "DROP VIEW hub_model")
     assert res.returncode == 1
     assert "only queries" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_store_sql_is_the_same_connection_route(store: Store) -> None:
+    n = store.sql().sql('SELECT count(*) FROM "npm"').fetchone()
+    assert n is not None
+    assert n[0] == store.as_of("npm", store.snapshots("npm")["snapshot_id"].max()).collect().height
