@@ -820,7 +820,7 @@ class Store:
             `asof(source, at)`; external access is off, so nothing can be written.
 
         Example:
-            >>> store.sql().sql("SELECT count(*) FROM hub_model").fetchone()
+            >>> store.sql().execute("SELECT count(*) FROM hub_model").fetchone()
         """
         from storage.sql import connect  # duckdb loads only for SQL users
 

@@ -194,6 +194,6 @@ def test_cli_sql_formats_out_and_refusal(store: Store, tmp_path: Path) -> None:
 
 
 def test_store_sql_is_the_same_connection_route(store: Store) -> None:
-    n = store.sql().sql('SELECT count(*) FROM "npm"').fetchone()
+    n = store.sql().execute('SELECT count(*) FROM "npm"').fetchone()
     assert n is not None
     assert n[0] == store.as_of("npm", store.snapshots("npm")["snapshot_id"].max()).collect().height
