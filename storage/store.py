@@ -811,6 +811,21 @@ class Store:
         out = merged.lazy()
         return out.select(cols) if cols is not None else out
 
+    def sql(self) -> Any:
+        """A read-only DuckDB connection over this store (`storage.sql.connect`).
+
+        Returns:
+            A `duckdb.DuckDBPyConnection` with a view per source for its newest complete
+            state, `<source>_history`, `snapshots`, the `derived_*` tables and the table macro
+            `asof(source, at)`; external access is off, so nothing can be written.
+
+        Example:
+            >>> store.sql().execute("SELECT count(*) FROM hub_model").fetchone()
+        """
+        from storage.sql import connect  # duckdb loads only for SQL users
+
+        return connect(self)
+
     def history(self, source: str, entity_id: str) -> pl.LazyFrame:
         """Every change of one entity: snapshot_id, as_of, op, logical columns.
 
