@@ -299,7 +299,7 @@ class DaemonMetrics:
         )
         self.last_crawl_failure = Gauge(
             "hubtide_last_failed_crawl_timestamp_seconds",
-            "When a crawl of the source last ended failed or with an error (Unix time).",
+            "When a crawl of the source last ended partial, failed or with an error (Unix time).",
             ["source"],
             registry=r,
         )
@@ -327,5 +327,5 @@ class DaemonMetrics:
     def crawl_finished(self, source: str, outcome: str, seconds: float) -> None:
         self.crawls.labels(source, outcome).inc()
         self.crawl_duration.labels(source, outcome).observe(seconds)
-        if outcome in ("failed", "error"):
+        if outcome in ("partial", "failed", "error"):
             self.last_crawl_failure.labels(source).set(time.time())

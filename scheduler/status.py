@@ -42,10 +42,13 @@ class StatusReport:
     store_rows: int
     daemon: str  # "listening at URL", or why not reachable
     stale_sources: list[str] = field(default_factory=list)
+    # sources whose newest finished snapshot ended partial or failed (an outage shows here
+    # even while an older complete snapshot keeps the source fresh)
+    failing_sources: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.stale_sources
+        return not self.stale_sources and not self.failing_sources
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
@@ -94,6 +97,7 @@ def collect_status(
     out: list[SourceStatus] = []
     failures: list[dict[str, Any]] = []
     names = [s.name for s in sources]
+    failing: list[str] = []
     for plan in sources:
         last_id = last_asof = last_fin = None
         age: float | None = None
@@ -108,6 +112,9 @@ def collect_status(
                 fin = row["finished_at"] or row["as_of"]
                 if isinstance(fin, datetime):
                     age = max(0.0, now - fin.timestamp())
+            ended = rows.filter(rows["status"] != "running")
+            if ended.height and ended["status"][-1] in ("partial", "failed"):
+                failing.append(plan.name)
             if rows.height and rows["status"][-1] == "running":
                 row = rows.row(-1, named=True)
                 running = {
@@ -169,6 +176,7 @@ def collect_status(
         store_rows=nrows,
         daemon=daemon,
         stale_sources=[s.source for s in out if s.stale],
+        failing_sources=failing,
     )
 
 

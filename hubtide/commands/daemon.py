@@ -159,7 +159,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Per source: the last complete snapshot and its age, a running crawl, recent failures; store size.
 
-        Exit code 1 when a source is staler than its `stale_after_seconds` (for cron and monitoring).
+        Exit code 1 when a source is staler than its `stale_after_seconds`, or its newest
+        finished snapshot ended partial or failed (for cron and monitoring).
 
         Example: hubtide status --format json
         """
@@ -199,7 +200,11 @@ def _print_status(report: object) -> None:
             (s.last_finished_at or "-")[:19],
             human_age(s.age_seconds),
             human_age(s.stale_after_seconds),
-            "[red]STALE[/red]" if s.stale else "[green]ok[/green]",
+            "[red]STALE[/red]"
+            if s.stale
+            else "[red]FAILING[/red]"
+            if s.source in report.failing_sources
+            else "[green]ok[/green]",
             run,
         )
     console.print(table)
@@ -217,3 +222,7 @@ def _print_status(report: object) -> None:
             )
     if report.stale_sources:
         console.print(f"[red]stale:[/red] {', '.join(report.stale_sources)}")
+    if report.failing_sources:
+        console.print(
+            f"[red]newest snapshot partial or failed:[/red] {', '.join(report.failing_sources)}"
+        )

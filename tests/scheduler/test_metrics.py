@@ -30,6 +30,7 @@ def _scrape(store: Store) -> str:
     metrics.figures.refresh(store)
     metrics.crawl_finished("hub:model", "complete", 12.5)
     metrics.crawl_finished("pypi", "failed", 3.0)
+    metrics.crawl_finished("npm", "partial", 4.0)
     metrics.jobs.labels("crawl", "success").inc()
     with serving(build_app(store, metrics.registry)) as url:
         status, _, body = get(f"{url}/metrics")
@@ -58,6 +59,8 @@ def test_scrape_has_every_family_with_the_right_values(small_store: Store) -> No
         'hubtide_last_complete_snapshot_id{source="npm"} 2.0',
         'hubtide_last_complete_snapshot_timestamp_seconds{source="hub:model"}',
         'hubtide_last_failed_crawl_timestamp_seconds{source="pypi"}',
+        # a partial crawl (a server outage) counts as a failure for alerting
+        'hubtide_last_failed_crawl_timestamp_seconds{source="npm"}',
         'hubtide_build_info{python="',
         'version="9.9.9"',
     ]

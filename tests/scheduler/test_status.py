@@ -77,4 +77,22 @@ def test_running_and_failed_snapshots_show_up(tmp_path: Path) -> None:
     assert s.running is not None and s.running["snapshot_id"] == 3
     assert [(f["snapshot_id"], f["status"]) for f in report.recent_failures] == [(2, "failed")]
     assert report.recent_failures[0]["message"] == "upstream 503 for 10 minutes"
-    assert report.ok
+    # fresh (snapshot 1 is recent) but the newest finished crawl failed: not ok
+    assert report.failing_sources == ["hub:model"] and not report.ok
+
+
+def test_newest_partial_snapshot_exits_non_zero_until_a_complete_one(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"))
+    w = store.begin_snapshot("npm")
+    w.finish("complete")
+    store.begin_snapshot("npm").finish("partial", message="server outage")
+    env = {"HUBTIDE_SOURCES": "npm", "HUBTIDE_DAEMON_LISTEN": "127.0.0.1:9"}
+    res = _hubtide("--store", store.uri, "status", env=env)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "FAILING" in res.stdout and "partial or failed: npm" in res.stdout
+    res = _hubtide("--store", store.uri, "status", "--format", "json", env=env)
+    doc = json.loads(res.stdout)
+    assert res.returncode == 1 and doc["failing_sources"] == ["npm"] and doc["ok"] is False
+    store.begin_snapshot("npm").finish("complete")
+    res = _hubtide("--store", store.uri, "status", env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
