@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from storage import Store
-from tests.storage.writer_proc import listing
+from tests.storage.listings import listing
 
 WRITER = str(Path(__file__).with_name("writer_proc.py"))
 
