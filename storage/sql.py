@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import duckdb
+import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable
 
@@ -39,8 +40,26 @@ from storage import schemas
 from storage.errors import StoreError
 from storage.layout import KEY, counter_table, entity_table
 
-if TYPE_CHECKING:  # the facade's Store.sql() imports this module: no import circle
-    from storage.store import Store
+
+class Store(Protocol):
+    """What SQL needs of a `storage.store.Store`. A protocol, not an import: the facade's
+    `Store.sql()` imports this module, and the store must not be imported back (no circle)."""
+
+    @property
+    def uri(self) -> str: ...
+
+    @property
+    def storage_options(self) -> dict[str, str]: ...
+
+    def snapshots(
+        self,
+        source: str | None = None,
+        *,
+        include_partial: bool = False,
+        all_statuses: bool = False,
+    ) -> pl.DataFrame: ...
+
+    def columns(self, source: str) -> list[str]: ...
 
 
 class SqlRefused(StoreError):

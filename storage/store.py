@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
@@ -20,6 +21,9 @@ from storage.catalog import At
 from storage.core import CODE_VERSION, KEYFRAME_COST, StoreCore, StoreOptions, TableStats
 from storage.maintenance import MaintenanceReport, TableMaintenance
 from storage.writer import SnapshotWriter
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = ["MaintenanceReport", "Store", "TableMaintenance", "TableStats"]
 
@@ -278,7 +282,7 @@ class Store:
         """
         return reads.as_of(self._core, source, at, columns=columns, include_partial=include_partial)
 
-    def sql(self) -> Any:
+    def sql(self) -> duckdb.DuckDBPyConnection:
         """A read-only DuckDB connection over this store (`storage.sql.connect`).
 
         Returns:
