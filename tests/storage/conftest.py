@@ -44,3 +44,7 @@ def write_snapshot(
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return Store.open(str(tmp_path / "store"), keyframe_every=3)
+
+
+# the local S3 (a moto_server process) for the s3:// variants of the storage tests
+from tests.s3 import S3Root, s3_root, s3_server  # noqa: E402, F401 - pytest fixtures
