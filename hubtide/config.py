@@ -42,7 +42,14 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 class StoreConfig:
     uri: str = _f("./data/store", "Root of the Delta tables: a folder, or s3:// gs:// az:// URI.")
     storage_options: dict[str, str] = _f(
-        {}, "deltalake storage options (credentials, endpoint) for object stores."
+        {},
+        "deltalake storage options (credentials, endpoint) for object stores, e.g."
+        " AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL (docs/storage.md).",
+    )
+    allow_instance_metadata: bool = _f(
+        False,
+        "On s3://, let the AWS credential chain ask the cloud's instance-metadata endpoint"
+        " (off: credentials must be in storage_options or the AWS_* environment).",
     )
     keyframe_every: int = _f(
         7,

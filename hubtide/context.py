@@ -42,4 +42,5 @@ def open_store(settings: Settings) -> Store:
         keyframe_every=s.keyframe_every,
         keyframe_cost=s.keyframe_cost,
         topk_n=s.topk_n,
+        allow_instance_metadata=s.allow_instance_metadata,
     )

@@ -27,6 +27,7 @@ from storage import schemas
 from storage.catalog import Catalog
 from storage.errors import StoreError
 from storage.layout import FAMILY_TABLES, META_COLUMNS, entity_table, fixed_tables, is_custom
+from storage.objects import check_conditional_put, delta_options, is_s3
 from storage.records import Rows
 from storage.staged import drop_staged
 from storage.state import PreviousState
@@ -103,10 +104,21 @@ class StoreCore:
     code_version = CODE_VERSION
 
     def __init__(
-        self, uri: str, storage_options: Mapping[str, str] | None, options: StoreOptions
+        self,
+        uri: str,
+        storage_options: Mapping[str, str] | None,
+        options: StoreOptions,
+        *,
+        allow_instance_metadata: bool = False,
     ) -> None:
         self.uri = uri
-        self.storage_options = dict(storage_options or {})
+        # checked before any table is touched: a store that would lose commits, or has no
+        # credentials, fails here in one line (storage/objects.py)
+        self.storage_options = delta_options(
+            uri, storage_options, allow_instance_metadata=allow_instance_metadata
+        )
+        if is_s3(uri):
+            check_conditional_put(uri, self.storage_options)
         self.options = options
         self.tables = Tables(uri, self.storage_options)
         self.catalog = Catalog(self.tables)

@@ -52,12 +52,15 @@ class Store:
         keyframe_every: int = 7,
         topk_n: int = 10_000,
         keyframe_cost: float = KEYFRAME_COST,
+        allow_instance_metadata: bool = False,
     ) -> None:
         """Open (creating when needed) the store at `uri`; prefer `Store.open`."""
         options = StoreOptions(
             keyframe_every=keyframe_every, topk_n=topk_n, keyframe_cost=keyframe_cost
         )
-        self._core = StoreCore(uri, storage_options, options)
+        self._core = StoreCore(
+            uri, storage_options, options, allow_instance_metadata=allow_instance_metadata
+        )
 
     @classmethod
     def open(
@@ -68,23 +71,30 @@ class Store:
         keyframe_every: int = 7,
         topk_n: int = 10_000,
         keyframe_cost: float = KEYFRAME_COST,
+        allow_instance_metadata: bool = False,
     ) -> Store:
         """Open (creating when needed) the store at `uri`.
 
         Args:
             uri: a folder, or an object-store URI (`s3://bucket/prefix`).
-            storage_options: delta-rs object-store options (endpoint, credentials).
+            storage_options: delta-rs object-store options (endpoint, credentials); on
+                `s3://` the instance-metadata lookup is turned off in them unless allowed.
             keyframe_every: at most this many snapshots between counter keyframes (>= 1).
             topk_n: entities per popularity column kept in `derived/topk`.
             keyframe_cost: a table keyframes when its change rows since its last keyframe
                 exceed this many times the live entities (> 0; docs/storage.md).
+            allow_instance_metadata: on `s3://`, let the AWS credential chain ask the
+                cloud's instance-metadata endpoint (off: credentials must be given).
 
         Returns:
             The store; its fixed tables exist once this returns.
 
         Raises:
             ValueError: an option out of range.
-            StoreError: the root cannot be opened or created.
+            StoreError: the root cannot be opened or created; on `s3://`, no credentials
+                (`NoCredentials`) or an object store that does not refuse a second
+                conditional put of a key (`ConditionalPutUnsupported`: it would lose
+                concurrent commits).
 
         Example:
             >>> Store.open("./data/store", keyframe_every=3).keyframe_every
@@ -96,6 +106,7 @@ class Store:
             keyframe_every=keyframe_every,
             topk_n=topk_n,
             keyframe_cost=keyframe_cost,
+            allow_instance_metadata=allow_instance_metadata,
         )
 
     def __repr__(self) -> str:
@@ -108,7 +119,7 @@ class Store:
 
     @property
     def storage_options(self) -> dict[str, str]:
-        """The object-store options the store was opened with."""
+        """The object-store options delta-rs is given (as opened, plus hubtide's defaults)."""
         return self._core.storage_options
 
     @property
