@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -15,6 +16,7 @@ import polars as pl
 import pytest
 
 from storage import Store
+from tests.storage.conftest import Root
 from tests.storage.listings import listing
 
 WRITER = str(Path(__file__).with_name("writer_proc.py"))
@@ -25,25 +27,29 @@ def expected(k: int, rows: int) -> pl.DataFrame:
     return df.sort("entity_id")
 
 
-def check_all(store: Store, snaps: int, rows: int) -> None:
-    ids = store.snapshots("hub:model")["snapshot_id"].to_list()
+def check_all(store: Store, snaps: int, rows: int, source: str = "hub:model") -> None:
+    ids = store.snapshots(source)["snapshot_id"].to_list()
     assert len(ids) == snaps, ids
     for k, sid in enumerate(ids, start=1):
-        got = store.as_of("hub:model", sid, columns=["name", "downloads", "tags"]).collect()
+        got = store.as_of(source, sid, columns=["name", "downloads", "tags"]).collect()
         assert got["entity_id"].is_unique().all()
         want = expected(k, rows)
         assert got.sort("entity_id").equals(want.select(got.columns)), f"snapshot {sid}"
     staged = pl.scan_delta(store._core.tables.must("staging/batches")).collect()
-    seqs = staged.group_by("snapshot_id", "seq").len()
+    seqs = staged.group_by("source", "snapshot_id", "seq").len()
     assert (seqs["len"] == 1).all() if seqs.height else True
 
 
+def writer_env(root: Root) -> dict[str, str]:
+    """The environment of a writer process: the store's options for `s3://`."""
+    return {**os.environ, "HUBTIDE_TEST_STORAGE_OPTIONS": json.dumps(root.storage_options)}
+
+
 @pytest.mark.parametrize("flush_each", [True, False], ids=["flush-each", "flush-at-finish"])
-def test_threads_racing_the_same_batches(tmp_path: Path, flush_each: bool) -> None:
+def test_threads_racing_the_same_batches(root: Root, flush_each: bool) -> None:
     """Three writers of one snapshot stage the same six batches: each batch is staged by
     exactly one of them, batch by batch (a flush after each) or all at once at finish."""
-    root = str(tmp_path / "s")
-    store = Store.open(root)
+    store = root.open()
     w0 = store.begin_snapshot("hub:model")
     data = listing(1, 60)
     results: list[list[bool]] = []
@@ -51,7 +57,7 @@ def test_threads_racing_the_same_batches(tmp_path: Path, flush_each: bool) -> No
 
     def run() -> None:
         try:
-            w = Store.open(root).resume_snapshot("hub:model")
+            w = root.open().resume_snapshot("hub:model")
             assert w is not None
             staged: list[int] = []
             for seq in range(6):
@@ -72,7 +78,7 @@ def test_threads_racing_the_same_batches(tmp_path: Path, flush_each: bool) -> No
     assert not errors, errors
     # every batch committed exactly once across the racers
     assert [sum(col) for col in zip(*results, strict=True)] == [1] * 6
-    fresh = Store.open(root)
+    fresh = root.open()
     check_all(fresh, 1, 60)
     assert fresh.snapshots("hub:model")["snapshot_id"].to_list() == [w0.snapshot_id]
     raw = pl.scan_delta(fresh._core.tables.must("catalog/snapshots")).collect()
@@ -80,16 +86,44 @@ def test_threads_racing_the_same_batches(tmp_path: Path, flush_each: bool) -> No
 
 
 @pytest.mark.slow
-def test_two_processes_racing_the_same_batches(tmp_path: Path) -> None:
-    root = str(tmp_path / "s")
-    Store.open(root).begin_snapshot("hub:model")
+def test_two_processes_racing_the_same_batches(root: Root) -> None:
+    root.open().begin_snapshot("hub:model")
     procs = [
-        subprocess.Popen([sys.executable, WRITER, root, "1", "400", "40"], stdout=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, WRITER, root.uri, "1", "400", "40"],
+            stdout=subprocess.PIPE,
+            env=writer_env(root),
+        )
         for _ in range(2)
     ]
     for p in procs:
         assert p.wait(timeout=300) == 0
-    check_all(Store.open(root), 1, 400)
+    check_all(root.open(), 1, 400)
+
+
+@pytest.mark.slow
+def test_two_processes_committing_side_by_side_lose_no_commit(root: Root) -> None:
+    """Two processes write different sources into one store at once: both commit to the
+    same tables (the catalog, staging, counters) for every snapshot, so every commit of one
+    races commits of the other. On `s3://` only the conditional put of the next log entry
+    keeps a commit from overwriting the other's: every snapshot and row must be there."""
+    root.open()  # the tables exist before the race (their creation is not what is tested)
+    sources = ["hub:model", "hub:dataset"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, WRITER, root.uri, "3", "200", "20", "--flush-each", "--source", src],
+            stdout=subprocess.PIPE,
+            env=writer_env(root),
+        )
+        for src in sources
+    ]
+    for p in procs:
+        assert p.wait(timeout=300) == 0
+    store = root.open()
+    for src in sources:
+        check_all(store, 3, 200, src)
+    raw = pl.scan_delta(store._core.tables.must("catalog/snapshots")).collect()
+    assert raw.filter(pl.col("status") == "complete").height == 6
 
 
 @pytest.mark.slow

@@ -9,9 +9,16 @@ from storage import CrawlEvent, SnapshotNotFound, Store, UnknownSource, writer
 from storage.catalog import CATALOG_COMPACT_FILES
 from storage.core import STAGING_DROP_EVERY
 from storage.layout import CATALOG
-from tests.storage.conftest import day, repo, write_snapshot
+from tests.storage.conftest import Root, day, repo, write_snapshot
 
 
+@pytest.fixture
+def store(root: Root) -> Store:
+    """Every lifecycle test on a folder and on `s3://` (a moto_server process)."""
+    return root.open(keyframe_every=3)
+
+
+@pytest.mark.s3_fast
 def test_complete_snapshot_is_visible_with_every_row(store: Store) -> None:
     sid = write_snapshot(store, "hub:model", [repo(1, downloads=5), repo(2), repo(3)])
     assert sid == 1
@@ -54,6 +61,7 @@ def test_failed_snapshot_writes_nothing_visible(store: Store) -> None:
     assert store.as_of("hub:model", 1).collect().height == 2
 
 
+@pytest.mark.s3_fast
 def test_replayed_batch_is_skipped(store: Store) -> None:
     w = store.begin_snapshot("hub:model")
     assert w.write_batch(0, [repo(1)], checkpoint="p1")
@@ -65,6 +73,7 @@ def test_replayed_batch_is_skipped(store: Store) -> None:
     assert w.finish("complete") == info  # finishing again changes nothing
 
 
+@pytest.mark.s3_fast
 def test_resume_returns_seq_and_checkpoint(store: Store) -> None:
     w = store.begin_snapshot("hub:model", run_id="run-a")
     w.write_batch(0, [repo(1)], checkpoint="next=2")
@@ -141,7 +150,7 @@ def test_the_catalog_compacts_itself_and_reads_the_same(store: Store) -> None:
     # 2 appends a snapshot: compacted at the end of the 8th and 16th finish
     assert max(files) <= CATALOG_COMPACT_FILES
     assert files[CATALOG_COMPACT_FILES // 2 - 1] == 1 and files[-1] == 1
-    fresh = Store.open(store.uri)
+    fresh = Store.open(store.uri, store.storage_options)
     assert fresh.snapshots("npm")["snapshot_id"].to_list() == list(
         range(1, CATALOG_COMPACT_FILES + 1)
     )

@@ -1,14 +1,18 @@
 """A writer process for the kill and race tests (run as a script, never imported by tests).
 
-    python writer_proc.py STORE SNAPSHOTS ROWS BATCH [--no-finish] [--flush-each]
+    python writer_proc.py STORE SNAPSHOTS ROWS BATCH [--no-finish] [--flush-each] [--source S]
 
 Writes SNAPSHOTS listings of hub:model, resuming the newest running snapshot if there is
 one (`--flush-each`: each batch is staged at once, not left waiting). The listing of the k-th snapshot is `listing(k, ROWS)`; it prints "go" once the store
-is open so the parent can time its SIGKILL after the imports.
+is open so the parent can time its SIGKILL after the imports. `--source`: write that
+source (default hub:model). An `s3://` STORE takes its options, JSON, from the
+HUBTIDE_TEST_STORAGE_OPTIONS variable (never from argv: a `ps` would show them).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,15 +27,17 @@ def main() -> None:
     finish = "--no-finish" not in sys.argv
     if "--flush-each" in sys.argv:
         writer.STAGE_FLUSH_SECONDS = 0.0
-    store = Store.open(root, keyframe_every=2)
+    source = sys.argv[sys.argv.index("--source") + 1] if "--source" in sys.argv else "hub:model"
+    options = json.loads(os.environ.get("HUBTIDE_TEST_STORAGE_OPTIONS") or "{}")
+    store = Store.open(root, options or None, keyframe_every=2)
     print("go", flush=True)
     while True:
-        w = store.resume_snapshot("hub:model")
-        done = len(store.snapshots("hub:model"))
+        w = store.resume_snapshot(source)
+        done = len(store.snapshots(source))
         if w is None:
             if done >= snaps:
                 break
-            w = store.begin_snapshot("hub:model")
+            w = store.begin_snapshot(source)
         k = done + 1
         data = listing(k, rows)
         for seq, start in enumerate(range(0, len(data), batch)):
