@@ -73,7 +73,6 @@ def test_replayed_batch_is_skipped(store: Store) -> None:
     assert w.finish("complete") == info  # finishing again changes nothing
 
 
-@pytest.mark.s3_fast
 def test_resume_returns_seq_and_checkpoint(store: Store) -> None:
     w = store.begin_snapshot("hub:model", run_id="run-a")
     w.write_batch(0, [repo(1)], checkpoint="next=2")

@@ -132,6 +132,7 @@ def test_the_metadata_lookup_is_off_unless_the_config_allows_it() -> None:
     assert delta_options("/a/folder", {}, env={}) == {}  # a folder: untouched
 
 
+@pytest.mark.slow  # a subprocess: ~1.5 s
 def test_cli_on_s3_without_credentials_prints_one_line(s3_server: S3, tmp_path: Path) -> None:
     env = {**local_env(), "HUBTIDE_STORE_URI": "s3://somewhere/store", "COLUMNS": "400"}
     proc = subprocess.run(
