@@ -95,7 +95,7 @@ class _AcceptsEverything(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def lax_s3() -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AcceptsEverything)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -147,3 +147,22 @@ def test_cli_on_s3_without_credentials_prints_one_line(s3_server: S3, tmp_path: 
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "s3://somewhere/store: no credentials" in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_config_reaches_the_store(s3_root: S3Root, tmp_path: Path) -> None:
+    """`[store] uri` and `storage_options` from hubtide.toml open the store (the path every
+    command takes: hubtide.context.open_store); without options, one NoCredentials line."""
+    from hubtide.config import load_settings
+    from hubtide.context import open_store
+
+    opts = ", ".join(f'{k} = "{v}"' for k, v in s3_root.storage_options.items())
+    cfg = tmp_path / "hubtide.toml"
+    cfg.write_text(f'[store]\nuri = "{s3_root.uri}"\nstorage_options = {{ {opts} }}\n')
+    store = open_store(load_settings(cfg, env={}))
+    assert store.uri == s3_root.uri and store.snapshots("npm").height == 0
+    bare = load_settings(env={"HUBTIDE_STORE_URI": s3_root.uri})
+    assert bare.store.allow_instance_metadata is False
+    with pytest.raises(NoCredentials):
+        open_store(bare)
+    allowed = {"HUBTIDE_STORE_ALLOW_INSTANCE_METADATA": "true"}
+    assert load_settings(env=allowed).store.allow_instance_metadata is True
