@@ -85,7 +85,7 @@ for group in (store, sim, crawl, daemon, analytics, demo):
 def _known_errors() -> tuple[type[BaseException], ...]:
     from storage.errors import StoreError
 
-    return (ConfigError, StoreError, ValueError, FileNotFoundError, KeyError)
+    return (ConfigError, StoreError, ValueError, FileNotFoundError, FileExistsError, KeyError)
 
 
 def main() -> None:
