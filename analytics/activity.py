@@ -4,7 +4,14 @@ Per repo (as of one complete snapshot of a Hub source): n_likes, n_downloads (mo
 datasets), n_discussions (discussions and PRs), n_commits, n_committers, n_disc_starters,
 n_community = |committers ∪ discussion starters|, counted after bots are removed and
 identities merged (analytics.people). Commits are those first seen in a complete snapshot
-at or before the one asked for.
+at or before the one asked for. n_commits counts every commit, bots' too (paper B §3.3;
+`commits_without_bots` gives the count without them).
+
+Missing is missing: a repo whose details could not be read has null commit, discussion and
+people variables, never zeros. Every repo has an initial commit, so a repo with no stored
+commit at all was not read (a 401/403/404 answer, or never fetched); a repo the listing
+marks `disabled` is unreadable too. `details_read` says which repos count; the statistics
+drop the nulls and say how many they left out (`missing`, `left_out`).
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ class People:
     merges: pl.DataFrame
     has_commits: bool
     has_discussions: bool
-    commits: pl.DataFrame  # repo, n_commits: commits with at least one non-bot author
+    commits: pl.DataFrame  # repo, n_commits: every commit (or with a non-bot author: params)
     discussions: pl.DataFrame  # repo, n_discussions (every discussion and PR, bots too)
 
 
@@ -54,6 +61,7 @@ class Details:
 
     commits: pl.DataFrame  # entity_id, commit_id, snapshot_id, author (non-bot; exploded)
     first_commit: pl.DataFrame  # entity_id, snapshot_id: first commit of any author (bots too)
+    every: pl.DataFrame  # entity_id, commit_id, snapshot_id: every commit, bots' too
     known: pl.DataFrame  # repo, author: every (non-bot) person of a repo in the newest states
     similar: pl.DataFrame  # repo, author, other, similarity, rule: name matches ever in a repo
 
@@ -76,6 +84,7 @@ def _details(data: Data, source: str) -> Details:
         .unique(["entity_id", "commit_id", "author"], maintain_order=True)
     )
     first = raw.group_by("entity_id").agg(pl.col("snapshot_id").min())
+    every = raw.group_by("entity_id", "commit_id").agg(pl.col("snapshot_id").min())
     disc = (
         data.store.discussions(rt)
         .select("entity_id", "author")
@@ -88,7 +97,7 @@ def _details(data: Data, source: str) -> Details:
             disc.select(pl.col("entity_id").alias("repo"), "author"),
         ]
     ).unique()
-    return Details(commits, first, known, similar_in(data, known))
+    return Details(commits, first, every, known, similar_in(data, known))
 
 
 def similar_in(data: Data, people_in_repos: pl.DataFrame) -> pl.DataFrame:
@@ -157,7 +166,12 @@ def gather_people(data: Data, source: str, sid: int, live: pl.DataFrame) -> Peop
         .group_by("repo", "author")
         .agg(pl.col("discussions").sum())
     )
-    per_repo = commits.group_by("entity_id").agg(
+    counted = (
+        commits
+        if p.commits_without_bots
+        else _live(base.every.filter(pl.col("snapshot_id") <= sid), live)
+    )
+    per_repo = counted.group_by("entity_id").agg(
         pl.col("commit_id").n_unique().cast(pl.Int64).alias("n_commits")
     )
     n_disc = disc.group_by("entity_id").agg(pl.len().cast(pl.Int64).alias("n_discussions"))
@@ -216,14 +230,44 @@ def activity(data: Data, source: str, at: Any) -> tuple[pl.DataFrame, People]:
     return result
 
 
+PEOPLE_VARIABLES = ("n_commits", "n_committers", "n_discussions", "n_disc_starters", "n_community")
+
+
+def details_read(data: Data, source: str, sid: int, st: pl.DataFrame) -> pl.Series:
+    """Per row of `st` (entity_id, optionally disabled): True when the repo's details were
+    read as of `sid` — it has a stored commit (every repo has an initial one) and is not
+    disabled."""
+    first = details(data, source).first_commit.filter(pl.col("snapshot_id") <= sid)
+    have = st["entity_id"].is_in(first["entity_id"].implode())
+    if "disabled" not in st.columns:
+        st = st.join(data.state(source, sid, ["disabled"]), on="entity_id", how="left")
+    disabled = st["disabled"].cast(pl.Boolean).fill_null(False)
+    return (have & ~disabled).alias("details_read")
+
+
 def _activity(data: Data, source: str, sid: int) -> tuple[pl.DataFrame, People]:
-    st = data.state(
-        source, sid, ["name", "author", "license", "tags", "pipeline_tag", "likes", "downloads"]
-    )
-    pp = gather_people(data, source, sid, st)
+    cols = ["name", "author", "license", "tags", "pipeline_tag", "likes", "downloads", "disabled"]
+    st = data.state(source, sid, cols)
+    # a disabled repo's people are unknown now, even with commits stored from before
+    pp = gather_people(data, source, sid, st.filter(~pl.col("disabled").fill_null(False)))
     df = with_people(st.rename({"likes": "n_likes", "downloads": "n_downloads"}), pp)
-    df = licenses.with_category(df)
+    df = df.with_columns(details_read(data, source, sid, st))
+    df = licenses.with_category(unread_as_missing(df, pp.has_commits).drop("disabled"))
     return df, pp
+
+
+def unread_as_missing(df: pl.DataFrame, has_commits: bool) -> pl.DataFrame:
+    """The people variables of `df` null where `details_read` is false (when the store has
+    no commit at all, `with_people` left them null already)."""
+    if not has_commits:
+        return df
+    return df.with_columns(
+        [
+            pl.when(pl.col("details_read")).then(pl.col(c)).alias(c)
+            for c in PEOPLE_VARIABLES
+            if c in df.columns
+        ]
+    )
 
 
 def variables(df: pl.DataFrame) -> list[str]:
@@ -239,7 +283,10 @@ def _need_variables(df: pl.DataFrame, source: str) -> None:
 def distribution(data: Data, source: str, at: Any) -> pl.DataFrame:
     """Paper B tables 2-4: count, mean, std, min, quartiles, max, zero share, 80/99 % shares, Gini."""
     df, _ = activity(data, source, at)
-    rows = [{"variable": v} | stats.describe(df[v]) for v in variables(df)]
+    rows = [
+        {"variable": v} | stats.describe(df[v]) | {"missing": df[v].null_count()}
+        for v in variables(df)
+    ]
     if not rows:
         raise NotEnoughData(f"not enough data: no activity variables in {source!r}")
     return pl.DataFrame(rows)
@@ -277,6 +324,7 @@ def correlations(data: Data, source: str, at: Any) -> pl.DataFrame:
                     "var_a": a,
                     "var_b": b,
                     "n": c.n,
+                    "left_out": part.height - c.n,
                     "pearson": c.pearson,
                     "pearson_p": c.pearson_p,
                     "spearman": c.spearman,
@@ -289,7 +337,9 @@ def correlations(data: Data, source: str, at: Any) -> pl.DataFrame:
 
 
 def license_shares(data: Data, source: str, at: Any) -> pl.DataFrame:
-    """license_category, license, repos, share: every category total, then the top licenses."""
+    """license_category, license, repos, share, share_of_licensed: every category total,
+    then the top licenses. `share` is of all repos (hubtide), `share_of_licensed` of the
+    repos with a license (category not none: paper B's reading; null for none)."""
     sid = data.resolve(source, at)
     st = licenses.with_category(data.state(source, sid, ["license"]))
     n = st.height
@@ -317,9 +367,15 @@ def license_shares(data: Data, source: str, at: Any) -> pl.DataFrame:
         .otherwise(pl.col("license"))
     )
     out = out.with_columns(label=label)
-    return out.with_columns(pl.col("repos").cast(pl.Int64), share=pl.col("repos") / n).sort(
-        [pl.col("license") != "(all)", "repos", "license"], descending=[False, True, False]
+    licensed = st.filter(pl.col("license_category") != "none").height
+    of_licensed = (
+        pl.when((pl.col("license_category") != "none") & pl.lit(licensed > 0))
+        .then(pl.col("repos") / max(licensed, 1))
+        .otherwise(None)
     )
+    return out.with_columns(
+        pl.col("repos").cast(pl.Int64), share=pl.col("repos") / n, share_of_licensed=of_licensed
+    ).sort([pl.col("license") != "(all)", "repos", "license"], descending=[False, True, False])
 
 
 def license_series(data: Data, source: str) -> pl.DataFrame:
@@ -341,17 +397,26 @@ def license_series(data: Data, source: str) -> pl.DataFrame:
 
 
 def license_tests(data: Data, source: str, at: Any) -> pl.DataFrame:
-    """Paper B table 5: pairwise Mann-Whitney U between license categories per variable."""
+    """Paper B table 5: pairwise Mann-Whitney U between license categories per variable
+    (models: with the table's `n_usage_spaces`, the spaces using each model); `missing_a`,
+    `missing_b` are the repos left out for want of a value (details not read)."""
     df, _ = activity(data, source, at)
+    vs = variables(df)
+    if source == "hub:model":
+        from analytics import adoption
+
+        df = df.join(adoption.usage_by_model(data, source, at), on="name", how="left")
+        vs.append("n_usage_spaces")
     rows = []
-    for v in variables(df):
+    for v in vs:
         for a, b in (
             ("permissive", "restrictive"),
             ("permissive", "none"),
             ("restrictive", "none"),
         ):
-            xa = df.filter(pl.col("license_category") == a)[v].drop_nulls()
-            xb = df.filter(pl.col("license_category") == b)[v].drop_nulls()
+            ya = df.filter(pl.col("license_category") == a)[v]
+            yb = df.filter(pl.col("license_category") == b)[v]
+            xa, xb = ya.drop_nulls(), yb.drop_nulls()
             u, pv = stats.mann_whitney(xa.to_numpy(), xb.to_numpy())
             rows.append(
                 {
@@ -360,6 +425,8 @@ def license_tests(data: Data, source: str, at: Any) -> pl.DataFrame:
                     "b": b,
                     "n_a": xa.len(),
                     "n_b": xb.len(),
+                    "missing_a": ya.null_count(),
+                    "missing_b": yb.null_count(),
                     "median_a": xa.median() if xa.len() else None,
                     "median_b": xb.median() if xb.len() else None,
                     "u": u,

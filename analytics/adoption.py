@@ -29,7 +29,7 @@ def _uses(
     sid = data.resolve(source, at)
 
     def build() -> tuple[pl.DataFrame, pl.DataFrame, int]:
-        spaces = data.state(source, sid, ["name", "space_models"])
+        spaces = data.state(source, sid, ["name", "space_models", "pipeline_tag", "tags"])
         uses = (
             spaces.select(pl.col("entity_id").alias("space"), pl.col("space_models").alias("model"))
             .explode("model")
@@ -66,6 +66,10 @@ def _uses(
                     "pipeline_tag",
                     "tags",
                 )
+        # the sub-fields of each space by its own tags (paper B selects spaces, not models)
+        fields = [subfields.subfield_expr(f).alias(f) for f in subfields.SUBFIELDS]
+        space_fields = spaces.select(pl.col("entity_id").alias("space"), *fields)
+        uses = uses.join(space_fields, on="space", how="left")
         return uses, models, spaces.height
 
     result: tuple[pl.DataFrame, pl.DataFrame, int] = data.memo(
@@ -86,26 +90,76 @@ def usage(data: Data, source: str, at: Any) -> pl.DataFrame:
     ).sort(["spaces", "model"], descending=[True, False])
 
 
+def usage_by_model(data: Data, model_source: str, at: Any) -> pl.DataFrame:
+    """name, n_usage_spaces: per model of the `model_source` snapshot, the spaces using it
+    in the newest complete `hub:space` snapshot at or before it, else the oldest one after
+    it (a crawl lists spaces after models); 0 for unused models, null without any space
+    snapshot. Paper B table 5's `n_usage_spaces`."""
+    sid = data.resolve(model_source, at)
+    names = data.state(model_source, sid, ["name"]).select("name")
+    if "hub:space" not in data.sources() or not data.snapshot_ids("hub:space"):
+        return names.with_columns(pl.lit(None, pl.Int64).alias("n_usage_spaces"))
+    try:
+        ssid = data.store.resolve_snapshot("hub:space", data.as_of_time(model_source, sid))
+    except Exception:  # no space snapshot that early: the first one after
+        ssid = data.snapshot_ids("hub:space")[0]
+    uses, _, _ = _uses(data, "hub:space", ssid, with_models=False)
+    deg = uses.group_by("model").agg(pl.col("space").n_unique().cast(pl.Int64).alias("n"))
+    return names.join(deg, left_on="name", right_on="model", how="left").select(
+        "name", pl.col("n").fill_null(0).alias("n_usage_spaces")
+    )
+
+
 def summary(data: Data, source: str, at: Any) -> pl.DataFrame:
-    """Usage distribution and correlations, overall and per sub-field of the model."""
+    """Usage distribution and correlations, overall and per sub-field: `by` = model (the
+    models' own tags, hubtide's reading) or space (the models used by spaces of that
+    sub-field by the spaces' tags, paper B's). The `*_usage_*` correlations are over the
+    used models; `*_usage_*_all` over every model of the model snapshot (usage 0 when
+    unused), as the paper reads them."""
     uses, models, n_spaces = _uses(data, source, at)
     u = usage(data, source, at)
     tagged = u.join(models.select("model", "pipeline_tag", "tags"), on="model", how="left")
+    every = models.join(u.select("model", "spaces"), on="model", how="left").with_columns(
+        pl.col("spaces").fill_null(0)
+    )
     rows = []
     spaces_using = uses["space"].n_unique()
+    parts: list[tuple[str, str, pl.DataFrame, pl.DataFrame, int]] = []
     for name in ("all", *subfields.SUBFIELDS):
-        part = tagged if name == "all" else tagged.filter(subfields.subfield_expr(name))
+        if name == "all":
+            parts.append(("all", "all", tagged, every, spaces_using))
+            continue
+        parts.append(
+            (
+                name,
+                "model",
+                tagged.filter(subfields.subfield_expr(name)),
+                every.filter(subfields.subfield_expr(name)),
+                spaces_using,
+            )
+        )
+        sub = uses.filter(pl.col(name))
+        used = sub.group_by("model").agg(pl.col("space").n_unique().cast(pl.Int64).alias("spaces"))
+        by_space = used.join(models, on="model", how="left")
+        every_space = models.join(used, on="model", how="left").with_columns(
+            pl.col("spaces").fill_null(0)
+        )
+        parts.append((name, "space", by_space, every_space, sub["space"].n_unique()))
+    for name, by, part, whole, n_using in parts:
         s = part["spaces"].to_numpy()
         if s.size == 0:
             continue
         known = part.filter(pl.col("likes").is_not_null())
         cl = stats.correlate(known["likes"].to_numpy(), known["spaces"].to_numpy())
         cd = stats.correlate(known["downloads"].to_numpy(), known["spaces"].to_numpy())
+        wl = stats.correlate(whole["likes"].to_numpy(), whole["spaces"].to_numpy())
+        wd = stats.correlate(whole["downloads"].to_numpy(), whole["spaces"].to_numpy())
         rows.append(
             {
                 "subfield": name,
+                "by": by,
                 "spaces": n_spaces,
-                "spaces_using_models": spaces_using,
+                "spaces_using_models": n_using,
                 "models_used": int(s.size),
                 "mean_usage": float(s.mean()),
                 "median_usage": float(np.median(s)),
@@ -116,6 +170,11 @@ def summary(data: Data, source: str, at: Any) -> pl.DataFrame:
                 "downloads_usage_spearman": cd.spearman,
                 "downloads_usage_pearson": cd.pearson,
                 "n_with_counters": cl.n,
+                "likes_usage_spearman_all": wl.spearman,
+                "likes_usage_pearson_all": wl.pearson,
+                "downloads_usage_spearman_all": wd.spearman,
+                "downloads_usage_pearson_all": wd.pearson,
+                "n_all_models": wl.n,
             }
         )
     return pl.DataFrame(rows)
@@ -144,6 +203,7 @@ def degree_distribution(data: Data, source: str, at: Any) -> pl.DataFrame:
 
 def co_usage_edges(data: Data, source: str, at: Any) -> pl.DataFrame:
     uses, _, _ = _uses(data, source, at)
+    uses = uses.select("space", "model")
     return (
         uses.join(uses.rename({"model": "other"}), on="space")
         .filter(pl.col("model") < pl.col("other"))

@@ -25,7 +25,7 @@ WIDE_COLUMNS = (
     "name", "author", "sha", "last_modified", "latest_version", "created_at", "first_release_at",
     "downloads", "downloads_all_time", "likes", "dependent_packages", "library_name",
     "pipeline_tag", "tags", "license", "base_models",
-    "base_model_relation", "card_fields", "space_models",
+    "base_model_relation", "card_fields", "space_models", "disabled",
 )  # fmt: skip
 
 

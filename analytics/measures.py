@@ -365,6 +365,18 @@ def _kcore(data: Data, source: str, at: Any) -> pl.DataFrame:
 
 
 @register(
+    "collaboration_kcore_paper",
+    "Table 6 as published: k-cores by in+out degree on the directed network, every k "
+    "(nodes, directed edges, average degree, density), overall and per sub-field",
+    "B",
+    (HUB,),
+    "snapshot",
+)
+def _kcore_paper(data: Data, source: str, at: Any) -> pl.DataFrame:
+    return network.kcore_paper(data, source, at)
+
+
+@register(
     "collaboration_kcore_series",
     "The k-core table of the whole collaboration network over time (sampled: at most "
     "people_series_max snapshots)",

@@ -6,7 +6,15 @@ with no edge to anyone else. The k-core table is computed on the network without
 and self-loops, with igraph (the tests check every figure against networkx):
 nodes, edges, density, components, CNM communities and modularity, reciprocity (directed),
 rich-club coefficient at the top-10 % degree threshold, degree assortativity, average
-degree and average clustering, for k in 1, 5, 10 and the maximum core.
+degree and average clustering, for k in 1, 5, 10 and the maximum core; beside the
+unweighted modularity and clustering, their weighted forms (CNM and modularity on the
+summed weights; Onnela's clustering on weights normalised by the core's largest, as
+networkx's `average_clustering(weight=...)`).
+
+`kcore_paper` is paper B table 6's reading: cores by in+out degree on the directed graph
+(networkx's `core_number` on a DiGraph), for every k from 1 to the maximum: nodes, directed
+edges, average in+out degree and directed density. Its k and average degree are twice
+those of `kcore`, which counts degree on the undirected graph.
 """
 
 from __future__ import annotations
@@ -15,7 +23,9 @@ import math
 from typing import Any
 
 import igraph as ig
+import numpy as np
 import polars as pl
+from scipy import sparse
 
 from analytics import activity, people_series, subfields
 from analytics.data import Data
@@ -93,12 +103,41 @@ def core_row(d: ig.Graph, u: ig.Graph, k: int, vertices: list[int]) -> dict[str,
         row["modularity"] = _f(ud.modularity(cl.membership))
     else:
         row["communities"], row["modularity"] = n, None
+    if m > 0:
+        wcl = ud.community_fastgreedy(weights="weight").as_clustering()
+        row["communities_weighted"] = len(wcl)
+        row["modularity_weighted"] = _f(ud.modularity(wcl.membership, weights="weight"))
+    else:
+        row["communities_weighted"], row["modularity_weighted"] = n, None
     row["reciprocity"] = _f(dd.reciprocity(ignore_loops=True)) if dd.ecount() else None
     row["rich_club_threshold"], row["rich_club"] = rich_club(ud)
     row["assortativity"] = _f(ud.assortativity_degree(directed=False)) if m > 1 else None
     row["avg_degree"] = 2.0 * m / n if n else None
     row["avg_clustering"] = _f(ud.transitivity_avglocal_undirected(mode="zero")) if n else None
+    row["avg_clustering_weighted"] = weighted_clustering(ud) if n else None
     return row
+
+
+def weighted_clustering(u: ig.Graph) -> float | None:
+    """Average of Onnela's weighted clustering, c_i = sum over triangles of the geometric
+    mean of the weights divided by the largest weight, over k_i (k_i - 1) (0 below degree 2):
+    the diagonal of the cube of the cube-rooted weight matrix (sparse, no loop per node)."""
+    n = u.vcount()
+    if n == 0:
+        return None
+    if u.ecount() == 0:
+        return 0.0
+    e = np.array(u.get_edgelist())
+    w = np.asarray(u.es["weight"], dtype=float)
+    w3 = np.cbrt(w / w.max())
+    m = sparse.coo_matrix(
+        (np.r_[w3, w3], (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(n, n)
+    ).tocsr()
+    tri = np.asarray((m @ m).multiply(m).sum(axis=1)).ravel()
+    k = np.asarray(u.degree(), dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.where(k > 1, tri / (k * (k - 1)), 0.0)
+    return float(c.mean())
 
 
 def kcore_table(edges: pl.DataFrame, developers: int) -> list[dict[str, Any]]:
@@ -128,17 +167,20 @@ def _contributions(data: Data, source: str, at: Any) -> tuple[pl.DataFrame, pl.D
     return df, pp.contributions
 
 
+def _by_subfield(data: Data, source: str, at: Any) -> list[tuple[str, pl.DataFrame]]:
+    """("all", contributions), then each sub-field's contributions (its repos only)."""
+    df, contrib = _contributions(data, source, at)
+    out = [("all", contrib)]
+    for name in subfields.SUBFIELDS:
+        repos = df.filter(subfields.subfield_expr(name)).select(pl.col("entity_id").alias("repo"))
+        out.append((name, contrib.join(repos, on="repo", how="semi")))
+    return out
+
+
 def kcore(data: Data, source: str, at: Any) -> pl.DataFrame:
     """Paper B tables 6-9: the k-core table overall and per sub-field."""
-    df, contrib = _contributions(data, source, at)
     rows = []
-    for name in ("all", *subfields.SUBFIELDS):
-        c = contrib
-        if name != "all":
-            repos = df.filter(subfields.subfield_expr(name)).select(
-                pl.col("entity_id").alias("repo")
-            )
-            c = contrib.join(repos, on="repo", how="semi")
+    for name, c in _by_subfield(data, source, at):
         devs = c["author"].n_unique()
         for r in kcore_table(edge_list(c), devs):
             rows.append({"subfield": name} | r)
@@ -155,17 +197,54 @@ def kcore(data: Data, source: str, at: Any) -> pl.DataFrame:
         "components",
         "communities",
         "modularity",
+        "communities_weighted",
+        "modularity_weighted",
         "reciprocity",
         "rich_club_threshold",
         "rich_club",
         "assortativity",
         "avg_degree",
         "avg_clustering",
+        "avg_clustering_weighted",
         "developers",
         "isolates",
         "isolate_share",
     ]
     return pl.DataFrame(rows).select(cols)
+
+
+def kcore_paper_table(edges: pl.DataFrame) -> list[dict[str, Any]]:
+    """k, nodes, directed_edges, avg_degree (in+out), density (directed) for every k from 1
+    to the largest in+out-degree core of the directed graph (self-loops and isolates out)."""
+    d, _ = graphs(edges)
+    if d.vcount() == 0:
+        return []
+    core = d.coreness(mode="all")
+    rows = []
+    for k in range(1, max(core) + 1):
+        sub = d.induced_subgraph([i for i, c in enumerate(core) if c >= k])
+        n, m = sub.vcount(), sub.ecount()
+        rows.append(
+            {
+                "k": k,
+                "nodes": n,
+                "directed_edges": m,
+                "avg_degree": 2.0 * m / n if n else None,
+                "density": m / (n * (n - 1)) if n > 1 else None,
+            }
+        )
+    return rows
+
+
+def kcore_paper(data: Data, source: str, at: Any) -> pl.DataFrame:
+    """Paper B table 6 as published: the in+out-degree k-cores, every k, overall and per
+    sub-field."""
+    rows = []
+    for name, c in _by_subfield(data, source, at):
+        rows += [{"subfield": name} | r for r in kcore_paper_table(edge_list(c))]
+    if not rows:
+        raise NotEnoughData(f"not enough data: no two developers of {source!r} share a repo")
+    return pl.DataFrame(rows)
 
 
 def centrality(data: Data, source: str, at: Any) -> pl.DataFrame:
@@ -208,9 +287,10 @@ def kcore_series(data: Data, source: str) -> pl.DataFrame:
     if not rows:
         raise NotEnoughData(f"not enough data: no two developers of {source!r} share a repo")
     cols = ["snapshot_id", "as_of", "k_label", "k", "nodes", "edges", "directed_edges",
-            "density", "components", "communities", "modularity", "reciprocity",
-            "rich_club_threshold", "rich_club", "assortativity", "avg_degree",
-            "avg_clustering", "developers", "isolates", "isolate_share"]  # fmt: skip
+            "density", "components", "communities", "modularity", "communities_weighted",
+            "modularity_weighted", "reciprocity", "rich_club_threshold", "rich_club",
+            "assortativity", "avg_degree", "avg_clustering", "avg_clustering_weighted",
+            "developers", "isolates", "isolate_share"]  # fmt: skip
     return (
         pl.DataFrame(rows)
         .select(cols)

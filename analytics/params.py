@@ -25,6 +25,9 @@ class Params:
     bots: tuple[str, ...] = ()  # extra bot accounts, besides analytics.people.BOTS
     identity_overrides: str = ""  # CSV author,merged_into (empty merged_into = never merge)
     similarity: float = 0.9  # identity merging: name similarity threshold
+    # n_commits leaves out commits with no non-bot author (hubtide's earlier count); the
+    # default counts every commit, bots' too, as paper B section 3.3 does
+    commits_without_bots: bool = False
     heatmap_bins: int = 20  # M3: bins per log axis
     series_max: int = 30  # snapshots per series measure (evenly subsampled beyond that)
     people_series_max: int = 10  # snapshots the people-based series sample (merging, networks)

@@ -48,9 +48,11 @@ def steps(data: Data, source: str) -> Steps:
 
 
 def _steps(data: Data, source: str) -> Steps:
-    c = activity.details(data, source).commits.rename({"entity_id": "repo"})
+    base = activity.details(data, source)
+    c = base.commits.rename({"entity_id": "repo"})
+    counted = c if data.params.commits_without_bots else base.every.rename({"entity_id": "repo"})
     commit_steps = (
-        c.unique(["repo", "commit_id"])
+        counted.unique(["repo", "commit_id"])
         .group_by("repo", "snapshot_id")
         .agg(pl.len().cast(pl.Int64).alias("commits"))
     )
@@ -111,7 +113,7 @@ def counts_at(
                 ).cast(pl.Int64),
             )
         )
-        return PeopleAt(out, {})
+        return PeopleAt(_missing(data, source, sid, out, has_commits), {})
     starters = (
         disc.filter(~people.bot_expr("author", p.bots) & (pl.col("author") != "deleted"))
         .select("repo", "author")
@@ -156,7 +158,15 @@ def counts_at(
     out = out.with_columns(
         [(pl.col(c).fill_null(0) if ok else pl.col(c)).cast(pl.Int64) for c, ok in has.items()]
     )
-    return PeopleAt(out, canonical)
+    return PeopleAt(_missing(data, source, sid, out, has_commits), canonical)
+
+
+def _missing(
+    data: Data, source: str, sid: int, out: pl.DataFrame, has_commits: bool
+) -> pl.DataFrame:
+    """`out` with the people variables of unread repos null (`activity.details_read`)."""
+    read = activity.details_read(data, source, sid, out.select("entity_id"))
+    return activity.unread_as_missing(out.with_columns(read), has_commits).drop("details_read")
 
 
 def _canonical(

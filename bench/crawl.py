@@ -68,6 +68,8 @@ def simulator(models: int, *, faults: str = "", seed: int = 11) -> Iterator[str]
     cmd = [sys.executable, "-m", "simulator", "--port", "0", "--seed", str(seed)]
     cmd += ["--models", str(models), "--datasets", "10", "--spaces", "10"]
     cmd += ["--npm", "10", "--pypi", "10"]
+    # the Hub's quotas off: this bench measures the crawler; its budget stage sets its own
+    cmd += ["--quota", "off"]
     if faults:
         cmd += ["--faults", faults]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)

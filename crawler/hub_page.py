@@ -38,7 +38,8 @@ class _RepoRecord(Struct, rename=_RENAME, kw_only=True):
 
     eid: str
     name: str
-    author: str
+    # optional in both official clients (hub_parse.OPTIONAL): absent is fine, null suspect
+    author: str | UnsetType = UNSET
     sha: str
     created: str  # parsed by `_fast_time` (the same rules as the record-by-record path)
     modified: str
@@ -69,9 +70,10 @@ class DatasetRecord(_RepoRecord, rename=_RENAME, kw_only=True):
 
 
 class SpaceRecord(_RepoRecord, rename=_RENAME, kw_only=True):
-    sdk: str
-    s_models: list[str]
-    s_datasets: list[str]
+    # optional in both official clients (hub_parse.SPACE_OPTIONAL): absent or null is null
+    sdk: str | UnsetType | None = UNSET
+    s_models: list[str] | UnsetType | None = UNSET
+    s_datasets: list[str] | UnsetType | None = UNSET
     gated: bool | str | None = None  # spaces have none
     library_name: Any = UNSET
     pipeline_tag: Any = UNSET
@@ -126,7 +128,7 @@ def page_rows(records: list[Any], repo_type: str) -> list[dict[str, Any]] | None
             {
                 "entity_id": eid,
                 "name": name,
-                "author": r.author,
+                "author": None if r.author is UNSET else r.author,
                 "created_at": created,
                 "last_modified": modified,
                 "sha": r.sha,
@@ -139,9 +141,9 @@ def page_rows(records: list[Any], repo_type: str) -> list[dict[str, Any]] | None
                 "license": license_of(card, tags) if card or "license:" in joined else None,
                 "base_models": bases,
                 "base_model_relation": relation,
-                "sdk": r.sdk if space else None,
-                "space_models": r.s_models if space else None,
-                "space_datasets": r.s_datasets if space else None,
+                "sdk": None if not space or r.sdk is UNSET else r.sdk,
+                "space_models": None if not space or r.s_models is UNSET else r.s_models,
+                "space_datasets": None if not space or r.s_datasets is UNSET else r.s_datasets,
                 "card_fields": sorted(card) if card is not None else None,
                 "downloads": None if space else r.downloads,
                 "downloads_all_time": None if space else r.downloads_all,

@@ -68,10 +68,16 @@ EXPAND: dict[str, tuple[str, ...]] = {
 }
 
 # Fields the Hub sends for every repo of the type when expanded; the rest of EXPAND
-# (library_name, pipeline_tag, cardData) it omits for repos that have none.
-OPTIONAL = frozenset({"library_name", "pipeline_tag", "cardData"})
+# (library_name, pipeline_tag, cardData) it omits for repos that have none. Both official
+# clients also treat a repo's `author` and a Space's `sdk`, `models` and `datasets` as
+# optional (huggingface_hub `SpaceInfo`, huggingface.js `ApiSpaceInfo`; field-notes §1):
+# absent, they are stored as null (unknown), never filled in. A null among OPTIONAL is
+# suspect (the Hub omits, it does not send null); a Space's links may be either.
+OPTIONAL = frozenset({"library_name", "pipeline_tag", "cardData", "author"})
+SPACE_OPTIONAL = frozenset({"sdk", "models", "datasets"})
 REQUIRED: dict[str, tuple[str, ...]] = {
-    kind: tuple(f for f in fields if f not in OPTIONAL) for kind, fields in EXPAND.items()
+    kind: tuple(f for f in fields if f not in OPTIONAL | SPACE_OPTIONAL)
+    for kind, fields in EXPAND.items()
 }
 
 RELATIONS = ("finetune", "adapter", "quantized", "merge")
@@ -248,7 +254,7 @@ def _fast_row(item: Any, repo_type: str) -> dict[str, Any] | None:
         and eid
         and type(name) is _str_t
         and name
-        and type(author) is _str_t
+        and (type(author) is _str_t or "author" not in item)  # optional: absent, not null
         and type(sha) is _str_t
     ):
         return None
@@ -303,12 +309,18 @@ def _fast_row(item: Any, repo_type: str) -> dict[str, Any] | None:
         if "base_model:" in joined or (card and "base_model" in card):
             bases, relation = base_models_of(card, tags)
     elif repo_type == "space":
+        # each optional (SPACE_OPTIONAL): absent or null is stored as null
         sdk, s_models, s_datasets = g("sdk"), g("models"), g("datasets")
-        if type(sdk) is not _str_t or _fast_strs(s_models) is None:
+        if sdk is not None and type(sdk) is not _str_t:
             return None
-        if _fast_strs(s_datasets) is None:
-            return None
-        s_models, s_datasets = list(s_models), list(s_datasets)
+        if s_models is not None:
+            if _fast_strs(s_models) is None:
+                return None
+            s_models = list(s_models)
+        if s_datasets is not None:
+            if _fast_strs(s_datasets) is None:
+                return None
+            s_datasets = list(s_datasets)
     elif repo_type != "dataset":
         return None
     return {

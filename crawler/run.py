@@ -25,6 +25,7 @@ from crawler.settings import CrawlSettings
 from crawler.spiders import HubSpider, RegistrySpider
 from crawler.stats import CrawlStats, global_stats
 from storage import Store
+from storage.catalog import Status
 from storage.schemas import HUB_SOURCES, is_registry_source, repo_type_of
 
 log = logging.getLogger("hubtide.crawler")
@@ -112,7 +113,7 @@ async def _crawl(
         ctx.run.pages = ctx.start_page
         if ctx.start_url is None:
             ctx.listing_done = True  # killed after the last batch, before finish
-    status = "failed"
+    status: Status = "failed"
     message: str | None = None
     try:
         if source in HUB_SOURCES:

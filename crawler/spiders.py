@@ -42,9 +42,16 @@ class HubSpider(HubDetails):
         self.detail_sem: asyncio.Semaphore | None = None
 
     def first_url(self) -> str:
+        """The listing's first page, in creation order (`sort=createdAt&direction=1`).
+
+        The Hub's default order (trending) and every counter order move while a walk runs,
+        and its keyset cursor then skips or repeats a repo whose key crossed it; creation
+        time never changes and ties break on `_id`, so a repo created during the walk
+        lands after the cursor and a deleted one merely drops out (docs/crawler.md).
+        """
         s = self.ctx.settings
         params = [("expand", f) for f in hub_parse.EXPAND[self.repo_type]]
-        params.append(("limit", str(s.hub_page_size)))
+        params += [("sort", "createdAt"), ("direction", "1"), ("limit", str(s.hub_page_size))]
         return f"{s.hub_endpoint}/api/{self.repo_type}s?{urlencode(params)}"
 
     async def start(self) -> AsyncIterator[Any]:

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from hubtide import __version__
-from hubtide.commands import analytics, crawl, daemon, demo, sim, store
+from hubtide.commands import analytics, crawl, daemon, demo, sim, sql, store
 from hubtide.config import ConfigError, load_settings
 from hubtide.context import AppContext
 from hubtide.output import err_console
@@ -78,7 +78,7 @@ def root(
     ctx.obj = AppContext(settings=settings, debug=debug)
 
 
-for group in (store, sim, crawl, daemon, analytics, demo):
+for group in (store, sim, crawl, daemon, analytics, demo, sql):
     group.register(app)
 
 

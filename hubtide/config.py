@@ -146,6 +146,9 @@ class AnalyticsConfig:
     top_n: int = _f(15000, "Top-N models for M3/M4 (paper A: 15,000).", min=1)
     renames_as_churn: bool = _f(False, "Count a renamed repo as left + newcomer (paper A).")
     bots: list[str] = _f([], "Extra bot account names to remove from people counts.")
+    commits_without_bots: bool = _f(
+        False, "n_commits leaves out bots' commits (default: every commit, as paper B)."
+    )
     identity_overrides: str = _f("", "CSV of author,merged_into pairs overriding merges.")
     interval_days: int = _f(7, "Fixed interval of turnover, churn and maintenance series.", min=1)
     people_series_max: int = _f(

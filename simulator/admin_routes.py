@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from simulator.faults import FaultState
 from simulator.http_util import json_response
 from simulator.hub_render import TRUTH_FIELDS
 from simulator.hub_routes import Hub
+from simulator.quota import budget_override
 from simulator.registry_routes import Registries
 from simulator.world import World
 
@@ -35,6 +37,7 @@ class Admin:
         self.hub = hub
         self.reg = reg
         self.faults = faults
+        self._replicas: dict[int, Admin] = {}
 
     async def clock(self, request: web.Request) -> web.Response:
         return json_response(self.w.clock())
@@ -55,6 +58,8 @@ class Admin:
                 "config": self.faults.config.to_json(),
                 "injected": self.faults.injected,
                 "requests": self.faults.counter,
+                "quota": None if self.faults.quota is None else self.faults.quota.config.to_json(),
+                "refused": 0 if self.faults.quota is None else self.faults.quota.refused,
             }
         )
 
@@ -65,10 +70,32 @@ class Admin:
         except (ValueError, json.JSONDecodeError) as e:
             return json_response({"error": str(e)}, status=400)
         self.faults.config = cfg
-        self.faults.windows.clear()
+        if self.faults.quota is not None:
+            self.faults.quota.api_override = budget_override(cfg)
+            self.faults.quota.windows.clear()
         return json_response({"config": cfg.to_json()})
 
     # ---------------------------------------------------------------- truth
+    def as_of(self, ts: float) -> Admin:
+        """Truth as the world stood at simulated time `ts`: this world for its current day,
+        else a replica built from the seed and advanced to that day (a world's day d is a
+        function of (seed, d); changes made from outside, such as churn faults or a test's
+        own edits, are not replayed)."""
+        if ts > self.w.clock_now:
+            raise ValueError("after the simulator's clock")
+        day = self.w.day_of(ts)
+        if day < 0:
+            raise ValueError("before the world's start")
+        if day == self.w.day:
+            return self
+        hit = self._replicas.get(day)
+        if hit is None:
+            replica = World(self.w.config)
+            replica.advance(day)
+            hit = Admin(replica, Hub(replica), Registries(replica), self.faults)
+            self._replicas = {day: hit}  # one kept: a replica is a whole world
+        return hit
+
     def records(self, source: str, qs: Any) -> Iterator[dict[str, Any]]:
         r = self.hub.r
         if source.startswith("hub:"):
@@ -120,17 +147,24 @@ class Admin:
             return json_response(
                 {"error": f"type={kind!r}; allowed: model, dataset, space"}, status=400
             )
+        admin: Admin = self
+        at = qs.get("at")
+        if at is not None:
+            try:
+                admin = self.as_of(_instant(at))
+            except ValueError as e:
+                return json_response({"error": f"at={at!r}: {e}"}, status=400)
         if fmt == "parquet":
-            recs = list(self.records(source, qs))
+            recs = list(admin.records(source, qs))
             table = pa.Table.from_pylist([_flatten_for_parquet(x) for x in recs])
             buf = io.BytesIO()
             pq.write_table(table, buf)
             return web.Response(body=buf.getvalue(), content_type="application/vnd.apache.parquet")
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        resp.headers["X-Sim-Day"] = str(self.w.day)
+        resp.headers["X-Sim-Day"] = str(admin.w.day)
         await resp.prepare(request)
         chunk: list[str] = []
-        for rec in self.records(source, qs):
+        for rec in admin.records(source, qs):
             chunk.append(json.dumps(rec, ensure_ascii=False))
             if len(chunk) >= TRUTH_CHUNK:
                 await resp.write(("\n".join(chunk) + "\n").encode())
@@ -139,6 +173,18 @@ class Admin:
             await resp.write(("\n".join(chunk) + "\n").encode())
         await resp.write_eof()
         return resp
+
+
+def _instant(text: str) -> float:
+    """Unix seconds from `1735689600` or an ISO 8601 instant (`2025-01-02T03:00:00Z`)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
 
 
 def _flatten_for_parquet(rec: dict[str, Any]) -> dict[str, Any]:

@@ -120,7 +120,88 @@ def _parse_short(text: str) -> dict[str, Any]:
     return out
 
 
+# The Hub's quotas per fixed 5-minute window (hub-docs `docs/hub/rate-limits.md`, Sept 2025;
+# ../shared/docs/hub-api.md §7), per bucket: /api/..., .../resolve/..., web pages.
+QUOTA_WINDOW_SECONDS = 300.0
+QUOTA_BUCKETS = ("api", "resolvers", "pages")
+QUOTA_TIERS: dict[str, dict[str, int]] = {
+    "anonymous": {"api": 500, "resolvers": 3_000, "pages": 100},
+    "free": {"api": 1_000, "resolvers": 5_000, "pages": 200},
+    "pro": {"api": 2_500, "resolvers": 12_000, "pages": 400},
+    "team": {"api": 3_000, "resolvers": 20_000, "pages": 400},
+    "enterprise": {"api": 6_000, "resolvers": 50_000, "pages": 600},
+}
+
+
+@dataclass(frozen=True)
+class QuotaConfig:
+    """The Hub's quotas, on by default. A request without a token is `anonymous`; a token is
+    `token_tier` (free, as on the Hub for a plain account) unless `tokens` names its tier.
+    `time_scale` F divides the window length by F (request counts stay real)."""
+
+    enabled: bool = True
+    token_tier: str = "free"
+    tokens: tuple[tuple[str, str], ...] = ()
+    time_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        for tier in (self.token_tier, *(t for _, t in self.tokens)):
+            if tier not in QUOTA_TIERS:
+                raise ValueError(f"quota tier {tier!r}; allowed: {', '.join(QUOTA_TIERS)}")
+        if not self.time_scale > 0:
+            raise ValueError(f"time scale {self.time_scale!r} must be > 0")
+
+    def tier_of(self, token: str | None) -> str:
+        """The tier whose quotas a client with this token (None: anonymous) gets."""
+        if token is None:
+            return "anonymous"
+        return dict(self.tokens).get(token, self.token_tier)
+
+    @classmethod
+    def parse(cls, spec: str | None, time_scale: float = 1.0) -> QuotaConfig:
+        """`off`, `on` (or empty: the Hub's tiers, a token is free), a tier name for every
+        token (`pro`), or `token_tier=pro,hf_abc=team` (per-token tiers)."""
+        text = (spec or "").strip()
+        if text in ("", "on", "hub"):
+            return cls(time_scale=time_scale)
+        if text == "off":
+            return cls(enabled=False, time_scale=time_scale)
+        if text in QUOTA_TIERS:
+            return cls(token_tier=text, time_scale=time_scale)
+        tier = "free"
+        tokens: list[tuple[str, str]] = []
+        for part in text.split(","):
+            key, sep, value = part.strip().partition("=")
+            if not sep:
+                raise ValueError(f"quota {spec!r}: expected off, on, a tier or KEY=TIER pairs")
+            if key == "token_tier":
+                tier = value
+            else:
+                tokens.append((key, value))
+        return cls(token_tier=tier, tokens=tuple(tokens), time_scale=time_scale)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "token_tier": self.token_tier,
+            "tokens": dict(self.tokens),
+            "time_scale": self.time_scale,
+            "window_seconds": QUOTA_WINDOW_SECONDS / self.time_scale,
+        }
+
+
+# A live world's clock moves this much per Hub request: an anonymous client spending its whole
+# api quota (500 per 300 s) sees simulated time pass at the real pace (times the time scale,
+# which shortens the window but not the count).
+LIVE_SECONDS_PER_REQUEST = QUOTA_WINDOW_SECONDS / QUOTA_TIERS["anonymous"]["api"]
+
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
+
+# `--scale hub`: the real Hub's sizes (a census listed 3,117,871 models on 2026-10-03;
+# datasets about 963k in mid-2026; spaces several hundred thousand; field-notes §1)
+SCALES: dict[str, dict[str, int]] = {
+    "hub": {"models": 3_200_000, "datasets": 1_000_000, "spaces": 800_000},
+}
 
 
 @dataclass(frozen=True)
@@ -135,6 +216,14 @@ class SimConfig:
     pypi: int = 300
     start: datetime = DEFAULT_START
     faults: FaultConfig = field(default_factory=FaultConfig)
+    quota: QuotaConfig = field(default_factory=QuotaConfig)
+    # live world: simulated seconds each Hub request moves the clock (0: the clock moves only
+    # by /_sim/advance). LIVE_SECONDS_PER_REQUEST is the pace of a client at its quota.
+    live_seconds_per_request: float = 0.0
+    # optional fields: the share of Spaces linking no models (datasets) that omit the key,
+    # and the share of repos listed without `author` (both clients type them optional)
+    space_links_omitted: float = 1.0
+    author_omitted: float = 0.01
     page_size: int = 1000  # max items per Hub listing page
     commits_page_size: int = 50
     discussions_page_size: int = 50

@@ -9,7 +9,6 @@ Hub sends them) so a crawler can pace itself.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -17,14 +16,12 @@ from aiohttp import web
 
 from simulator.config import FAULT_KINDS, FaultConfig
 from simulator.http_util import hub_error
+from simulator.quota import QuotaState
 from simulator.rng import h64
 
 FAULT_KIND = web.RequestKey("sim_fault", str)
 FAULT_DRAW = web.RequestKey("sim_fault_draw", int)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# quota advertised when no budget is configured (never enforced)
-OPEN_QUOTA = 100_000
-OPEN_WINDOW = 300
 
 
 @dataclass
@@ -33,7 +30,7 @@ class FaultState:
     config: FaultConfig
     counter: int = 0
     injected: dict[str, int] = field(default_factory=dict)
-    windows: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
+    quota: QuotaState | None = None
 
     def draw(self) -> tuple[str | None, int]:
         """The fault kind for the next request (or None) and a number for its details."""
@@ -46,30 +43,6 @@ class FaultState:
             if u < acc:
                 return kind, h
         return None, h
-
-    def budget(self, client: str, bucket: str) -> tuple[int, int, int, int, bool]:
-        """(quota, window seconds, remaining, seconds to reset, exceeded) for a client."""
-        b = self.config.budget
-        quota, window = (b.requests, b.window_seconds) if b else (OPEN_QUOTA, OPEN_WINDOW)
-        if bucket == "resolvers":
-            quota *= 5
-        now = time.monotonic()
-        start, used = self.windows.get((client, bucket), (now, 0))
-        if now - start >= window:
-            start, used = now, 0
-        used += 1
-        self.windows[(client, bucket)] = (start, used)
-        reset = max(1, round(start + window - now))
-        exceeded = b is not None and used > quota
-        return quota, int(window) or 1, max(quota - used, 0), reset, exceeded
-
-
-def _bucket(path: str) -> str | None:
-    if path.startswith("/api/"):
-        return "api"
-    if "/resolve/" in path:
-        return "resolvers"
-    return None
 
 
 def _listing(path: str) -> bool:
@@ -84,19 +57,20 @@ def make_middleware(
         path = request.path
         if path.startswith("/_sim/"):
             return await handler(request)
-        bucket = _bucket(path)
         rl_headers: dict[str, str] = {}
-        if bucket is not None:
-            client = f"{request.remote}|{request.headers.get('Authorization', '')}"
-            quota, window, remaining, reset, exceeded = state.budget(client, bucket)
-            rl_headers = {
-                "RateLimit": f'"{bucket}";r={remaining};t={reset}',
-                "RateLimit-Policy": f'"fixed window";"{bucket}";q={quota};w={window}',
-            }
-            if exceeded:
+        verdict = None
+        if state.quota is not None:
+            verdict = state.quota.spend(
+                path, request.remote, request.headers.get("Authorization", "")
+            )
+        bucket = None if verdict is None else verdict.bucket
+        if verdict is not None:
+            rl_headers = verdict.headers()
+            if verdict.exceeded:
                 state.injected["budget"] = state.injected.get("budget", 0) + 1
                 over = hub_error(429, "You have exceeded our rate limit. Please retry later.")
                 over.headers.update(rl_headers)
+                # the Hub names no Retry-After; clients wait for the RateLimit reset (t)
                 return over
         kind, h = state.draw() if state.config.active else (None, 0)
         if kind in ("malformed", "churn") and not _listing(path):

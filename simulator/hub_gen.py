@@ -212,6 +212,8 @@ def _space_links(
         ds = tuple(sorted({int(x) for x in dpick[do[j] : do[j + 1]]}))
         if ms or ds:
             t.links[int(r)] = (ms, ds)
+        if ms:  # a space's task tag is its first model's task (sub-fields by the spaces' tags)
+            t.cols["pipeline"][r] = models.cols["pipeline"][ms[0]]
 
 
 def _name_rows(

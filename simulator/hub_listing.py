@@ -72,48 +72,70 @@ def parse_sort(kind: str, value: str | None) -> str | None:
     return v
 
 
+# With no `sort`, the Hub lists in a trending-like order (field-notes §1: a recorded
+# `GET /api/models?limit=1` of 2026-08 starts with a repo of 2 downloads, trendingScore 8677)
+DEFAULT_SORT = "trendingScore"
+# listings kept sorted between pages; at Hub scale one costs ~28 bytes per repo
+ORDER_CACHE = 16
+
+
+@dataclass(frozen=True)
+class Ordered:
+    """A listing in order: rows, their sort keys (negated when descending, so ascending here)
+    and their `_id` as two numbers (creation second, hashed bits), the tie-breakers."""
+
+    version: int
+    rows: npt.NDArray[np.int64]
+    keys: npt.NDArray[np.float64]
+    oid_hi: npt.NDArray[np.uint64]
+    oid_lo: npt.NDArray[np.uint64]
+
+
 class Lister:
+    """Listing pages with the Hub's keyset cursor: a page starts after the previous page's
+    last (sort key, `_id`) in the order as it is *now*, so a repo whose key moved across the
+    cursor between two requests is skipped or repeated, as on the real Hub."""
+
     def __init__(self, renderer: Renderer) -> None:
         self.r = renderer
-        self._cache: dict[
-            tuple[Any, ...], tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float64]]
-        ] = {}
+        self._cache: dict[tuple[Any, ...], Ordered] = {}
 
-    def ordered(
-        self, t: RepoTable, q: Query
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """(rows, negated-or-not sort keys) in listing order, cached per table version."""
+    def ordered(self, t: RepoTable, q: Query) -> Ordered:
+        """The filtered rows in listing order, cached per table version."""
         key = q.cache_key()
         hit = self._cache.get(key)
-        if hit is not None and hit[0] == t.version:
-            return hit[1], hit[2]
+        if hit is not None and hit.version == t.version:
+            return hit
         rows = self._filtered(t, q)
-        if q.sort is None:
-            keys = np.zeros(len(rows), dtype=np.float64)
-        else:
-            vals = t.cols[SORT_COLUMN[q.sort]][rows].astype(np.float64)
-            keys = vals * q.direction  # ascending in `keys` == listing order
-            order = np.lexsort((rows, keys))
-            rows, keys = rows[order], keys[order]
-        if len(self._cache) > 64:
-            self._cache.clear()
-        self._cache[key] = (t.version, rows, keys)
-        return rows, keys
+        sort = q.sort or DEFAULT_SORT
+        vals = t.cols[SORT_COLUMN[sort]][rows].astype(np.float64)
+        if sort == "trendingScore":
+            vals = np.round(vals)  # listed as a whole number (`round`): sorted by what is listed
+        keys = vals * q.direction  # ascending in `keys` == listing order
+        hi, lo = self.r.oid_keys(t, rows)
+        # `_id` ascending breaks ties whatever the direction (the decoded cursor of
+        # huggingface_hub #2460: {"downloads": 2, "_id": {"$gt": ...}} or downloads < 2)
+        order = np.lexsort((lo, hi, keys))
+        got = Ordered(t.version, rows[order], keys[order], hi[order], lo[order])
+        if len(self._cache) >= ORDER_CACHE:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = got
+        return got
 
     def page(
         self, t: RepoTable, q: Query, cursor: str | None, size: int
     ) -> tuple[npt.NDArray[np.int64], str | None]:
-        rows, keys = self.ordered(t, q)
+        """One page of rows after `cursor` (None: the first page) and the next cursor."""
+        o = self.ordered(t, q)
         start = 0
         if cursor:
-            k0, r0 = decode_cursor(cursor)
-            lo = int(np.searchsorted(keys, k0, "left"))
-            hi = int(np.searchsorted(keys, k0, "right"))
-            start = lo + int(np.searchsorted(rows[lo:hi], r0, "right"))
-        out = rows[start : start + size]
+            k0, hi0, lo0 = decode_cursor(cursor)
+            start = _after(o, k0, hi0, lo0)
+        out = o.rows[start : start + size]
         nxt = None
-        if start + size < len(rows) and len(out):
-            nxt = encode_cursor(float(keys[start + len(out) - 1]), int(out[-1]))
+        if start + size < len(o.rows) and len(out):
+            last = start + len(out) - 1
+            nxt = encode_cursor(float(o.keys[last]), int(o.oid_hi[last]), int(o.oid_lo[last]))
         return out, nxt
 
     def _filtered(self, t: RepoTable, q: Query) -> npt.NDArray[np.int64]:
@@ -172,15 +194,29 @@ class Lister:
         return None
 
 
-def encode_cursor(key: float, row: int) -> str:
-    raw = json.dumps([key, row], separators=(",", ":")).encode()
+def _after(o: Ordered, key: float, hi: int, lo: int) -> int:
+    """Index of the first row strictly after (key, _id) in `o`'s order (binary searches)."""
+    a = int(np.searchsorted(o.keys, key, "left"))
+    b = int(np.searchsorted(o.keys, key, "right"))
+    a2 = a + int(np.searchsorted(o.oid_hi[a:b], np.uint64(hi), "left"))
+    b2 = a + int(np.searchsorted(o.oid_hi[a:b], np.uint64(hi), "right"))
+    return a2 + int(np.searchsorted(o.oid_lo[a2:b2], np.uint64(lo), "right"))
+
+
+def encode_cursor(key: float, oid_hi: int, oid_lo: int) -> str:
+    """The Hub's cursor is base64 of a keyset predicate on (sort key, `_id`); ours carries
+    the same two values, the `_id` as the 24 hex digits it is listed with."""
+    raw = json.dumps([key, f"{oid_hi:08x}{oid_lo:016x}"], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[float, int]:
+def decode_cursor(cursor: str) -> tuple[float, int, int]:
+    """(sort key, `_id`'s creation second, `_id`'s hashed bits) of a cursor we issued."""
     try:
         pad = "=" * (-len(cursor) % 4)
-        key, row = json.loads(base64.urlsafe_b64decode(cursor + pad))
-        return float(key), int(row)
+        key, oid = json.loads(base64.urlsafe_b64decode(cursor + pad))
+        if not isinstance(oid, str) or len(oid) != 24:
+            raise ValueError(oid)
+        return float(key), int(oid[:8], 16), int(oid[8:], 16)
     except (ValueError, TypeError) as e:
         raise ListingError(f"cursor={cursor!r} is not a cursor this server issued") from e

@@ -14,7 +14,7 @@ import yaml
 
 from simulator import vocab
 from simulator.hub_world import GATED, Authors, RepoTable
-from simulator.rng import h64, hash_ints, hex24, hex40, uscalar
+from simulator.rng import h64, hash_ints, hex24, hex40, unit, uscalar
 from simulator.world import World, iso
 
 EXPAND = {
@@ -38,6 +38,16 @@ EXPAND = {
         "subdomain", "tags", "trendingScore", "usedStorage", "xetEnabled",
     ),
 }  # fmt: skip
+
+# Properties the repo routes expand but listings reject with a 400 for the whole request
+# (field-notes §1: seen for childrenModelCount and usedStorage on listings)
+NOT_ON_LISTINGS = ("childrenModelCount", "usedStorage")
+LISTING_EXPAND = {
+    kind: tuple(e for e in names if e not in NOT_ON_LISTINGS) for kind, names in EXPAND.items()
+}
+# salts of the per-row draws deciding which optional fields a repo omits
+_SALT_NO_AUTHOR = 7301
+_SALT_NO_LINKS = 7302
 
 # Fields of a listing item without expand/full (the Hub's default set, approximately).
 DEFAULT_FIELDS = {
@@ -120,6 +130,14 @@ class Renderer:
         self._pre_kind = ""
 
     # ---- ids ------------------------------------------------------------------------
+    def oid_keys(
+        self, t: RepoTable, rows: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+        """The two numbers `oid` prints (creation second, then 64 hashed bits), so `_id`
+        order is the order of these pairs: what a listing's cursor breaks ties on."""
+        created = (t.cols["created"][rows].astype(np.int64) & 0xFFFFFFFF).astype(np.uint64)
+        return created, hash_ints(self.seed, t.code, rows, 11)
+
     def oid(self, t: RepoTable, row: int) -> str:
         if self._pre_kind == t.kind and row in self._pre:
             return self._pre[row][0]
@@ -322,6 +340,9 @@ class Renderer:
             tags.append("format:parquet")
         else:
             tags.append(vocab.SDKS[int(t.cols["sdk"][row])])
+            pipe = self.pipeline(t, row)  # the task tag hub_gen gives spaces using models
+            if pipe:
+                tags.append(pipe)
         lic = self.license(t, row)
         if lic:
             tags.append(f"license:{lic}")
@@ -575,6 +596,10 @@ _MISSING: Any = _Missing()
 
 
 def _f_author(self: Renderer, t: RepoTable, row: int) -> Any:
+    # both official clients type `author` optional; a small share of repos omit it
+    share = self.w.config.author_omitted
+    if share > 0 and uscalar(self.seed, t.code, row, _SALT_NO_AUTHOR) < share:
+        return _MISSING
     c = t.cols
     return self.w.authors.names[int(c["author"][row])]
 
@@ -665,13 +690,23 @@ def _f_sdk(self: Renderer, t: RepoTable, row: int) -> Any:
 
 
 def _f_models(self: Renderer, t: RepoTable, row: int) -> Any:
-    kind = t.kind
-    return self.space_links(t, row)[0] if kind == "space" else _MISSING
+    return _space_link_field(self, t, row, 0)
 
 
 def _f_datasets(self: Renderer, t: RepoTable, row: int) -> Any:
-    kind = t.kind
-    return self.space_links(t, row)[1] if kind == "space" else _MISSING
+    return _space_link_field(self, t, row, 1)
+
+
+def _space_link_field(self: Renderer, t: RepoTable, row: int, which: int) -> Any:
+    """A Space's `models` / `datasets`: omitted when empty in the configured share (the
+    official clients' assumption: huggingface_hub's SpaceInfo pops them with a default)."""
+    if t.kind != "space":
+        return _MISSING
+    names = self.space_links(t, row)[which]
+    share = self.w.config.space_links_omitted
+    if not names and share > 0 and uscalar(self.seed, t.code, row, _SALT_NO_LINKS) < share:
+        return _MISSING
+    return names
 
 
 def _f_baseModels(self: Renderer, t: RepoTable, row: int) -> Any:
@@ -841,7 +876,12 @@ def _c_vocab(col: str, words: tuple[str, ...], kind: str | None = None) -> Any:
 
 def _c_author(self: Renderer, t: RepoTable, rows: npt.NDArray[np.int64]) -> list[Any]:
     names = self.w.authors.names
-    return [names[a] for a in t.cols["author"][rows].tolist()]
+    out: list[Any] = [names[a] for a in t.cols["author"][rows].tolist()]
+    share = self.w.config.author_omitted
+    if share > 0:  # the same draw as _f_author (unit == uscalar on the same values)
+        for i in np.flatnonzero(unit(self.seed, t.code, rows, _SALT_NO_AUTHOR) < share).tolist():
+            out[i] = _MISSING
+    return out
 
 
 def _c_gated(self: Renderer, t: RepoTable, rows: npt.NDArray[np.int64]) -> list[Any]:

@@ -13,7 +13,24 @@ from collections.abc import Callable
 from aiohttp import web
 
 from simulator.app import build_app
-from simulator.config import FaultConfig, SimConfig
+from simulator.config import LIVE_SECONDS_PER_REQUEST, SCALES, FaultConfig, QuotaConfig, SimConfig
+
+QUOTA_HELP = (
+    "The Hub's quotas per 5-minute window: on (default; anonymous 500 api / 3000 resolvers / "
+    "100 pages, a token free 1000/5000/200), off, a tier for every token (pro, team, "
+    "enterprise), or token_tier=pro,TOKEN=TIER."
+)
+TIME_SCALE_HELP = "Divide the quota window (and the live clock's pace) by F; counts stay real."
+LIVE_HELP = (
+    "A live world: each Hub request moves the simulated clock (a day's step at each midnight). "
+    "Default: on when --time-scale is set."
+)
+
+
+def live_pace(live: bool | None, time_scale: float) -> float:
+    """Simulated seconds per request for `--live` (None: on when the time scale is not 1)."""
+    on = time_scale != 1.0 if live is None else live
+    return LIVE_SECONDS_PER_REQUEST if on else 0.0
 
 
 def endpoints(url: str) -> list[str]:
@@ -44,7 +61,13 @@ def serve(
     out(
         f"simulator: seed {config.seed}, {config.models} models, {config.datasets} datasets, "
         f"{config.spaces} spaces, {config.npm} npm, {config.pypi} pypi packages "
-        f"(built in {time.perf_counter() - t0:.1f}s)"
+        f"(built in {time.perf_counter() - t0:.1f}s); quota: "
+        + (
+            f"on, tokens {config.quota.token_tier}, window {300 / config.quota.time_scale:g}s"
+            if config.quota.enabled
+            else "off"
+        )
+        + ("; live" if config.live_seconds_per_request > 0 else "")
     )
     for line in endpoints(url):
         out(line)
@@ -59,6 +82,10 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     for name in ("models", "datasets", "spaces", "npm", "pypi"):
         p.add_argument(f"--{name}", type=int, default=getattr(d, name))
     p.add_argument("--faults", default="", help='JSON ({"rate": 0.05}) or rate=0.05,drop=0.01')
+    p.add_argument("--quota", default="on", help=QUOTA_HELP)
+    p.add_argument("--time-scale", type=float, default=1.0, help=TIME_SCALE_HELP)
+    p.add_argument("--scale", choices=sorted(SCALES), help="the real Hub's sizes (3.2M models ...)")
+    p.add_argument("--live", action=argparse.BooleanOptionalAction, default=None, help=LIVE_HELP)
 
 
 def advance(url: str, days: int) -> dict[str, object]:
@@ -86,9 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         faults = FaultConfig.parse(ns.faults)
     except ValueError as e:
         ap.error(f"--faults: {e}")
+    try:
+        quota = QuotaConfig.parse(ns.quota, ns.time_scale)
+    except ValueError as e:
+        ap.error(f"--quota/--time-scale: {e}")
+    sizes = {"models": ns.models, "datasets": ns.datasets, "spaces": ns.spaces}
+    sizes.update(SCALES.get(ns.scale or "", {}))
     cfg = SimConfig(
-        seed=ns.seed, models=ns.models, datasets=ns.datasets, spaces=ns.spaces,
-        npm=ns.npm, pypi=ns.pypi, faults=faults,
+        seed=ns.seed, **sizes,
+        npm=ns.npm, pypi=ns.pypi, faults=faults, quota=quota,
+        live_seconds_per_request=live_pace(ns.live, ns.time_scale),
     )  # fmt: skip
     serve(cfg, ns.host, ns.port, out=lambda s: print(s, flush=True))
     return 0

@@ -16,7 +16,12 @@ from typing import Any
 from aiohttp import web
 
 from simulator.app import build_app
-from simulator.config import FaultConfig, SimConfig
+from simulator.config import FaultConfig, QuotaConfig, SimConfig
+
+# The test helpers send every optional field unless asked otherwise (`author_omitted=0.01`,
+# `space_links_omitted=1.0` as the server's defaults): hubtide's crawler still requires a
+# Space's `models` / `datasets` and every `author`; the crawler's issue lifts this.
+LENIENT_SHAPE: dict[str, Any] = {"author_omitted": 0.0, "space_links_omitted": 0.0}
 
 
 class SimServer:
@@ -74,22 +79,32 @@ def running_simulator(
     npm: int = 300,
     pypi: int = 300,
     faults: str | dict[str, Any] | None = None,
+    quota: str | QuotaConfig = "off",
     **config: Any,
 ) -> Iterator[str]:
-    """Serve a simulator on 127.0.0.1:<ephemeral>; yields its base URL."""
+    """Serve a simulator on 127.0.0.1:<ephemeral>; yields its base URL. Quotas are off unless
+    asked (`quota="on"`, a tier name, or a `QuotaConfig`): most tests crawl more than an
+    anonymous client may in 5 minutes, and a test of quotas says so."""
     with simulator_server(
         seed, models=models, datasets=datasets, spaces=spaces, npm=npm, pypi=pypi,
-        faults=faults, **config,
+        faults=faults, quota=quota, **config,
     ) as srv:  # fmt: skip
         yield srv.url
 
 
 @contextmanager
 def simulator_server(
-    seed: int = 0, *, faults: str | dict[str, Any] | None = None, **config: Any
+    seed: int = 0,
+    *,
+    faults: str | dict[str, Any] | None = None,
+    quota: str | QuotaConfig = "off",
+    **config: Any,
 ) -> Iterator[SimServer]:
     """Like `running_simulator` but yields the `SimServer` (url, app, call)."""
-    cfg = SimConfig(seed=seed, faults=FaultConfig.parse(faults), **config)
+    q = quota if isinstance(quota, QuotaConfig) else QuotaConfig.parse(quota)
+    cfg = SimConfig(
+        seed=seed, faults=FaultConfig.parse(faults), quota=q, **{**LENIENT_SHAPE, **config}
+    )
     srv = SimServer(cfg).start()
     try:
         yield srv

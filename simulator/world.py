@@ -19,6 +19,9 @@ from simulator.registry_world import PackageTable
 
 KIND_OF_PATH = {"models": "model", "datasets": "dataset", "spaces": "space"}
 SOURCES = ("hub:model", "hub:dataset", "hub:space", "npm", "pypi")
+# In January 2024 the Hub moved every un-namespaced model under an organisation (`gpt2` ->
+# `openai-community/gpt2`) and has listed only `namespace/name` ids since (field-notes §1)
+NAMESPACE_MOVE = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
 
 
 class World:
@@ -26,6 +29,7 @@ class World:
         self.config = config
         self.seed = config.seed
         self.day = 0
+        self.live_seconds = 0.0  # simulated seconds into the current day (a live world)
         self.start = int(config.start.timestamp())
         total = config.models + config.datasets + config.spaces
         n_users = max(20, total // 5)
@@ -54,6 +58,10 @@ class World:
                     m, self.authors, rng, cnt, day=0, now=now, initial=True, legacy_share=0.01
                 )
             done += cnt
+        if self.start >= NAMESPACE_MOVE:
+            # the Hub's move already happened: every legacy id is listed under its owner and
+            # its old name answers a redirect (rename_wave draws nothing from rng)
+            rename_wave(m, self.authors, 0, rng)
         if config.datasets:
             create_repos(d, self.authors, rng, config.datasets, day=0, now=now, initial=True)
         if config.spaces:
@@ -71,8 +79,28 @@ class World:
 
     @property
     def now(self) -> int:
-        """Simulated unix time: start + days advanced."""
+        """Simulated unix time of the current day's step: start + days advanced."""
         return self.start + self.day * 86_400
+
+    @property
+    def clock_now(self) -> float:
+        """Simulated unix time including a live world's seconds into the day."""
+        return self.now + self.live_seconds
+
+    def tick(self, seconds: float) -> int:
+        """A live world's clock moves `seconds`; each simulated midnight it crosses runs the
+        day's step, the same one `advance(1)` runs, so a live world at day d equals a world
+        advanced d days (one seed, one history). Returns the days stepped."""
+        self.live_seconds += seconds
+        days = int(self.live_seconds // 86_400)
+        if days:
+            self.live_seconds -= days * 86_400
+            self.advance(days)
+        return days
+
+    def day_of(self, ts: float) -> int:
+        """The day whose state the world held at simulated unix time `ts`."""
+        return int((ts - self.start) // 86_400)
 
     @property
     def now_dt(self) -> datetime:
@@ -105,8 +133,9 @@ class World:
 
     def clock(self) -> dict[str, Any]:
         return {
-            "now": iso(self.now),
+            "now": iso(self.clock_now),
             "day": self.day,
+            "live": self.config.live_seconds_per_request > 0,
             "start": iso(self.start),
             "seed": self.seed,
             "sizes": {

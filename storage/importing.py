@@ -16,6 +16,7 @@ import pyarrow as pa
 from storage.catalog import SnapshotInfo
 from storage.errors import SchemaViolation
 from storage.layout import META_COLUMNS, check_source, is_custom
+from storage.store import Store
 
 FORMATS = (".csv", ".parquet", ".jsonl", ".ndjson")
 
@@ -53,9 +54,7 @@ def _cast_column(s: pl.Series, dtype: pl.DataType, name: str) -> pl.Series:
         out = s.str.to_lowercase().replace_strict(truth, default=None, return_dtype=pl.Boolean)
     elif isinstance(s.dtype, pl.Datetime) and isinstance(dtype, pl.Datetime):
         out = (
-            (
-                s.dt.replace_time_zone("UTC") if s.dtype.time_zone is None else s  # type: ignore[union-attr]
-            )
+            (s.dt.replace_time_zone("UTC") if s.dtype.time_zone is None else s)
             .dt.convert_time_zone("UTC")
             .dt.cast_time_unit("us")
         )
@@ -138,7 +137,7 @@ def load_listing(
 
 
 def import_listing(
-    store: object,
+    store: Store,
     source: str,
     path: str | Path,
     *,
@@ -147,12 +146,9 @@ def import_listing(
     batch_rows: int = 50_000,
 ) -> SnapshotInfo:
     """Validate the whole file, then write it as one complete snapshot of `source`."""
-    from storage.store import Store
-
-    assert isinstance(store, Store)
     check_source(source)
     existing = source in store.sources()
-    schema = store._logical_schema(source) if (existing or not is_custom(source)) else None
+    schema = store.schema(source) if (existing or not is_custom(source)) else None
     if existing:
         newest = store.snapshots(source, all_statuses=True).sort("snapshot_id")
         last_at = newest["as_of"][-1]

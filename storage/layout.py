@@ -17,11 +17,15 @@ Two change-encoded tables per source family (docs/storage.md, "Tables"):
   delta encoding costs ~1 byte. Custom sources have no counters table.
 
 Each table is partitioned by `source` (custom tables hold one source and are not).
+
+This module is the one place that spells a table's name and builds a transaction id
+(`txn_id`): every other module asks here.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 import pyarrow as pa
 
@@ -45,7 +49,16 @@ def counters_of(source: str) -> tuple[str, ...]:
 META_COLUMNS = ("source", "valid_from", "op", "entity_key")
 KEY = "entity_key"
 
+CATALOG = "catalog/snapshots"
+EVENTS = "ops/crawl_events"
+TOPK = "derived/topk"
 STAGING = "staging/batches"
+DetailKind = Literal["commits", "discussions", "cards"]
+DETAIL_KINDS: tuple[DetailKind, ...] = ("commits", "discussions", "cards")
+# the attribute and counter tables of the built-in source families (custom ones: custom/NAME)
+FAMILY_TABLES = ("hub/repos", "hub/repo_counters", "registry/packages", "registry/package_counters")
+# The app id of a window compaction's commit (storage/maintenance.py, "COMPACT_APP").
+COMPACT_APP = "hubtide:compact"
 # partitioned by snapshot so dropping a finished snapshot's batches is a metadata-only delete
 STAGING_PARTITION = ["source", "snapshot_id"]
 STAGING_SCHEMA = pa.schema(
@@ -129,3 +142,37 @@ def counter_schema(logical: pa.Schema, counters: tuple[str, ...]) -> pa.Schema:
 
 def partition_of(source: str) -> list[str] | None:
     return None if is_custom(source) else ["source"]
+
+
+def detail_table(kind: DetailKind) -> str:
+    """The relative path of a Hub details table (`hub/commits`, ...)."""
+    return f"hub/{kind}"
+
+
+TxnPart = Literal["catalog", "changes", "counters", "topk", "commits", "discussions", "cards"]
+
+
+def txn_id(source: str, snapshot_id: int, part: TxnPart | None = None) -> str:
+    """The app id of a snapshot's transactions (the exactly-once key; part of the disk
+    format, so stores written before keep resuming).
+
+    `{source}:{id}` for its staged batches (version = the highest seq staged), and
+    `{source}:{id}:{part}` for its catalog rows (0 running, 1 terminal), its change rows
+    (1 keyframe, 0 not), counters, top-k members and each details kind (version = batch
+    seq)."""
+    app = f"{source}:{snapshot_id}"
+    return app if part is None else f"{app}:{part}"
+
+
+def fixed_tables() -> dict[str, tuple[pa.Schema, list[str] | None, bool]]:
+    """The tables every store has from its first open: rel -> (schema, partition columns,
+    whether column statistics are kept: not for tables read whole or by partition)."""
+    tables: dict[str, tuple[pa.Schema, list[str] | None, bool]] = {
+        CATALOG: (schemas.CATALOG_SNAPSHOTS, None, False),
+        STAGING: (STAGING_SCHEMA, STAGING_PARTITION, False),
+    }
+    for kind in DETAIL_KINDS:
+        tables[detail_table(kind)] = (schemas.DETAIL_SCHEMAS[kind], None, True)
+    tables[TOPK] = (schemas.DERIVED_TOPK, None, True)
+    tables[EVENTS] = (schemas.CRAWL_EVENTS, None, True)
+    return tables

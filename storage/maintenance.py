@@ -30,7 +30,7 @@ import urllib.parse
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -43,60 +43,80 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.fs import DeltaStorageHandler
 from deltalake.transaction import AddAction, RemoveAction
 
+from storage.catalog import TableKind
+from storage.core import StoreCore
 from storage.errors import StoreError
-from storage.layout import KEY, STAGING, counter_table, entity_table
+from storage.layout import COMPACT_APP, KEY, STAGING, counter_table, entity_table
+from storage.staged import drop_staged
 from storage.tables import ROW_GROUP_ROWS, WRITER_PROPS, ZSTD_LEVEL
-
-if TYPE_CHECKING:
-    from storage.store import MaintenanceReport, Store
 
 # Long enough for any in-flight write (a batch takes seconds) to commit its files.
 MIN_RETENTION_HOURS = 1
 DEFAULT_RETENTION_HOURS = 168
 
 
-def _size(store: Store, rel: str) -> tuple[int, int]:
-    dt = store._tables.must(rel)
+@dataclass(frozen=True)
+class TableMaintenance:
+    """What `maintain` did to one table: files and bytes of its current version before
+    and after, and how many unreferenced files vacuum removed."""
+
+    table: str
+    files_before: int
+    files_after: int
+    bytes_before: int
+    bytes_after: int
+    vacuumed_files: int
+
+
+@dataclass(frozen=True)
+class MaintenanceReport:
+    """What `Store.maintain` did, per table."""
+
+    tables: list[TableMaintenance]
+    retention_hours: int
+    staged_snapshots_dropped: int
+    seconds: float
+
+
+def _size(core: StoreCore, rel: str) -> tuple[int, int]:
+    dt = core.tables.must(rel)
     adds = pl.from_arrow(pa.table(dt.get_add_actions(flatten=True)))
     assert isinstance(adds, pl.DataFrame)
     return adds.height, int(adds["size_bytes"].sum()) if adds.height else 0
 
 
-def drop_finished_staging(store: Store) -> int:
+def drop_finished_staging(core: StoreCore) -> int:
     """Delete staged batches of snapshots that are complete or failed. Returns how many."""
-    cat = store._catalog()
+    cat = core.catalog.read()
     done = cat.filter(pl.col("status").is_in(["complete", "failed"])).select(
         "source", "snapshot_id"
     )
     staged = (
-        pl.scan_delta(store._tables.must(STAGING))
-        .select("source", "snapshot_id")
-        .unique()
-        .collect()
+        pl.scan_delta(core.tables.must(STAGING)).select("source", "snapshot_id").unique().collect()
     )
     gone = staged.join(done, on=["source", "snapshot_id"], how="semi")
     for (source,), part in gone.group_by("source"):
-        store._drop_staged(str(source), *part["snapshot_id"].to_list())
+        drop_staged(core.tables, str(source), part["snapshot_id"].to_list())
     return gone.height
 
 
-def maintain(store: Store, *, retention_hours: int | None = None) -> MaintenanceReport:
-    from storage.store import MaintenanceReport, TableMaintenance
-
+def maintain(core: StoreCore, *, retention_hours: int | None = None) -> MaintenanceReport:
+    """Compact, checkpoint and vacuum every table (see the module docstring)."""
+    core.wait_for_tidying()
     t0 = time.perf_counter()
     hours = DEFAULT_RETENTION_HOURS if retention_hours is None else retention_hours
     hours = max(hours, MIN_RETENTION_HOURS)
-    dropped = drop_finished_staging(store)
-    windowed = windowed_tables(store)
+    dropped = drop_finished_staging(core)
+    windowed = windowed_tables(core)
     out = []
-    for rel in store.table_names():
+    for rel in core.table_names():
         try:
-            files0, bytes0 = _size(store, rel)
+            files0, bytes0 = _size(core, rel)
             if rel in windowed:
-                compact_windows(store, rel, *windowed[rel])
+                compact_windows(core, rel, *windowed[rel])
             else:
-                _compact(store, rel)
-            dt = store._tables.must(rel)
+                _compact(core, rel)
+            dt = core.tables.must(rel)
             with contextlib.suppress(CommitFailedError, DeltaError):
                 dt.create_checkpoint()
             removed = dt.vacuum(
@@ -104,23 +124,23 @@ def maintain(store: Store, *, retention_hours: int | None = None) -> Maintenance
             )
             with contextlib.suppress(CommitFailedError, DeltaError):
                 dt.cleanup_metadata()
-            files1, bytes1 = _size(store, rel)
+            files1, bytes1 = _size(core, rel)
         except Exception as exc:
             raise StoreError(
                 f"maintain {rel}: {type(exc).__name__}: {str(exc) or 'no message'}"
             ) from exc
         finally:
             # vacuum and compaction leave the object at the state they started from
-            store._tables.forget(rel)
+            core.tables.forget(rel)
         out.append(TableMaintenance(rel, files0, files1, bytes0, bytes1, len(removed)))
     return MaintenanceReport(out, hours, dropped, time.perf_counter() - t0)
 
 
-def _compact(store: Store, rel: str, tries: int = 3) -> None:
+def _compact(core: StoreCore, rel: str, tries: int = 3) -> None:
     """Compact, retrying a conflict with a concurrent commit (a staging drop deleting the
     files it read); still conflicting after `tries`, it is left to the next maintain."""
     for _ in range(tries):
-        dt = store._tables.must(rel)
+        dt = core.tables.must(rel)
         try:
             dt.optimize.compact(writer_properties=WRITER_PROPS)
             return
@@ -132,23 +152,23 @@ def _compact(store: Store, rel: str, tries: int = 3) -> None:
 
 # -- compaction per keyframe window ----------------------------------------------------
 
-# The app id of a window compaction's commit. delta-rs does not notice two commits that
-# remove the same files (measured: two rewrites of the same files both committed and the
-# rows doubled), but it does refuse a second commit of the same (app id, version): each
-# compaction commits the table's next version of this txn, so of two racing, one fails.
-COMPACT_APP = "hubtide:compact"
+# COMPACT_APP (storage/layout.py) is the app id of a window compaction's commit. delta-rs
+# does not notice two commits that remove the same files (measured: two rewrites of the
+# same files both committed and the rows doubled), but it does refuse a second commit of
+# the same (app id, version): each compaction commits the table's next version of this
+# txn, so of two racing, one fails.
 
 
-def windowed_tables(store: Store) -> dict[str, tuple[str, list[str]]]:
-    """The change-encoded tables of the store: rel -> (the catalog column that flags a
-    keyframe of that table, the sources it holds)."""
-    out: dict[str, tuple[str, list[str]]] = {}
-    for src in store.sources():
-        out.setdefault(entity_table(src), ("keyframe", []))[1].append(src)
+def windowed_tables(core: StoreCore) -> dict[str, tuple[TableKind, list[str]]]:
+    """The change-encoded tables of the store: rel -> (which kind of table it is, the
+    sources it holds)."""
+    out: dict[str, tuple[TableKind, list[str]]] = {}
+    for src in core.catalog.sources():
+        out.setdefault(entity_table(src), ("attributes", []))[1].append(src)
         crel = counter_table(src)
         if crel is not None:
-            out.setdefault(crel, ("counters_keyframe", []))[1].append(src)
-    return {rel: v for rel, v in out.items() if store._tables.exists(rel)}
+            out.setdefault(crel, ("counters", []))[1].append(src)
+    return {rel: v for rel, v in out.items() if core.tables.exists(rel)}
 
 
 @dataclass(frozen=True)
@@ -179,16 +199,6 @@ def live_files(dt: DeltaTable) -> list[DataFile]:
             )
         )
     return out
-
-
-def keyframes_of(store: Store, source: str, flag: str) -> list[int]:
-    """Ids of the complete snapshots of `source` that keyframed the table `flag` names."""
-    cat = store._catalog().filter(
-        (pl.col("source") == source)
-        & (pl.col("status") == "complete")
-        & pl.col(flag).fill_null(False)
-    )
-    return sorted(cat["snapshot_id"].to_list())
 
 
 def window_of(keyframes: Sequence[int], valid_from: int) -> int:
@@ -238,14 +248,14 @@ def plan_windows(files: Sequence[DataFile], keyframes: Sequence[int]) -> WindowP
 
 
 def compact_windows(
-    store: Store, rel: str, flag: str, sources: Sequence[str], tries: int = 3
+    core: StoreCore, rel: str, which: TableKind, sources: Sequence[str], tries: int = 3
 ) -> None:
     """Compact each source's partition of a change-encoded table window by window
     (`plan_windows`); a conflict with a concurrent commit is retried `tries` times, then
     left to the next maintain."""
     for source in sources:
         for _ in range(tries):
-            job = prepare_compaction(store, rel, flag, source)
+            job = prepare_compaction(core, rel, which, source)
             if job is None:
                 break
             try:
@@ -291,19 +301,21 @@ class Compaction:
                 self.fs.delete_file(a.path)
 
 
-def prepare_compaction(store: Store, rel: str, flag: str, source: str) -> Compaction | None:
+def prepare_compaction(
+    core: StoreCore, rel: str, which: TableKind, source: str
+) -> Compaction | None:
     """Write the merged file of every window of `source` that `plan_windows` picks; None
     when there is nothing to merge."""
     # a table object of its own, pinned at the version it reads (not the per-thread cache:
     # two compactions must each commit from the version they planned on)
-    dt = DeltaTable(store._tables.uri(rel), storage_options=store._tables.storage_options)
+    dt = DeltaTable(core.tables.uri(rel), storage_options=core.tables.storage_options)
     parts = list(dt.metadata().partition_columns)
     files = [f for f in live_files(dt) if not parts or f.partition.get("source") == source]
-    keyframes = keyframes_of(store, source, flag)
+    keyframes = core.catalog.keyframes(source, which)
     plan = plan_windows(files, keyframes)
     if not plan.windows:
         return None
-    fs = pafs.PyFileSystem(DeltaStorageHandler(dt.table_uri, store._tables.storage_options))
+    fs = pafs.PyFileSystem(DeltaStorageHandler(dt.table_uri, core.tables.storage_options))
     schema = pa.schema(dt.schema().to_arrow())  # an arro3 schema: through the C interface
     schema = pa.schema([schema.field(n) for n in schema.names if n not in parts])
     folder = files[0].path.rpartition("/")[0]  # the partition's folder (hive-style)

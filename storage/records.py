@@ -51,7 +51,8 @@ def to_records(rows: Rows) -> list[dict[str, Any]]:
     if isinstance(rows, pl.DataFrame):
         return rows.to_dicts()
     if isinstance(rows, pa.Table):
-        return rows.to_pylist()
+        records: list[dict[str, Any]] = rows.to_pylist()
+        return records
     return list(rows)
 
 
@@ -128,7 +129,7 @@ def _bad_column(record: dict[str, Any], schema: pa.Schema) -> str | None:
         try:
             pa.array([_fix_value(record.get(f.name), f.type)], type=f.type)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
-            return f.name
+            return str(f.name)
     return None
 
 

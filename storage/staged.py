@@ -5,19 +5,47 @@ write), and must never hold the whole listing at once: a 2M-model Hub listing is
 of Arrow. So batches come either from the writer's own memory (the batches this process
 staged, while they stay under `SnapshotWriter`'s cap) or from the staging table, one
 Parquet file (one blob) at a time through a pyarrow dataset, which also works on object
-stores.
+stores. `drop_staged` deletes the batches of finished snapshots.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import polars as pl
 import pyarrow.dataset as pads
+from deltalake.exceptions import CommitFailedError
 
 from storage.layout import STAGING
 from storage.records import from_ipc
 from storage.tables import Tables
+
+log = logging.getLogger(__name__)
+
+
+def drop_staged(tables: Tables, source: str, snapshot_ids: Sequence[int]) -> None:
+    """Delete the staged batches of finished snapshots of `source` in one commit.
+
+    Best effort, never raises: it runs after a snapshot's terminal row, which must stay
+    the finish's outcome. A failure (a concurrent compaction of the partition, a refresh
+    racing a checkpoint) leaves harmless rows: readers never look at staged rows of
+    finished snapshots, and `maintain` drops them later."""
+    ids = ", ".join(str(int(i)) for i in snapshot_ids)
+    try:
+        dt = tables.must(STAGING)
+        dt.delete(f"source = '{source}' AND snapshot_id IN ({ids})")
+    except CommitFailedError:
+        pass  # a concurrent compaction or drop of the same partition won
+    except Exception as exc:
+        log.warning(
+            "%s: staged batches of %s snapshots %s not dropped (maintain will): %s: %s",
+            STAGING,
+            source,
+            ids,
+            type(exc).__name__,
+            str(exc) or "no message",
+        )
 
 
 class StagedBatches:

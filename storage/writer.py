@@ -27,45 +27,50 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from storage import schemas
-from storage.catalog import CATALOG, SnapshotInfo, now
+from storage import reads, schemas
+from storage.catalog import SnapshotInfo, TableKind, TerminalStatus, now
+from storage.core import StoreCore
 from storage.errors import StoreError
 from storage.layout import (
+    CATALOG,
+    EVENTS,
     KEY,
     OP_DELETE,
     STAGING,
     STAGING_PARTITION,
+    STAGING_SCHEMA,
+    TOPK,
+    DetailKind,
+    check_source,
     counter_schema,
     counter_table,
     counters_of,
+    detail_table,
     entity_table,
     is_custom,
     partition_of,
     physical_schema,
+    txn_id,
 )
 from storage.records import Rejected, Rows, conform, conform_frame, to_ipc
 from storage.staged import StagedBatches
 from storage.state import HASH, ROW, SEQ, Diff, hash_expr
 from storage.tables import STAGING_PROPS
 
-if TYPE_CHECKING:
-    from storage.store import Store
-
 log = logging.getLogger(__name__)
 
-EVENTS = "ops/crawl_events"
-TOPK = "derived/topk"
 # Staged batches a writer keeps in memory for its finish (estimated Polars bytes). A
 # 100k-row Hub listing is ~36 MB, so small and medium listings never read their batches
 # back; a 2M-row one is ~700 MB and is read back batch by batch.
@@ -112,7 +117,7 @@ class SnapshotWriter:
 
     def __init__(
         self,
-        store: Store,
+        core: StoreCore,
         source: str,
         snapshot_id: int,
         run_id: str,
@@ -122,7 +127,7 @@ class SnapshotWriter:
         checkpoint: str | None = None,
         event_seq: int = 0,
     ) -> None:
-        self._store = store
+        self._core = core
         self.source = source
         self.snapshot_id = snapshot_id
         self.run_id = run_id
@@ -156,7 +161,7 @@ class SnapshotWriter:
 
     @property
     def _app(self) -> str:
-        return f"{self.source}:{self.snapshot_id}"
+        return txn_id(self.source, self.snapshot_id)
 
     # -- batches ------------------------------------------------------------------------
 
@@ -170,7 +175,7 @@ class SnapshotWriter:
             return False
         if is_custom(self.source):
             rows = _ids_as_text(rows)
-        schema = self._store._input_schema(self.source, rows)
+        schema = self._core.input_schema(self.source, rows)
         frame = conform_frame(rows, schema) if isinstance(rows, pl.DataFrame) else None
         rejects: list[Rejected] = []
         if frame is not None:
@@ -179,7 +184,7 @@ class SnapshotWriter:
             table, rejects = conform(rows, schema)
         if not self._waiting:
             self._waiting_since = time.monotonic()
-        blob = self._store._workers().submit(to_ipc, table)
+        blob = self._core.workers().submit(to_ipc, table)
         self._waiting.append(_Waiting(seq, table.num_rows, blob, checkpoint, rejects))
         self._waiting_bytes += table.nbytes
         self._accepted_seq = seq
@@ -213,10 +218,10 @@ class SnapshotWriter:
                     # submitted before this flush, so started before it: never a deadlock
                     "payload": pa.chunked_array([w.blob.result() for w in ws]),
                 },
-                schema=staging_schema(),
+                schema=STAGING_SCHEMA,
             )
 
-        wrote = self._store._tables.append_versions_once(
+        wrote = self._core.tables.append_versions_once(
             STAGING,
             sorted(by_seq),
             blob,
@@ -239,7 +244,7 @@ class SnapshotWriter:
         flushes left it (the waiting rest is flushed by finish)."""
         if not (self._keep_mine and self._mine_contiguous):
             return False
-        staging = self._store._tables.must(STAGING)  # refreshed
+        staging = self._core.tables.must(STAGING)  # refreshed
         done = staging.transaction_version(self._app)
         return (-1 if done is None else done) == self.last_committed_seq
 
@@ -263,7 +268,7 @@ class SnapshotWriter:
             [CrawlEvent("rejected", f"batch {seq}: {r.reason}", None, r.payload) for r in rejects]
         )
 
-    def write_details(self, kind: str, seq: int, rows: Rows) -> bool:
+    def write_details(self, kind: DetailKind, seq: int, rows: Rows) -> bool:
         """Append commits / discussions / cards rows of this snapshot (Hub sources only)."""
         if kind not in schemas.DETAIL_SCHEMAS:
             raise ValueError(
@@ -280,8 +285,10 @@ class SnapshotWriter:
         if rejects:
             self._quarantine([Rejected(f"{kind}: {r.reason}", r.payload) for r in rejects], seq)
         table = table.cast(schema)
-        rel = f"hub/{kind}"
-        return self._store._tables.append_once(rel, table, f"{self._app}:{kind}", seq)
+        rel = detail_table(kind)
+        return self._core.tables.append_once(
+            rel, table, txn_id(self.source, self.snapshot_id, kind), seq
+        )
 
     def record_events(self, events: list[CrawlEvent]) -> None:
         """Append events to `ops/crawl_events`, numbered per run."""
@@ -305,13 +312,13 @@ class SnapshotWriter:
             )
             self._event_seq += 1
         table = pa.Table.from_pylist(rows, schema=schemas.CRAWL_EVENTS)
-        self._store._append_plain(EVENTS, table)
+        self._core.append_plain(EVENTS, table)
 
     # -- finishing ----------------------------------------------------------------------
 
     def finish(
         self,
-        status: str,
+        status: TerminalStatus,
         *,
         message: str | None = None,
         requests: int = 0,
@@ -320,14 +327,14 @@ class SnapshotWriter:
         """Close the snapshot as complete, partial or failed (idempotent: re-run after a kill)."""
         if status not in ("complete", "partial", "failed"):
             raise ValueError(f"finish status {status!r} unknown; use complete, partial or failed")
-        store = self._store
+        core = self._core
         if status == "failed":
             # a failed snapshot's staged batches are dropped: the waiting ones need no commit
             self._waiting, self._waiting_bytes = [], 0
-        # one catalog read for the whole finish (see Store._pinned_catalog)
-        with store._pinned_catalog():
+        # one catalog read for the whole finish (see Catalog.pinned)
+        with core.catalog.pinned():
             with self._step("check for a terminal row", CATALOG):
-                done = store._terminal_info(self.source, self.snapshot_id, fresh=False)
+                done = core.catalog.terminal_info(self.source, self.snapshot_id, fresh=False)
             if done is not None:
                 return done
             with self._step("read the staged listing", STAGING):
@@ -338,7 +345,7 @@ class SnapshotWriter:
                 if not overlap:
                     self.flush()
                 staged = StagedBatches(
-                    store._tables,
+                    core.tables,
                     self.source,
                     self.snapshot_id,
                     self._mine,
@@ -346,21 +353,21 @@ class SnapshotWriter:
                 )
             counts: dict[str, Any] = {"upserts": 0, "tombstones": 0, "keyframe": False}
             if status == "complete":
-                flushing = store._workers().submit(self.flush) if overlap else None
+                flushing = core.workers().submit(self.flush) if overlap else None
                 try:
                     counts = self._commit_changes(staged, flushing)
                 except _ListingMoved:
                     # a racing writer staged some of the same seqs first: its batches
                     # are the listing now, so read them back and diff again
                     with self._step("read the staged listing", STAGING):
-                        staged = StagedBatches(store._tables, self.source, self.snapshot_id)
+                        staged = StagedBatches(core.tables, self.source, self.snapshot_id)
                     counts = self._commit_changes(staged, None)
             else:
                 with self._step("count the staged entities", STAGING):
                     counts["entities"] = _count_entities(staged)
             # after the flush: it quarantines the rejected records of the batches it stages
             with self._step("count rejected records", EVENTS):
-                rejected = store._rejected_count(self.run_id, self.snapshot_id)
+                rejected = reads.rejected_count(core, self.run_id)
         self._mine.clear()  # the snapshot is done with them
         row = {
             "source": self.source,
@@ -373,7 +380,7 @@ class SnapshotWriter:
             "rejected": rejected,
             "requests": requests,
             "errors": errors,
-            "code_version": store.code_version,
+            "code_version": core.code_version,
             "message": message,
             **counts,
         }
@@ -381,10 +388,10 @@ class SnapshotWriter:
         with self._step("terminal catalog row", CATALOG):
             # the catalog was refreshed at the start of this finish; a row another writer
             # committed since makes this commit fail (same txn) and append_once re-checks
-            wrote = store._append_catalog(table, f"{self._app}:catalog", 1)
+            wrote = core.catalog.append(table, txn_id(self.source, self.snapshot_id, "catalog"), 1)
         # From here on the snapshot is final: nothing below may turn it into an exception.
         # best effort, in a worker thread: maintain() drops what is left
-        store._tidy_after_finish(self.source, self.snapshot_id, drop=status != "partial")
+        core.after_finish(self.source, self.snapshot_id, drop=status != "partial")
         # the row this call committed is the terminal row; else another writer's is
         info = SnapshotInfo.from_row(row) if wrote else self._committed_terminal(row)
         self._finished = info
@@ -394,17 +401,17 @@ class SnapshotWriter:
         """The terminal row another writer of this snapshot committed first (its txn was
         in). Re-read through a freshly loaded catalog when the cached one lags; should
         even that fail, this call's row (same snapshot, same listing) stands in."""
-        store = self._store
+        core = self._core
         for attempt in range(2):
             try:
-                info = store._terminal_info(*self._key)
+                info = core.catalog.terminal_info(*self._key)
             except Exception as exc:  # a read after the commit: never fail the finish
                 log.warning("finish %s: terminal row not re-read: %s", self, _describe(exc))
                 info = None
             if info is not None:
                 return info
             if attempt == 0:
-                store._tables.forget(CATALOG)
+                core.tables.forget(CATALOG)
         log.warning("finish %s: terminal row committed but not visible yet; using ours", self)
         return SnapshotInfo.from_row(row)
 
@@ -439,29 +446,29 @@ class SnapshotWriter:
         deterministic), and append_once skips what is already in. `flushing` is the
         flush of the waiting batches running beside pass 1 and the diff.
         """
-        store = self._store
+        core = self._core
         source = self.source
         rel = entity_table(source)
         crel = counter_table(source)
-        app = f"{self._app}:changes"
-        capp = f"{self._app}:counters"
+        app = txn_id(source, self.snapshot_id, "changes")
+        capp = txn_id(source, self.snapshot_id, "counters")
         counters = counters_of(source)
         with self._step("read the previous state", rel):
-            prev_id = store._previous_complete(source, self.snapshot_id)
-            types = store._column_types(source)
+            prev_id = core.catalog.previous_complete(source, self.snapshot_id)
+            types = core.column_types(source)
             if is_custom(source):
                 # batches may differ in columns and types: the listing's are their union
                 heads = [pl.DataFrame(schema=sch) for sch in staged.schemas()]
                 if heads:
                     types.update(pl.concat(heads, how="diagonal_relaxed").schema)
-                columns = store._logical_columns(source, pl.DataFrame(schema=types))
+                columns = core.logical_columns(source, pl.DataFrame(schema=types))
             else:
-                columns = store._logical_columns(source, pl.DataFrame(schema=types))
+                columns = core.logical_columns(source, pl.DataFrame(schema=types))
             types = {c: types.get(c, pl.String()) for c in columns}
             attr_cols = [c for c in columns if c not in counters]
             ccols = [c for c in counters if c in columns]
         with self._step("read the previous state", rel):
-            previous = store._previous_state(source, prev_id, attr_cols, types)
+            previous = reads.previous_state(core, source, prev_id, attr_cols, types)
         # read back from staging: keep the surely changed wide rows from pass 1 (see
         # _narrow), so pass 2 re-reads only batches it still misses rows of
         kept: dict[int, pl.DataFrame] | None = None
@@ -487,7 +494,7 @@ class SnapshotWriter:
         ckeyframe = False
         if crel is not None:
             ckeyframe = self._is_keyframe(crel, capp, prev_id, d.counter_changes, live, "counters")
-        pool = store._workers()
+        pool = core.workers()
         jobs = []
         if crel is not None:
             jobs.append(
@@ -504,7 +511,7 @@ class SnapshotWriter:
                     n = job.result()
                 if table == crel:
                     crows = n
-        store._last_state[source] = d.state(self.snapshot_id, attr_cols)
+        core.last_state[source] = d.state(self.snapshot_id, attr_cols)
         return {
             "entities": live,
             "upserts": d.changed_entities,
@@ -528,7 +535,7 @@ class SnapshotWriter:
         tombstones); returns how many. Small listings (batches held in memory) are
         written as one key-sorted table; a keyframe read back from staging is streamed
         to delta-rs batch by batch, each batch sorted by key."""
-        store = self._store
+        core = self._core
         source = self.source
         rel = entity_table(source)
         counters = counters_of(source)
@@ -541,11 +548,11 @@ class SnapshotWriter:
                 ]
             )
         else:
-            logical = store._logical_schema(source)
+            logical = core.logical_schema(source)
         phys = physical_schema(logical, counters)
         picks = d.picks(keyframe)
         by_seq = dict(picks.partition_by(SEQ, as_dict=True, include_key=False))
-        wanted = {int(k[0]): v for k, v in by_seq.items()}  # type: ignore[index]
+        wanted = {int(k[0]): v for k, v in by_seq.items()}
         attr_names = [c for c in columns if c != "entity_id" and c not in counters]
         tombs = (
             d.gone.select(
@@ -607,11 +614,11 @@ class SnapshotWriter:
             def data() -> pa.RecordBatchReader:
                 return pa.RecordBatchReader.from_batches(phys, stream())
 
-        store._tables.ensure(rel, phys, partition_of(source))
-        store._tables.append_once(
+        core.tables.ensure(rel, phys, partition_of(source))
+        core.tables.append_once(
             rel,
             data,
-            self._app + ":changes",
+            txn_id(source, self.snapshot_id, "changes"),
             1 if keyframe else 0,
             schema_mode="merge" if is_custom(source) else None,
             partition_by=partition_of(source),
@@ -621,52 +628,52 @@ class SnapshotWriter:
 
     def _write_counters(self, d: Diff, keyframe: bool) -> int:
         """Append the counter rows (a worker thread); returns how many."""
-        store = self._store
+        core = self._core
         source = self.source
         crel = counter_table(source)
         assert crel is not None
         counters = counters_of(source)
-        cschema = counter_schema(store._logical_schema(source), counters)
+        cschema = counter_schema(core.logical_schema(source), counters)
         cframe = d.counter_rows(keyframe).with_columns(
             source=pl.lit(source), valid_from=pl.lit(self.snapshot_id, pl.Int64)
         )
-        store._tables.ensure(crel, cschema, partition_of(source))
-        store._tables.append_once(
+        core.tables.ensure(crel, cschema, partition_of(source))
+        core.tables.append_once(
             crel,
             cframe.select(cschema.names).to_arrow().cast(cschema),
-            f"{self._app}:counters",
+            txn_id(self.source, self.snapshot_id, "counters"),
             1 if keyframe else 0,
             partition_by=partition_of(source),
         )
         return cframe.height
 
     def _is_keyframe(
-        self, rel: str, app: str, prev_id: int | None, changes: int, live: int, kind: str
+        self, rel: str, app: str, prev_id: int | None, changes: int, live: int, kind: TableKind
     ) -> bool:
         """Whether this finish writes `rel` as a keyframe.
 
         A re-run after a kill must repeat the first run's choice: if the txn is already in,
         its version says (1 = keyframe); otherwise the cost rule decides.
         """
-        dt = self._store._tables.get(rel)
+        dt = self._core.tables.get(rel)
         done = dt.transaction_version(app) if dt is not None else None
         if done is not None:
             return bool(done == 1)
-        return self._store._wants_keyframe(
-            self.source, self.snapshot_id, prev_id, changes, live, kind
+        return wants_keyframe(
+            self._core, self.source, self.snapshot_id, prev_id, changes, live, kind
         )
 
     def _write_topk(self, d: Diff) -> int:
         """The members of the top `topk_n` per popularity column, as sorted entity keys
         (a worker thread; from the narrow rows). Returns how many."""
-        store = self._store
+        core = self._core
         rows = d.rows
         cols = [c for c in schemas.POPULARITY_COLUMNS.get(self.source, ()) if c in rows.columns]
         if not cols:
             return 0
         parts = []
         for by in cols:
-            keys = top_keys(rows, by, store.topk_n)
+            keys = reads.top_keys(rows, by, core.options.topk_n)
             parts.append(
                 keys.to_frame().with_columns(
                     source=pl.lit(self.source),
@@ -676,22 +683,110 @@ class SnapshotWriter:
             )
         table = pl.concat(parts).select(schemas.DERIVED_TOPK.names).to_arrow()
         table = table.cast(schemas.DERIVED_TOPK)
-        store._tables.append_once(TOPK, table, f"{self._app}:topk", 0)
-        return table.num_rows
+        core.tables.append_once(TOPK, table, txn_id(self.source, self.snapshot_id, "topk"), 0)
+        return int(table.num_rows)
 
 
-def top_keys(rows: pl.DataFrame, by: str, k: int) -> pl.Series:
-    """Keys of the top `k` rows by `by` (nulls never; ties at the boundary: entity_id asc),
-    sorted ascending. A numeric threshold first, so ids are only compared among the ties
-    at the k-th value (ranking on (value, entity_id) took 27 ms per 100k rows, this 2)."""
-    value = pl.col(by).cast(pl.Float64)
-    vals = rows.select(value.alias("v")).filter(pl.col("v").is_not_null())["v"]
-    if vals.len() <= k:
-        return rows.filter(pl.col(by).is_not_null())[KEY].sort()
-    threshold = vals.top_k(k).min()
-    above = rows.filter(value > threshold)
-    ties = rows.filter(value == threshold).sort("entity_id").head(k - above.height)
-    return pl.concat([above[KEY], ties[KEY]]).sort()
+def begin(
+    core: StoreCore, source: str, *, as_of: datetime | None = None, run_id: str | None = None
+) -> SnapshotWriter:
+    """Start a new snapshot of `source` (status running); ids increase per source. Two
+    processes racing for an id: the catalog txn lets one win, the other takes the next."""
+    check_source(source)
+    started = now()
+    as_of = as_of or started
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    for _ in range(100):
+        cat = core.catalog.read().filter(pl.col("source") == source)
+        ids = cat["snapshot_id"].to_list()
+        sid = (max(ids) + 1) if ids else 1
+        rid = run_id or f"{source}-{sid}-{uuid.uuid4().hex[:8]}"
+        row = {
+            "source": source,
+            "snapshot_id": sid,
+            "run_id": rid,
+            "status": "running",
+            "as_of": as_of,
+            "started_at": started,
+            "code_version": core.code_version,
+        }
+        table = pa.Table.from_pylist([row], schema=schemas.CATALOG_SNAPSHOTS)
+        if core.catalog.append(table, txn_id(source, sid, "catalog"), 0):
+            return SnapshotWriter(core, source, sid, rid, as_of, started)
+        # another process took this id first: take the next one
+    raise StoreError(f"could not allocate a snapshot id for {source!r}")
+
+
+def resume(core: StoreCore, source: str) -> SnapshotWriter | None:
+    """The newest `running` snapshot of `source` as a writer (its last staged seq and
+    checkpoint, its next event number), or None."""
+    check_source(source)
+    cat = core.catalog.read().filter(pl.col("source") == source).sort("snapshot_id")
+    if cat.is_empty() or cat["status"][-1] != "running":
+        return None
+    row = cat.row(cat.height - 1, named=True)
+    sid = int(row["snapshot_id"])
+    staging = core.tables.must(STAGING)
+    last = staging.transaction_version(txn_id(source, sid))
+    last_seq = -1 if last is None else int(last)
+    checkpoint = None
+    if last_seq >= 0:
+        hit = (
+            pl.scan_delta(staging)
+            .filter(
+                (pl.col("source") == source)
+                & (pl.col("snapshot_id") == sid)
+                & (pl.col("seq") == last_seq)
+            )
+            .select("checkpoint")
+            .collect()
+        )
+        checkpoint = hit["checkpoint"][0] if hit.height else None
+    ev = (
+        pl.scan_delta(core.tables.must(EVENTS))
+        .filter(pl.col("run_id") == row["run_id"])
+        .select(pl.col("seq").max())
+        .collect()
+    )
+    next_event = int(ev.item()) + 1 if ev.height and ev.item() is not None else 0
+    return SnapshotWriter(
+        core,
+        source,
+        sid,
+        str(row["run_id"]),
+        row["as_of"],
+        row["started_at"],
+        last_seq,
+        checkpoint,
+        next_event,
+    )
+
+
+def wants_keyframe(
+    core: StoreCore,
+    source: str,
+    snapshot_id: int,
+    prev_id: int | None,
+    changes: int,
+    live: int,
+    which: TableKind,
+) -> bool:
+    """Keyframes by cost: when the change rows since the table's last keyframe (this
+    snapshot's included) exceed `keyframe_cost` x the live entities, so a read scans at
+    most about (1 + keyframe_cost) x the state. Counters also keyframe at least every
+    `keyframe_every` snapshots (a narrow copy, ~2 bytes per entity)."""
+    if prev_id is None:
+        return True
+    kf = core.catalog.keyframe_before(source, prev_id, which)
+    if kf is None:
+        return True
+    col = "attribute_rows" if which == "attributes" else "counter_rows"
+    since = core.catalog.complete_between(source, kf, snapshot_id)
+    rows = int(since[col].fill_null(0).sum()) + changes
+    if rows > core.options.keyframe_cost * live:
+        return True
+    return which == "counters" and since.height + 1 >= core.options.keyframe_every
 
 
 def _conformed(
@@ -778,12 +873,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc) or 'no message'}"
 
 
-def staging_schema() -> pa.Schema:
-    from storage.layout import STAGING_SCHEMA
-
-    return STAGING_SCHEMA
-
-
 def _ids_as_text(rows: Rows) -> Rows:
     """Custom sources key on text: a numeric id column (DOIs, row numbers) becomes text."""
     if isinstance(rows, pl.DataFrame):
@@ -807,7 +896,8 @@ def _records(rows: Rows) -> list[dict[str, Any]]:
     if isinstance(rows, pl.DataFrame):
         return rows.to_dicts()
     if isinstance(rows, pa.Table):
-        return rows.to_pylist()
+        records: list[dict[str, Any]] = rows.to_pylist()
+        return records
     return [dict(r) for r in rows]
 
 

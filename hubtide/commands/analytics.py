@@ -27,6 +27,7 @@ def _params(app: AppContext, **overrides: Any) -> dict[str, Any]:
         "top_n": a.top_n,
         "renames_as_churn": a.renames_as_churn,
         "bots": tuple(a.bots),
+        "commits_without_bots": a.commits_without_bots,
         "identity_overrides": a.identity_overrides,
         "interval_days": a.interval_days,
         "people_series_max": a.people_series_max,
@@ -83,6 +84,13 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--entity", help="trajectories: one entity id or name.")
         ] = None,
         people_series_max: PeopleSeriesMaxOpt = None,
+        commits_without_bots: Annotated[
+            bool | None,
+            typer.Option(
+                "--commits-without-bots",
+                help="n_commits leaves out bots' commits (config: commits_without_bots).",
+            ),
+        ] = None,
         list_: Annotated[bool, typer.Option("--list", help="List every measure.")] = False,
         fmt: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
     ) -> None:
@@ -106,7 +114,14 @@ def register(app: typer.Typer) -> None:
             return
         app_ctx = app_context(ctx)
         at_value: Any = int(at) if at is not None and at.isdigit() else at
-        params = _params(app_ctx, k=k, by=by, entity=entity, people_series_max=people_series_max)
+        params = _params(
+            app_ctx,
+            k=k,
+            by=by,
+            entity=entity,
+            people_series_max=people_series_max,
+            commits_without_bots=commits_without_bots,
+        )
         df = compute_measure(_store(app_ctx), name, source=source, at=at_value, params=params)
         emit_frame(df, fmt, title=f"{name} ({source or 'default source'})")
 

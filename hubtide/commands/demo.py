@@ -157,6 +157,8 @@ def register(app: typer.Typer) -> None:
             "1500",
             "--pypi",
             "1500",
+            "--quota",  # the demo runs days in minutes: the Hub's quotas would stall it
+            "off",
         ]
         with _process(sim_args, logs / "simulator.log") as sim:
             _wait_for(f"{sim_url}/_sim/clock", sim, "the simulator")

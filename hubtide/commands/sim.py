@@ -8,6 +8,12 @@ from typing import Annotated
 import typer
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+QUOTA_HELP = (
+    "The Hub's quotas per 5-minute window: on (anonymous 500 api / 3000 resolvers / 100 pages; "
+    "a token is free: 1000/5000/200), off, a tier for every token (pro, team, enterprise), "
+    "or token_tier=pro,TOKEN=TIER."
+)
+TIME_SCALE_HELP = "Divide the quota window (and a live clock's pace) by F; counts stay real."
 
 
 def register(app: typer.Typer) -> None:
@@ -34,25 +40,49 @@ def register(app: typer.Typer) -> None:
                 help="Fault rates: JSON like '{\"rate\": 0.05}' or rate=0.05,drop=0.01,budget=1000/300.",
             ),
         ] = "",
+        quota: Annotated[str, typer.Option("--quota", help=QUOTA_HELP)] = "on",
+        time_scale: Annotated[float, typer.Option("--time-scale", help=TIME_SCALE_HELP)] = 1.0,
+        live: Annotated[
+            bool | None,
+            typer.Option(
+                "--live/--no-live",
+                help="Each Hub request moves the simulated clock (default: on with --time-scale).",
+            ),
+        ] = None,
+        scale: Annotated[
+            str, typer.Option("--scale", help="hub: the real Hub's sizes (overrides the counts).")
+        ] = "",
     ) -> None:
         """Serve a seeded simulated Hub, ecosyste.ms, npm downloads and pypistats until stopped.
 
         Example: hubtide sim serve --port 8080 --models 5000 --faults rate=0.02
         """
-        from simulator.config import FaultConfig, SimConfig
+        from simulator.config import SCALES, FaultConfig, QuotaConfig, SimConfig
+        from simulator.serve import live_pace
         from simulator.serve import serve as run
 
         try:
             fault_cfg = FaultConfig.parse(faults)
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--faults") from e
+        try:
+            quota_cfg = QuotaConfig.parse(quota, time_scale)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--quota/--time-scale") from e
+        if scale:
+            if scale not in SCALES:
+                raise typer.BadParameter(
+                    f"{scale!r}; allowed: {', '.join(SCALES)}", param_hint="--scale"
+                )
+            models, datasets, spaces = (SCALES[scale][k] for k in ("models", "datasets", "spaces"))
         for name, value in (("--models", models), ("--datasets", datasets), ("--spaces", spaces),
                             ("--npm", npm), ("--pypi", pypi)):  # fmt: skip
             if value < 0:
                 raise typer.BadParameter(f"{value} must be >= 0", param_hint=name)
         cfg = SimConfig(
             seed=seed, models=models, datasets=datasets, spaces=spaces, npm=npm, pypi=pypi,
-            faults=fault_cfg,
+            faults=fault_cfg, quota=quota_cfg,
+            live_seconds_per_request=live_pace(live, time_scale),
         )  # fmt: skip
         run(cfg, host, port, out=lambda s: typer.echo(s))
 

@@ -27,13 +27,14 @@ def _activity(store: Store) -> dict[str, dict]:
 def test_activity_variables_count_people_without_bots_and_with_merges(paper_store: Store) -> None:
     a = _activity(paper_store)
     # m1: commits alice x2, Alice (-> alice), bob x2, librarian-bot (removed), carol+bob
-    assert a["m1"]["n_commits"] == 6  # the bot's commit has no person left
+    assert a["m1"]["n_commits"] == 7  # every commit, the bot's too (paper B)
     assert a["m1"]["n_committers"] == 3  # alice, bob, carol
     assert a["m1"]["n_discussions"] == 3
     assert a["m1"]["n_disc_starters"] == 2  # zed, alice ("deleted" is nobody)
     assert a["m1"]["n_community"] == 4  # alice, bob, carol, zed
     assert a["m2"]["n_committers"] == 2  # erin, frank (frank[bot] removed)
-    assert a["m4"]["n_commits"] == 0 and a["m4"]["n_community"] == 0
+    # m4 has no stored commit: its details were not read, so its people are missing
+    assert a["m4"]["n_commits"] is None and a["m4"]["n_community"] is None
 
 
 def test_distribution_matches_numpy(paper_store: Store) -> None:
@@ -220,10 +221,10 @@ def test_adoption_by_hand(paper_store: Store) -> None:
 def test_activity_series_per_snapshot(paper_store: Store) -> None:
     df = compute_measure(paper_store, "activity_series", source="hub:model")
     c = df.filter(pl.col("variable") == "n_commits").sort("snapshot_id")
-    # commits with a person: m1 6, m2 2 (frank[bot] alone is a bot commit), m3 1, others 0;
-    # snapshot 2: ft-d (0) deleted, new (0) created -> the same values
-    exp = ast.gini(np.array([6, 2, 1, 0, 0, 0, 0], dtype=float))
+    # every commit, bots' too: m1 7, m2 3, m3 1; the others have no stored commit (not
+    # read: missing, left out); snapshot 2: ft-d deleted, new created -> the same values
+    exp = ast.gini(np.array([7, 3, 1], dtype=float))
     assert c["gini"].to_list() == pytest.approx([exp, exp])
-    assert c["share_zero"][0] == pytest.approx(4 / 7)
+    assert c["share_zero"][0] == 0.0 and c["repos"][0] == 3  # no repo with zero commits
     d = df.filter(pl.col("variable") == "n_discussions")
-    assert d["mean"][0] == pytest.approx(3 / 7)
+    assert d["mean"][0] == pytest.approx(3 / 3)  # m1's 3 over the 3 read repos

@@ -92,6 +92,19 @@ def test_a_missing_required_field_and_a_non_object() -> None:
         repo_row([GOOD], "model")
 
 
+def test_optional_author_and_space_links_are_null_when_absent() -> None:
+    # both official clients treat these as optional; the simulator omits them as the Hub may
+    item = dict(GOOD)
+    del item["author"]
+    row = repo_row(item, "model")
+    assert row["author"] is None and row["name"] == "org/model"  # never filled in
+    space = {k: v for k, v in GOOD.items() if k not in ("downloads", "downloadsAllTime")}
+    space.pop("gated")
+    row = repo_row(space, "space")
+    assert row["sdk"] is None and row["space_models"] is None and row["space_datasets"] is None
+    assert as_table("hub:space", [row]).num_rows == 1  # type: ignore[union-attr]
+
+
 def test_times_are_utc() -> None:
     assert parse_time("2024-05-01T14:00:00+02:00", "t") == datetime(2024, 5, 1, 12, tzinfo=UTC)
     assert parse_time("2024-05-01T12:00:00", "t") == datetime(2024, 5, 1, 12, tzinfo=UTC)

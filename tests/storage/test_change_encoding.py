@@ -134,7 +134,7 @@ def test_reopened_store_diffs_the_same(tmp_path: Path) -> None:
         (0, 1, 1),
         (1, 0, 1),
     ]
-    raw = pl.scan_delta(Store.open(root)._tables.must("hub/repos")).collect()
+    raw = pl.scan_delta(Store.open(root)._core.tables.must("hub/repos")).collect()
     # keys: 1..3 in sorted id order at first sight, 4 for the newcomer
     assert raw.sort("entity_key").select("entity_key", "entity_id").unique().sort(
         "entity_key"
@@ -249,13 +249,13 @@ def test_counter_only_change_writes_a_narrow_counter_row(tmp_path: Path) -> None
     write_snapshot(store, SRC, [repo(1, license="mit", downloads=9, likes=1)])
     write_snapshot(store, SRC, [repo(1, license=None, downloads=9, likes=2)])
     write_snapshot(store, SRC, [repo(1, license=None, downloads=11, likes=2)])
-    attrs = pl.scan_delta(store._tables.must("hub/repos")).sort("valid_from").collect()
+    attrs = pl.scan_delta(store._core.tables.must("hub/repos")).sort("valid_from").collect()
     assert attrs.select("valid_from", "op", "license").rows() == [
         (1, "upsert", "mit"),
         (3, "upsert", None),
     ]
     assert "downloads" not in attrs.columns
-    cnt = pl.scan_delta(store._tables.must("hub/repo_counters")).sort("valid_from").collect()
+    cnt = pl.scan_delta(store._core.tables.must("hub/repo_counters")).sort("valid_from").collect()
     assert cnt.columns == [
         "source",
         "entity_key",
@@ -295,7 +295,7 @@ def test_reappearance_gets_a_new_key_and_no_stale_counters(store: Store) -> None
     got = store.as_of(SRC, 3).collect().sort("entity_id")
     assert got["downloads"].to_list() == [None, None]
     assert store.as_of(SRC, 1).collect().sort("entity_id")["downloads"].to_list() == [50, None]
-    raw = pl.scan_delta(store._tables.must("hub/repos")).filter(pl.col("entity_id") == "id1")
+    raw = pl.scan_delta(store._core.tables.must("hub/repos")).filter(pl.col("entity_id") == "id1")
     assert sorted(raw.collect()["entity_key"].unique().to_list()) == [1, 3]
     hist = store.history(SRC, "id1").collect()
     assert hist.select("snapshot_id", "op", "downloads").rows() == [
@@ -309,7 +309,7 @@ def test_top_k_members_rank_exactly_like_the_listing(tmp_path: Path) -> None:
     store = Store.open(str(tmp_path / "s"), topk_n=3)
     rows = [repo(i, downloads=d, likes=i % 3) for i, d in enumerate([5, 9, 9, 1, None, 7])]
     write_snapshot(store, SRC, rows)
-    raw = pl.scan_delta(store._tables.must("derived/topk")).collect()
+    raw = pl.scan_delta(store._core.tables.must("derived/topk")).collect()
     assert raw.filter(pl.col("by") == "downloads")["entity_key"].to_list() == [2, 3, 6]
     top = store.top_k(SRC, 1, "downloads", 3).collect()
     assert top.rows() == [

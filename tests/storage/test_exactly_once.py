@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from storage import Store
-from tests.storage.writer_proc import listing
+from tests.storage.listings import listing
 
 WRITER = str(Path(__file__).with_name("writer_proc.py"))
 
@@ -33,7 +33,7 @@ def check_all(store: Store, snaps: int, rows: int) -> None:
         assert got["entity_id"].is_unique().all()
         want = expected(k, rows)
         assert got.sort("entity_id").equals(want.select(got.columns)), f"snapshot {sid}"
-    staged = pl.scan_delta(store._tables.must("staging/batches")).collect()
+    staged = pl.scan_delta(store._core.tables.must("staging/batches")).collect()
     seqs = staged.group_by("snapshot_id", "seq").len()
     assert (seqs["len"] == 1).all() if seqs.height else True
 
@@ -75,7 +75,7 @@ def test_threads_racing_the_same_batches(tmp_path: Path, flush_each: bool) -> No
     fresh = Store.open(root)
     check_all(fresh, 1, 60)
     assert fresh.snapshots("hub:model")["snapshot_id"].to_list() == [w0.snapshot_id]
-    raw = pl.scan_delta(fresh._tables.must("catalog/snapshots")).collect()
+    raw = pl.scan_delta(fresh._core.tables.must("catalog/snapshots")).collect()
     assert raw.filter(pl.col("status") == "complete").height == 1
 
 

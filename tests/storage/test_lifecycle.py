@@ -6,8 +6,9 @@ import polars as pl
 import pytest
 
 from storage import CrawlEvent, SnapshotNotFound, Store, UnknownSource, writer
-from storage.catalog import CATALOG
-from storage.store import CATALOG_COMPACT_FILES, STAGING_DROP_EVERY
+from storage.catalog import CATALOG_COMPACT_FILES
+from storage.core import STAGING_DROP_EVERY
+from storage.layout import CATALOG
 from tests.storage.conftest import day, repo, write_snapshot
 
 
@@ -113,7 +114,7 @@ def test_ids_increase_per_source(store: Store) -> None:
 
 def _staged_ids(store: Store) -> list[int]:
     store.wait_for_tidying()  # the drop runs in a worker thread after the terminal row
-    staged = pl.scan_delta(store._tables.must("staging/batches")).select("snapshot_id")
+    staged = pl.scan_delta(store._core.tables.must("staging/batches")).select("snapshot_id")
     return sorted(set(staged.collect()["snapshot_id"].to_list()))
 
 

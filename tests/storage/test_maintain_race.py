@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from storage import Store, schemas
-from storage.catalog import CATALOG
+from storage.layout import CATALOG
 
 
 @pytest.mark.slow
@@ -50,7 +50,7 @@ def test_finish_next_to_maintain_on_a_shared_store(tmp_path: Path) -> None:
                 failures.append(f"snapshot {snap.snapshot_id}: {type(exc).__name__}: {exc!s}")
                 continue
             # the thread that committed the terminal row must keep seeing it
-            seen = store._terminal_info("hub:dataset", snap.snapshot_id)
+            seen = store._core.catalog.terminal_info("hub:dataset", snap.snapshot_id)
             if seen is None or seen.status != "complete":
                 failures.append(f"snapshot {snap.snapshot_id}: terminal row not visible")
     finally:
@@ -59,7 +59,7 @@ def test_finish_next_to_maintain_on_a_shared_store(tmp_path: Path) -> None:
     assert not failures, failures
     assert not maint_errors, maint_errors
     fresh = Store.open(str(tmp_path / "s"))
-    raw = pl.scan_delta(fresh._tables.must("catalog/snapshots")).collect()
+    raw = pl.scan_delta(fresh._core.tables.must("catalog/snapshots")).collect()
     assert raw.filter(pl.col("status") == "complete").height == 40
     assert raw.filter(pl.col("status") == "running").height == 40
     assert fresh.snapshots("hub:dataset")["snapshot_id"].to_list() == list(range(1, 41))
@@ -75,7 +75,7 @@ def test_a_commit_stays_visible_while_another_thread_vacuums(tmp_path: Path) -> 
     cache before it was per thread) this failed: the vacuum's end rolled the object back
     and a refresh then did not show the txn the thread had just committed."""
     store = Store.open(str(tmp_path / "s"))
-    tables = store._tables
+    tables = store._core.tables
     stop = threading.Event()
 
     def vacuum_loop() -> None:
@@ -103,7 +103,7 @@ def test_a_commit_stays_visible_while_another_thread_vacuums(tmp_path: Path) -> 
 
 def test_each_thread_gets_its_own_delta_table(tmp_path: Path) -> None:
     """The fast guard of the above: `Tables` never hands one `DeltaTable` to two threads."""
-    tables = Store.open(str(tmp_path / "s"))._tables
+    tables = Store.open(str(tmp_path / "s"))._core.tables
     here = tables.must(CATALOG)
     assert tables.must(CATALOG) is here  # cached within a thread
     other: list[object] = []

@@ -22,7 +22,8 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
 import storage.maintenance as maintenance
-from storage import Store
+from storage import Store, reads
+from storage.catalog import TableKind
 from storage.state import window
 
 from .conftest import repo, write_snapshot
@@ -65,15 +66,15 @@ def histories(store: Store) -> dict[str, pl.DataFrame]:
     return {f"id{i}": store.history(SRC, f"id{i}").collect() for i in range(N)}
 
 
-def keyframes(store: Store, flag: str) -> list[int]:
-    return maintenance.keyframes_of(store, SRC, flag)
+def keyframes(store: Store, flag: TableKind) -> list[int]:
+    return store._core.catalog.keyframes(SRC, flag)
 
 
 def files(store: Store, rel: str) -> list[maintenance.DataFile]:
-    return maintenance.live_files(DeltaTable(store._tables.uri(rel)))
+    return maintenance.live_files(DeltaTable(store._core.tables.uri(rel)))
 
 
-def windows_of_files(store: Store, rel: str, flag: str) -> list[tuple[int, int]]:
+def windows_of_files(store: Store, rel: str, flag: TableKind) -> list[tuple[int, int]]:
     """(window of the smallest, window of the largest valid_from) of every live file."""
     kf = keyframes(store, flag)
     out = []
@@ -100,7 +101,7 @@ def filled(template: tuple[Path, list[int]], tmp_path: Path) -> tuple[Store, lis
 def test_the_world_keyframes_both_tables_more_than_once(filled: tuple[Store, list[int]]) -> None:
     # the other tests need several windows per table, each with two or more change files
     store, _ = filled
-    for flag in ("keyframe", "counters_keyframe"):
+    for flag in ("attributes", "counters"):
         kf = keyframes(store, flag)
         assert len(kf) >= 2, (flag, kf)
         assert any(b - a >= 3 for a, b in itertools.pairwise(kf)), (flag, kf)
@@ -112,7 +113,7 @@ def test_maintain_merges_change_files_within_a_window_only(
     store, _ = filled
     before = {rel: len(files(store, rel)) for rel in (ATTRS, COUNTERS)}
     store.maintain()
-    for rel, flag in ((ATTRS, "keyframe"), (COUNTERS, "counters_keyframe")):
+    for rel, flag in ((ATTRS, "attributes"), (COUNTERS, "counters")):
         spans = windows_of_files(store, rel, flag)
         assert all(a == b for a, b in spans), (rel, spans)  # no file spans two windows
         per_window = pl.Series([a for a, _ in spans]).value_counts()["count"]
@@ -123,7 +124,7 @@ def test_maintain_merges_change_files_within_a_window_only(
 def streamed(store: Store, sid: int) -> pl.DataFrame:
     """The state through the lazy plan a finish's previous state streams (`as_of` collects
     change rows first and runs the in-memory engine: both must give one state)."""
-    return store._state(SRC, sid, None).collect(engine="streaming").sort("entity_id")
+    return reads.state_of(store._core, SRC, sid, None).collect(engine="streaming").sort("entity_id")
 
 
 def test_maintain_keeps_every_read(filled: tuple[Store, list[int]]) -> None:
@@ -159,11 +160,13 @@ def test_a_read_after_maintain_scans_only_files_of_its_window(
 ) -> None:
     store, ids = filled
     store.maintain()
-    for rel, flag in ((ATTRS, "keyframe"), (COUNTERS, "counters_keyframe")):
+    for rel, flag in ((ATTRS, "attributes"), (COUNTERS, "counters")):
         kf = keyframes(store, flag)
         w = maintenance.window_of(kf, ids[-1])
         mine = [f for f in files(store, rel) if maintenance.window_of(kf, f.lo or 0) == w]
-        scan = window(pl.scan_delta(DeltaTable(store._tables.uri(rel))), SRC, ids[-1], ids, kf[w])
+        scan = window(
+            pl.scan_delta(DeltaTable(store._core.tables.uri(rel))), SRC, ids[-1], ids, kf[w]
+        )
         assert scanned_files(scan) == len(mine) < len(files(store, rel)), rel
 
 
@@ -173,10 +176,10 @@ def test_a_store_compacted_across_windows_is_split_back(filled: tuple[Store, lis
     store, ids = filled
     want = states(store, ids)
     for rel in (ATTRS, COUNTERS):
-        DeltaTable(store._tables.uri(rel)).optimize.compact()
+        DeltaTable(store._core.tables.uri(rel)).optimize.compact()
         assert len(files(store, rel)) == 1
     store.maintain()
-    for rel, flag in ((ATTRS, "keyframe"), (COUNTERS, "counters_keyframe")):
+    for rel, flag in ((ATTRS, "attributes"), (COUNTERS, "counters")):
         spans = windows_of_files(store, rel, flag)
         assert all(a == b for a, b in spans) and len(spans) > 1, (rel, spans)
     got = states(store, ids)
@@ -186,8 +189,8 @@ def test_a_store_compacted_across_windows_is_split_back(filled: tuple[Store, lis
 def test_two_compactions_of_the_same_files_commit_once(filled: tuple[Store, list[int]]) -> None:
     store, ids = filled
     want = states(store, ids)
-    first = maintenance.prepare_compaction(store, COUNTERS, "counters_keyframe", SRC)
-    second = maintenance.prepare_compaction(store, COUNTERS, "counters_keyframe", SRC)
+    first = maintenance.prepare_compaction(store._core, COUNTERS, "counters", SRC)
+    second = maintenance.prepare_compaction(store._core, COUNTERS, "counters", SRC)
     assert first is not None and second is not None
     first.commit()
     with pytest.raises(CommitFailedError):
@@ -203,8 +206,8 @@ def test_a_snapshot_written_while_a_compaction_runs_survives_it(
     filled: tuple[Store, list[int]],
 ) -> None:
     store, ids = filled
-    job = maintenance.prepare_compaction(store, ATTRS, "keyframe", SRC)
-    job2 = maintenance.prepare_compaction(store, COUNTERS, "counters_keyframe", SRC)
+    job = maintenance.prepare_compaction(store._core, ATTRS, "attributes", SRC)
+    job2 = maintenance.prepare_compaction(store._core, COUNTERS, "counters", SRC)
     assert job is not None and job2 is not None
     ids.append(write_snapshot(store, SRC, listing(11), batch=3))
     want = states(store, ids)
@@ -232,11 +235,11 @@ def test_a_custom_table_that_gained_a_column_compacts_per_window(tmp_path: Path)
             if not (i == 2 and d in (3, 4))
         ]
         write_snapshot(store, src, rows, batch=4)
-    ids = store._visible_ids_raw(src)
+    ids = store._core.catalog.complete_ids(src)
     want = {s: store.as_of(src, s).collect().sort("entity_id") for s in ids}
     n_before = len(files(store, "custom/foo"))
     store.maintain()
-    kf = maintenance.keyframes_of(store, src, "keyframe")
+    kf = store._core.catalog.keyframes(src, "attributes")
     after = files(store, "custom/foo")
     assert len(kf) >= 2 and len(after) < n_before
     assert all(

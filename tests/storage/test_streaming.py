@@ -40,7 +40,7 @@ def _write(store: Store, rows: list[dict[str, Any]], batch: int = 7) -> None:
 
 def _attribute_rows(store: Store) -> pl.DataFrame:
     cols = ["entity_key", "entity_id", "name", "sha", "tags", "valid_from", "op"]
-    rows = pl.scan_delta(store._tables.must("hub/repos")).select(cols).collect()
+    rows = pl.scan_delta(store._core.tables.must("hub/repos")).select(cols).collect()
     return rows.sort("valid_from", "entity_key")
 
 
@@ -78,7 +78,7 @@ def test_keyframe_streamed_per_batch_is_sorted_by_key_within_each_batch(
     # ids listed in reverse order: the keys (ranks of sorted ids) run backwards
     rows = [repo(f"e{i:03d}") for i in reversed(range(30))]
     _write(store, rows, batch=10)
-    got = pl.scan_delta(store._tables.must("hub/repos")).select("entity_key").collect()
+    got = pl.scan_delta(store._core.tables.must("hub/repos")).select("entity_key").collect()
     keys = got["entity_key"].to_list()
     assert sorted(keys) == list(range(1, 31))
     for start in range(0, 30, 10):  # each staged batch comes out sorted

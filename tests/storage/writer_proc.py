@@ -15,23 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from storage import Store, writer
-
-
-def listing(k: int, rows: int) -> list[dict[str, object]]:
-    """Snapshot k: ids shift by k (creations, deletions), names and counters change."""
-    out = []
-    for i in range(k, rows + k):
-        if (i + k) % 7 == 0:
-            continue  # absent this time: a tombstone (and a re-appearance later)
-        out.append(
-            {
-                "entity_id": f"e{i:05d}",
-                "name": f"org/m{i}" + ("-renamed" if k > 2 and i % 5 == 0 else ""),
-                "downloads": (i * 31 + k * 7) % 1000 if i % 3 else None,
-                "tags": [f"t{i % 4}", f"k{k % 2}"] if i % 2 else [],
-            }
-        )
-    return out
+from tests.storage.listings import listing
 
 
 def main() -> None:

@@ -1,0 +1,81 @@
+"""A live world: each Hub request moves the simulated clock, the day's step runs at each
+simulated midnight, the result is a function of (seed, requests), and truth answers as of
+now or as of an earlier instant."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from datetime import datetime
+
+from huggingface_hub import HfApi
+
+from simulator.app import WORLD
+from simulator.config import QuotaConfig
+from simulator.testing import simulator_server
+from tests.simulator.helpers import get, get_json, truth
+
+# a simulated day every 20 requests, so a walk of a few pages crosses several midnights
+LIVE = {"models": 200, "datasets": 30, "spaces": 30, "npm": 10, "pypi": 10, "page_size": 20,
+        "live_seconds_per_request": 86_400 / 20}  # fmt: skip
+
+
+def requests(url: str, n: int) -> None:
+    for i in range(n):
+        get(f"{url}/api/models?limit=3&sort=downloads&skip={i}")
+
+
+def test_requests_move_the_clock_and_run_the_days() -> None:
+    with simulator_server(seed=3, **LIVE) as srv:
+        c0 = get_json(f"{srv.url}/_sim/clock")
+        requests(srv.url, 50)
+        c1 = get_json(f"{srv.url}/_sim/clock")
+        assert c0["live"] and c0["day"] == 0 and c1["day"] == 2  # 50 requests = 2.5 days
+        assert c1["now"] > c0["now"]
+        assert get_json(f"{srv.url}/_sim/clock")["day"] == 2  # admin routes do not tick
+
+
+def test_live_world_is_a_function_of_seed_and_requests() -> None:
+    def run() -> list[dict]:
+        with simulator_server(seed=3, **LIVE) as srv:
+            requests(srv.url, 45)
+            return truth(srv.url, "hub:model")
+
+    a, b = run(), run()
+    assert a == b
+    # a live world at day d equals a world advanced d days
+    with simulator_server(seed=3, **{**LIVE, "live_seconds_per_request": 0.0}) as srv:
+        srv.call(srv.app[WORLD].advance, 2)
+        assert truth(srv.url, "hub:model") == a
+
+
+def test_truth_as_of_an_instant() -> None:
+    with simulator_server(seed=4, **LIVE) as srv:
+        start = truth(srv.url, "hub:model")
+        t0 = get_json(f"{srv.url}/_sim/clock")["now"]
+        requests(srv.url, 70)
+        now = truth(srv.url, "hub:model")
+        assert now != start
+        assert truth(srv.url, "hub:model", at=t0) == start
+        ts = datetime.fromisoformat(t0.replace("Z", "+00:00")).timestamp()
+        assert truth(srv.url, "hub:model", at=str(ts + 86_400 * 3 + 5)) == now  # day 3: today
+        day1 = truth(srv.url, "hub:model", at=str(ts + 86_400 + 1))
+        assert day1 not in (start, now)
+        future = "2100-01-01T00:00:00Z"
+        status, _h, body = get(f"{srv.url}/_sim/truth?source=hub:model&at={future}")
+        assert status == 400 and b"after" in body
+
+
+def test_official_client_walks_downloads_while_live_under_quotas() -> None:
+    quota = QuotaConfig(time_scale=300.0)  # 1 s windows
+    with simulator_server(seed=5, quota=quota, **{**LIVE, "page_size": 5}) as srv:
+        api = HfApi(endpoint=srv.url, token=False)
+        ms = list(api.list_models(sort="downloads", expand=["downloads"], limit=None))
+        w = srv.app[WORLD]
+        assert w.day >= 1  # the world moved during the walk (40 pages: 2 days)
+        ids = [m.id for m in ms]
+        alive = {r["id"] for r in truth(srv.url, "hub:model")}
+        # a walk in a moving order: most repos seen, some may be skipped or repeated
+        assert len(set(ids) & alive) > 0.8 * len(alive)
+        with urllib.request.urlopen(f"{srv.url}/_sim/faults") as r:
+            assert json.loads(r.read())["quota"]["enabled"]
