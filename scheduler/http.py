@@ -26,6 +26,7 @@ import polars as pl
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from storage import parse_at as storage_parse_at
 from storage.errors import ColumnNotFound, SnapshotNotFound, StoreError, UnknownSource
 
 MAX_LIMIT = 1000
@@ -108,23 +109,14 @@ def _bool_param(request: web.Request, name: str) -> bool:
 
 
 def parse_at(raw: str | None) -> int | datetime | None:
-    """`at`: a snapshot id (digits) or an ISO 8601 date/time (UTC if no zone); None = latest."""
+    """`at`: `storage.parse_at`, the one date rule (a bare date = the end of that UTC day);
+    None or empty = the latest snapshot."""
     if raw is None or raw == "":
         return None
-    if raw.isdigit():
-        return int(raw)
     try:
-        text = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ApiError(
-            400, "at", f"at={raw!r}: expected a snapshot id or an ISO 8601 date/time"
-        ) from None
-    if when.tzinfo is None:
-        from datetime import UTC
-
-        when = when.replace(tzinfo=UTC)
-    return when
+        return storage_parse_at(raw)
+    except ValueError as exc:
+        raise ApiError(400, "at", str(exc)) from None
 
 
 def _columns_param(request: web.Request) -> list[str] | None:

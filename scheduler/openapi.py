@@ -39,7 +39,7 @@ _AT = _param(
     "at",
     "query",
     {"type": "string"},
-    "A snapshot id, or an ISO 8601 date/time (UTC when no zone): the newest complete snapshot at or before it. Default: the latest.",
+    "A snapshot id, a date (the end of that UTC day) or an ISO 8601 instant (UTC when no zone): the newest complete snapshot at or before it. Default: the latest.",
 )
 
 _ERROR = {

@@ -1,10 +1,10 @@
 """The snapshot store: Delta tables of change-encoded snapshots under one root URI.
 
 Public API (docs/contracts.md): `Store`, `SnapshotWriter`, `SnapshotInfo`, `CrawlEvent`,
-`TableStats`, `MaintenanceReport`, and the errors in `storage.errors`.
+`TableStats`, `MaintenanceReport`, `parse_at` (the date rule), and the errors in `storage.errors`.
 """
 
-from storage.catalog import SnapshotInfo
+from storage.catalog import SnapshotInfo, parse_at
 from storage.errors import (
     ColumnNotFound,
     CommitConflict,
@@ -30,4 +30,5 @@ __all__ = [
     "TableMaintenance",
     "TableStats",
     "UnknownSource",
+    "parse_at",
 ]

@@ -5,7 +5,7 @@ Each parses flags, calls one `storage.Store` method and formats the frame it ret
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -23,13 +23,13 @@ def _store(ctx: typer.Context):  # type: ignore[no-untyped-def]
 
 
 def _parse_time(value: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(
-            f"--at {value!r}: expected an ISO timestamp, e.g. 2026-01-31 or 2026-01-31T06:00:00Z"
-        ) from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    """An instant by the store's one date rule (`storage.parse_at`); ids make no sense here."""
+    from storage import parse_at
+
+    at = parse_at(value)
+    if isinstance(at, int):
+        raise ValueError(f"--at {value!r}: expected a date or an ISO timestamp, not an id")
+    return at
 
 
 def _at(value: str | None) -> int | str | None:
