@@ -33,6 +33,8 @@ MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 MAX_K = 1000
 DEFAULT_K = 10
+# beyond any store's rows, and below the 2**63 a frame's slice takes: a larger one is a 400
+MAX_OFFSET = 10**12
 
 ReadyCheck = Callable[[], tuple[bool, str]]
 
@@ -87,7 +89,7 @@ def _int_param(
     request: web.Request, name: str, default: int, lo: int, hi: int | None = None
 ) -> int:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)
@@ -100,8 +102,10 @@ def _int_param(
 
 
 def _bool_param(request: web.Request, name: str) -> bool:
-    raw = request.query.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no"):
+    if name not in request.query:
+        return False
+    raw = request.query[name].strip().lower()
+    if raw in ("0", "false", "no"):
         return False
     if raw in ("1", "true", "yes"):
         return True
@@ -110,8 +114,9 @@ def _bool_param(request: web.Request, name: str) -> bool:
 
 def parse_at(raw: str | None) -> int | datetime | None:
     """`at`: `storage.parse_at`, the one date rule (a bare date = the end of that UTC day);
-    None or empty = the latest snapshot."""
-    if raw is None or raw == "":
+    None (left out) = the latest snapshot. An empty value is a 400, as every parameter's is:
+    the OpenAPI document allows none, and generated tests hold the API to it."""
+    if raw is None:
         return None
     try:
         return storage_parse_at(raw)
@@ -121,7 +126,7 @@ def parse_at(raw: str | None) -> int | datetime | None:
 
 def _columns_param(request: web.Request) -> list[str] | None:
     raw = request.query.get("columns")
-    if raw is None or raw.strip() == "":
+    if raw is None:
         return None
     cols = [c.strip() for c in raw.split(",")]
     if any(not c for c in cols):
@@ -181,7 +186,7 @@ async def snapshots(request: web.Request) -> web.Response:
     _check_unknown(request, ("source", "include_partial", "limit", "offset"))
     store = request.app[STORE_KEY]
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int_param(request, "offset", 0, 0)
+    offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     partial = _bool_param(request, "include_partial")
     source = request.query.get("source") or None
 
@@ -202,7 +207,7 @@ async def asof(request: web.Request) -> web.Response:
     _check_unknown(request, ("at", "columns", "limit", "offset"))
     store = request.app[STORE_KEY]
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int_param(request, "offset", 0, 0)
+    offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     at = parse_at(request.query.get("at"))
     columns = _columns_param(request)
 
@@ -231,7 +236,7 @@ async def history(request: web.Request) -> web.Response:
     _check_unknown(request, ("limit", "offset"))
     store = request.app[STORE_KEY]
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int_param(request, "offset", 0, 0)
+    offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     entity_id = request.match_info["id"]
 
     def read() -> tuple[str, pl.DataFrame, int | None]:
@@ -259,7 +264,9 @@ async def top(request: web.Request) -> web.Response:
     store = request.app[STORE_KEY]
     k = _int_param(request, "k", DEFAULT_K, 1, MAX_K)
     at = parse_at(request.query.get("at"))
-    by = request.query.get("by") or None
+    by = request.query.get("by")
+    if by == "":
+        raise ApiError(400, "by", "by is empty: name a numeric column, or leave it out")
 
     def read() -> tuple[str, int, str, pl.DataFrame]:
         source = _source(request, store)
@@ -328,7 +335,10 @@ async def errors_middleware(
         msg = f"{request.method} {request.path}: {exc.reason}"
         if exc.status == 404:
             msg += "; routes are listed at /api/openapi.json"
-        return json_response(error_body(exc.status, None, msg), exc.status)
+        response = json_response(error_body(exc.status, None, msg), exc.status)
+        if "Allow" in exc.headers:  # a 405 says which methods the route takes
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
 
 
 def build_app(

@@ -22,6 +22,11 @@ class ColumnNotFound(StoreError, LookupError):
     """No such column; the message lists the columns that exist."""
 
 
+class ColumnNotUsable(ColumnNotFound):
+    """A column named twice, or ranked by though it is not a number; the message says which
+    columns would do."""
+
+
 class CommitConflict(StoreError):
     """Another writer committed the same batch first (the batch is already in)."""
 

@@ -18,7 +18,7 @@ import polars as pl
 from storage import schemas
 from storage.catalog import At
 from storage.core import StoreCore
-from storage.errors import ColumnNotFound
+from storage.errors import ColumnNotFound, ColumnNotUsable
 from storage.layout import (
     EVENTS,
     KEY,
@@ -177,6 +177,9 @@ def check_columns(core: StoreCore, source: str, columns: Sequence[str] | None) -
     for c in columns:
         if c not in have:
             raise ColumnNotFound(f"column {c!r} not in {source!r}; columns are {', '.join(have)}")
+    twice = sorted({c for c in columns if list(columns).count(c) > 1})
+    if twice:
+        raise ColumnNotUsable(f"column {', '.join(map(repr, twice))} named more than once")
     cols = list(columns)
     return cols if "entity_id" in cols else ["entity_id", *cols]
 
@@ -349,6 +352,11 @@ def top_k(
     have = core.columns(source)
     if by not in have:
         raise ColumnNotFound(f"column {by!r} not in {source!r}; columns are {', '.join(have)}")
+    numeric = schemas.rankable_columns(core.logical_schema(source))
+    if by not in numeric:
+        raise ColumnNotUsable(
+            f"column {by!r} of {source!r} is not a number; rank by one of {', '.join(numeric)}"
+        )
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     pre = schemas.POPULARITY_COLUMNS.get(source, ())
