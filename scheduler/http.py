@@ -27,7 +27,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from storage import parse_at as storage_parse_at
-from storage.errors import ColumnNotFound, SnapshotNotFound, StoreError, UnknownSource
+from storage.errors import (
+    ColumnNotFound,
+    EntityNotFound,
+    SnapshotNotFound,
+    StoreError,
+    UnknownSource,
+)
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -237,16 +243,18 @@ async def history(request: web.Request) -> web.Response:
     store = request.app[STORE_KEY]
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
-    entity_id = request.match_info["id"]
+    asked = request.match_info["id"]
 
-    def read() -> tuple[str, pl.DataFrame, int | None]:
+    def read() -> tuple[str, str, pl.DataFrame, int | None]:
         source = _source(request, store)
+        try:  # an id, or a name the entity has or had (several: a 404 listing them)
+            entity_id = store.resolve_entity(source, asked)
+        except EntityNotFound as exc:
+            raise ApiError(404, "id", str(exc)) from None
         df, nxt = _page(store.history(source, entity_id), limit, offset)
-        return source, df, nxt
+        return source, entity_id, df, nxt
 
-    source, df, nxt = await _in_thread(read)
-    if df.height == 0 and offset == 0:
-        raise ApiError(404, "id", f"id {entity_id!r}: no such entity in {source}")
+    source, entity_id, df, nxt = await _in_thread(read)
     return json_response(
         {
             "source": source,

@@ -6,8 +6,10 @@ Public API (docs/contracts.md): `Store`, `SnapshotWriter`, `SnapshotInfo`, `Craw
 
 from storage.catalog import SnapshotInfo, parse_at
 from storage.errors import (
+    AmbiguousName,
     ColumnNotFound,
     CommitConflict,
+    EntityNotFound,
     SchemaViolation,
     SnapshotNotFound,
     StoreError,
@@ -17,9 +19,11 @@ from storage.store import MaintenanceReport, Store, TableMaintenance, TableStats
 from storage.writer import CrawlEvent, SnapshotWriter
 
 __all__ = [
+    "AmbiguousName",
     "ColumnNotFound",
     "CommitConflict",
     "CrawlEvent",
+    "EntityNotFound",
     "MaintenanceReport",
     "SchemaViolation",
     "SnapshotInfo",

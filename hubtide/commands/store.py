@@ -120,14 +120,28 @@ def asof_cmd(
 def history_cmd(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="The source, e.g. hub:model")],
-    entity_id: Annotated[str, typer.Argument(help="The entity's stable id.")],
+    entity: Annotated[str, typer.Argument(help="The entity's stable id, or a name it has or had.")],
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Every change of one entity, one row per snapshot that changed it.
 
+    A name (current or past) stands for its entity; a name several entities had lists them
+    and exits 1, as does an id the source never held.
+
     Example: hubtide history hub:model 65f1c0ffee
     """
-    df = _store(ctx).history(source, entity_id).collect()
+    from storage import AmbiguousName
+
+    store = _store(ctx)
+    try:
+        entity_id = store.resolve_entity(source, entity)
+    except AmbiguousName as exc:
+        if exc.candidates is not None:
+            emit_frame(exc.candidates, fmt, title=f"entities named {entity}")
+        raise
+    if entity_id != entity:
+        err_console.print(f"{entity!r} is the name of {entity_id}", highlight=False)
+    df = store.history(source, entity_id).collect()
     emit_frame(df, fmt, title=f"history of {entity_id}")
 
 
