@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from hubtide import __version__
 from hubtide.commands import analytics, crawl, daemon, demo, sim, sql, store
@@ -85,7 +86,7 @@ for group in (store, sim, crawl, daemon, analytics, demo, sql):
 def _known_errors() -> tuple[type[BaseException], ...]:
     from storage.errors import StoreError
 
-    return (ConfigError, StoreError, ValueError, FileNotFoundError, KeyError)
+    return (ConfigError, StoreError, ValueError, FileNotFoundError, FileExistsError, KeyError)
 
 
 def main() -> None:
@@ -107,7 +108,9 @@ def main() -> None:
         if debug or not isinstance(exc, _known_errors()):
             raise
         code = 2 if isinstance(exc, ConfigError) else 1
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        err_console.print(
+            f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True
+        )
         sys.exit(code)
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 import sys
+from collections.abc import Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -30,8 +33,45 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def emit_frame(df: pl.DataFrame, fmt: Format | str, title: str | None = None) -> None:
-    """Print `df` as a rich table, JSON (an array of objects) or CSV on stdout."""
+# What a table shows of a source's entities unless --columns says otherwise (JSON, CSV and
+# --out files carry every column): the columns people look at first, so a row fits 100
+# columns. A custom source shows all of its own.
+ENTITY_VIEW: dict[str, tuple[str, ...]] = {
+    "hub": ("name", "author", "downloads", "likes", "last_modified"),
+    "registry": ("name", "latest_version", "downloads", "dependent_packages", "latest_release_at"),
+}
+TABLE_WIDTH = 100  # the width default tables are chosen to fit (tests/test_output.py)
+
+
+def entity_view(source: str) -> tuple[str, ...] | None:
+    """The columns a table of `source`'s entities shows by default (None: all of them)."""
+    if source.startswith("hub:"):
+        return ENTITY_VIEW["hub"]
+    if source in ("npm", "pypi") or source.startswith("registry:"):
+        return ENTITY_VIEW["registry"]
+    return None
+
+
+def split_columns(text: str | None) -> list[str] | None:
+    """`--columns a,b`: the names, in order (None when not given)."""
+    if text is None:
+        return None
+    cols = [c.strip() for c in text.split(",") if c.strip()]
+    return cols or None
+
+
+def emit_frame(
+    df: pl.DataFrame,
+    fmt: Format | str,
+    title: str | None = None,
+    *,
+    show: Sequence[str] | None = None,
+) -> None:
+    """Print `df` as a rich table, JSON (an array of objects) or CSV on stdout.
+
+    A table shows only `show` (those present, in that order) when given; JSON and CSV carry
+    every column. Table cells never wrap: a long one ends in an ellipsis.
+    """
     fmt = Format(fmt)
     if fmt is Format.json:
         sys.stdout.write(json.dumps(df.to_dicts(), default=_json_default, indent=2) + "\n")
@@ -41,22 +81,47 @@ def emit_frame(df: pl.DataFrame, fmt: Format | str, title: str | None = None) ->
         )
         sys.stdout.write(flat.write_csv())
     else:
+        if show is not None:
+            df = df.select([c for c in show if c in df.columns] or df.columns)
         table = Table(title=title, show_lines=False)
+        rows = [["" if v is None else _cell(v) for v in row] for row in df.iter_rows()]
+        texts = {c for c, t in df.schema.items() if t == pl.String or isinstance(t, pl.List)}
+        natural = {c: max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(df.columns)}
+        # numbers and instants keep their whole width while every column still fits (a
+        # text column gives way first, ending in an ellipsis); else all of them shrink
+        need = sum(natural[c] + 3 for c in df.columns if c not in texts) + 6 * len(texts) + 1
+        keep = need <= console.width
         for col in df.columns:
-            numeric = df.schema[col].is_numeric()
-            table.add_column(col, justify="right" if numeric else "left", overflow="fold")
-        for row in df.iter_rows():
-            table.add_row(*["" if v is None else _cell(v) for v in row])
+            text = col in texts
+            table.add_column(
+                col,
+                justify="right" if df.schema[col].is_numeric() else "left",
+                no_wrap=True,
+                overflow="ellipsis",
+                min_width=natural[col] if keep and not text else None,
+                max_width=40 if text else None,
+            )
+        for row in rows:
+            table.add_row(*row)
         console.print(table)
 
 
 def _cell(value: Any) -> str:
+    """One value for people: integers as integers, instants to the minute, UTC."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        if not math.isfinite(value):
+            return str(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     if isinstance(value, list):
         return ", ".join(map(str, value))
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        if (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0):
+            return value.strftime("%Y-%m-%d")
+        return value.strftime("%Y-%m-%d %H:%M")
     return str(value)
 
 
@@ -78,3 +143,19 @@ def write_frame(df: pl.DataFrame, path: Path) -> None:
         df.write_ndjson(path)
     else:
         raise ValueError(f"--out {path}: unknown file type; use .parquet, .csv or .jsonl")
+
+
+# Libraries that narrate every crawl at INFO (Scrapy: its settings, middlewares and a stats
+# dump per spider; APScheduler: every job added): only with --debug. Ours say one line.
+CHATTY_LOGGERS = ("scrapy", "apscheduler", "twisted", "py.warnings")
+
+
+def configure_logging(debug: bool) -> None:
+    """Log to stderr: ours at INFO (one line per crawl), libraries' chatter only at DEBUG."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)

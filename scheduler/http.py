@@ -26,12 +26,21 @@ import polars as pl
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from storage.errors import ColumnNotFound, SnapshotNotFound, StoreError, UnknownSource
+from storage import parse_at as storage_parse_at
+from storage.errors import (
+    ColumnNotFound,
+    EntityNotFound,
+    SnapshotNotFound,
+    StoreError,
+    UnknownSource,
+)
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 MAX_K = 1000
 DEFAULT_K = 10
+# beyond any store's rows, and below the 2**63 a frame's slice takes: a larger one is a 400
+MAX_OFFSET = 10**12
 
 ReadyCheck = Callable[[], tuple[bool, str]]
 
@@ -86,7 +95,7 @@ def _int_param(
     request: web.Request, name: str, default: int, lo: int, hi: int | None = None
 ) -> int:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)
@@ -99,8 +108,10 @@ def _int_param(
 
 
 def _bool_param(request: web.Request, name: str) -> bool:
-    raw = request.query.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no"):
+    if name not in request.query:
+        return False
+    raw = request.query[name].strip().lower()
+    if raw in ("0", "false", "no"):
         return False
     if raw in ("1", "true", "yes"):
         return True
@@ -108,28 +119,20 @@ def _bool_param(request: web.Request, name: str) -> bool:
 
 
 def parse_at(raw: str | None) -> int | datetime | None:
-    """`at`: a snapshot id (digits) or an ISO 8601 date/time (UTC if no zone); None = latest."""
-    if raw is None or raw == "":
+    """`at`: `storage.parse_at`, the one date rule (a bare date = the end of that UTC day);
+    None (left out) = the latest snapshot. An empty value is a 400, as every parameter's is:
+    the OpenAPI document allows none, and generated tests hold the API to it."""
+    if raw is None:
         return None
-    if raw.isdigit():
-        return int(raw)
     try:
-        text = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ApiError(
-            400, "at", f"at={raw!r}: expected a snapshot id or an ISO 8601 date/time"
-        ) from None
-    if when.tzinfo is None:
-        from datetime import UTC
-
-        when = when.replace(tzinfo=UTC)
-    return when
+        return storage_parse_at(raw)
+    except ValueError as exc:
+        raise ApiError(400, "at", str(exc)) from None
 
 
 def _columns_param(request: web.Request) -> list[str] | None:
     raw = request.query.get("columns")
-    if raw is None or raw.strip() == "":
+    if raw is None:
         return None
     cols = [c.strip() for c in raw.split(",")]
     if any(not c for c in cols):
@@ -189,7 +192,7 @@ async def snapshots(request: web.Request) -> web.Response:
     _check_unknown(request, ("source", "include_partial", "limit", "offset"))
     store = request.app[STORE_KEY]
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int_param(request, "offset", 0, 0)
+    offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     partial = _bool_param(request, "include_partial")
     source = request.query.get("source") or None
 
@@ -210,7 +213,7 @@ async def asof(request: web.Request) -> web.Response:
     _check_unknown(request, ("at", "columns", "limit", "offset"))
     store = request.app[STORE_KEY]
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int_param(request, "offset", 0, 0)
+    offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     at = parse_at(request.query.get("at"))
     columns = _columns_param(request)
 
@@ -239,17 +242,19 @@ async def history(request: web.Request) -> web.Response:
     _check_unknown(request, ("limit", "offset"))
     store = request.app[STORE_KEY]
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int_param(request, "offset", 0, 0)
-    entity_id = request.match_info["id"]
+    offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
+    asked = request.match_info["id"]
 
-    def read() -> tuple[str, pl.DataFrame, int | None]:
+    def read() -> tuple[str, str, pl.DataFrame, int | None]:
         source = _source(request, store)
+        try:  # an id, or a name the entity has or had (several: a 404 listing them)
+            entity_id = store.resolve_entity(source, asked)
+        except EntityNotFound as exc:
+            raise ApiError(404, "id", str(exc)) from None
         df, nxt = _page(store.history(source, entity_id), limit, offset)
-        return source, df, nxt
+        return source, entity_id, df, nxt
 
-    source, df, nxt = await _in_thread(read)
-    if df.height == 0 and offset == 0:
-        raise ApiError(404, "id", f"id {entity_id!r}: no such entity in {source}")
+    source, entity_id, df, nxt = await _in_thread(read)
     return json_response(
         {
             "source": source,
@@ -267,7 +272,9 @@ async def top(request: web.Request) -> web.Response:
     store = request.app[STORE_KEY]
     k = _int_param(request, "k", DEFAULT_K, 1, MAX_K)
     at = parse_at(request.query.get("at"))
-    by = request.query.get("by") or None
+    by = request.query.get("by")
+    if by == "":
+        raise ApiError(400, "by", "by is empty: name a numeric column, or leave it out")
 
     def read() -> tuple[str, int, str, pl.DataFrame]:
         source = _source(request, store)
@@ -336,7 +343,10 @@ async def errors_middleware(
         msg = f"{request.method} {request.path}: {exc.reason}"
         if exc.status == 404:
             msg += "; routes are listed at /api/openapi.json"
-        return json_response(error_body(exc.status, None, msg), exc.status)
+        response = json_response(error_body(exc.status, None, msg), exc.status)
+        if "Allow" in exc.headers:  # a 405 says which methods the route takes
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
 
 
 def build_app(

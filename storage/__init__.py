@@ -1,13 +1,15 @@
 """The snapshot store: Delta tables of change-encoded snapshots under one root URI.
 
 Public API (docs/contracts.md): `Store`, `SnapshotWriter`, `SnapshotInfo`, `CrawlEvent`,
-`TableStats`, `MaintenanceReport`, and the errors in `storage.errors`.
+`TableStats`, `MaintenanceReport`, `parse_at` (the date rule), and the errors in `storage.errors`.
 """
 
-from storage.catalog import SnapshotInfo
+from storage.catalog import SnapshotInfo, parse_at
 from storage.errors import (
+    AmbiguousName,
     ColumnNotFound,
     CommitConflict,
+    EntityNotFound,
     SchemaViolation,
     SnapshotNotFound,
     StoreError,
@@ -17,9 +19,11 @@ from storage.store import MaintenanceReport, Store, TableMaintenance, TableStats
 from storage.writer import CrawlEvent, SnapshotWriter
 
 __all__ = [
+    "AmbiguousName",
     "ColumnNotFound",
     "CommitConflict",
     "CrawlEvent",
+    "EntityNotFound",
     "MaintenanceReport",
     "SchemaViolation",
     "SnapshotInfo",
@@ -30,4 +34,5 @@ __all__ = [
     "TableMaintenance",
     "TableStats",
     "UnknownSource",
+    "parse_at",
 ]

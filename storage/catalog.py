@@ -140,19 +140,27 @@ def fmt_ids(ids: Sequence[int]) -> str:
 
 
 def parse_at(at: str) -> datetime | int:
-    """An `--at` text as a snapshot id, or an instant (a bare date: that day's last)."""
+    """An `at` text as a snapshot id or an instant: the one date rule of CLI, HTTP and Python.
+
+    Digits are a snapshot id. A bare date (`2026-01-31`) is the END of that UTC day, its last
+    microsecond, so "as of the 31st" includes that day's snapshots. Anything else is an ISO
+    8601 instant; without a zone it is UTC. `Catalog.resolve` then takes the newest snapshot
+    at or before the instant. docs/contracts.md ("The date rule") documents this once.
+
+    Raises:
+        ValueError: the text is neither (the message shows the three accepted forms).
+    """
     text = at.strip()
     if re.fullmatch(r"\d+", text):
         return int(text)
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            # a bare date means "as of that day": its last instant
             return datetime.combine(date.fromisoformat(text), dtime.max, UTC)
         dt = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(
-            f"--at {at!r}: expected a snapshot id (e.g. 12), a date (2026-01-31) "
-            "or an ISO timestamp (2026-01-31T06:00:00Z)"
+            f"at {at!r}: expected a snapshot id (e.g. 12), a date (2026-01-31, meaning the end "
+            "of that UTC day) or an ISO timestamp (2026-01-31T06:00:00Z)"
         ) from None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 

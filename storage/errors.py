@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
+
 
 class StoreError(Exception):
     """Base of every storage error. Messages say what failed and what to try."""
@@ -20,6 +25,23 @@ class SnapshotNotFound(StoreError, LookupError):
 
 class ColumnNotFound(StoreError, LookupError):
     """No such column; the message lists the columns that exist."""
+
+
+class ColumnNotUsable(ColumnNotFound):
+    """A column named twice, or ranked by though it is not a number; the message says which
+    columns would do."""
+
+
+class EntityNotFound(StoreError, LookupError):
+    """No entity has that id, nor ever had that name."""
+
+
+class AmbiguousName(EntityNotFound):
+    """Several entities had that name; `candidates` lists them (entity_id, name, named_in)."""
+
+    def __init__(self, message: str, candidates: pl.DataFrame | None = None) -> None:
+        super().__init__(message)
+        self.candidates = candidates
 
 
 class CommitConflict(StoreError):

@@ -18,7 +18,7 @@ import polars as pl
 from storage import schemas
 from storage.catalog import At
 from storage.core import StoreCore
-from storage.errors import ColumnNotFound
+from storage.errors import AmbiguousName, ColumnNotFound, ColumnNotUsable, EntityNotFound
 from storage.layout import (
     EVENTS,
     KEY,
@@ -177,6 +177,9 @@ def check_columns(core: StoreCore, source: str, columns: Sequence[str] | None) -
     for c in columns:
         if c not in have:
             raise ColumnNotFound(f"column {c!r} not in {source!r}; columns are {', '.join(have)}")
+    twice = sorted({c for c in columns if list(columns).count(c) > 1})
+    if twice:
+        raise ColumnNotUsable(f"column {', '.join(map(repr, twice))} named more than once")
     cols = list(columns)
     return cols if "entity_id" in cols else ["entity_id", *cols]
 
@@ -310,6 +313,74 @@ def history(core: StoreCore, source: str, entity_id: str) -> pl.LazyFrame:
     return frame.select(["snapshot_id", "as_of", "op", *cols]).lazy()
 
 
+def named(core: StoreCore, source: str, name: str) -> pl.DataFrame:
+    """Every entity of `source` that ever had `name` in a complete snapshot: entity_id, name
+    (its newest), named_in (the newest snapshot that recorded it under `name`), newest first.
+
+    An exact match first; without one, case-insensitive (Hub names are). Empty when nothing
+    matches or `source` has no `name` column.
+    """
+    core.catalog.check_known(source)
+    out = pl.DataFrame(schema={"entity_id": pl.String, "name": pl.String, "named_in": pl.Int64})
+    dt = core.tables.get(entity_table(source))
+    if dt is None or "name" not in core.columns(source):
+        return out
+    ids = core.catalog.snapshots(source)["snapshot_id"].to_list()
+    rows = (
+        pl.scan_delta(dt)
+        .filter((pl.col("source") == source) & pl.col("valid_from").is_in(ids))
+        .filter(pl.col("name").is_not_null())
+        .select("entity_id", "valid_from", "name")
+    )
+    hits = rows.filter(pl.col("name") == name).collect()
+    if hits.is_empty():
+        hits = rows.filter(pl.col("name").str.to_lowercase() == name.lower()).collect()
+    if hits.is_empty():
+        return out
+    found = hits.group_by("entity_id").agg(pl.col("valid_from").max().alias("named_in"))
+    newest = (
+        rows.filter(pl.col("entity_id").is_in(found["entity_id"].to_list()))
+        .sort("valid_from")
+        .group_by("entity_id")
+        .agg(pl.col("name").last())
+        .collect()
+    )
+    joined = found.join(newest, on="entity_id").sort(
+        ["named_in", "entity_id"], descending=[True, False]
+    )
+    return joined.select(out.columns).cast(dict(out.schema))  # type: ignore[arg-type]
+
+
+def resolve_entity(core: StoreCore, source: str, id_or_name: str) -> str:
+    """The entity_id meant by `id_or_name`: an id the source holds, else the one entity that
+    ever had that name (`named`). EntityNotFound when none, AmbiguousName when several."""
+    core.catalog.check_known(source)
+    dt = core.tables.get(entity_table(source))
+    if dt is not None:
+        hit = (
+            pl.scan_delta(dt)
+            .filter((pl.col("source") == source) & (pl.col("entity_id") == id_or_name))
+            .select("entity_id")
+            .head(1)
+            .collect()
+        )
+        if hit.height:
+            return id_or_name
+    found = named(core, source, id_or_name)
+    if found.height == 1:
+        return str(found["entity_id"][0])
+    if found.height == 0:
+        raise EntityNotFound(
+            f"no entity {id_or_name!r} in {source!r}: neither an entity id nor a name one had"
+        )
+    listed = "; ".join(f"{r['entity_id']} (now {r['name']})" for r in found.iter_rows(named=True))
+    raise AmbiguousName(
+        f"{found.height} entities of {source!r} were named {id_or_name!r}: {listed}; "
+        "ask for one by its id",
+        candidates=found,
+    )
+
+
 def rank(state: pl.DataFrame, source: str, snapshot_id: int, by: str, k: int) -> pl.DataFrame:
     name = pl.col("name") if "name" in state.columns else pl.lit(None, pl.String)
     return (
@@ -349,6 +420,11 @@ def top_k(
     have = core.columns(source)
     if by not in have:
         raise ColumnNotFound(f"column {by!r} not in {source!r}; columns are {', '.join(have)}")
+    numeric = schemas.rankable_columns(core.logical_schema(source))
+    if by not in numeric:
+        raise ColumnNotUsable(
+            f"column {by!r} of {source!r} is not a number; rank by one of {', '.join(numeric)}"
+        )
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     pre = schemas.POPULARITY_COLUMNS.get(source, ())

@@ -125,6 +125,11 @@ def entity_schema(source: str) -> pa.Schema | None:
     return None
 
 
+def rankable_columns(schema: pa.Schema) -> list[str]:
+    """The columns a ranking (`top_k`'s `by`) may use: the integer and float ones."""
+    return [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
+
+
 # ---------------------------------------------------------------------------------------
 # Physical tables
 # ---------------------------------------------------------------------------------------

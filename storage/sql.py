@@ -97,7 +97,7 @@ def connect(store: Store) -> duckdb.DuckDBPyConnection:
     complete = store.snapshots().select("source", "snapshot_id", "as_of").to_arrow()
     con.register("_complete", complete)
     # `at` as text: digits = a snapshot id, a bare date = the end of that UTC day (the
-    # store's rule, storage.store._parse_at), else an ISO instant
+    # store's rule, storage.parse_at, docs/contracts.md), else an ISO instant
     con.execute(
         """
         CREATE MACRO _resolve(src, point) AS (

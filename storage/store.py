@@ -344,6 +344,36 @@ class Store:
         """
         return reads.top_k(self._core, source, snapshot, by, k)
 
+    def named(self, source: str, name: str) -> pl.DataFrame:
+        """The entities that ever had `name` (current or past; exact, else case-insensitive).
+
+        Returns:
+            entity_id, name (its newest), named_in (the newest snapshot recording `name` for
+            it), newest first; empty when none did.
+
+        Raises:
+            UnknownSource: no snapshot of `source` at all.
+
+        Example:
+            >>> store.named("hub:model", "org/old-name")["entity_id"].to_list()
+            ['65f1c0ffee']
+        """
+        return reads.named(self._core, source, name)
+
+    def resolve_entity(self, source: str, id_or_name: str) -> str:
+        """The entity_id meant by an id or a current or past name (a Hub repo's `_id`).
+
+        Raises:
+            UnknownSource: no snapshot of `source` at all.
+            EntityNotFound: no such id, and no entity ever had that name.
+            AmbiguousName: several did (`candidates`: the frame of `named`).
+
+        Example:
+            >>> store.resolve_entity("hub:model", "org/old-name")
+            '65f1c0ffee'
+        """
+        return reads.resolve_entity(self._core, source, id_or_name)
+
     def changed(self, source: str, from_snapshot: At, to_snapshot: At) -> pl.LazyFrame:
         """entity_id, change (created|updated|renamed|deleted) and the columns (of
         `to_snapshot`, or of `from_snapshot` for deleted entities) between two complete

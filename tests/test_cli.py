@@ -78,3 +78,43 @@ def test_exit_codes_of_commands_reach_the_shell(monkeypatch) -> None:
         cli.app.registered_commands = [
             c for c in cli.app.registered_commands if c.name != "exit-probe"
         ]
+
+
+def _tree(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+
+def test_demo_refuses_a_folder_holding_a_real_store_and_leaves_it_untouched(
+    tmp_path: Path,
+) -> None:
+    from storage import Store
+
+    data = tmp_path / "data"
+    store = Store.open(str(data / "store"))
+    store.begin_snapshot("npm").finish("complete")
+    before = _tree(data)
+    res = run("demo", "--out", str(data), "--days", "1")
+    assert res.returncode == 1, res.stdout + res.stderr
+    message = " ".join(res.stderr.split())  # rich wraps long lines
+    assert str(data) in message and "--force" in message and "Traceback" not in message
+    assert _tree(data) == before
+    assert Store.open(str(data / "store")).snapshots().height == 1
+
+
+def test_demo_claims_only_new_empty_or_its_own_folders(tmp_path: Path) -> None:
+    import pytest
+
+    from hubtide.commands.demo import MARKER, _claim
+
+    new = tmp_path / "new"
+    _claim(new, force=False)
+    assert (new / MARKER).exists()
+    (new / "store").mkdir()
+    _claim(new, force=False)  # its own marker: accepted again
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="--force"):
+        _claim(other, force=False)
+    _claim(other, force=True)
+    assert (other / "notes.txt").read_text() == "mine"

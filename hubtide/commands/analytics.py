@@ -8,8 +8,12 @@ from typing import Annotated, Any
 import typer
 
 from hubtide.context import AppContext, app_context, open_store
-from hubtide.output import Format, console, emit_frame
+from hubtide.output import Format, console, emit_frame, split_columns
 
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option("--columns", "-c", help="Comma-separated columns a table shows (default: all)."),
+]
 PeopleSeriesMaxOpt = Annotated[
     int | None,
     typer.Option(
@@ -59,6 +63,7 @@ def register(app: typer.Typer) -> None:
                 "--renames-as-churn", help="Key by name: a rename is left + newcomer (paper A)."
             ),
         ] = False,
+        columns: ColumnsOpt = None,
         fmt: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
     ) -> None:
         """Top-K turnover per consecutive pair of complete snapshots (paper A, M2)."""
@@ -66,7 +71,9 @@ def register(app: typer.Typer) -> None:
 
         app_ctx = app_context(ctx)
         df = turnover(_store(app_ctx), source, k=k, by=by, renames_as_churn=renames_as_churn)
-        emit_frame(df, fmt, title=f"top-{k} turnover of {source} by {by}")
+        emit_frame(
+            df, fmt, title=f"top-{k} turnover of {source} by {by}", show=split_columns(columns)
+        )
 
     @app.command("measure")
     def measure_cmd(
@@ -92,6 +99,7 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         list_: Annotated[bool, typer.Option("--list", help="List every measure.")] = False,
+        columns: ColumnsOpt = None,
         fmt: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
     ) -> None:
         """One measure of metrics.md for a source, at a snapshot or as a series."""
@@ -123,7 +131,9 @@ def register(app: typer.Typer) -> None:
             commits_without_bots=commits_without_bots,
         )
         df = compute_measure(_store(app_ctx), name, source=source, at=at_value, params=params)
-        emit_frame(df, fmt, title=f"{name} ({source or 'default source'})")
+        emit_frame(
+            df, fmt, title=f"{name} ({source or 'default source'})", show=split_columns(columns)
+        )
 
     @app.command("report")
     def report_cmd(

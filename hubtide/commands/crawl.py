@@ -19,7 +19,7 @@ from rich.table import Table
 
 from crawler.engine import release_reactor_threads
 from hubtide.context import app_context, open_store
-from hubtide.output import console, err_console
+from hubtide.output import Format, console, emit_frame, err_console
 
 if TYPE_CHECKING:
     from crawler import CrawlResult
@@ -75,6 +75,9 @@ def register(app: typer.Typer) -> None:
     @app.command("crawl")
     def crawl(
         ctx: typer.Context,
+        fmt: Annotated[
+            Format, typer.Option("--format", "-f", help="The summary: table, json or csv.")
+        ] = Format.table,
         source: Annotated[
             list[str] | None,
             typer.Option(
@@ -147,7 +150,7 @@ def register(app: typer.Typer) -> None:
                 )
 
             tasks = [asyncio.create_task(one(s)) for s in crawlable]
-            if progress and console.is_terminal:
+            if progress and console.is_terminal and fmt is Format.table:
                 from rich.live import Live
 
                 with Live(
@@ -162,7 +165,7 @@ def register(app: typer.Typer) -> None:
             asyncio.run(main())
         finally:
             release_reactor_threads()  # else the process waits for Twisted's pool at exit
-        _summary(crawlable, done)
+        _summary(crawlable, done, fmt)
         statuses = {r.status for r in done.values()}
         if "failed" in statuses:
             raise typer.Exit(1)
@@ -170,7 +173,27 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(3)
 
 
-def _summary(sources: list[str], done: dict[str, CrawlResult]) -> None:
+def _summary(sources: list[str], done: dict[str, CrawlResult], fmt: Format) -> None:
+    if fmt is not Format.table:  # for tools: one flat row per source
+        import polars as pl
+
+        rows = [
+            {
+                "source": src,
+                "snapshot_id": r.snapshot_id if r else None,
+                "status": r.status if r else "not run",
+                "items": r.items if r else None,
+                "requests": r.requests if r else None,
+                "detail_requests": r.detail_requests if r else None,
+                "errors": r.errors if r else None,
+                "seconds": round(r.seconds, 1) if r else None,
+                "message": r.message if r else None,
+            }
+            for src in sources
+            for r in [done.get(src)]
+        ]
+        emit_frame(pl.DataFrame(rows, infer_schema_length=None), fmt)
+        return
     table = Table(title="crawl summary")
     for col in (
         "source",

@@ -6,15 +6,18 @@ import dataclasses
 import logging
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    import polars as pl
 from rich.table import Table
 
 from hubtide import __version__
 from hubtide.config import ConfigError, Settings
 from hubtide.context import app_context, open_store
-from hubtide.output import console, emit_json
+from hubtide.output import configure_logging, console, emit_frame, emit_json
 from scheduler.plan import SourcePlan
 
 # Snapshots between maintenance runs when the clock is accelerated (demo, soak, tests):
@@ -112,11 +115,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("--sim-advance-days: needs --endpoint (the simulator's URL)")
         if not s.enabled_sources():
             raise ConfigError("sources: none enabled; enable one in [sources] or HUBTIDE_SOURCES")
-        logging.basicConfig(
-            level=logging.DEBUG if actx.debug else logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
+        configure_logging(actx.debug)
         store = open_store(s)
         if maintain_every is None:
             # an accelerated clock never reaches the weekly cron: maintain by count instead
@@ -150,7 +149,7 @@ def register(app: typer.Typer) -> None:
     def status(
         ctx: typer.Context,
         fmt: Annotated[
-            str, typer.Option("--format", help="table (for people) or json (for tools).")
+            str, typer.Option("--format", help="table (for people), json or csv (for tools).")
         ] = "table",
         listen: Annotated[
             str | None,
@@ -166,8 +165,8 @@ def register(app: typer.Typer) -> None:
         """
         from scheduler.status import collect_status, fetch_live
 
-        if fmt not in ("table", "json"):
-            raise typer.BadParameter(f"{fmt!r}: use table or json", param_hint="--format")
+        if fmt not in ("table", "json", "csv"):
+            raise typer.BadParameter(f"{fmt!r}: use table, json or csv", param_hint="--format")
         s = app_context(ctx).settings
         store = open_store(s)
         live, daemon_note = fetch_live(listen or s.daemon.listen)
@@ -175,10 +174,36 @@ def register(app: typer.Typer) -> None:
         report = collect_status(store, plans, live=live, daemon=daemon_note)
         if fmt == "json":
             emit_json(report.to_json())
+        elif fmt == "csv":
+            emit_frame(_status_frame(report), "csv")
         else:
             _print_status(report)
         if not report.ok:
             raise SystemExit(1)  # typer.Exit is swallowed by standalone_mode=False
+
+
+def _status_frame(report: object) -> pl.DataFrame:
+    """One row per source, flat (the running crawl as its snapshot id): for `--format csv`."""
+    import polars as pl
+
+    from scheduler.status import StatusReport
+
+    assert isinstance(report, StatusReport)
+    rows = [
+        {
+            "source": s.source,
+            "last_snapshot_id": s.last_snapshot_id,
+            "last_as_of": s.last_as_of,
+            "last_finished_at": s.last_finished_at,
+            "age_seconds": s.age_seconds,
+            "stale_after_seconds": s.stale_after_seconds,
+            "stale": s.stale,
+            "failing": s.source in report.failing_sources,
+            "running_snapshot_id": (s.running or {}).get("snapshot_id"),
+        }
+        for s in report.sources
+    ]
+    return pl.DataFrame(rows, infer_schema_length=None)
 
 
 def _print_status(report: object) -> None:
@@ -197,7 +222,7 @@ def _print_status(report: object) -> None:
         table.add_row(
             s.source,
             "-" if s.last_snapshot_id is None else str(s.last_snapshot_id),
-            (s.last_finished_at or "-")[:19],
+            (s.last_finished_at or "-")[:16].replace("T", " "),
             human_age(s.age_seconds),
             human_age(s.stale_after_seconds),
             "[red]STALE[/red]"

@@ -29,6 +29,24 @@ from hubtide.context import app_context
 from hubtide.output import console, err_console
 
 DEMO_SOURCES = ("hub:model", "hub:dataset", "hub:space", "npm", "pypi")
+# The file that marks a folder as the demo's own: only such a folder (or a new or empty
+# one) may have its store replaced, so `--out data` never deletes a real store.
+MARKER = ".hubtide-demo"
+
+
+def _claim(out: Path, force: bool) -> None:
+    """Make `out` the demo's folder, or refuse when it holds something the demo did not make."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a folder; pick another --out")
+    ours = (out / MARKER).exists()
+    if out.exists() and any(out.iterdir()) and not ours and not force:
+        raise FileExistsError(
+            f"{out} already holds files the demo did not create (a store?); the demo writes "
+            "only into a new or empty folder or one it made before. Pick another --out, "
+            "or pass --force to replace its store/, report/ and logs/"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("made by `hubtide demo`; it may replace store/, report/, logs/\n")
 
 
 def _free_port() -> int:
@@ -93,6 +111,12 @@ def register(app: typer.Typer) -> None:
         keep: Annotated[
             bool, typer.Option("--keep", help="Keep an existing demo store and add to it.")
         ] = False,
+        force: Annotated[
+            bool,
+            typer.Option(
+                "--force", help="Use --out even if the demo did not create it (replaces store/)."
+            ),
+        ] = False,
     ) -> None:
         """Run the whole loop offline: simulator -> daemon -> Delta store -> report.
 
@@ -103,6 +127,7 @@ def register(app: typer.Typer) -> None:
         """
         app_context(ctx)  # validates --config / HUBTIDE_* before anything starts
         out = out.resolve()
+        _claim(out, force)
         store_dir, report_dir, logs = out / "store", out / "report", out / "logs"
         if store_dir.exists() and not keep:
             shutil.rmtree(store_dir)

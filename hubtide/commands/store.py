@@ -5,7 +5,7 @@ Each parses flags, calls one `storage.Store` method and formats the frame it ret
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +13,13 @@ import polars as pl
 import typer
 
 from hubtide.context import app_context, open_store
-from hubtide.output import Format, emit_frame, err_console, write_frame
+from hubtide.output import Format, emit_frame, entity_view, err_console, split_columns, write_frame
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output: table, json or csv.")]
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option("--columns", "-c", help="Comma-separated columns (default: the most useful)."),
+]
 
 
 def _store(ctx: typer.Context):  # type: ignore[no-untyped-def]
@@ -23,13 +27,13 @@ def _store(ctx: typer.Context):  # type: ignore[no-untyped-def]
 
 
 def _parse_time(value: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(
-            f"--at {value!r}: expected an ISO timestamp, e.g. 2026-01-31 or 2026-01-31T06:00:00Z"
-        ) from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    """An instant by the store's one date rule (`storage.parse_at`); ids make no sense here."""
+    from storage import parse_at
+
+    at = parse_at(value)
+    if isinstance(at, int):
+        raise ValueError(f"--at {value!r}: expected a date or an ISO timestamp, not an id")
+    return at
 
 
 def _at(value: str | None) -> int | str | None:
@@ -76,6 +80,7 @@ def snapshots_cmd(
     all_: Annotated[
         bool, typer.Option("--all", help="Every status (running, partial, failed too).")
     ] = False,
+    columns: ColumnsOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """List snapshots (complete ones unless --all).
@@ -83,9 +88,17 @@ def snapshots_cmd(
     Example: hubtide snapshots --source hub:model --format json
     """
     df = _store(ctx).snapshots(source, all_statuses=all_)
-    cols = ["source", "snapshot_id", "status", "as_of", "entities", "upserts", "tombstones"]
-    cols += ["rejected", "keyframe", "counters_keyframe"]
-    emit_frame(df.select(cols), fmt, title="snapshots")
+    cols = split_columns(columns)
+    missing = [c for c in cols or () if c not in df.columns]
+    if missing:
+        raise ValueError(f"--columns {missing[0]!r}: snapshots have {', '.join(df.columns)}")
+    df = df.select(cols or SNAPSHOT_COLUMNS)
+    emit_frame(df, fmt, title="snapshots", show=cols or SNAPSHOT_COLUMNS[:7])
+
+
+# JSON and CSV carry them all; a table the first seven (--columns picks others)
+SNAPSHOT_COLUMNS = ["source", "snapshot_id", "status", "as_of", "entities", "upserts"]
+SNAPSHOT_COLUMNS += ["tombstones", "rejected", "keyframe", "counters_keyframe"]
 
 
 def asof_cmd(
@@ -95,7 +108,10 @@ def asof_cmd(
         str | None, typer.Option("--at", help="SNAPSHOT_ID or ISO date/time (default: newest).")
     ] = None,
     columns: Annotated[
-        str | None, typer.Option("--columns", "-c", help="Comma-separated columns.")
+        str | None,
+        typer.Option(
+            "--columns", "-c", help="Comma-separated columns (default: all; a table: the main)."
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write .parquet, .csv or .jsonl instead.")
@@ -107,28 +123,58 @@ def asof_cmd(
 
     Example: hubtide asof hub:model --at 2026-01-31 --columns name,downloads --out m.parquet
     """
-    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    cols = split_columns(columns)
     df = _store(ctx).as_of(source, _at(at), columns=cols, include_partial=partial).collect()
     df = df.sort("entity_id")
     if out is not None:
         write_frame(df, out)
         err_console.print(f"wrote {df.height} rows to {out}")
         return
-    emit_frame(df, fmt, title=f"{source} as of {at or 'newest'}")
+    show = cols if cols is not None else entity_view(source)
+    emit_frame(df, fmt, title=f"{source} as of {at or 'newest'}", show=show)
 
 
 def history_cmd(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="The source, e.g. hub:model")],
-    entity_id: Annotated[str, typer.Argument(help="The entity's stable id.")],
+    entity: Annotated[str, typer.Argument(help="The entity's stable id, or a name it has or had.")],
+    columns: ColumnsOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Every change of one entity, one row per snapshot that changed it.
 
+    A table shows the columns that changed (--columns picks others); JSON and CSV all.
+
+    A name (current or past) stands for its entity; a name several entities had lists them
+    and exits 1, as does an id the source never held.
+
     Example: hubtide history hub:model 65f1c0ffee
     """
-    df = _store(ctx).history(source, entity_id).collect()
-    emit_frame(df, fmt, title=f"history of {entity_id}")
+    from storage import AmbiguousName
+
+    store = _store(ctx)
+    try:
+        entity_id = store.resolve_entity(source, entity)
+    except AmbiguousName as exc:
+        if exc.candidates is not None:
+            emit_frame(exc.candidates, fmt, title=f"entities named {entity}")
+        raise
+    if entity_id != entity:
+        err_console.print(f"{entity!r} is the name of {entity_id}", highlight=False)
+    df = store.history(source, entity_id).collect()
+    show = split_columns(columns) or _history_view(df, source)
+    emit_frame(df, fmt, title=f"history of {entity_id}", show=show)
+
+
+def _history_view(df: pl.DataFrame, source: str) -> list[str]:
+    """When, what, the name, then the columns whose value changed (at most 3), else the
+    source's main columns: what a reader of a history looks for, in 100 columns."""
+    lead = ["snapshot_id", "as_of", "op", "name"]
+    rest = [c for c in df.columns if c not in lead and c != "entity_id"]
+    changed = [c for c in rest if df.height > 1 and df.select(c).unique().height > 1]
+    if not changed:
+        changed = [c for c in entity_view(source) or rest if c in rest]
+    return lead + changed[:3]
 
 
 def top_cmd(

@@ -42,3 +42,17 @@ def test_crawl_command_rejects_an_unknown_source(tmp_path: Path) -> None:
     )  # fmt: skip
     assert res.returncode != 0
     assert "hub:modle" in res.stderr + res.stdout
+
+
+def test_crawl_summary_speaks_json(tmp_path: Path) -> None:
+    import json
+
+    with running_simulator(seed=6, models=30, datasets=5, spaces=5, npm=10, pypi=5) as url:
+        res = subprocess.run(
+            [sys.executable, "-m", "hubtide", "--store", str(tmp_path / "store"), "crawl",
+             "--endpoint", url, "--source", "npm", "--format", "json"],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    (row,) = json.loads(res.stdout)
+    assert row["source"] == "npm" and row["status"] == "complete" and row["items"] == 10

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -110,10 +113,32 @@ def test_metrics_is_prometheus_text(api: str, small_store: Store) -> None:
 def test_openapi_lists_every_route_and_each_answers(api: str) -> None:
     status, doc = get_json(f"{api}/api/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.")
+    _, listed = get_json(f"{api}/api/snapshots")
+    in_store = {r["source"] for r in listed["snapshots"]}
     for path in doc["paths"]:
         concrete = path.replace("{source}", "npm").replace("{id}", "react")
+        source = concrete.split("/")[3] if concrete.startswith(("/api/asof/", "/api/top/")) else ""
         code, _, _ = get(f"{api}{concrete}")
-        assert code == 200, path
+        # a built-in source's own path answers 404 while the store has no snapshot of it
+        assert code == (404 if source and source not in in_store else 200), path
+
+
+def test_openapi_enumerates_columns_and_by_of_builtin_sources(api: str) -> None:
+    _, doc = get_json(f"{api}/api/openapi.json")
+    top = {p["name"]: p["schema"] for p in doc["paths"]["/api/top/npm"]["get"]["parameters"]}
+    assert "downloads" in top["by"]["enum"] and "name" not in top["by"]["enum"]
+    asof = {p["name"]: p for p in doc["paths"]["/api/asof/hub:model"]["get"]["parameters"]}
+    assert "likes" in asof["columns"]["schema"]["items"]["enum"]
+    assert asof["columns"]["schema"]["uniqueItems"] is True
+
+
+def test_a_wrong_method_is_a_json_405_with_allow(api: str) -> None:
+    req = urllib.request.Request(f"{api}/api/snapshots", method="POST", data=b"")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(req, timeout=30)
+    assert caught.value.code == 405
+    assert "GET" in caught.value.headers["Allow"]
+    assert json.loads(caught.value.read())["error"]["status"] == 405
 
 
 # Every way a parameter can be wrong, each with the parameter the error must name.
@@ -139,6 +164,13 @@ BAD = [
     ("/api/history/hub:model/m0001?limit=0", 400, "limit"),
     ("/api/top/nope", 404, "source"),
     ("/api/top/hub:model?by=bogus", 400, "by"),
+    ("/api/top/npm?by=name", 400, "by"),  # not a number
+    ("/api/top/hub:model?by=tags", 400, "by"),
+    ("/api/asof/npm?columns=name,name", 400, "columns"),  # repeated
+    ("/api/asof/npm?columns=entity_id,%20entity_id", 400, "columns"),
+    ("/api/snapshots?offset=99999999999999999999999", 400, "offset"),  # beyond an i64
+    ("/api/asof/npm?offset=99999999999999999999999", 400, "offset"),
+    ("/api/history/npm/react?offset=99999999999999999999999", 400, "offset"),
     ("/api/top/hub:model?k=0", 400, "k"),
     (f"/api/top/hub:model?k={MAX_K + 1}", 400, "k"),
     ("/api/top/hub:model?at=nope", 400, "at"),
