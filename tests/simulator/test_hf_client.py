@@ -160,3 +160,11 @@ def test_errors_have_hub_codes(api: HfApi, url: str, tmp_path: Path) -> None:
         with pytest.raises(GatedRepoError):
             hf_hub_download(gated[0]["id"], sib, endpoint=url, cache_dir=tmp_path, token=False)
 
+
+def test_list_models_walks_every_page_in_creation_order(api: HfApi, url: str) -> None:
+    # sort=createdAt (descending, the Hub's default direction): 240 models on 5 Link pages
+    ms = list(api.list_models(sort="createdAt", expand=["createdAt"], limit=None))
+    want = {r["id"] for r in truth(url, "hub:model")}
+    assert len(ms) == len(want) and {m.id for m in ms} == want  # each once, none missing
+    created = [m.created_at for m in ms]
+    assert all(a is not None for a in created) and created == sorted(created, reverse=True)  # type: ignore[type-var]
