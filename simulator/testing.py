@@ -18,11 +18,6 @@ from aiohttp import web
 from simulator.app import build_app
 from simulator.config import FaultConfig, QuotaConfig, SimConfig
 
-# The test helpers send every optional field unless asked otherwise (`author_omitted=0.01`,
-# `space_links_omitted=1.0` as the server's defaults): hubtide's crawler still requires a
-# Space's `models` / `datasets` and every `author`; the crawler's issue lifts this.
-LENIENT_SHAPE: dict[str, Any] = {"author_omitted": 0.0, "space_links_omitted": 0.0}
-
 
 class SimServer:
     """A simulator served from a daemon thread with its own event loop."""
@@ -102,9 +97,7 @@ def simulator_server(
 ) -> Iterator[SimServer]:
     """Like `running_simulator` but yields the `SimServer` (url, app, call)."""
     q = quota if isinstance(quota, QuotaConfig) else QuotaConfig.parse(quota)
-    cfg = SimConfig(
-        seed=seed, faults=FaultConfig.parse(faults), quota=q, **{**LENIENT_SHAPE, **config}
-    )
+    cfg = SimConfig(seed=seed, faults=FaultConfig.parse(faults), quota=q, **config)
     srv = SimServer(cfg).start()
     try:
         yield srv

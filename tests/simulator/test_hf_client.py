@@ -45,7 +45,7 @@ def test_list_models_all_pages_with_expand_matches_truth(
     for m in models:
         t = want[m.id]
         assert m.sha == t["sha"] and len(m.sha) == 40
-        assert m.author == t["author"]
+        assert m.author == t.get("author")  # omitted for a few repos, None in the client
         assert m.downloads == t["downloads"] and isinstance(m.downloads, int)
         assert m.likes == t["likes"]
         assert m.tags == t["tags"]
@@ -89,9 +89,10 @@ def test_sorted_listing_is_descending(api: HfApi) -> None:
 
 def test_search_author_filter(api: HfApi, url: str) -> None:
     rows = truth(url, "hub:model")
-    author = rows[0]["author"]
+    # `author` is omitted for a few repos; the filter matches the namespace, as on the Hub
+    author = next(r["author"] for r in rows if "author" in r)
     got = {m.id for m in api.list_models(author=author, limit=None)}
-    assert got == {r["id"] for r in rows if r["author"] == author}
+    assert got == {r["id"] for r in rows if r["id"].split("/")[0] == author} and got
     lib = {m.id for m in api.list_models(filter="transformers", limit=None)}
     assert lib == {r["id"] for r in rows if "transformers" in r["tags"]} and lib
     found = {m.id for m in api.list_models(search="bert", limit=None)}
@@ -158,3 +159,12 @@ def test_errors_have_hub_codes(api: HfApi, url: str, tmp_path: Path) -> None:
         )
         with pytest.raises(GatedRepoError):
             hf_hub_download(gated[0]["id"], sib, endpoint=url, cache_dir=tmp_path, token=False)
+
+
+def test_list_models_walks_every_page_in_creation_order(api: HfApi, url: str) -> None:
+    # sort=createdAt (descending, the Hub's default direction): 240 models on 5 Link pages
+    ms = list(api.list_models(sort="createdAt", expand=["createdAt"], limit=None))
+    want = {r["id"] for r in truth(url, "hub:model")}
+    assert len(ms) == len(want) and {m.id for m in ms} == want  # each once, none missing
+    created = [m.created_at for m in ms]
+    assert all(a is not None for a in created) and created == sorted(created, reverse=True)  # type: ignore[type-var]

@@ -7,6 +7,8 @@ import json
 
 from huggingface_hub import HfApi
 
+from simulator.app import WORLD
+from simulator.config import SimConfig
 from simulator.hub_render import EXPAND, LISTING_EXPAND, NOT_ON_LISTINGS
 from simulator.testing import simulator_server
 from tests.simulator.helpers import get, truth
@@ -34,9 +36,14 @@ def test_the_shares_come_from_the_config() -> None:
         assert all("author" in m for m in truth(srv.url, "hub:model"))
 
 
-def test_the_test_helpers_send_every_field_unless_asked() -> None:
+def test_the_test_helpers_serve_the_real_optional_field_shares() -> None:
+    # no lenient override in simulator/testing.py: every test sees what the server sends
     with simulator_server(seed=2, **SMALL) as srv:
-        assert all("models" in s for s in truth(srv.url, "hub:space"))
+        assert srv.app[WORLD].config.space_links_omitted == SimConfig().space_links_omitted
+        assert srv.app[WORLD].config.author_omitted == SimConfig().author_omitted > 0
+        spaces = truth(srv.url, "hub:space")
+        assert any("models" not in s for s in spaces)
+        assert all(s.get("models") != [] for s in spaces)
 
 
 def test_expand_outside_the_allowlist_is_a_400_for_the_whole_request() -> None:
