@@ -199,7 +199,9 @@ def maintain_cmd(
     ctx: typer.Context,
     retention_hours: Annotated[
         int | None,
-        typer.Option("--retention-hours", help="Vacuum keeps files younger (default: config)."),
+        typer.Option(
+            "--retention-hours", help="Vacuum keeps files younger (default: config; at least 1)."
+        ),
     ] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -212,6 +214,14 @@ def maintain_cmd(
         if retention_hours is None
         else retention_hours
     )
+    from storage.maintenance import MIN_RETENTION_HOURS
+
+    if hours < MIN_RETENTION_HOURS:
+        # refuse rather than raise it silently: the title would name hours vacuum never used
+        raise ValueError(
+            f"--retention-hours {hours} is below the floor of {MIN_RETENTION_HOURS} h "
+            "(files a running crawl wrote but has not committed yet are that young)"
+        )
     report = _store(ctx).maintain(retention_hours=hours)
     df = pl.DataFrame([t.__dict__ for t in report.tables])
     emit_frame(df, fmt, title=f"maintenance ({report.seconds:.1f} s, retention {hours} h)")

@@ -189,8 +189,16 @@ def test_import_custom_source_then_gain_column(tmp_path: Path) -> None:
 
 def test_maintain_keeps_reads(filled: Path) -> None:
     before = hub(filled, "asof", "hub:model", "--at", "1", "-f", "json").stdout
-    res = hub(filled, "maintain", "--retention-hours", "0", "-f", "json")
+    res = hub(filled, "maintain", "--retention-hours", "1", "-f", "json")
     assert res.returncode == 0, res.stderr
     tables = {r["table"] for r in json.loads(res.stdout)}
     assert {"catalog/snapshots", "hub/repos"} <= tables
     assert hub(filled, "asof", "hub:model", "--at", "1", "-f", "json").stdout == before
+
+
+def test_maintain_refuses_retention_below_floor(filled: Path) -> None:
+    """`--retention-hours 0` is refused with the floor named, never raised to 1 h silently."""
+    res = hub(filled, "maintain", "--retention-hours", "0")
+    assert res.returncode == 1
+    assert "below the floor of 1 h" in res.stderr
+    assert "Traceback" not in res.stderr
