@@ -3,23 +3,107 @@
 Each command group lives in `hubtide/commands/<group>.py` and exposes `register(app)`.
 Commands parse flags, call one package function and format the result; errors are turned
 into one-line messages here (a traceback only with `--debug`).
+
+Commands are registered lazily: `COMMANDS` names each command, the module that registers
+it and its one-line help, and a command's module is imported only when that command runs.
+So `hubtide --version`, `--help` and the store commands never import Scrapy, Twisted or the
+crawler (issue 15 point 6: importing `hubtide.commands.crawl` alone took 2.4 s);
+tests/test_startup.py pins both the table and what a store command loads.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
 from hubtide import __version__
-from hubtide.commands import analytics, crawl, daemon, demo, sim, sql, store
 from hubtide.config import ConfigError, load_settings
 from hubtide.context import AppContext
-from hubtide.output import err_console
+
+# command -> (module under hubtide/commands/ whose `register(app)` adds it, one-line help);
+# in `--help` order. The help is the first line of the command's docstring (a test checks).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "import": ("store", "Write one full listing file as one complete snapshot of SOURCE."),
+    "snapshots": ("store", "List snapshots (complete ones unless --all)."),
+    "asof": ("store", "The state of SOURCE as of a snapshot: one row per entity."),
+    "history": ("store", "Every change of one entity, one row per snapshot that changed it."),
+    "top": ("store", "The top K entities of a snapshot by a column (ties: entity_id ascending)."),
+    "maintain": (
+        "store",
+        "Compact small files, checkpoint and vacuum every table (safe while a crawl writes).",
+    ),
+    "crawl": ("crawl", "Crawl each source once into the store: one snapshot per source."),
+    "daemon": (
+        "daemon",
+        "Crawl every enabled source on its schedule, refresh analytics, serve /metrics and the API.",
+    ),
+    "status": (
+        "daemon",
+        "Per source: the last complete snapshot and its age, a running crawl, recent failures; "
+        "store size.",
+    ),
+    "turnover": (
+        "analytics",
+        "Top-K turnover per consecutive pair of complete snapshots (paper A, M2).",
+    ),
+    "measure": (
+        "analytics",
+        "One measure of metrics.md for a source, at a snapshot or as a series.",
+    ),
+    "report": (
+        "analytics",
+        "Every measure as one self-contained page (index.html) plus tables as Parquet/CSV.",
+    ),
+    "demo": ("demo", "Run the whole loop offline: simulator -> daemon -> Delta store -> report."),
+    "sql": ("sql", "Run a read-only SQL query (DuckDB) over the store; writes are refused."),
+    "sim": ("sim", "A local, seeded Hub + registries simulator (offline crawling and tests)."),
+}
+
+RICH_MARKUP_MODE: Any = "rich"
+
+
+class _Placeholder(TyperCommand):
+    """A command not imported yet: enough for `--help` and completion to list it."""
+
+    def __init__(self, name: str, help: str) -> None:
+        super().__init__(name=name, help=help, callback=self._never)
+
+    @staticmethod
+    def _never() -> None:  # pragma: no cover - LazyGroup.resolve_command loads first
+        raise RuntimeError("hubtide: a command placeholder ran instead of its command")
+
+
+def load_commands(module: str) -> dict[str, Any]:
+    """The click commands `hubtide/commands/<module>.py` registers, by name (imports it)."""
+    mod = importlib.import_module(f"hubtide.commands.{module}")
+    sub = typer.Typer(rich_markup_mode=RICH_MARKUP_MODE)
+    mod.register(sub)
+    return dict(typer.main.get_group(sub).commands)
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists every command of `COMMANDS`, imports one only to run it."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for name, (_module, line) in COMMANDS.items():
+            self.commands.setdefault(name, _Placeholder(name, line))
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else None
+        if name in COMMANDS and isinstance(self.commands.get(name), _Placeholder):
+            for loaded, cmd in load_commands(COMMANDS[name][0]).items():
+                if isinstance(self.commands.get(loaded), _Placeholder):
+                    self.commands[loaded] = cmd
+        return super().resolve_command(ctx, args)
+
 
 HELP = """\
 hubtide keeps an incrementally updated history of the Hugging Face Hub and package
@@ -41,8 +125,9 @@ environment overrides, e.g. HUBTIDE_STORE_URI=s3://bucket/hubtide.
 """
 
 app = typer.Typer(
+    cls=LazyGroup,
     help=HELP,
-    rich_markup_mode="rich",
+    rich_markup_mode=RICH_MARKUP_MODE,
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
@@ -79,14 +164,17 @@ def root(
     ctx.obj = AppContext(settings=settings, debug=debug)
 
 
-for group in (store, sim, crawl, daemon, analytics, demo, sql):
-    group.register(app)
-
-
 def _known_errors() -> tuple[type[BaseException], ...]:
     from storage.errors import StoreError
 
     return (ConfigError, StoreError, ValueError, FileNotFoundError, FileExistsError, KeyError)
+
+
+def _say(message: str) -> None:
+    # imported here: hubtide.output loads polars and rich, which `--version` does not need
+    from hubtide.output import err_console
+
+    err_console.print(message, highlight=False, markup=True, soft_wrap=True)
 
 
 def main() -> None:
@@ -99,7 +187,7 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        err_console.print("aborted")
+        _say("aborted")
         sys.exit(130)
     except Exception as exc:  # the one place errors become messages
         if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):
@@ -108,9 +196,7 @@ def main() -> None:
         if debug or not isinstance(exc, _known_errors()):
             raise
         code = 2 if isinstance(exc, ConfigError) else 1
-        err_console.print(
-            f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True
-        )
+        _say(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(code)
 
 
