@@ -98,6 +98,12 @@ class CrawlerConfig:
     max_retries: int = _f(5, "Retries per request on 429/5xx/timeouts.", min=0)
     backoff_base_seconds: float = _f(1.0, "First back-off wait; doubles with jitter.", min=0.0)
     backoff_max_seconds: float = _f(60.0, "Longest single back-off wait.", min=0.0)
+    max_outage_seconds: float = _f(
+        120.0,
+        "A host that gives no good answer for this long (5xx, timeouts, dropped connections,"
+        " retries included) is down: the crawl stops asking it and ends partial.",
+        min=0.1,
+    )
     registry_top_n: int = _f(10000, "Most-downloaded packages crawled per registry.", min=1)
     details: bool = _f(True, "Crawl commits, discussions and cards of changed Hub repos.")
     max_detail_repos: int = _f(
