@@ -104,6 +104,12 @@ class CrawlerConfig:
         " retries included) is down: the crawl stops asking it and ends partial.",
         min=0.1,
     )
+    heartbeat_seconds: float = _f(
+        30.0,
+        "A running crawl records a heartbeat this often; a running snapshot 4 beats"
+        " silent (or whose process is gone) is an orphan, resumed or failed by the next crawl.",
+        min=0.1,
+    )
     registry_top_n: int = _f(10000, "Most-downloaded packages crawled per registry.", min=1)
     details: bool = _f(True, "Crawl commits, discussions and cards of changed Hub repos.")
     max_detail_repos: int = _f(

@@ -80,6 +80,7 @@ def crawl_settings(settings: Settings, endpoint: str | None = None) -> CrawlSett
         backoff_base_seconds=c.backoff_base_seconds,
         backoff_max_seconds=c.backoff_max_seconds,
         max_outage_seconds=c.max_outage_seconds,
+        heartbeat_seconds=c.heartbeat_seconds,
         registry_top_n=c.registry_top_n,
         details=c.details,
         max_detail_repos=c.max_detail_repos,

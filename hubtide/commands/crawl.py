@@ -93,8 +93,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
         resume: Annotated[
             bool,
-            typer.Option("--resume", help="Continue each source's running snapshot, if any."),
-        ] = False,
+            typer.Option(
+                "--resume/--no-resume",
+                help="An orphaned running snapshot (its crawl killed): continue it (default),"
+                " or mark it failed and start afresh.",
+            ),
+        ] = True,
         progress: Annotated[
             bool, typer.Option("--progress/--no-progress", help="Show the live progress table.")
         ] = True,
@@ -203,4 +207,4 @@ def _summary(sources: list[str], done: dict[str, CrawlResult]) -> None:
         )
     console.print(table)
     if any(r.status == "running" for r in done.values()):
-        err_console.print("stopped: continue with `hubtide crawl --resume`")
+        err_console.print("stopped: the next `hubtide crawl` of these sources resumes them")
