@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from hubtide import __version__
 from hubtide.commands import analytics, crawl, daemon, demo, sim, sql, store
 from hubtide.config import ConfigError, load_settings
 from hubtide.context import AppContext
 from hubtide.output import err_console
+from hubtide.plain import cause_of, hide_rust_panics
 
 HELP = """\
 hubtide keeps an incrementally updated history of the Hugging Face Hub and package
@@ -91,6 +93,14 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 def main() -> None:
     """Entry point: run the app, turning known errors into one line and an exit code."""
     debug = "--debug" in sys.argv or os.environ.get("HUBTIDE_DEBUG") == "1"
+    if debug:
+        _run(debug)
+        return
+    with hide_rust_panics():  # a disk error's Rust panic block is noise to a user
+        _run(debug)
+
+
+def _run(debug: bool) -> None:
     try:
         # Without standalone mode, typer returns the code of a `raise typer.Exit(n)`.
         code = app(standalone_mode=False)
@@ -104,11 +114,24 @@ def main() -> None:
         if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):
             exc.show()  # usage errors: typer's own message, exit code 2
             sys.exit(getattr(exc, "exit_code", 2))
-        if debug or not isinstance(exc, _known_errors()):
+        cause = cause_of(exc)
+        if debug or (cause is None and not isinstance(exc, _known_errors())):
             raise
         code = 2 if isinstance(exc, ConfigError) else 1
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        _say(cause or str(exc))
         sys.exit(code)
+    except BaseException as exc:  # pyo3's PanicException is no Exception
+        if debug or type(exc).__name__ != "PanicException":
+            raise
+        _say(cause_of(exc) or "the store's I/O layer failed")
+        sys.exit(1)
+
+
+def _say(message: str) -> None:
+    # soft_wrap: one line however narrow the terminal (or a pipe's 80 columns)
+    err_console.print(
+        f"[red]error:[/red] {escape(message)}", highlight=False, markup=True, soft_wrap=True
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -148,7 +148,9 @@ class DaemonConfig:
     listen: str = _f("127.0.0.1:9477", "HOST:PORT of the health, metrics and query API.")
     maintenance_cron: str = _f("0 4 * * 0", "When weekly maintenance runs (crontab).")
     analytics_after_snapshot: bool = _f(True, "Refresh analytics after each complete snapshot.")
-    report_dir: str = _f("./data/report", "Where the daemon writes the report.")
+    report_dir: str = _f(
+        "", "Where the daemon writes the report (empty: `report` beside a local store's folder)."
+    )
     shutdown_grace_seconds: float = _f(8.0, "SIGTERM: time to finish the current batch.", min=0)
 
 

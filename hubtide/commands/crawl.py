@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
             csettings = crawl_settings(settings, endpoint=endpoint)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--endpoint") from exc
-        store = open_store(settings)
+        store = open_store(settings, create=True)
         stats = CrawlStats()
         done: dict[str, CrawlResult] = {}
 
@@ -206,5 +206,14 @@ def _summary(sources: list[str], done: dict[str, CrawlResult]) -> None:
             (r.message or "")[:80],
         )
     console.print(table)
+    for src in sources:  # the table cuts messages: why each snapshot is not complete, whole
+        r = done.get(src)
+        if r is not None and r.status in ("partial", "failed") and r.message:
+            err_console.print(
+                f"{src}: snapshot {r.snapshot_id} {r.status}: {r.message}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
     if any(r.status == "running" for r in done.values()):
         err_console.print("stopped: the next `hubtide crawl` of these sources resumes them")

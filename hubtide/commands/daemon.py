@@ -13,7 +13,7 @@ from rich.table import Table
 
 from hubtide import __version__
 from hubtide.config import ConfigError, Settings
-from hubtide.context import app_context, open_store
+from hubtide.context import app_context, open_store, report_dir
 from hubtide.output import console, emit_json
 from scheduler.plan import SourcePlan
 
@@ -117,7 +117,7 @@ def register(app: typer.Typer) -> None:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-        store = open_store(s)
+        store = open_store(s, create=True)
         if maintain_every is None:
             # an accelerated clock never reaches the weekly cron: maintain by count instead
             maintain_every = LOCKSTEP_MAINTAIN_EVERY if (sim_advance_days or max_rounds) else 0
@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
             release_memory=release_memory,
             vacuum_retention_hours=s.store.vacuum_retention_hours,
             analytics_after_snapshot=s.daemon.analytics_after_snapshot,
-            report_dir=s.daemon.report_dir,
+            report_dir=report_dir(s),
             analytics_params=dataclasses.asdict(s.analytics),
             shutdown_grace_seconds=s.daemon.shutdown_grace_seconds,
             sim_endpoint=endpoint,
