@@ -4,6 +4,7 @@ pipeline (they reach it as `crawler.spider.ctx`). Counting and bookkeeping only.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,9 @@ class CrawlContext:
     failures: list[str] = field(default_factory=list)  # why the snapshot is not complete
     write_error: BaseException | None = None
     events: list[CrawlEvent] = field(default_factory=list)
+    # host -> when its current run of failed answers began (monotonic); gone on a good one
+    failing_since: dict[str, float] = field(default_factory=dict)
+    down: dict[str, str] = field(default_factory=dict)  # host -> why it is taken as down
 
     def event(
         self, kind: str, reason: str, url: str | None = None, payload: str | None = None
@@ -64,6 +68,32 @@ class CrawlContext:
         """Something that makes the snapshot partial (listing or details incomplete)."""
         if len(self.failures) < 20:
             self.failures.append(reason)
+
+    def answered(self, host: str, ok: bool) -> None:
+        """Record an answer of `host`: `ok` ends its run of failures, a failure starts one.
+
+        A host is declared down when a failure comes `max_outage_seconds` after the run
+        began: its requests are dropped from then on (`ServiceMiddleware`) and the snapshot
+        ends partial, so a total outage costs a bounded time, not every retry of every
+        request (issue 19: registry crawls retried for 8-10 minutes)."""
+        if ok:
+            self.failing_since.pop(host, None)
+            return
+        now = time.monotonic()
+        since = self.failing_since.setdefault(host, now)
+        limit = self.settings.max_outage_seconds
+        if host not in self.down and now - since >= limit:
+            why = f"{host} gave no good answer for {now - since:.0f} s (crawler.max_outage_seconds = {limit:g})"
+            self.down[host] = why
+            self.event("outage", why)
+            self.fail(f"outage: {why}")
+
+    def outage_left(self, host: str) -> float | None:
+        """Seconds before a failing `host` would be declared down (None: not failing)."""
+        since = self.failing_since.get(host)
+        if since is None:
+            return None
+        return max(0.0, self.settings.max_outage_seconds - (time.monotonic() - since))
 
     @property
     def stop_requested(self) -> bool:

@@ -5,7 +5,10 @@ adds the token (Hub services only), counts every response in `crawler.stats`, an
 Hub's `RateLimit` header. `PoliteRetryMiddleware` replaces Scrapy's RetryMiddleware: it
 retries 408/429/5xx and network errors with exponential back-off and full jitter, and
 honours `Retry-After` and `RateLimit: ...;r=0;t=N` (Scrapy ignores both: stack-notes.md).
-Settings read: timeout, max_retries, backoff_*, hub_requests_per_window, hub_window_seconds.
+A host failing for `max_outage_seconds` is taken as down: its requests are dropped unsent
+(`CrawlContext.answered`).
+Settings read: timeout, max_retries, backoff_*, max_outage_seconds, hub_requests_per_window,
+hub_window_seconds.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
 from crawler.budget import ROUNDING, parse_policy, parse_ratelimit
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from crawler.context import CrawlContext
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+OUTAGE_STATUSES = RETRY_STATUSES - {429}  # answers that count towards max_outage_seconds
 DELAY_KEY = "hubtide_delay"
 SERVICE_KEY = "hubtide_service"
 
@@ -54,6 +59,8 @@ class ServiceMiddleware:
         s = ctx.settings
         service = service_of(request.url, s)
         request.meta[SERVICE_KEY] = service
+        host = host_of(request.url)
+        _drop_if_down(ctx, host)
         delay = float(request.meta.pop(DELAY_KEY, 0.0) or 0.0)
         if delay > 0:
             await asyncio.sleep(delay)
@@ -63,6 +70,7 @@ class ServiceMiddleware:
             await asyncio.sleep(wait)
         while (hold := budget.hold()) > 0:
             await asyncio.sleep(hold)
+        _drop_if_down(ctx, host)  # declared down while this request waited
         if service in HUB_SERVICES and s.hub_token:
             request.headers[b"Authorization"] = f"Bearer {s.hub_token}".encode()
         else:
@@ -79,9 +87,10 @@ class ServiceMiddleware:
     def process_response(self, request: Request, response: Response) -> Response:
         ctx = _ctx(self.crawler)
         service = request.meta.get(SERVICE_KEY) or service_of(request.url, ctx.settings)
-        ctx.stats.count_request(
-            ctx.source, host_of(request.url), response.status, len(response.body)
-        )
+        host = host_of(request.url)
+        ctx.stats.count_request(ctx.source, host, response.status, len(response.body))
+        if response.status != 429:  # a quota answer: the host is up, but not a good answer
+            ctx.answered(host, response.status not in OUTAGE_STATUSES)
         rl = parse_ratelimit(_header(response, "RateLimit"))
         if rl is not None:
             _bucket, remaining, reset = rl
@@ -90,9 +99,18 @@ class ServiceMiddleware:
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> None:
+        if isinstance(exception, IgnoreRequest):
+            return None  # dropped here (a host down), never sent
         ctx = _ctx(self.crawler)
-        ctx.stats.count_request(ctx.source, host_of(request.url), type(exception).__name__)
+        host = host_of(request.url)
+        ctx.stats.count_request(ctx.source, host, type(exception).__name__)
+        ctx.answered(host, False)
         return None
+
+
+def _drop_if_down(ctx: CrawlContext, host: str) -> None:
+    if host in ctx.down:
+        raise IgnoreRequest(f"host down: {ctx.down[host]}")
 
 
 def _header(response: Response, name: str) -> str | None:
@@ -132,10 +150,16 @@ def retry_request(
     """A copy of `request` to send again after a delay, or None when retries are used up."""
     s = ctx.settings
     attempt = int(request.meta.get("retry_times", 0)) + 1
-    if attempt > s.max_retries:
+    host = host_of(request.url)
+    if attempt > s.max_retries or host in ctx.down:
         return None
     if delay is None:
         delay = backoff(attempt - 1, s.backoff_base_seconds, s.backoff_max_seconds)
+    left = ctx.outage_left(host)
+    if left is not None:
+        # never sleep past the moment the host would be declared down: the outage is then
+        # seen on time, not a whole back-off later
+        delay = min(delay, left + 0.01)
     new = request.copy()
     new.meta["retry_times"] = attempt
     new.meta[DELAY_KEY] = delay

@@ -26,6 +26,7 @@ from crawler.context import CrawlContext, payload_of
 from crawler.errors import Malformed
 from crawler.items import PageResult
 from crawler.services import NPM_DOWNLOADS, PYPI_STATS
+from crawler.settings import host_of
 from crawler.spider_base import GONE, BaseSpider
 
 log = logging.getLogger("hubtide.crawler")
@@ -86,14 +87,22 @@ class RegistrySpider(BaseSpider):
         url = f"{ctx.settings.ecosystems_endpoint}/api/v1/registries"
         if self._mailto():
             url += "?" + urlencode(self._mailto())
-        body, _ = await self.fetch_json(url)
+        body, resp = await self.fetch_json(url)
         name = None
         if body is not None and body is not GONE:
             try:
                 name = registry_parse.registry_name(body, wanted)
             except Malformed as exc:
                 ctx.error(str(exc), url, payload_of(body))
-        if name is None:
+        if name is None and (body is None or body is GONE):
+            # no answer is not "no such registry": name the host and what it gave
+            host = host_of(url)
+            errs = [e.reason for e in ctx.events if e.kind == "error"]
+            why = ctx.down.get(host) or (
+                f"HTTP {resp.status}" if resp is not None else (errs[-1] if errs else "no answer")
+            )
+            ctx.fail(f"ecosyste.ms at {host} could not be asked for its registries: {why}")
+        elif name is None:
             ctx.fail(f"ecosyste.ms lists no registry for {wanted!r}")
             ctx.error(f"no registry for {wanted!r}", url)
             self.ahead.release()

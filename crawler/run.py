@@ -3,7 +3,9 @@
 Status: `complete` when the whole listing (and every detail asked for) came in;
 `partial` when a page or record could not be had after retries (no tombstones); `failed`
 when the store refused a write or the crawl broke; left `running` when `stop` was set
-(resumable with `resume=True`).
+(resumable: the next crawl of the source resumes it by default). A running snapshot
+beats a heartbeat while written (crawler/heartbeat.py), so an orphan is found and resumed
+or marked failed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Iterator
 
 from crawler.context import CrawlContext
 from crawler.engine import run_spider
+from crawler.heartbeat import beating, mark_failed, orphan_reason
 from crawler.pipeline import decode_checkpoint
 from crawler.prev import PrevState, newest_commits
 from crawler.result import CrawlResult
@@ -27,6 +30,7 @@ from crawler.stats import CrawlStats, global_stats
 from storage import Store
 from storage.catalog import Status
 from storage.schemas import HUB_SOURCES, is_registry_source, repo_type_of
+from storage.writer import SnapshotWriter
 
 log = logging.getLogger("hubtide.crawler")
 
@@ -69,7 +73,7 @@ async def crawl_source(
     source: str,
     settings: CrawlSettings,
     *,
-    resume: bool = False,
+    resume: bool = True,
     stats: CrawlStats | None = None,
     stop: asyncio.Event | None = None,
 ) -> CrawlResult:
@@ -79,8 +83,10 @@ async def crawl_source(
         store: the open store.
         source: `hub:model`, `hub:dataset`, `hub:space`, `npm`, `pypi` or `registry:NAME`.
         settings: see `CrawlSettings` (built by `hubtide.wiring.crawl_settings`).
-        resume: continue the newest `running` snapshot of `source` from its checkpoint
-            (starts a new one when there is none).
+        resume: what to do with an orphaned `running` snapshot of `source` (its writer
+            gone: crawler/heartbeat.py): continue it from its checkpoint (True, the
+            default) or mark it failed with the reason and start a new one (False). A
+            running snapshot whose writer is alive is left alone; a new one is begun.
         stats: live counters (default: the process-wide `crawler.stats.global_stats()`).
         stop: when set, the current page batch is committed and the crawl returns with
             status `running` (resumable).
@@ -100,9 +106,30 @@ async def _crawl(
 ) -> CrawlResult:
     stats = stats if stats is not None else global_stats()
     t0 = time.monotonic()
-    writer = await asyncio.to_thread(store.resume_snapshot, source) if resume else None
+    writer = None
+    orphan = await asyncio.to_thread(orphan_reason, store, source, settings.heartbeat_seconds)
+    if orphan is not None and resume:
+        log.info("%s: resuming an orphaned crawl: %s", source, orphan)
+        writer = await asyncio.to_thread(store.resume_snapshot, source)
+    elif orphan is not None:
+        reason = f"orphaned and not resumed (--no-resume): {orphan}"
+        sid = await asyncio.to_thread(mark_failed, store, source, reason)
+        log.warning("%s: snapshot %s marked failed: %s", source, sid, reason)
     if writer is None:
         writer = await asyncio.to_thread(store.begin_snapshot, source)
+    async with beating(store, writer, settings.heartbeat_seconds):
+        return await _write(store, source, settings, writer, stats, stop, t0)
+
+
+async def _write(
+    store: Store,
+    source: str,
+    settings: CrawlSettings,
+    writer: SnapshotWriter,
+    stats: CrawlStats,
+    stop: asyncio.Event | None,
+    t0: float,
+) -> CrawlResult:
     run = stats.start(source, writer.snapshot_id)
     ctx = CrawlContext(source, settings, store, writer, stats, run, stop)
     ctx.start_seq = writer.last_committed_seq + 1

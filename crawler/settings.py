@@ -44,6 +44,12 @@ class CrawlSettings:
     max_retries: int = 5
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
+    # a host failing (5xx, timeouts, dropped connections) for this long is down: the crawl
+    # stops asking it and ends partial instead of retrying every request (crawler.md, Outages)
+    max_outage_seconds: float = 120.0
+    # a running snapshot's writer records a heartbeat this often; STALE_BEATS missed beats
+    # make it an orphan (crawler/heartbeat.py)
+    heartbeat_seconds: float = 30.0
     registry_top_n: int = 10_000
     details: bool = True
     # detail requests per changed repo a crawl may spend: commits of changed repos and

@@ -14,6 +14,7 @@ from typing import Any
 
 import scrapy
 from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
 from crawler.context import CrawlContext, payload_of
@@ -55,6 +56,10 @@ class BaseSpider(scrapy.Spider):
         assert engine is not None
         try:
             return await engine.download_async(req)
+        except IgnoreRequest:  # its host is down: counted, the outage event says why
+            self.ctx.errors += 1
+            self.ctx.run.errors += 1
+            return None
         except Exception as exc:  # network errors after every retry
             self.ctx.error(f"{type(exc).__name__}: {str(exc)[:200]}", url)
             return None

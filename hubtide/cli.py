@@ -26,6 +26,7 @@ from typer.core import TyperCommand, TyperGroup
 from hubtide import __version__
 from hubtide.config import ConfigError, load_settings
 from hubtide.context import AppContext
+from hubtide.plain import cause_of, hide_rust_panics
 
 # command -> (module under hubtide/commands/ whose `register(app)` adds it, one-line help);
 # in `--help` order. The help is the first line of the command's docstring (a test checks).
@@ -170,16 +171,17 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     return (ConfigError, StoreError, ValueError, FileNotFoundError, FileExistsError, KeyError)
 
 
-def _say(message: str) -> None:
-    # imported here: hubtide.output loads polars and rich, which `--version` does not need
-    from hubtide.output import err_console
-
-    err_console.print(message, highlight=False, markup=True, soft_wrap=True)
-
-
 def main() -> None:
     """Entry point: run the app, turning known errors into one line and an exit code."""
     debug = "--debug" in sys.argv or os.environ.get("HUBTIDE_DEBUG") == "1"
+    if debug:
+        _run(debug)
+        return
+    with hide_rust_panics():  # a disk error's Rust panic block is noise to a user
+        _run(debug)
+
+
+def _run(debug: bool) -> None:
     try:
         # Without standalone mode, typer returns the code of a `raise typer.Exit(n)`.
         code = app(standalone_mode=False)
@@ -193,11 +195,27 @@ def main() -> None:
         if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):
             exc.show()  # usage errors: typer's own message, exit code 2
             sys.exit(getattr(exc, "exit_code", 2))
-        if debug or not isinstance(exc, _known_errors()):
+        cause = cause_of(exc)
+        if debug or (cause is None and not isinstance(exc, _known_errors())):
             raise
         code = 2 if isinstance(exc, ConfigError) else 1
-        _say(f"[red]error:[/red] {escape(str(exc))}")
+        _say(cause or str(exc))
         sys.exit(code)
+    except BaseException as exc:  # pyo3's PanicException is no Exception
+        if debug or type(exc).__name__ != "PanicException":
+            raise
+        _say(cause_of(exc) or "the store's I/O layer failed")
+        sys.exit(1)
+
+
+def _say(message: str) -> None:
+    # imported here: hubtide.output loads polars and rich, which `--version` does not need
+    from hubtide.output import err_console
+
+    # soft_wrap: one line however narrow the terminal (or a pipe's 80 columns)
+    err_console.print(
+        f"[red]error:[/red] {escape(message)}", highlight=False, markup=True, soft_wrap=True
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -105,6 +105,18 @@ class CrawlerConfig:
     max_retries: int = _f(5, "Retries per request on 429/5xx/timeouts.", min=0)
     backoff_base_seconds: float = _f(1.0, "First back-off wait; doubles with jitter.", min=0.0)
     backoff_max_seconds: float = _f(60.0, "Longest single back-off wait.", min=0.0)
+    max_outage_seconds: float = _f(
+        120.0,
+        "A host that gives no good answer for this long (5xx, timeouts, dropped connections,"
+        " retries included) is down: the crawl stops asking it and ends partial.",
+        min=0.1,
+    )
+    heartbeat_seconds: float = _f(
+        30.0,
+        "A running crawl records a heartbeat this often; a running snapshot 4 beats"
+        " silent (or whose process is gone) is an orphan, resumed or failed by the next crawl.",
+        min=0.1,
+    )
     registry_top_n: int = _f(10000, "Most-downloaded packages crawled per registry.", min=1)
     details: bool = _f(True, "Crawl commits, discussions and cards of changed Hub repos.")
     max_detail_repos: int = _f(
@@ -143,7 +155,9 @@ class DaemonConfig:
     listen: str = _f("127.0.0.1:9477", "HOST:PORT of the health, metrics and query API.")
     maintenance_cron: str = _f("0 4 * * 0", "When weekly maintenance runs (crontab).")
     analytics_after_snapshot: bool = _f(True, "Refresh analytics after each complete snapshot.")
-    report_dir: str = _f("./data/report", "Where the daemon writes the report.")
+    report_dir: str = _f(
+        "", "Where the daemon writes the report (empty: `report` beside a local store's folder)."
+    )
     shutdown_grace_seconds: float = _f(8.0, "SIGTERM: time to finish the current batch.", min=0)
 
 

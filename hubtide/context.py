@@ -31,11 +31,20 @@ def app_context(ctx: typer.Context) -> AppContext:
     return obj
 
 
-def open_store(settings: Settings) -> Store:
-    """The store as `[store]` configures it: the one place that maps config onto `Store.open`."""
+def open_store(settings: Settings, *, create: bool = False) -> Store:
+    """The store as `[store]` configures it: the one place that maps config onto `Store.open`.
+
+    Only commands that write (`crawl`, `import`, `daemon`) pass `create=True`; any other
+    command on a path that holds no store raises FileNotFoundError (one line, exit 1)
+    instead of creating an empty store there (a `--store` typo read as "no data")."""
     from storage import Store  # imported late: `hubtide --help` need not load deltalake
 
     s = settings.store
+    if not create and not store_exists(s.uri, s.storage_options or None):
+        raise FileNotFoundError(
+            f"no hubtide store at {s.uri!r} (check --store / HUBTIDE_STORE_URI; "
+            "`hubtide crawl` or `hubtide import` creates one)"
+        )
     return Store.open(
         s.uri,
         s.storage_options or None,
@@ -44,3 +53,29 @@ def open_store(settings: Settings) -> Store:
         topk_n=s.topk_n,
         allow_instance_metadata=s.allow_instance_metadata,
     )
+
+
+def store_exists(uri: str, storage_options: dict[str, str] | None = None) -> bool:
+    """Whether `uri` holds a hubtide store (its catalog table), without creating anything."""
+    from deltalake import DeltaTable
+
+    from storage.layout import CATALOG
+
+    return bool(
+        DeltaTable.is_deltatable(f"{uri.rstrip('/')}/{CATALOG}", storage_options=storage_options)
+    )
+
+
+def report_dir(settings: Settings) -> str:
+    """Where the daemon writes its report: `daemon.report_dir`, else `report` beside a
+    local store's folder (`data/store` -> `data/report`), not under the working directory;
+    a remote store's report goes to `./report`."""
+    if settings.daemon.report_dir:
+        return settings.daemon.report_dir
+    uri = settings.store.uri
+    if "://" in uri and not uri.startswith("file://"):
+        return "./report"
+    from pathlib import Path
+
+    local = Path(uri.removeprefix("file://")).expanduser().absolute()
+    return str(local.parent / "report")

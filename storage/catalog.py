@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from storage import schemas
 from storage.errors import SnapshotNotFound, StoreError, UnknownSource
-from storage.layout import CATALOG, check_source, txn_id
+from storage.layout import CATALOG, HEARTBEATS, check_source, txn_id
 from storage.tables import WRITER_PROPS, Tables
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,18 @@ class SnapshotInfo:
             keyframe=bool(row.get("keyframe")),
             message=row.get("message") if isinstance(row.get("message"), str) else None,  # type: ignore[arg-type]
         )
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The newest "still writing" of a running snapshot's writer (catalog/heartbeats)."""
+
+    source: str
+    snapshot_id: int
+    run_id: str
+    host: str
+    pid: int
+    at: datetime
 
 
 def latest_rows(raw: pl.DataFrame) -> pl.DataFrame:
@@ -250,6 +262,51 @@ class Catalog:
                 type(exc).__name__,
                 str(exc) or "no message",
             )
+
+    # -- heartbeats -----------------------------------------------------------------
+
+    def beat(self, source: str, snapshot_id: int, run_id: str, host: str, pid: int) -> None:
+        """Record that the writer of a running snapshot is alive (one row per beat, under
+        the snapshot's heartbeat txn, version = now in ms, so a replay is a no-op)."""
+        at = now()
+        row = {
+            "source": source,
+            "snapshot_id": snapshot_id,
+            "run_id": run_id,
+            "host": host,
+            "pid": pid,
+            "at": at,
+        }
+        table = pa.Table.from_pylist([row], schema=schemas.HEARTBEATS)
+        version = int(at.timestamp() * 1000)
+        self._tables.append_once(
+            HEARTBEATS, table, txn_id(source, snapshot_id, "heartbeat"), version
+        )
+
+    def last_beat(self, source: str, snapshot_id: int) -> Heartbeat | None:
+        """The newest heartbeat of a snapshot, or None (none written: a store or writer
+        from before heartbeats, or a writer killed between begin and its first beat)."""
+        dt = self._tables.get(HEARTBEATS)
+        if dt is None:
+            return None
+        hit = (
+            pl.scan_delta(dt)
+            .filter((pl.col("source") == source) & (pl.col("snapshot_id") == snapshot_id))
+            .sort("at")
+            .tail(1)
+            .collect()
+        )
+        if hit.is_empty():
+            return None
+        r = hit.row(0, named=True)
+        return Heartbeat(
+            source,
+            snapshot_id,
+            str(r["run_id"] or ""),
+            str(r["host"] or ""),
+            int(r["pid"] or 0),
+            r["at"],
+        )
 
     # -- answers --------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ META_COLUMNS = ("source", "valid_from", "op", "entity_key")
 KEY = "entity_key"
 
 CATALOG = "catalog/snapshots"
+HEARTBEATS = "catalog/heartbeats"
 EVENTS = "ops/crawl_events"
 TOPK = "derived/topk"
 STAGING = "staging/batches"
@@ -149,7 +150,9 @@ def detail_table(kind: DetailKind) -> str:
     return f"hub/{kind}"
 
 
-TxnPart = Literal["catalog", "changes", "counters", "topk", "commits", "discussions", "cards"]
+TxnPart = Literal[
+    "catalog", "changes", "counters", "topk", "commits", "discussions", "cards", "heartbeat"
+]
 
 
 def txn_id(source: str, snapshot_id: int, part: TxnPart | None = None) -> str:
@@ -159,7 +162,7 @@ def txn_id(source: str, snapshot_id: int, part: TxnPart | None = None) -> str:
     `{source}:{id}` for its staged batches (version = the highest seq staged), and
     `{source}:{id}:{part}` for its catalog rows (0 running, 1 terminal), its change rows
     (1 keyframe, 0 not), counters, top-k members and each details kind (version = batch
-    seq)."""
+    seq), and its heartbeats (version = the beat's Unix time in ms)."""
     app = f"{source}:{snapshot_id}"
     return app if part is None else f"{app}:{part}"
 
@@ -175,4 +178,5 @@ def fixed_tables() -> dict[str, tuple[pa.Schema, list[str] | None, bool]]:
         tables[detail_table(kind)] = (schemas.DETAIL_SCHEMAS[kind], None, True)
     tables[TOPK] = (schemas.DERIVED_TOPK, None, True)
     tables[EVENTS] = (schemas.CRAWL_EVENTS, None, True)
+    tables[HEARTBEATS] = (schemas.HEARTBEATS, None, False)
     return tables

@@ -229,6 +229,20 @@ CRAWL_EVENTS = pa.schema(
     ]
 )
 
+# catalog/heartbeats: a running snapshot's writer says "still here" every
+# crawler.heartbeat_seconds (crawler/heartbeat.py); a new crawl reads the newest beat of a
+# running snapshot to tell a live writer from an orphan (its process gone)
+HEARTBEATS = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("snapshot_id", pa.int64(), nullable=False),
+        pa.field("run_id", pa.string()),
+        pa.field("host", pa.string()),
+        pa.field("pid", pa.int64()),
+        pa.field("at", TS),
+    ]
+)
+
 DETAIL_SCHEMAS: dict[str, pa.Schema] = {
     "commits": HUB_COMMITS,
     "discussions": HUB_DISCUSSIONS,

@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from storage import maintenance, reads, writer
-from storage.catalog import At
+from storage.catalog import At, Heartbeat
 from storage.core import CODE_VERSION, KEYFRAME_COST, StoreCore, StoreOptions, TableStats
 from storage.maintenance import MaintenanceReport, TableMaintenance
 from storage.writer import SnapshotWriter
@@ -240,6 +240,23 @@ class Store:
             (1, 'page2')
         """
         return writer.resume(self._core, source)
+
+    def heartbeat(self, source: str, snapshot_id: int, run_id: str, *, host: str, pid: int) -> None:
+        """Record that the writer of running snapshot `snapshot_id` is alive.
+
+        Example:
+            >>> store.heartbeat("hub:model", 4, w.run_id, host="box", pid=1234)
+        """
+        self._core.catalog.beat(source, snapshot_id, run_id, host, pid)
+
+    def last_heartbeat(self, source: str, snapshot_id: int) -> Heartbeat | None:
+        """The newest heartbeat of a snapshot (host, pid, at), or None when it has none.
+
+        Example:
+            >>> store.last_heartbeat("hub:model", 4).pid
+            1234
+        """
+        return self._core.catalog.last_beat(source, snapshot_id)
 
     # -- reading ----------------------------------------------------------------------
 

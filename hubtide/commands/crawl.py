@@ -96,8 +96,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
         resume: Annotated[
             bool,
-            typer.Option("--resume", help="Continue each source's running snapshot, if any."),
-        ] = False,
+            typer.Option(
+                "--resume/--no-resume",
+                help="An orphaned running snapshot (its crawl killed): continue it (default),"
+                " or mark it failed and start afresh.",
+            ),
+        ] = True,
         progress: Annotated[
             bool, typer.Option("--progress/--no-progress", help="Show the live progress table.")
         ] = True,
@@ -132,7 +136,7 @@ def register(app: typer.Typer) -> None:
             csettings = crawl_settings(settings, endpoint=endpoint)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--endpoint") from exc
-        store = open_store(settings)
+        store = open_store(settings, create=True)
         stats = CrawlStats()
         done: dict[str, CrawlResult] = {}
 
@@ -225,5 +229,14 @@ def _summary(sources: list[str], done: dict[str, CrawlResult], fmt: Format) -> N
             (r.message or "")[:80],
         )
     console.print(table)
+    for src in sources:  # the table cuts messages: why each snapshot is not complete, whole
+        r = done.get(src)
+        if r is not None and r.status in ("partial", "failed") and r.message:
+            err_console.print(
+                f"{src}: snapshot {r.snapshot_id} {r.status}: {r.message}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
     if any(r.status == "running" for r in done.values()):
-        err_console.print("stopped: continue with `hubtide crawl --resume`")
+        err_console.print("stopped: the next `hubtide crawl` of these sources resumes them")

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from hubtide import __version__
 from hubtide.config import ConfigError, Settings
-from hubtide.context import app_context, open_store
+from hubtide.context import app_context, open_store, report_dir
 from hubtide.output import configure_logging, console, emit_frame, emit_json
 from scheduler.plan import SourcePlan
 
@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
         if not s.enabled_sources():
             raise ConfigError("sources: none enabled; enable one in [sources] or HUBTIDE_SOURCES")
         configure_logging(actx.debug)
-        store = open_store(s)
+        store = open_store(s, create=True)
         if maintain_every is None:
             # an accelerated clock never reaches the weekly cron: maintain by count instead
             maintain_every = LOCKSTEP_MAINTAIN_EVERY if (sim_advance_days or max_rounds) else 0
@@ -129,7 +129,7 @@ def register(app: typer.Typer) -> None:
             release_memory=release_memory,
             vacuum_retention_hours=s.store.vacuum_retention_hours,
             analytics_after_snapshot=s.daemon.analytics_after_snapshot,
-            report_dir=s.daemon.report_dir,
+            report_dir=report_dir(s),
             analytics_params=dataclasses.asdict(s.analytics),
             shutdown_grace_seconds=s.daemon.shutdown_grace_seconds,
             sim_endpoint=endpoint,

@@ -58,7 +58,7 @@ def import_cmd(
     """
     from storage.importing import import_listing
 
-    store = _store(ctx)
+    store = open_store(app_context(ctx).settings, create=True)
     batch = app_context(ctx).settings.store.batch_rows
     info = import_listing(
         store, source, file, at=_parse_time(at), id_column=id_column, batch_rows=max(batch, 1)

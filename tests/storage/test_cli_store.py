@@ -14,6 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from storage import Store
+
 
 @dataclass
 class Result:
@@ -42,6 +44,7 @@ def hub(store: Path, *args: str) -> Result:
 
 
 def test_one_real_subprocess(tmp_path: Path) -> None:
+    Store.open(str(tmp_path))  # an empty store (a path with none is refused: test_cli_messages)
     env = {**os.environ, "COLUMNS": "200"}
     res = subprocess.run(
         [sys.executable, "-m", "hubtide", "--store", str(tmp_path), "asof", "hub:model"],
