@@ -158,11 +158,15 @@ def test_the_config_reaches_the_store(s3_root: S3Root, tmp_path: Path) -> None:
     opts = ", ".join(f'{k} = "{v}"' for k, v in s3_root.storage_options.items())
     cfg = tmp_path / "hubtide.toml"
     cfg.write_text(f'[store]\nuri = "{s3_root.uri}"\nstorage_options = {{ {opts} }}\n')
-    store = open_store(load_settings(cfg, env={}))
+    settings = load_settings(cfg, env={})
+    with pytest.raises(FileNotFoundError, match="no hubtide store"):
+        open_store(settings)  # a read on an empty bucket path creates nothing
+    store = open_store(settings, create=True)
     assert store.uri == s3_root.uri and store.snapshots("npm").height == 0
+    assert open_store(settings).uri == s3_root.uri  # and now a read opens it
     bare = load_settings(env={"HUBTIDE_STORE_URI": s3_root.uri})
     assert bare.store.allow_instance_metadata is False
     with pytest.raises(NoCredentials):
-        open_store(bare)
+        open_store(bare, create=True)
     allowed = {"HUBTIDE_STORE_ALLOW_INSTANCE_METADATA": "true"}
     assert load_settings(env=allowed).store.allow_instance_metadata is True
