@@ -40,7 +40,9 @@ def open_store(settings: Settings, *, create: bool = False) -> Store:
     from storage import Store  # imported late: `hubtide --help` need not load deltalake
 
     s = settings.store
-    if not create and not store_exists(s.uri, s.storage_options or None):
+    if not create and not store_exists(
+        s.uri, s.storage_options or None, allow_instance_metadata=s.allow_instance_metadata
+    ):
         raise FileNotFoundError(
             f"no hubtide store at {s.uri!r} (check --store / HUBTIDE_STORE_URI; "
             "`hubtide crawl` or `hubtide import` creates one)"
@@ -55,14 +57,25 @@ def open_store(settings: Settings, *, create: bool = False) -> Store:
     )
 
 
-def store_exists(uri: str, storage_options: dict[str, str] | None = None) -> bool:
-    """Whether `uri` holds a hubtide store (its catalog table), without creating anything."""
+def store_exists(
+    uri: str,
+    storage_options: dict[str, str] | None = None,
+    *,
+    allow_instance_metadata: bool = False,
+) -> bool:
+    """Whether `uri` holds a hubtide store (its catalog table), without creating anything.
+
+    The options go through the store's own rules (`storage.objects.delta_options`), so an
+    `s3://` URI without credentials raises `NoCredentials` (one line) here too, and the
+    instance-metadata lookup stays off unless allowed."""
     from deltalake import DeltaTable
 
     from storage.layout import CATALOG
+    from storage.objects import delta_options
 
+    options = delta_options(uri, storage_options, allow_instance_metadata=allow_instance_metadata)
     return bool(
-        DeltaTable.is_deltatable(f"{uri.rstrip('/')}/{CATALOG}", storage_options=storage_options)
+        DeltaTable.is_deltatable(f"{uri.rstrip('/')}/{CATALOG}", storage_options=options or None)
     )
 
 
