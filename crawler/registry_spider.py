@@ -7,6 +7,19 @@ The registry's own figure wins over ecosyste.ms's: ecosyste.ms copies it from th
 services on its own sync schedule, so it can only be as fresh or staler. A package the
 service gave no count for keeps ecosyste.ms's figure, with a `fallback` crawl event that
 names it and says why; the snapshot stays complete (the listing itself is whole).
+
+The listing's pages are fetched back to back and held; the count services (paced at one
+request per 3 s for npm, 5 per 12 s for pypistats) run after its last page, page by page,
+never between two listing pages. ecosyste.ms pages by OFFSET over a downloads ranking that
+moves (behind a 1-hour cache): a listing spread over hours of count requests would cross
+cache refreshes and skip or repeat packages at page boundaries; back to back, it reads one
+ranking. A package listed twice anyway is kept once (`BaseSpider.first_seen`).
+
+A top-N listing is not a census: a package absent from it merely left the top N. Its
+snapshot must be written with coverage `top` so the store does not tombstone the absent
+ones: `crawler/run.py` `_crawl` has to open it with
+`store.begin_snapshot(source, coverage=RegistrySpider.coverage)` once storage takes a
+`coverage` (the store issue; not on this branch).
 """
 
 from __future__ import annotations
@@ -41,6 +54,9 @@ class RegistrySpider(BaseSpider):
     """The top N packages of one registry by downloads, through ecosyste.ms."""
 
     name = "hubtide-registry"
+    # what a snapshot of this listing covers: the top N by downloads, not every package
+    # (crawler/run.py must pass it to `store.begin_snapshot`; see the module docstring)
+    coverage = "top"
 
     def __init__(self, ctx: CrawlContext, **kw: Any) -> None:
         super().__init__(ctx, **kw)
@@ -51,6 +67,9 @@ class RegistrySpider(BaseSpider):
         self.registry: str | None = None
         self._count_sem: asyncio.Semaphore | None = None
         self.fallbacks = 0  # packages that kept ecosyste.ms's figure
+        # listing pages read, waiting for their counts (after the listing's last page):
+        # at most `registry_top_n` rows (10,000 by default: a few MB)
+        self.held: list[PageResult] = []
 
     def _mailto(self) -> list[tuple[str, str]]:
         c = self.ctx.settings.contact
@@ -78,7 +97,7 @@ class RegistrySpider(BaseSpider):
             yield Request(
                 ctx.start_url,
                 callback=self.parse_page,
-                errback=self.listing_errback,
+                errback=self.page_errback,
                 dont_filter=True,
                 meta={"page": ctx.start_page},
             )
@@ -111,7 +130,7 @@ class RegistrySpider(BaseSpider):
         yield Request(
             self.page_url(ctx.start_page),
             callback=self.parse_page,
-            errback=self.listing_errback,
+            errback=self.page_errback,
             dont_filter=True,
             meta={"page": ctx.start_page},
         )
@@ -129,6 +148,8 @@ class RegistrySpider(BaseSpider):
             if data is not None:
                 ctx.fail(f"registry page {response.url}: not a JSON array")
             self.close_page(page)
+            async for held in self.counted_pages():
+                yield held
             yield PageResult(page, [], response.url, last=True, failed=True)
             return
         remaining = self.top_n - page * self.per_page
@@ -143,23 +164,43 @@ class RegistrySpider(BaseSpider):
                 row = await self.refetch_package(item)
                 if row is not None:
                     rows.append(row)
+        # OFFSET paging over a moving ranking lists a package again on a later page when
+        # it fell across the boundary: kept once, before any count is asked for it
+        rows = self.first_seen(rows, response.url)
         more = len(data) == self.per_page and (page + 1) * self.per_page < self.top_n
         nxt = self.page_url(page + 1) if more else None
-        last = nxt is None
+        request = None
         if nxt is not None:
-            request = await self.next_page_request(nxt, page, self.parse_page)
-            if request is None:
-                last = True
-            else:
-                yield request
-        # after the next page is on its way, so the listing and the counts overlap
-        await self.own_counts(rows)
+            request = await self.next_page_request(nxt, page, self.parse_page, self.page_errback)
+        # held before the next page's request is handed over, so that page (were it the
+        # last) finds this one waiting
+        self.held.append(PageResult(page, rows, nxt, last=request is None))
         if nxt is None:
             ctx.listing_done = True
         ctx.items += len(rows)
         ctx.stats.count_items(ctx.source, len(rows))
         self.close_page(page)
-        yield PageResult(page, rows, nxt, last=last)
+        if request is not None:
+            yield request  # the next listing page at once: no count request goes first
+            return
+        async for held in self.counted_pages():
+            yield held
+
+    async def counted_pages(self) -> AsyncIterator[PageResult]:
+        """The held listing pages in order, each with its own download counts: run once
+        the listing has ended (its last page, a failure or a stop)."""
+        while self.held:
+            result = self.held.pop(0)
+            await self.own_counts(result.rows)
+            yield result
+
+    async def page_errback(self, failure: Any) -> AsyncIterator[PageResult]:
+        """A listing page that could not be fetched: the pages read before it go to the
+        pipeline with their counts, then the failed page (which ends the run)."""
+        failed = self.listing_errback(failure)
+        async for held in self.counted_pages():
+            yield held
+        yield failed
 
     async def refetch_package(self, item: Any) -> dict[str, Any] | None:
         ctx = self.ctx

@@ -12,6 +12,9 @@ import asyncio
 import json
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+import polars as pl
 import scrapy
 from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
@@ -29,6 +32,59 @@ GONE = object()  # a 404: the entity went away between listing and detail
 FORBIDDEN = object()
 
 
+class SeenKeys:
+    """The entities a listing walk has already yielded, as 64-bit hashes of their ids.
+
+    A listing hands each entity over once: the Hub's creation-order walk cannot repeat
+    one, but OFFSET paging over a moving ranking (ecosyste.ms) does, and a server that
+    ignores `sort` would. Kept as sorted numpy runs merged like a binary counter (at most
+    log2(n) runs, each id merged O(log n) times): 8 bytes an id, 25 MB for the Hub's
+    3.1M models, where a Python set of the ids would take ~300 MB. Held in memory for one
+    run: an entity repeated across a resume lands in two batches, and the store keeps
+    the newer (storage/writer.py `_narrow`).
+    """
+
+    def __init__(self) -> None:
+        self._runs: list[npt.NDArray[np.uint64]] = []
+        self.repeats = 0  # entities seen again (dropped)
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self._runs)
+
+    @property
+    def runs(self) -> int:
+        """Sorted runs held (binary searches per lookup)."""
+        return len(self._runs)
+
+    def fresh(self, ids: list[str]) -> list[bool]:
+        """Per id: True when no earlier call (nor an earlier place in `ids`) had it; the
+        fresh ones are remembered."""
+        if not ids:
+            return []
+        keys = pl.Series(ids, dtype=pl.String).hash(seed=7).to_numpy().astype(np.uint64)
+        seen = np.zeros(len(keys), dtype=bool)
+        for run in self._runs:
+            pos = np.minimum(np.searchsorted(run, keys), len(run) - 1)
+            seen |= run[pos] == keys
+        # a repeat within this batch: only its first place counts as fresh
+        _, first = np.unique(keys, return_index=True)
+        once = np.zeros(len(keys), dtype=bool)
+        once[first] = True
+        ok = ~seen & once
+        self.repeats += int(len(keys) - ok.sum())
+        self._add(np.sort(keys[ok]))
+        return [bool(x) for x in ok]
+
+    def _add(self, run: npt.NDArray[np.uint64]) -> None:
+        if not len(run):
+            return
+        # merge while the newest run is no longer than the new one (a binary counter):
+        # run lengths at least halve down the list, so a lookup is log2(n) binary searches
+        while self._runs and len(self._runs[-1]) <= len(run):
+            run = np.sort(np.concatenate([self._runs.pop(), run]), kind="stable")
+        self._runs.append(run)
+
+
 class BaseSpider(scrapy.Spider):
     """What the Hub and registry spiders share: the context, fetches through the
     downloader middlewares, JSON with retries, and the bound on open listing pages."""
@@ -39,6 +95,7 @@ class BaseSpider(scrapy.Spider):
         super().__init__(**kw)
         self.ctx = ctx
         self._ahead: asyncio.Semaphore | None = None
+        self.seen = SeenKeys()
 
     @property
     def ahead(self) -> asyncio.Semaphore:
@@ -116,7 +173,20 @@ class BaseSpider(scrapy.Spider):
         ctx.fail(f"listing page {response.url}: HTTP {response.status}")
         return None, None
 
-    async def next_page_request(self, url: str, page: int, callback: Any) -> Request | None:
+    def first_seen(self, rows: list[dict[str, Any]], url: str) -> list[dict[str, Any]]:
+        """`rows` without the entities this walk already yielded (kept once: the first
+        time), with a `repeat` event naming them."""
+        fresh = self.seen.fresh([r["entity_id"] for r in rows])
+        if all(fresh):
+            return rows
+        again = [r["entity_id"] for r, f in zip(rows, fresh, strict=True) if not f]
+        shown = ", ".join(again[:10]) + (" ..." if len(again) > 10 else "")
+        self.ctx.event("repeat", f"{len(again)} listed again, kept once: {shown}", url)
+        return [r for r, f in zip(rows, fresh, strict=True) if f]
+
+    async def next_page_request(
+        self, url: str, page: int, callback: Any, errback: Any = None
+    ) -> Request | None:
         """The request for the listing page after `page`, or None when a stop was asked
         (the crawl then ends after this page, resumable from its checkpoint)."""
         if self.ctx.stop_requested:
@@ -126,7 +196,7 @@ class BaseSpider(scrapy.Spider):
         return Request(
             url,
             callback=callback,
-            errback=self.listing_errback,
+            errback=errback or self.listing_errback,
             dont_filter=True,
             meta={"page": page + 1},
         )

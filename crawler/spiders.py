@@ -30,6 +30,11 @@ from storage.schemas import repo_type_of
 
 __all__ = ["HubSpider", "RegistrySpider"]
 
+# The order a Hub listing is walked in: creation order, ties on `_id` (see
+# `HubSpider.first_url`). A module constant, not a setting: no other order is correct;
+# tests/crawler/test_live_walk.py swaps it for the default order to show that one fails.
+WALK_ORDER: tuple[tuple[str, str], ...] = (("sort", "createdAt"), ("direction", "1"))
+
 
 class HubSpider(HubDetails):
     """One Hub listing (`/api/models` etc.) with exactly the expand fields of `EXPAND`."""
@@ -51,7 +56,7 @@ class HubSpider(HubDetails):
         """
         s = self.ctx.settings
         params = [("expand", f) for f in hub_parse.EXPAND[self.repo_type]]
-        params += [("sort", "createdAt"), ("direction", "1"), ("limit", str(s.hub_page_size))]
+        params += [*WALK_ORDER, ("limit", str(s.hub_page_size))]
         return f"{s.hub_endpoint}/api/{self.repo_type}s?{urlencode(params)}"
 
     async def start(self) -> AsyncIterator[Any]:
@@ -113,6 +118,9 @@ class HubSpider(HubDetails):
             row = await self.refetch(item, name)
             if row is not None:
                 rows.append(row)
+        # creation order cannot list a repo twice; should the server repeat one anyway
+        # (an order it does not keep), it is kept once, before its details are fetched
+        rows = self.first_seen(rows, response.url)
         result = PageResult(page, rows, nxt, last=last)
         if ctx.settings.details:
             await self.page_details(result)
