@@ -248,7 +248,7 @@ class _Objects:
         for gen in reversed(gens):
             try:
                 data = bytes(obstore.get(self.store, _key(self.source, gen)).bytes())
-            except NotFoundError:  # a stale re-creation deleted by its writer meanwhile
+            except (NotFoundError, FileNotFoundError):  # tidied away since the listing
                 continue
             return gens[-1], LeaseState.from_bytes(data)
         return -1, None
