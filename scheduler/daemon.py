@@ -19,6 +19,15 @@ waits up to `shutdown_grace_seconds` and exits. After a SIGKILL the store holds 
 (`crawl_source(..., resume=True)`); if the resume itself fails, the snapshot is marked
 `failed` and the next run starts afresh.
 
+One writer per source: the daemon takes the lease of every source it crawls at start
+(storage/lease.py, purpose `daemon`) and holds it, renewed from a thread, until it exits,
+so a second daemon or a `hubtide crawl` of that source on the same store refuses (or
+waits). A source whose lease another writer holds is not crawled: each of its runs is
+skipped with one WARNING line naming the holder, `hubtide_scheduler_jobs{job="crawl",
+outcome="lease_held"}` and a failure entry in `/api/status`, and takes the lease as soon as
+it is free (released, or expired: its holder died). A lease lost mid-crawl (this process
+stalled past its expiry and another writer took it) stops that crawl at its next batch.
+
 Lockstep rounds (demo/test only, `sim_advance_days`/`max_rounds`): each source crawls once
 per round; when all have finished, the simulator's clock advances and the next round
 starts at once; after `max_rounds` the daemon exits with code 0.
@@ -50,6 +59,7 @@ from scheduler.live import LiveState
 from scheduler.memory import MemoryFigures, TraceDiff, release_unused_memory
 from scheduler.metrics import DaemonMetrics
 from scheduler.plan import DaemonPlan, SourcePlan
+from storage.lease import Lease, LeaseHeld, ttl_for
 
 log = logging.getLogger("hubtide.daemon")
 
@@ -105,6 +115,7 @@ class Daemon:
         crawl: CrawlFn | None = None,
         stats: CrawlStats | None = None,
         metrics: DaemonMetrics | None = None,
+        lease_seconds: float | None = None,
     ) -> None:
         self.store = store
         self.plan = plan
@@ -131,6 +142,10 @@ class Daemon:
         self._round_lock = asyncio.Lock()
         self.site_port: int | None = None
         self.ready = False
+        # the sources' leases held (storage/lease.py); TTL: 6 heartbeats (lease.ttl_for)
+        self._leases: dict[str, Lease] = {}
+        beat = getattr(plan.crawl_settings, "heartbeat_seconds", None)
+        self.lease_seconds = lease_seconds or ttl_for(float(beat or 30.0))
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -141,6 +156,10 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.request_stop, sig.name)
+        for source in [s.name for s in self.plan.sources]:
+            held = await asyncio.to_thread(self._take_lease, source, loop)
+            if held is not None:
+                log.warning("%s: %s; its runs are skipped until that lease is free", source, held)
         self._resume = await asyncio.to_thread(self._interrupted_sources)
         for source in sorted(self._resume):
             log.info("%s: an interrupted crawl is in the store; the next run resumes it", source)
@@ -192,6 +211,7 @@ class Daemon:
                 await asyncio.wait(late, timeout=0.5)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        await asyncio.to_thread(self._release_leases)
         await runner.cleanup()
 
     def _readiness(self) -> tuple[bool, str]:
@@ -258,6 +278,47 @@ class Daemon:
         )
         self.metrics.jobs.labels(kind, outcome).inc()
 
+    # ---- leases -------------------------------------------------------------------------
+
+    def _take_lease(self, source: str, loop: asyncio.AbstractEventLoop) -> str | None:
+        """Hold `source`'s lease (taking it if not held yet): None when held, else the
+        line naming the writer that holds it."""
+        lease = self._leases.get(source)
+        if lease is not None and lease.lost is None:
+            return None
+        acquire = getattr(self.store, "acquire_lease", None)
+        if acquire is None:  # a stand-in store without leases
+            return None
+        try:
+            lease = acquire(source, purpose="daemon", ttl_seconds=self.lease_seconds)
+        except LeaseHeld as exc:
+            return str(exc)
+        except Exception as exc:
+            return f"lease not taken: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+        assert lease is not None
+        if lease.previous is not None:
+            log.info("%s: lease taken (%s)", source, lease.previous)
+        self._leases[source] = lease
+
+        def on_lost(why: str) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nothing to stop
+                loop.call_soon_threadsafe(self._lease_lost, source, why)
+
+        lease.keep_renewed(on_lost)
+        return None
+
+    def _lease_lost(self, source: str, why: str) -> None:
+        self._leases.pop(source, None)
+        self.live.failure(source, why)
+        stop = self._stops.get(source)
+        if stop is not None:
+            stop.set()  # the crawl commits its batch and returns, resumable
+
+    def _release_leases(self) -> None:
+        for lease in self._leases.values():
+            lease.release()
+        self._leases.clear()
+
     # ---- crawls -------------------------------------------------------------------------
 
     def _interrupted_sources(self) -> set[str]:
@@ -279,6 +340,12 @@ class Daemon:
             return
         if self.plan.lockstep and self._finished[source] > self.rounds_done:
             self.metrics.jobs.labels("crawl", "skipped").inc()  # waits for the round
+            return
+        held = await asyncio.to_thread(self._take_lease, source, asyncio.get_running_loop())
+        if held is not None:
+            log.warning("%s: run skipped: %s", source, held)
+            self.metrics.jobs.labels("crawl", "lease_held").inc()
+            self.live.failure(source, f"run skipped: {held}")
             return
         assert self.crawl is not None
         # resume only what the store still holds as running (an error before the first

@@ -110,6 +110,30 @@ def _obstore_config(options: Mapping[str, str]) -> tuple[dict[str, Any], dict[st
     return config, client
 
 
+def object_store(uri: str, options: Mapping[str, str] | None = None) -> Any:
+    """An obstore store rooted at the store's root: `S3Store` for `s3://` (its bucket and
+    prefix, the options as `delta_options` gave them), `LocalStore` for a folder (created
+    when missing). Both answer `put(..., mode="create")` with `AlreadyExistsError` when the
+    key exists: the one conditional primitive the store relies on (storage/lease.py)."""
+    from obstore.store import LocalStore, S3Store  # only writers on a lease load obstore
+
+    if is_s3(uri):
+        bucket, _, prefix = uri.split("://", 1)[1].partition("/")
+        config, client = _obstore_config(options or {})
+        return S3Store(
+            bucket,
+            prefix=prefix.strip("/") or None,
+            config=cast("S3Config", config),
+            client_options=cast("ClientConfig", client),
+        )
+    if "://" in uri and not uri.startswith("file://"):
+        raise StoreError(f"{uri}: leases need a folder or an s3:// store")
+    from pathlib import Path
+
+    root = Path(uri.removeprefix("file://")).expanduser().absolute()
+    return LocalStore(root, mkdir=True)
+
+
 def check_conditional_put(uri: str, options: Mapping[str, str]) -> None:
     """Create a probe object under the store's prefix twice: the second create must be
     refused (`If-None-Match: *` answered 412), as delta-rs's commits need. The probe is
@@ -123,18 +147,10 @@ def check_conditional_put(uri: str, options: Mapping[str, str]) -> None:
     """
     import obstore  # imported here: commands on a local store never load it
     from obstore.exceptions import AlreadyExistsError
-    from obstore.store import S3Store
 
-    bucket, _, prefix = uri.split("://", 1)[1].partition("/")
-    config, client = _obstore_config(options)
     key = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
     try:
-        store = S3Store(
-            bucket,
-            prefix=prefix.strip("/") or None,
-            config=cast("S3Config", config),
-            client_options=cast("ClientConfig", client),
-        )
+        store = object_store(uri, options)
         obstore.put(store, key, b"1", mode="create")
         try:
             obstore.put(store, key, b"2", mode="create")

@@ -9,16 +9,18 @@ kept snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
 
-from storage import maintenance, reads, writer
+from storage import lease, maintenance, reads, writer
 from storage.catalog import At, Heartbeat
 from storage.core import CODE_VERSION, KEYFRAME_COST, StoreCore, StoreOptions, TableStats
+from storage.layout import check_source
+from storage.lease import Lease, LeaseHeld, LeaseState
 from storage.maintenance import MaintenanceReport, TableMaintenance
 from storage.writer import SnapshotWriter
 
@@ -257,6 +259,56 @@ class Store:
             1234
         """
         return self._core.catalog.last_beat(source, snapshot_id)
+
+    def acquire_lease(
+        self,
+        source: str,
+        *,
+        purpose: str = "crawl",
+        ttl_seconds: float = 60.0,
+        wait_seconds: float = 0.0,
+        on_wait: Callable[[LeaseHeld], None] | None = None,
+    ) -> Lease:
+        """Take the one-writer lease of `source` (storage/lease.py) before writing it.
+
+        Args:
+            source: the source about to be written.
+            purpose: what the writer is (`crawl`, `daemon`, `import`), shown to contenders.
+            ttl_seconds: it expires this long after its last renewal (`Lease.keep_renewed`).
+            wait_seconds: wait this long for a held lease (0: refuse at once).
+            on_wait: called once when waiting begins.
+
+        Returns:
+            The held lease; `release()` it (or use it as a context manager) when done.
+
+        Raises:
+            LeaseHeld: another live writer holds it (the message names it).
+            StoreError: the lease could not be read or written.
+
+        Example:
+            >>> with store.acquire_lease("npm").keep_renewed():
+            ...     store.begin_snapshot("npm").finish("complete").status
+            'complete'
+        """
+        check_source(source)
+        return lease.acquire(
+            self.uri,
+            self.storage_options,
+            source,
+            purpose=purpose,
+            ttl_seconds=ttl_seconds,
+            wait_seconds=wait_seconds,
+            on_wait=on_wait,
+        )
+
+    def lease_state(self, source: str) -> LeaseState | None:
+        """The newest state of `source`'s lease (held, expired or released), or None.
+
+        Example:
+            >>> store.lease_state("npm").holder.purpose
+            'daemon'
+        """
+        return lease.current(self.uri, self.storage_options, source)
 
     # -- reading ----------------------------------------------------------------------
 

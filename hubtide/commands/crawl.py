@@ -3,13 +3,16 @@
 Thin: builds `CrawlSettings` with `hubtide.wiring.crawl_settings`, runs
 `crawler.crawl_source` for each source on one asyncio loop (sources in parallel, like the
 daemon), shows pages / items / rate / errors / ETA from `crawler.stats`, prints a summary,
-and exits 1 when a snapshot failed (3 when one ended partial and none failed).
+and exits 1 when a snapshot failed (3 when one ended partial and none failed). Each source's
+lease (storage/lease.py) is taken first: a source another crawl or daemon is writing ends
+the command with exit 1 and a line naming that writer, or is waited for with `--wait`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import time
 from typing import TYPE_CHECKING, Annotated
@@ -24,6 +27,8 @@ from hubtide.output import Format, console, emit_frame, err_console
 if TYPE_CHECKING:
     from crawler import CrawlResult
     from crawler.stats import CrawlStats
+    from storage import Store
+    from storage.lease import Lease
 
 
 def _progress_table(stats: CrawlStats, sources: list[str], done: dict[str, CrawlResult]) -> Table:
@@ -105,6 +110,14 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[
             bool, typer.Option("--progress/--no-progress", help="Show the live progress table.")
         ] = True,
+        wait: Annotated[
+            bool,
+            typer.Option(
+                "--wait/--no-wait",
+                help="A source another crawl or daemon is writing (it holds the source's lease):"
+                " wait until it is done, or refuse with exit 1 naming the writer (default).",
+            ),
+        ] = False,
     ) -> None:
         """Crawl each source once into the store: one snapshot per source.
 
@@ -117,6 +130,7 @@ def register(app: typer.Typer) -> None:
         from crawler import crawl_source
         from crawler.stats import CrawlStats
         from hubtide.wiring import crawl_settings
+        from storage.lease import ttl_for
 
         app_ctx = app_context(ctx)
         settings = app_ctx.settings
@@ -137,6 +151,9 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--endpoint") from exc
         store = open_store(settings, create=True)
+        # one writer per source (storage/lease.py): taken before anything is written
+        leases = _take_leases(store, crawlable, ttl_for(csettings.heartbeat_seconds), wait)
+        lost: dict[str, str] = {}
         stats = CrawlStats()
         done: dict[str, CrawlResult] = {}
 
@@ -147,6 +164,14 @@ def register(app: typer.Typer) -> None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, stop.set)
+            for src, lease in leases.items():
+                # lost (this process stalled past its expiry and another writer took it):
+                # stop writing at the next batch
+                def on_lost(why: str, src: str = src) -> None:
+                    lost[src] = why
+                    loop.call_soon_threadsafe(stop.set)
+
+                lease.keep_renewed(on_lost)
 
             async def one(src: str) -> None:
                 done[src] = await crawl_source(
@@ -168,13 +193,52 @@ def register(app: typer.Typer) -> None:
         try:
             asyncio.run(main())
         finally:
+            for lease in leases.values():
+                lease.release()
             release_reactor_threads()  # else the process waits for Twisted's pool at exit
         _summary(crawlable, done, fmt)
+        for why in lost.values():
+            err_console.print(why, highlight=False, markup=False, soft_wrap=True)
         statuses = {r.status for r in done.values()}
-        if "failed" in statuses:
+        if "failed" in statuses or lost:
             raise typer.Exit(1)
         if "partial" in statuses or "running" in statuses:
             raise typer.Exit(3)
+
+
+def _take_leases(store: Store, sources: list[str], ttl: float, wait: bool) -> dict[str, Lease]:
+    """The lease of every source, or none: a source held by another writer ends the
+    command (exit 1, one line per held source) before anything is crawled; with `wait`,
+    the crawl waits for each (saying once whom it waits for)."""
+    from storage.lease import LeaseHeld
+
+    def waiting(held: LeaseHeld) -> None:
+        err_console.print(f"waiting: {held}", highlight=False, markup=False, soft_wrap=True)
+
+    leases: dict[str, Lease] = {}
+    held: list[str] = []
+    for src in sources:
+        try:
+            leases[src] = store.acquire_lease(
+                src,
+                purpose="crawl",
+                ttl_seconds=ttl,
+                wait_seconds=math.inf if wait else 0.0,
+                on_wait=waiting,
+            )
+        except LeaseHeld as exc:
+            held.append(str(exc))
+        except BaseException:
+            for lease in leases.values():
+                lease.release()
+            raise
+    if held:
+        for lease in leases.values():
+            lease.release()
+        for line in held:
+            err_console.print(line, highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    return leases
 
 
 def _summary(sources: list[str], done: dict[str, CrawlResult], fmt: Format) -> None:

@@ -60,9 +60,11 @@ def import_cmd(
 
     store = open_store(app_context(ctx).settings, create=True)
     batch = app_context(ctx).settings.store.batch_rows
-    info = import_listing(
-        store, source, file, at=_parse_time(at), id_column=id_column, batch_rows=max(batch, 1)
-    )
+    # one writer per source (storage/lease.py): a crawl or import writing it refuses this
+    with store.acquire_lease(source, purpose="import").keep_renewed():
+        info = import_listing(
+            store, source, file, at=_parse_time(at), id_column=id_column, batch_rows=max(batch, 1)
+        )
     row = {
         "source": info.source,
         "snapshot_id": info.snapshot_id,
