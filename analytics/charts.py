@@ -56,8 +56,9 @@ class Chart:
         return self.draw(df, x_title or axis_title(self.x))
 
 
+TEMPLATE = "plotly_white"
 _LAYOUT = {
-    "template": "plotly_white",
+    "template": TEMPLATE,
     "height": 360,
     "margin": {"l": 70, "r": 20, "t": 40, "b": 50},
     "legend": {"orientation": "h", "y": -0.25},

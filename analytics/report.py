@@ -16,6 +16,7 @@ dating them: growth is per snapshot, time axes are snapshot numbers.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import math
 import re
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import plotly.io
 import plotly.offline
+import plotly.utils
 import polars as pl
 
 from analytics import charts
@@ -624,12 +626,14 @@ h3.paper{margin:22px 0 4px;color:#1d2b45;font-size:18px}ul.choices li{margin:3px
 # Each drawn chart gets data-drawn="1" (what the browser test waits for); printing draws all.
 _LAZY_JS = """
 (function(){
+  var TEMPLATE=JSON.parse(document.getElementById('chart-template').textContent);
   var cfg={displaylogo:false,responsive:true};
   var charts=Array.prototype.slice.call(document.querySelectorAll('div.chart'));
   function draw(el){
     if(el.dataset.drawn)return;
     el.dataset.drawn='0';
     var spec=JSON.parse(document.getElementById(el.id+'-spec').textContent);
+    spec.layout.template=TEMPLATE;
     Plotly.newPlot(el,spec.data,spec.layout,cfg).then(function(){el.dataset.drawn='1';});
   }
   if(!('IntersectionObserver' in window)){charts.forEach(draw);return;}
@@ -646,6 +650,12 @@ def _json_in_script(spec: str) -> str:
     """JSON made safe inside <script>: no '<', '>' or '&' survive, so data such as
     '</script><img src=x onerror=...>' stays data."""
     return spec.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _template_json() -> str:
+    """The charts' shared plotly template (plotly_white), as safe JSON."""
+    template = plotly.io.templates[charts.TEMPLATE].to_plotly_json()
+    return _json_in_script(json.dumps(template, cls=plotly.utils.PlotlyJSONEncoder))
 
 
 def build_report(
@@ -676,6 +686,8 @@ def build_report(
         n_charts += 1
         cid = f"chart-{n_charts}"
         height = int(fig.layout.height or 360)
+        # the template (6 kB, the same for every chart) is sent once, in _template_js()
+        fig.layout.template = None
         spec = _json_in_script(plotly.io.to_json(fig, validate=False))
         # the placeholder has the chart's height, so anchors and scrolling stay put
         return (
@@ -789,6 +801,7 @@ def build_report(
 <ul class=choices>{"".join(f"<li>{md(c)}</li>" for c in _CHOICES)}</ul></div>
 {"".join(parts)}
 </main>
+<script type=application/json id=chart-template>{_template_json()}</script>
 <script>{plotly.offline.get_plotlyjs()}</script>
 <script>{_LAZY_JS}</script>
 </body></html>"""
