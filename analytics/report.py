@@ -744,6 +744,8 @@ def build_report(
                 try:
                     if clock.compressed and chart.x == "as_of" and "as_of" in r.frame.columns:
                         fig = chart(_as_snapshots(r.frame, clock), x_title=charts.SNAPSHOT_AXIS)
+                        if fig is not None:  # whole snapshots only: no tick at 1.5
+                            fig.update_xaxes(dtick=max(1, math.ceil(clock.snapshots / 12)))
                     else:
                         fig = chart(r.frame, x_title=_X_TITLES.get(info.name))
                 except Exception as exc:  # a chart must not cost the table
