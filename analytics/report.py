@@ -548,7 +548,7 @@ def md(text: str) -> str:
 def text(v: Any) -> str:
     """A value in words, never a Python repr: None and empty are 'none', booleans
     'yes'/'no', sequences joined (at most 8 shown), mappings as 'key: value'."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if v is None or v == "" or (isinstance(v, float) and math.isnan(v)):
         return "none"
     if isinstance(v, bool):
         return "yes" if v else "no"
