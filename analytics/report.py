@@ -2,21 +2,34 @@
 
 Every measure that applies to a source is computed for it; a measure that cannot be (too
 few snapshots, no detail tables) says "not enough data" in its place instead of failing the
-page, so the daemon can write the report after its very first snapshot. plotly.js is
-inlined once (in the first chart) so the page opens offline.
+page, so the daemon can write the report after its very first snapshot.
+
+The page opens offline and at once: plotly.js is inlined once, each chart is a JSON spec
+drawn when it scrolls into view (IntersectionObserver), so a page of ~90 charts shows its
+first screen in about a second instead of drawing everything up front. Text from the data
+is HTML-escaped; the little Markdown of the method texts (`code`, **bold**) becomes HTML.
+When a source's snapshots span less than a day (the demo runs a simulated day per crawl
+round, seconds apart) the page says time is compressed and counts snapshots instead of
+dating them: growth is per snapshot, time axes are snapshot numbers.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import plotly.io
+import plotly.offline
+import plotly.utils
 import polars as pl
 
 from analytics import charts
@@ -28,56 +41,113 @@ from storage import Store, schemas
 
 log = logging.getLogger(__name__)
 
-# measure -> chart; a measure not listed here is shown as a table only
+# measure -> chart; a measure not listed here is shown as a table only. Axis titles say
+# what is counted and in which unit; popularity is downloads over a rolling 30-day window
+# (likes for spaces) unless `by` says otherwise.
 CHARTS: dict[str, charts.Chart] = {
     "turnover": charts.lines(
         "as_of",
         ["newcomers", "returning", "left"],
         "Top-K newcomers, returning and left per snapshot",
+        ytitle="entities per snapshot",
     ),
     "turnover_interval": charts.lines(
         "as_of",
         ["newcomers", "returning", "left"],
         "Top-K newcomers, returning and left per interval",
+        ytitle="entities per interval",
     ),
     "topk_survival": charts.lines(
-        "snapshots", ["survival"], "Survival in the top-K (Kaplan-Meier)"
+        "snapshots",
+        ["survival"],
+        "Survival in the top-K (Kaplan-Meier)",
+        ytitle="share still in the top-K (0-1)",
     ),
     "topk_lifespan": charts.histogram(
-        "snapshots_in_topk", "Snapshots spent in the top-K (entities ever in it)"
+        "snapshots_in_topk",
+        "Snapshots spent in the top-K (entities ever in it)",
+        ytitle="entities",
     ),
     "rank_correlation": charts.lines(
-        "as_of", ["spearman", "kendall"], "Rank correlation between consecutive top-K"
+        "as_of",
+        ["spearman", "kendall"],
+        "Rank correlation between consecutive top-K",
+        ytitle="rank correlation (-1 to 1)",
+        names={"spearman": "Spearman ρ", "kendall": "Kendall τ"},
     ),
     "growth": charts.lines(
-        "as_of", ["entities", "fitted"], "Entities per snapshot and exponential fit"
+        "as_of",
+        ["entities", "fitted"],
+        "Entities per snapshot and exponential fit",
+        ytitle="entities (live in the snapshot)",
+        names={"fitted": "exponential fit"},
     ),
     "growth_monthly": charts.lines(
-        "month", ["new", "fitted"], "New entities per month", log_y=True
+        "month",
+        ["new", "fitted"],
+        "New entities per month",
+        ytitle="entities created per month (log scale)",
+        log_y=True,
+        names={"new": "created", "fitted": "exponential fit"},
     ),
     "churn": charts.lines(
-        "as_of", ["created", "deleted", "renamed", "updated"], "Churn per interval"
+        "as_of",
+        ["created", "deleted", "renamed", "updated"],
+        "Churn per interval",
+        ytitle="entities per interval (since the previous snapshot)",
     ),
     "concentration": charts.lines(
-        "as_of", ["gini", "top1_share", "share_80", "share_99"], "Concentration over time"
+        "as_of",
+        ["gini", "top1_share", "share_80", "share_99"],
+        "Concentration over time",
+        ytitle="Gini or share of entities (0-1)",
+        names={
+            "top1_share": "share held by the top 1 %",
+            "share_80": "share of entities holding 80 %",
+            "share_99": "share of entities holding 99 %",
+        },
     ),
     "maintenance": charts.lines(
-        "month", ["commits_per_repo", "share_committed"], "Maintenance per month"
+        "month",
+        ["commits_per_repo", "share_committed"],
+        "Maintenance per month",
+        ytitle="commits per repo; share of repos committed (0-1)",
     ),
     "library_preservation": charts.bars(
-        "library", "preservation_rate", "Library preservation rate P_L (top 10)", top=10
+        "library",
+        "preservation_rate",
+        "Library preservation rate P_L (top 10)",
+        vtitle="share of descendants keeping the library (0-1)",
+        top=10,
     ),
     "library_preservation_series": charts.grouped_lines(
-        "as_of", "preservation_rate", "library", "P_L over time"
+        "as_of",
+        "preservation_rate",
+        "library",
+        "P_L over time",
+        ytitle="share of descendants keeping the library (0-1)",
     ),
     "descendants_heatmap": charts.heatmap(
-        "log_popularity", "log_descendants", "models", "Descendants vs popularity (log10(1+x))"
+        "log_popularity",
+        "log_descendants",
+        "models",
+        "Descendants vs popularity (log10(1+x))",
+        ytitle="log10(1 + descendants)",
+        ztitle="models",
     ),
     "descendants_popularity_series": charts.lines(
-        "as_of", ["slope", "pearson_log", "spearman"], "M3 slope and correlations over time"
+        "as_of",
+        ["slope", "pearson_log", "spearman"],
+        "M3 slope and correlations over time",
+        ytitle="slope (log-log) or correlation (-1 to 1)",
+        names={"pearson_log": "Pearson (log10)", "spearman": "Spearman ρ"},
     ),
     "documentation_scores": charts.box(
-        "group", "score", "ranking", "Documentation score: top vs bottom"
+        "group",
+        "score",
+        "ranking",
+        "Documentation score: top vs bottom",
+        ytitle="documentation score (0-1)",
     ),
     "activity_series": charts.facet_lines(
         "as_of",
@@ -85,6 +155,7 @@ CHARTS: dict[str, charts.Chart] = {
         "variable",
         "measure",
         "Activity variables over time (bots removed, identities merged at each snapshot)",
+        ytitle="value",
         prep=lambda df: df.unpivot(
             index=["as_of", "variable"],
             on=["gini", "share_zero", "share_80", "mean"],
@@ -99,6 +170,7 @@ CHARTS: dict[str, charts.Chart] = {
         "pair",
         "license_category",
         "Spearman of likes and downloads with every other variable, per license category",
+        ytitle="Spearman ρ",
         prep=lambda df: df.filter(pl.col("var_a").is_in(["n_likes", "n_downloads"])).with_columns(
             pair=pl.col("var_a") + " ~ " + pl.col("var_b")
         ),
@@ -111,6 +183,7 @@ CHARTS: dict[str, charts.Chart] = {
         "k_label",
         "measure",
         "Collaboration network k-cores over time",
+        ytitle="value",
         prep=lambda df: df.unpivot(
             index=["as_of", "k_label"],
             on=["nodes", "density", "modularity", "avg_clustering"],
@@ -125,6 +198,7 @@ CHARTS: dict[str, charts.Chart] = {
         "group",
         "ranking",
         "M4 documentation score over time: mean of the top vs the bottom group, per ranking",
+        ytitle="mean score (0-1)",
         prep=lambda df: df.filter(pl.col("metric") == "score").unpivot(
             index=["as_of", "ranking"],
             on=["mean_top", "mean_bottom"],
@@ -133,27 +207,50 @@ CHARTS: dict[str, charts.Chart] = {
         panel_height=170,
     ),
     "activity_lorenz": charts.grouped_lines(
-        "population_share", "value_share", "variable", "Lorenz curves"
+        "population_share",
+        "value_share",
+        "variable",
+        "Lorenz curves",
+        ytitle=charts.axis_title("value_share"),
     ),
     "activity_ccdf": charts.grouped_lines(
-        "value", "ccdf", "variable", "CCDF of activity variables", log_x=True, log_y=True
+        "value",
+        "ccdf",
+        "variable",
+        "CCDF of activity variables",
+        ytitle="share of entities with at least this value (log scale)",
+        log_x=True,
+        log_y=True,
     ),
     "activity_correlation": charts.corr_matrix(
         "Spearman correlation of activity variables (all licenses)"
     ),
-    "licenses": charts.bars("label", "share", "License shares (categories, then licenses)", top=15),
+    "licenses": charts.bars(
+        "label",
+        "share",
+        "License shares (categories, then licenses)",
+        vtitle="share of entities (0-1)",
+        top=15,
+    ),
     "licenses_series": charts.grouped_lines(
-        "as_of", "share", "license_category", "License categories over time"
+        "as_of",
+        "share",
+        "license_category",
+        "License categories over time",
+        ytitle="share of entities (0-1)",
     ),
     "collaboration_centrality": charts.bars(
-        "developer", "pagerank", "Developers by PageRank", top=15
+        "developer", "pagerank", "Developers by PageRank", vtitle="PageRank (sums to 1)", top=15
     ),
-    "adoption_top_models": charts.bars("model", "spaces", "Most-used models in spaces", top=15),
+    "adoption_top_models": charts.bars(
+        "model", "spaces", "Most-used models in spaces", vtitle="spaces using the model", top=15
+    ),
     "adoption_degrees": charts.grouped_lines(
         "degree",
         "models",
         "network",
         "Degree distributions",
+        ytitle="nodes with this degree (log scale)",
         log_x=True,
         log_y=True,
         mode="markers",
@@ -162,11 +259,23 @@ CHARTS: dict[str, charts.Chart] = {
         "as_of",
         ["mean_usage", "median_usage", "max_usage"],
         "Model usage in spaces over time",
+        ytitle="spaces per used model (log scale)",
         log_y=True,
     ),
     "trajectories": charts.grouped_lines(
-        "as_of", "rank", "name", "Rank over time (1 = most popular)"
+        "as_of",
+        "rank",
+        "name",
+        "Rank over time (1 = most popular)",
+        ytitle="rank by popularity (1 = most popular)",
     ),
+}
+# x titles of charts whose x column is not self-explaining from AXIS_TITLES
+_X_TITLES = {
+    "descendants_heatmap": "log10(1 + popularity: downloads, 30-day window)",
+    "activity_ccdf": "activity value (count; downloads over a 30-day window; log scale)",
+    "adoption_degrees": charts.axis_title("degree"),
+    "documentation_scores": "ranking",
 }
 
 _CHOICES = [
@@ -217,15 +326,134 @@ def _frame(results: list[Result], name: str) -> pl.DataFrame | None:
     return None
 
 
+# A span of snapshots shorter than this is too short for rates per day to mean anything.
+_MIN_SPAN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """How a source's complete snapshots sit in time: `compressed` when they span less
+    than `_MIN_SPAN` (then the report counts snapshots instead of dating them)."""
+
+    snapshots: int
+    span: timedelta
+    ids: dict[datetime, int]  # as_of -> snapshot_id, to put snapshot numbers on time axes
+
+    @property
+    def compressed(self) -> bool:
+        return self.snapshots >= 2 and self.span < _MIN_SPAN
+
+
+def _clocks(store: Store, sources: list[str]) -> dict[str, Clock]:
+    cat = store.snapshots(all_statuses=True)
+    out = {}
+    for s in sources:
+        c = cat.filter(pl.col("source") == s).sort("snapshot_id")
+        done = c.filter(pl.col("status") == "complete")["as_of"].drop_nulls()
+        span = (done.max() - done.min()) if done.len() else timedelta(0)  # type: ignore[operator]
+        ids = {
+            a: int(i)
+            for a, i in zip(c["as_of"].to_list(), c["snapshot_id"].to_list(), strict=True)
+            if a is not None
+        }
+        out[s] = Clock(done.len(), span, ids)  # type: ignore[arg-type]
+    return out
+
+
+def _duration(td: timedelta) -> str:
+    sec = td.total_seconds()
+    if sec < 120:
+        return f"{sec:.0f} s"
+    if sec < 7200:
+        return f"{sec / 60:.0f} min"
+    return f"{sec / 3600:.1f} h"
+
+
+def _compressed_note(clock: Clock) -> str:
+    gap = clock.span / max(1, clock.snapshots - 1)
+    return (
+        f"<p class=note><b>Time is compressed.</b> These {clock.snapshots} snapshots span only "
+        f"{_duration(clock.span)} of wall-clock time (about {_duration(gap)} apart), too short "
+        "for rates per day: growth is shown per snapshot and time axes count snapshots. "
+        "(In <code>hubtide demo</code> the simulator advances one day between crawl rounds, "
+        "so one snapshot stands for one simulated day.)</p>"
+    )
+
+
+def _per_snapshot_growth(df: pl.DataFrame) -> pl.DataFrame:
+    """The growth fit redone against the snapshot number (for compressed time): the per-day
+    columns, fitted on seconds of wall clock, would claim doubling in minutes."""
+    x = df["snapshot_id"].cast(pl.Float64).to_numpy()
+    y = df["entities"].cast(pl.Float64).to_numpy()
+    base = df.drop("fitted", "fit_rate_per_day", "fit_doubling_days", "fit_r2", strict=False)
+    if len(x) < 2 or (y <= 0).any() or np.ptp(x) == 0:
+        return base
+    rate, icpt = np.polyfit(x, np.log(y), 1)
+    fitted = np.exp(icpt + rate * x)
+    ss_res = float(((np.log(y) - (icpt + rate * x)) ** 2).sum())
+    ss_tot = float(((np.log(y) - np.log(y).mean()) ** 2).sum())
+    r2 = 1 - ss_res / ss_tot if ss_tot > 0 else None
+    return base.with_columns(
+        fitted=pl.Series(fitted.round(1)),
+        fit_rate_per_snapshot=pl.lit(float(rate)),
+        fit_doubling_snapshots=pl.lit(math.log(2) / rate if rate > 0 else None, pl.Float64),
+        fit_r2=pl.lit(r2, pl.Float64),
+    )
+
+
+def _as_snapshots(df: pl.DataFrame, clock: Clock) -> pl.DataFrame:
+    """`as_of` replaced by the snapshot number, for time axes when time is compressed."""
+    if "snapshot_id" in df.columns:
+        return df.with_columns(as_of=pl.col("snapshot_id"))
+    mapped = pl.col("as_of").replace_strict(clock.ids, default=None, return_dtype=pl.Int64)
+    out = df.with_columns(as_of=mapped)
+    if out["as_of"].null_count():  # an instant the catalogue lacks: rank the instants
+        out = df.with_columns(as_of=pl.col("as_of").rank("dense").cast(pl.Int64))
+    return out
+
+
+def _every(value: float, unit: str) -> str:
+    """'every 3.2 days' with a precision that never rounds a real rate to zero."""
+    if value >= 100:
+        return f"every <b>{value:,.0f}</b> {unit}"
+    if value >= 1:
+        return f"every <b>{value:.1f}</b> {unit}"
+    if unit == "days":
+        return f"every <b>{value * 24:.1f}</b> hours"
+    return f"within <b>one</b> {unit.rstrip('s')}"
+
+
+def _growth_glance(g: pl.DataFrame) -> str | None:
+    r2 = g["fit_r2"][0] if "fit_r2" in g.columns else None
+    fit = f" (R² {r2:.2f})" if r2 is not None and math.isfinite(r2) else ""
+    if "fit_rate_per_snapshot" in g.columns:
+        rate, doubling, unit = (
+            g["fit_rate_per_snapshot"][0],
+            g["fit_doubling_snapshots"][0],
+            "snapshots",
+        )
+        pace = f"{math.expm1(rate):+.2%} per snapshot" if rate is not None else None
+    elif "fit_rate_per_day" in g.columns:
+        rate, doubling, unit = g["fit_rate_per_day"][0], g["fit_doubling_days"][0], "days"
+        pace = f"{math.expm1(rate):+.2%} per day" if rate is not None else None
+    else:
+        return None
+    if rate is None or not math.isfinite(rate) or pace is None:
+        return None
+    if rate <= 0 or doubling is None or not math.isfinite(doubling) or doubling <= 0:
+        return f"not growing: <b>{pace}</b>{fit}"
+    return f"growing <b>{pace}</b>, doubling {_every(doubling, unit)}{fit}"
+
+
 def _glance(source: str, results: list[Result]) -> str:
     """A few headline figures for the source, from measures already computed."""
     items: list[str] = []
     g = _frame(results, "growth")
     if g is not None:
         items.append(f"<b>{g['entities'][-1]:,}</b> entities now")
-        d = g["fit_doubling_days"][0]
-        if d is not None and g.height > 2:
-            items.append(f"doubling every <b>{d:,.0f}</b> days (R² {g['fit_r2'][0]:.2f})")
+        growth = _growth_glance(g) if g.height > 2 else None
+        if growth:
+            items.append(growth)
     t = _frame(results, "turnover")
     if t is not None:
         share = t["turnover_share"].mean()
@@ -306,16 +534,42 @@ def _freshness(store: Store, sources: list[str]) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def _cell(v: Any) -> str:
-    if v is None:
-        return ""
+_CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+
+def md(text: str) -> str:
+    """Method text as HTML: escaped, then `code` and **bold** (the only Markdown they use)."""
+    out = html.escape(text, quote=False)
+    out = _CODE.sub(r"<code>\1</code>", out)
+    return _BOLD.sub(r"<b>\1</b>", out)
+
+
+def text(v: Any) -> str:
+    """A value in words, never a Python repr: None and empty are 'none', booleans
+    'yes'/'no', sequences joined (at most 8 shown), mappings as 'key: value'."""
+    if v is None or v == "" or (isinstance(v, float) and math.isnan(v)):
+        return "none"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, datetime):
         return v.strftime("%Y-%m-%d %H:%M")
-    if isinstance(v, list):
-        return html.escape(", ".join(map(str, v[:8])) + (" ..." if len(v) > 8 else ""))
-    return html.escape(str(v))
+    if isinstance(v, (list, tuple, set, frozenset)):
+        items = list(v)
+        if not items:
+            return "none"
+        shown = ", ".join(text(x) for x in items[:8])
+        return shown + (f" and {len(items) - 8} more" if len(items) > 8 else "")
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: {text(x)}" for k, x in v.items()) or "none"
+    return str(v)
+
+
+def _cell(v: Any) -> str:
+    # an empty cell says "no value" more quietly than the word in a dense table
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else html.escape(text(v))
 
 
 def _table_html(df: pl.DataFrame, limit: int = 12) -> str:
@@ -355,16 +609,53 @@ main{max-width:1200px;margin:0 auto;padding:16px 32px}
 nav{background:#fff;border:1px solid #e1e4ea;border-radius:8px;padding:8px 16px;margin:12px 0}
 nav a{margin-right:14px;color:#2456b3;text-decoration:none}
 section.src{margin-top:28px}h2{border-bottom:2px solid #1d2b45;padding-bottom:4px}
-.card{background:#fff;border:1px solid #e1e4ea;border-radius:8px;padding:12px 16px;margin:14px 0}
+.card{background:#fff;border:1px solid #e1e4ea;border-radius:8px;padding:12px 16px;margin:14px 0;min-width:0}
 .card h3{margin:0 0 4px;font-size:17px}.desc{color:#555;margin:0 0 8px;font-size:14px}
 .meta{color:#888;font-size:12px}.note{color:#8a5a00;background:#fff6e0;padding:6px 10px;border-radius:4px}
-.tw{overflow-x:auto}table{border-collapse:collapse;font-size:12.5px;margin:6px 0}
+.tw{overflow-x:auto;max-width:100%}table{border-collapse:collapse;font-size:12.5px;margin:6px 0}
 th,td{border-bottom:1px solid #eceef2;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#f0f2f6;position:sticky;top:0}td:first-child,th:first-child{text-align:left}
+th{background:#f0f2f6}td:first-child,th:first-child{text-align:left}
+code{font-size:92%;background:#eef0f4;padding:0 3px;border-radius:3px}
+.chart{width:100%;background:#fbfbfc}.chart:not([data-drawn="1"])::before{content:"chart: drawn when scrolled into view";display:block;padding:12px;color:#999;font-size:12px}
 .more{font-size:12px;color:#777}.glance{background:#eaf1ff;border-radius:6px;padding:8px 12px;margin:8px 0;font-size:14.5px}
 .toc{font-size:12.5px;line-height:1.9}.toc a{margin-right:10px;color:#2456b3;text-decoration:none}.toc a.dim{color:#aaa}
 h3.paper{margin:22px 0 4px;color:#1d2b45;font-size:18px}ul.choices li{margin:3px 0;font-size:14px}
 """
+
+# Draw each chart when it comes near the viewport: drawing all ~90 up front took 6-20 s.
+# Each drawn chart gets data-drawn="1" (what the browser test waits for); printing draws all.
+_LAZY_JS = """
+(function(){
+  var TEMPLATE=JSON.parse(document.getElementById('chart-template').textContent);
+  var cfg={displaylogo:false,responsive:true};
+  var charts=Array.prototype.slice.call(document.querySelectorAll('div.chart'));
+  function draw(el){
+    if(el.dataset.drawn)return;
+    el.dataset.drawn='0';
+    var spec=JSON.parse(document.getElementById(el.id+'-spec').textContent);
+    spec.layout.template=TEMPLATE;
+    Plotly.newPlot(el,spec.data,spec.layout,cfg).then(function(){el.dataset.drawn='1';});
+  }
+  if(!('IntersectionObserver' in window)){charts.forEach(draw);return;}
+  var io=new IntersectionObserver(function(entries){
+    entries.forEach(function(e){if(e.isIntersecting){io.unobserve(e.target);draw(e.target);}});
+  },{rootMargin:'600px 0px'});
+  charts.forEach(function(el){io.observe(el);});
+  window.addEventListener('beforeprint',function(){charts.forEach(draw);});
+})();
+"""
+
+
+def _json_in_script(spec: str) -> str:
+    """JSON made safe inside <script>: no '<', '>' or '&' survive, so data such as
+    '</script><img src=x onerror=...>' stays data."""
+    return spec.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _template_json() -> str:
+    """The charts' shared plotly template (plotly_white), as safe JSON."""
+    template = plotly.io.templates[charts.TEMPLATE].to_plotly_json()
+    return _json_in_script(json.dumps(template, cls=plotly.utils.PlotlyJSONEncoder))
 
 
 def build_report(
@@ -384,29 +675,42 @@ def build_report(
     chosen = _ordered(list(sources) if sources else known)
     t0 = time.perf_counter()
     results = run_measures(data, chosen)
+    clocks = _clocks(store, chosen)
     tables = out_dir / "tables"
     tables.mkdir(parents=True, exist_ok=True)
     parts: list[str] = []
-    plotly_done = False
+    n_charts = 0
 
     def fig_html(fig: Any) -> str:
-        nonlocal plotly_done
-        h = fig.to_html(
-            full_html=False, include_plotlyjs=not plotly_done, config={"displaylogo": False}
+        nonlocal n_charts
+        n_charts += 1
+        cid = f"chart-{n_charts}"
+        height = int(fig.layout.height or 360)
+        # the template (6 kB, the same for every chart) is sent once, in _template_js()
+        fig.layout.template = None
+        spec = _json_in_script(plotly.io.to_json(fig, validate=False))
+        # the placeholder has the chart's height, so anchors and scrolling stay put
+        return (
+            f"<div class=chart id={cid} style='min-height:{height}px'></div>"
+            f"<script type=application/json id={cid}-spec>{spec}</script>"
         )
-        plotly_done = True
-        return str(h)
 
     fresh = _freshness(store, chosen)
     _write_tables(fresh, tables, "freshness")
     timing_rows = []
     nav = " ".join(f"<a href='#{_slug(s)}'>{html.escape(s)}</a>" for s in chosen)
     for source in chosen:
+        clock = clocks[source]
         parts.append(f"<section class=src id='{_slug(source)}'><h2>{html.escape(source)}</h2>")
         mine = sorted(
             (x for x in results if x.source == source),
             key=lambda x: _PAPER_ORDER.index(x.measure.info.paper),
         )
+        if clock.compressed:
+            parts.append(_compressed_note(clock))
+            for r in mine:
+                if r.measure.info.name == "growth" and r.frame is not None and r.frame.height:
+                    r.frame = _per_snapshot_growth(r.frame)
         parts.append(_glance(source, mine))
         parts.append(_toc(source, mine))
         paper = None
@@ -427,10 +731,10 @@ def build_report(
                 f"<div class=card id='{_slug(source)}-{info.name}'><h3>{html.escape(info.name)}</h3>"
             )
             parts.append(
-                f"<p class=desc>{html.escape(info.description)} <span class=meta>(paper {html.escape(info.paper)}, {info.kind})</span></p>"
+                f"<p class=desc>{md(info.description)} <span class=meta>(paper {html.escape(info.paper)}, {html.escape(info.kind)})</span></p>"
             )
             if r.frame is None:
-                parts.append(f"<p class=note>{html.escape(r.note or 'not enough data')}</p></div>")
+                parts.append(f"<p class=note>{md(r.note or 'not enough data')}</p></div>")
                 continue
             stem = f"{info.name}__{_slug(source)}"
             r.files = _write_tables(r.frame, tables, stem)
@@ -438,7 +742,12 @@ def build_report(
             fig = None
             if chart is not None and r.frame.height:
                 try:
-                    fig = chart(r.frame)
+                    if clock.compressed and chart.x == "as_of" and "as_of" in r.frame.columns:
+                        fig = chart(_as_snapshots(r.frame, clock), x_title=charts.SNAPSHOT_AXIS)
+                        if fig is not None:  # whole snapshots only: no tick at 1.5
+                            fig.update_xaxes(dtick=max(1, math.ceil(clock.snapshots / 12)))
+                    else:
+                        fig = chart(r.frame, x_title=_X_TITLES.get(info.name))
                 except Exception as exc:  # a chart must not cost the table
                     log.warning("chart of %s on %s failed: %s", info.name, source, exc)
             if fig is not None:
@@ -469,21 +778,35 @@ def build_report(
         k: ("default: downloads, likes for spaces" if k == "by" and v is None else v)
         for k, v in params.as_dict().items()
     }
-    params_df = pl.DataFrame({"parameter": list(shown), "value": [str(v) for v in shown.values()]})
+    params_df = pl.DataFrame({"parameter": list(shown), "value": [text(v) for v in shown.values()]})
     _write_tables(params_df, tables, "parameters")
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    squeezed = [s for s in chosen if clocks[s].compressed]
+    time_note = (
+        "<p><b>Time is compressed</b> for "
+        + html.escape(", ".join(squeezed))
+        + ": their snapshots span less than a day of wall-clock time, so rates are per "
+        "snapshot and time axes count snapshots.</p>"
+        if squeezed
+        else ""
+    )
+    # plotly.js goes last: the text and tables are shown before the 4 MB script is parsed
     page = f"""<!doctype html><html lang=en><head><meta charset=utf-8>
 <meta name=viewport content="width=device-width, initial-scale=1">
 <title>hubtide report</title><style>{_CSS}</style></head><body>
 <header><h1>hubtide — how the Hub and the registries change</h1>
-<p>Generated {generated} from {html.escape(store.uri)} · {len(chosen)} sources · computed in {total:.1f} s</p></header>
+<p>Generated {generated} from {html.escape(store.uri)} · {len(chosen)} sources · computed in {total:.1f} s</p>{time_note}</header>
 <main>
 <nav><b>Sources:</b> {nav} <a href='#freshness'>freshness</a> <a href='#choices'>parameters &amp; choices</a></nav>
 <div class=card id=freshness><h3>Data freshness per source</h3>{_table_html(fresh, 50)}</div>
 <div class=card id=choices><h3>Parameters and choices</h3>{_table_html(params_df, 50)}
-<ul class=choices>{"".join(f"<li>{html.escape(c)}</li>" for c in _CHOICES)}</ul></div>
+<ul class=choices>{"".join(f"<li>{md(c)}</li>" for c in _CHOICES)}</ul></div>
 {"".join(parts)}
-</main></body></html>"""
+</main>
+<script type=application/json id=chart-template>{_template_json()}</script>
+<script>{plotly.offline.get_plotlyjs()}</script>
+<script>{_LAZY_JS}</script>
+</body></html>"""
     path = out_dir / "index.html"
     tmp = out_dir / ".index.html.tmp"
     tmp.write_text(page, encoding="utf-8")
