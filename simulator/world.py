@@ -19,11 +19,13 @@ from simulator.hub_changes import COUNTERS, DAY, Change, DayLog
 from simulator.hub_gen import create_repos, rename_wave, step_day
 from simulator.hub_world import Authors, RepoTable
 from simulator.registry_world import PackageTable
+from simulator.rng import unit
 
 KIND_OF_PATH = {"models": "model", "datasets": "dataset", "spaces": "space"}
 SOURCES = ("hub:model", "hub:dataset", "hub:space", "npm", "pypi")
 # In January 2024 the Hub moved every un-namespaced model under an organisation (`gpt2` ->
 # `openai-community/gpt2`) and has listed only `namespace/name` ids since (field-notes §1)
+_SALT_PHASE = 9201  # + the counter's index: the instants of a counter's unit steps
 NAMESPACE_MOVE = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
 
 
@@ -241,6 +243,7 @@ class LiveDay:
     changes: list[tuple[int, int, str, Change]]  # (instant, order, kind, change), time order
     before: dict[str, dict[str, npt.NDArray[Any]]]  # kind -> counter -> values at the start
     after: dict[str, dict[str, npt.NDArray[Any]]]  # ... and at the end of the day
+    phase: dict[str, dict[str, npt.NDArray[np.float32]]]  # kind -> counter -> u per row
     applied: int = 0
     shown: int = 0
 
@@ -267,7 +270,17 @@ class LiveDay:
         changes = sorted(
             (ch.at, i, k, ch) for k, log in logs.items() for i, ch in enumerate(log.changes)
         )
-        return cls(day, end - DAY, rng, totals, changes, before, after)
+        phase = {
+            k: {
+                c: unit(w.seed, t.code, np.arange(len(before[k][c])), day, _SALT_PHASE + j).astype(
+                    np.float32
+                )
+                for j, c in enumerate(COUNTERS)
+                if np.issubdtype(before[k][c].dtype, np.integer)
+            }
+            for k, t in w.hub.items()
+        }
+        return cls(day, end - DAY, rng, totals, changes, before, after, phase)
 
     def show(self, w: World, seconds: int) -> None:
         """Put the world at `seconds` into this day (forward only)."""
@@ -287,8 +300,9 @@ class LiveDay:
                     t.cols[c][: len(a)] = a
                 else:
                     inc = (a.astype(np.float64) - b) * share
-                    if np.issubdtype(b.dtype, np.integer):
-                        inc = np.trunc(inc)
+                    u = self.phase[kind].get(c)
+                    if u is not None:
+                        inc = np.floor(inc + u)
                     t.cols[c][: len(a)] = b + inc
             t.version += 1
 
