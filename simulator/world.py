@@ -118,11 +118,12 @@ class World:
         function of (seed, day, seconds), whatever steps led here."""
         if (day, seconds) < (self.day, self.live_seconds):
             raise ValueError("the clock only moves forward")
+        grew = self.day < day
         while self.day < day:
             self._next_day({})
         self.live_seconds = seconds
-        self._catch_up()
-        _freeze_if_big(sum(t.n for t in self.hub.values()))
+        if self._catch_up() or grew:
+            _freeze_if_big(sum(t.n for t in self.hub.values()))
 
     def shown_seconds(self, seconds: float) -> int:
         """The second of a day whose state a clock at `seconds` into it shows: the world moves
@@ -154,7 +155,7 @@ class World:
         if live is None:
             day = self.day + 1
             rng = np.random.default_rng([self.seed, 1000 + day])
-            counts = self._hub_step(day, rng, logs=None)
+            counts = self.hub_step(day, rng, logs=None)
         else:
             self._live = None
             live.show(self, DAY)
@@ -163,7 +164,7 @@ class World:
             _add(totals, key, c)
         self._end_day(day, rng, totals)
 
-    def _hub_step(
+    def hub_step(
         self, day: int, rng: np.random.Generator, logs: dict[str, DayLog] | None
     ) -> dict[str, dict[str, int]]:
         """Day `day`'s step of the Hub's three kinds (dated its last second, `end`)."""
@@ -196,15 +197,18 @@ class World:
             p.refresh(day)
         self.day = day
 
-    def _catch_up(self) -> None:
+    def _catch_up(self) -> bool:
         """Show the state of the clock's instant: begin the day under way if it has not begun
-        (its step run, then undone to the day's start) and replay it up to the instant."""
+        (its step run, then undone to the day's start) and replay it up to the instant.
+        True when it began a day (rows were added)."""
         shown = self.shown_seconds(self.live_seconds)
         if shown <= 0 and self._live is None:
-            return  # at a midnight: the state of a world advanced whole days
+            return False  # at a midnight: the state of a world advanced whole days
+        began = self._live is None
         if self._live is None:
             self._live = LiveDay.begin(self)
         self._live.show(self, shown)
+        return began
 
     def clock(self) -> dict[str, Any]:
         return {
@@ -225,6 +229,26 @@ class World:
         }
 
 
+@dataclass(frozen=True)
+class CounterMove:
+    """One counter's move over a live day: the rows it changes, from `before` to `after`."""
+
+    column: str
+    rows: npt.NDArray[np.int64]
+    before: npt.NDArray[Any]
+    after: npt.NDArray[Any]
+    phase: npt.NDArray[np.float32] | None  # u in [0, 1) per row (whole-number counters)
+
+    def at(self, share: float) -> npt.NDArray[Any]:
+        """The values at `share` of the day (exactly `after` at 1)."""
+        if share >= 1.0:
+            return self.after
+        inc = (self.after.astype(np.float64) - self.before) * share
+        if self.phase is not None:
+            inc = np.floor(inc + self.phase)
+        return self.before + inc
+
+
 @dataclass
 class LiveDay:
     """A day under way in a live world.
@@ -232,18 +256,19 @@ class LiveDay:
     `begin` runs the day's whole step (the same draws as `advance`), records its changes and
     undoes them, back to the day's start. `show(s)` then puts the world at second s of the
     day: every change whose instant is at most s applied, in time order, and each counter of
-    `COUNTERS` at its value from the day's start plus the share s / day of the day's increment
-    (truncated to whole numbers; the exact end value at s = day). The registries' day runs at
-    the closing midnight, from the same rng, so a completed live day equals an advanced day."""
+    `COUNTERS` at its value from the day's start plus the share s / day of the day's increment:
+    `floor(s / day * increment + u)` for the whole-number counters, with u in [0, 1) hashed
+    from (seed, kind, row, day, counter), so a repo's unit steps fall at its own instants
+    through the day (not all at the day's end) and the day ends exactly at its end value. The
+    registries' day runs at the closing midnight, from the same rng, so a completed live day
+    equals an advanced day."""
 
     day: int  # the step's number (the world's day + 1)
     start: int  # the day's first simulated second (unix)
     rng: np.random.Generator  # after the Hub's steps: the registries' step continues it
     totals: dict[str, dict[str, int]]
     changes: list[tuple[int, int, str, Change]]  # (instant, order, kind, change), time order
-    before: dict[str, dict[str, npt.NDArray[Any]]]  # kind -> counter -> values at the start
-    after: dict[str, dict[str, npt.NDArray[Any]]]  # ... and at the end of the day
-    phase: dict[str, dict[str, npt.NDArray[np.float32]]]  # kind -> counter -> u per row
+    counters: dict[str, list[CounterMove]]  # kind -> the counters' moves (changed rows only)
     applied: int = 0
     shown: int = 0
 
@@ -252,35 +277,36 @@ class LiveDay:
         day = w.day + 1
         rng = np.random.default_rng([w.seed, 1000 + day])
         end = w.start + day * DAY
+        n0 = {k: t.n for k, t in w.hub.items()}  # rows created today have no "before"
         before = {k: {c: t.cols[c][: t.n].copy() for c in COUNTERS} for k, t in w.hub.items()}
         logs = {k: DayLog(w.seed, t.code, day, end) for k, t in w.hub.items()}
-        totals = w._hub_step(day, rng, logs)
-        after = {
-            k: {c: t.cols[c][: len(before[k][c])].copy() for c in COUNTERS}
-            for k, t in w.hub.items()
-        }
+        totals = w.hub_step(day, rng, logs)
+        counters: dict[str, list[CounterMove]] = {}
+        for k, t in w.hub.items():
+            moves = counters[k] = []
+            for j, c in enumerate(COUNTERS):
+                b = before[k][c]
+                a = t.cols[c][: n0[k]]
+                rows = np.flatnonzero(a != b)
+                if not len(rows):
+                    continue
+                phase = None
+                if np.issubdtype(b.dtype, np.integer):
+                    u = unit(w.seed, t.code, rows, day, _SALT_PHASE + j)
+                    phase = u.astype(np.float32)
+                moves.append(CounterMove(c, rows, b[rows], a[rows].copy(), phase))
         # back to the day's start: undo in the reverse of the order the step made them
         for k, log in reversed(logs.items()):
             t = w.hub[k]
             for ch in reversed(log.changes):
                 ch.undo(t)
             for c in COUNTERS:
-                t.cols[c][: len(before[k][c])] = before[k][c]
+                t.cols[c][: n0[k]] = before[k][c]
             t.version += 1
         changes = sorted(
             (ch.at, i, k, ch) for k, log in logs.items() for i, ch in enumerate(log.changes)
         )
-        phase = {
-            k: {
-                c: unit(w.seed, t.code, np.arange(len(before[k][c])), day, _SALT_PHASE + j).astype(
-                    np.float32
-                )
-                for j, c in enumerate(COUNTERS)
-                if np.issubdtype(before[k][c].dtype, np.integer)
-            }
-            for k, t in w.hub.items()
-        }
-        return cls(day, end - DAY, rng, totals, changes, before, after, phase)
+        return cls(day, end - DAY, rng, totals, changes, counters)
 
     def show(self, w: World, seconds: int) -> None:
         """Put the world at `seconds` into this day (forward only)."""
@@ -294,16 +320,8 @@ class LiveDay:
             self.applied += 1
         share = min(seconds / DAY, 1.0)
         for kind, t in w.hub.items():
-            for c in COUNTERS:
-                b, a = self.before[kind][c], self.after[kind][c]
-                if share >= 1.0:
-                    t.cols[c][: len(a)] = a
-                else:
-                    inc = (a.astype(np.float64) - b) * share
-                    u = self.phase[kind].get(c)
-                    if u is not None:
-                        inc = np.floor(inc + u)
-                    t.cols[c][: len(a)] = b + inc
+            for m in self.counters[kind]:
+                t.cols[m.column][m.rows] = m.at(share)
             t.version += 1
 
 
