@@ -113,7 +113,8 @@ class Renamed:
         t.moved[cur] = Moved(self.row, self.day)
         t.names[self.row] = self.new
         if t.cols["alive"][self.row]:  # a repo deleted earlier in the day keeps no name
-            t.by_name[self.new] = self.row
+            # setdefault: a name a churn fault gave another repo meanwhile stays with it
+            t.by_name.setdefault(self.new, self.row)
         t.cols["author"][self.row] = self.new_author
         t.version += 1
 
@@ -159,7 +160,7 @@ class Created:
 
     def apply(self, t: RepoTable) -> None:
         t.cols["alive"][self.row] = True
-        t.by_name[t.names[self.row]] = self.row
+        t.by_name.setdefault(t.names[self.row], self.row)  # (see Renamed.apply)
         if self.base >= 0:
             t.children[self.base] = t.children.get(self.base, 0) + 1
         t.version += 1

@@ -10,6 +10,9 @@ import urllib.request
 from datetime import datetime
 from typing import Any
 
+import pytest
+
+from simulator.config import SimConfig
 from simulator.testing import SimServer, simulator_server
 from tests.simulator.helpers import get, get_json, truth
 
@@ -203,3 +206,17 @@ def test_a_day_resolution_keeps_the_midnight_steps() -> None:
         bodies = [get(srv.url + q)[2] for _ in range(23)]
         assert len(set(bodies)) == 1  # nothing moves before midnight
         assert get(srv.url + q)[2] != bodies[0]  # the 24th request crosses it
+
+
+def test_days_and_seconds_reach_the_same_instant_the_same_way() -> None:
+    with simulator_server(seed=27, **SMALL) as a, simulator_server(seed=27, **SMALL) as b:
+        move(a, 6 * 3600)
+        get_json(f"{a.url}/_sim/advance?days=1", method="POST")  # keeps the time of day
+        move(b, DAY + 6 * 3600)
+        assert clock(a)["state_at"] == clock(b)["state_at"] == "2025-01-02T06:00:00.000Z"
+        assert truth(a.url, "hub:model") == truth(b.url, "hub:model")
+        for bad in ("-5", "soon"):
+            status, _h, body = get(f"{a.url}/_sim/advance?seconds={bad}", method="POST")
+            assert status == 400 and b"seconds" in body
+    with pytest.raises(ValueError, match="live_resolution_seconds"):
+        SimConfig(live_resolution_seconds=0)
