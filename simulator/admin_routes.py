@@ -25,7 +25,7 @@ from simulator.hub_render import TRUTH_FIELDS
 from simulator.hub_routes import Hub
 from simulator.quota import budget_override
 from simulator.registry_routes import Registries
-from simulator.world import World
+from simulator.world import World, iso
 
 TRUTH_CHUNK = 2000  # rows prepared at once; equals the streaming chunk (see `truth`)
 TRUTH_SOURCES = ("hub:model", "hub:dataset", "hub:space", "npm", "pypi", "commits", "discussions")
@@ -37,13 +37,31 @@ class Admin:
         self.hub = hub
         self.reg = reg
         self.faults = faults
-        self._replicas: dict[int, Admin] = {}
+        self._replica: Admin | None = None
 
     async def clock(self, request: web.Request) -> web.Response:
         return json_response(self.w.clock())
 
     async def advance(self, request: web.Request) -> web.Response:
-        raw = request.rel_url.query.get("days", "1")
+        """`days=N` moves the clock N whole days; `seconds=S` moves it S simulated seconds
+        (the day's changes happen as their instants pass, as in a live world), so a test can
+        drive a live world's clock explicitly."""
+        qs = request.rel_url.query
+        if "seconds" in qs:
+            raw = qs["seconds"]
+            try:
+                seconds = float(raw)
+            except ValueError:
+                seconds = -1.0
+            if not 0 <= seconds <= 3650 * 86_400:
+                return json_response(
+                    {"error": f"seconds={raw!r} must be a number between 0 and 315360000"},
+                    status=400,
+                )
+            before = self.w.day
+            self.w.tick(seconds)
+            return json_response({**self.w.clock(), "days_completed": self.w.day - before})
+        raw = qs.get("days", "1")
         try:
             days = int(raw)
         except ValueError:
@@ -77,23 +95,29 @@ class Admin:
 
     # ---------------------------------------------------------------- truth
     def as_of(self, ts: float) -> Admin:
-        """Truth as the world stood at simulated time `ts`: this world for its current day,
-        else a replica built from the seed and advanced to that day (a world's day d is a
-        function of (seed, d); changes made from outside, such as churn faults or a test's
-        own edits, are not replayed)."""
+        """Truth as the world stood at simulated time `ts`: this world if it shows that state
+        (the same day and step of `live_resolution_seconds`), else a replica built from the
+        seed and moved to that instant. A world's state at (day d, second s) is a function of
+        (seed, d, s) whatever the requests that led there; changes made from outside the
+        day steps (churn faults, a test's own edits) are not replayed. One replica is kept and
+        moved forward for a later instant, so judging a walk page by page builds it once."""
         if ts > self.w.clock_now:
             raise ValueError("after the simulator's clock")
         day = self.w.day_of(ts)
         if day < 0:
             raise ValueError("before the world's start")
-        if day == self.w.day:
+        seconds = ts - (self.w.start + day * 86_400)
+        target = (day, self.w.shown_seconds(seconds))
+        if target == self.w.position:
             return self
-        hit = self._replicas.get(day)
-        if hit is None:
+        hit = self._replica
+        if hit is not None and hit.w.position == target:
+            return hit
+        if hit is None or hit.w.position > target:
             replica = World(self.w.config)
-            replica.advance(day)
             hit = Admin(replica, Hub(replica), Registries(replica), self.faults)
-            self._replicas = {day: hit}  # one kept: a replica is a whole world
+            self._replica = hit  # one kept: a replica is a whole world
+        hit.w.move_to(day, seconds)
         return hit
 
     def records(self, source: str, qs: Any) -> Iterator[dict[str, Any]]:
@@ -162,6 +186,7 @@ class Admin:
             return web.Response(body=buf.getvalue(), content_type="application/vnd.apache.parquet")
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         resp.headers["X-Sim-Day"] = str(admin.w.day)
+        resp.headers["X-Sim-State-At"] = iso(admin.w.state_ts)
         await resp.prepare(request)
         chunk: list[str] = []
         for rec in admin.records(source, qs):

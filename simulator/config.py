@@ -195,6 +195,11 @@ class QuotaConfig:
 # which shortens the window but not the count).
 LIVE_SECONDS_PER_REQUEST = QUOTA_WINDOW_SECONDS / QUOTA_TIERS["anonymous"]["api"]
 
+# A minute: 1,440 states a day. A crawl at an anonymous client's pace (0.6 simulated seconds
+# a request) meets a new state every 100 requests, so at Hub scale the listing is re-sorted
+# once per 100 pages, not on every page.
+LIVE_RESOLUTION_SECONDS = 60
+
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 
 # `--scale hub`: the real Hub's sizes (a census listed 3,117,871 models on 2026-10-03;
@@ -220,6 +225,10 @@ class SimConfig:
     # live world: simulated seconds each Hub request moves the clock (0: the clock moves only
     # by /_sim/advance). LIVE_SECONDS_PER_REQUEST is the pace of a client at its quota.
     live_seconds_per_request: float = 0.0
+    # a live world's state moves in steps of this many simulated seconds (1 .. 86400): each
+    # step applies the changes whose instants it passed and re-prorates the counters (and so
+    # re-sorts the listings once). 86400: the whole day's step at each midnight.
+    live_resolution_seconds: int = LIVE_RESOLUTION_SECONDS
     # optional fields: the share of Spaces linking no models (datasets) that omit the key,
     # and the share of repos listed without `author` (both clients type them optional)
     space_links_omitted: float = 1.0
@@ -227,6 +236,11 @@ class SimConfig:
     page_size: int = 1000  # max items per Hub listing page
     commits_page_size: int = 50
     discussions_page_size: int = 50
+
+    def __post_init__(self) -> None:
+        res = self.live_resolution_seconds
+        if not (isinstance(res, int) and 1 <= res <= 86_400):
+            raise ValueError(f"live_resolution_seconds={res!r} must be a whole number in 1..86400")
 
     def with_(self, **changes: Any) -> SimConfig:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

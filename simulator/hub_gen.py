@@ -14,7 +14,17 @@ import numpy as np
 import numpy.typing as npt
 
 from simulator import vocab
-from simulator.hub_world import KIND_CODE, Authors, Moved, RepoTable
+from simulator.hub_changes import (
+    Closed,
+    Commit,
+    Created,
+    DayLog,
+    Deleted,
+    NewDiscussion,
+    Renamed,
+    delete_row,
+)
+from simulator.hub_world import KIND_CODE, Authors, RepoTable
 
 DAY = 86_400
 
@@ -293,9 +303,11 @@ def step_day(
     update_rate: float = 0.02,
     rename_rate: float = 0.0008,
     delete_rate: float = 0.001,
+    log: DayLog | None = None,
 ) -> dict[str, int]:
     """One simulated day for one kind: downloads move; repos are created, updated, renamed,
-    deleted; likes and discussions accrue. Returns counts of what happened."""
+    deleted; likes and discussions accrue. Returns counts of what happened. With `log`, every
+    change made at an instant (all but the `COUNTERS`) is also recorded there, in order."""
     n0 = t.n
     alive = np.flatnonzero(t.col("alive"))
     _z, _a, _s, _b, _h, phi, sigma = DYN[t.kind]
@@ -315,37 +327,50 @@ def step_day(
     # likes accrue to popular repos
     gain = rng.poisson(np.exp(np.clip(t.cols["mu"][alive], 0, 18) * 0.4) * 0.002 * pop)
     t.cols["likes"][alive] += gain
+    changes = log.changes if log is not None else None
     # updates: new commits (new sha) and lastModified
     upd = alive[rng.random(len(alive)) < update_rate * (0.3 + 2 * pop)]
     add = 1 + rng.poisson(0.5, len(upd))
     when = now - rng.integers(0, DAY // 2, len(upd))
     for row, k, ts in zip(upd.tolist(), add.tolist(), when.tolist(), strict=True):
-        first = int(t.cols["n_commits"][row])
-        t.commit_log.setdefault(row, []).append((first, k, ts))
-        t.cols["n_commits"][row] = first + k
-        t.cols["modified"][row] = ts
+        c = Commit(ts, row, int(t.cols["n_commits"][row]), k, int(t.cols["modified"][row]))
+        c.apply(t)
+        if changes is not None:
+            changes.append(c)
     # new discussions
     nd = alive[rng.random(len(alive)) < 0.002 * (0.2 + 4 * pop)]
-    t.cols["n_disc"][nd] += 1
     for row, ts in zip(nd.tolist(), (now - rng.integers(0, DAY, len(nd))).tolist(), strict=True):
-        t.disc_log.setdefault(row, []).append(ts)
+        d = NewDiscussion(ts, row)
+        d.apply(t)
+        if changes is not None:
+            changes.append(d)
     # discussions get closed (PRs merged) over time
     has = alive[t.cols["n_disc"][alive] > 0]
     close = has[rng.random(len(has)) < 0.01]
     nums = 1 + (rng.random(len(close)) * t.cols["n_disc"][close]).astype(np.int64)
     for row, num in zip(close.tolist(), nums.tolist(), strict=True):
-        t.disc_closed.setdefault(row, {}).setdefault(num, now - DAY // 2)
+        if num in t.disc_closed.get(row, {}):
+            continue  # closed once, closed for good
+        cl = Closed(now - DAY // 2, row, num)
+        cl.apply(t)
+        if changes is not None:
+            changes.append(cl)
     # renames (keep the row, so `_id`; the old name keeps answering)
     ren = alive[rng.random(len(alive)) < rename_rate]
-    for row in ren:
-        rename(t, authors, int(row), day, rng)
+    for row in ren.tolist():
+        r = plan_rename(t, authors, row, day, rng, at=0 if log is None else log.rename_at(row))
+        r.apply(t)
+        if changes is not None:
+            changes.append(r)
     # deletes
     dele = alive[rng.random(len(alive)) < delete_rate * (1.5 - pop)]
-    for row in dele:
-        delete(t, int(row))
+    for row in dele.tolist():
+        base = delete_row(t, row)
+        if changes is not None:
+            changes.append(Deleted(0 if log is None else log.delete_at(row), row, base))
     created = int(rng.poisson(max(len(alive), 1) * create_rate))
     if created:
-        create_repos(
+        s = create_repos(
             t,
             authors,
             rng,
@@ -356,6 +381,11 @@ def step_day(
             models=models,
             datasets=datasets,
         )
+        if changes is not None:
+            born = t.cols["created"][s].tolist()
+            bases = t.cols["base"][s].tolist() if t.kind == "model" else [-1] * created
+            for row, at, base in zip(range(s.start, s.stop), born, bases, strict=True):
+                changes.append(Created(int(at), row, int(base)))
     t.version += 1
     return {
         "created": t.n - n0,
@@ -366,10 +396,16 @@ def step_day(
     }
 
 
-def rename(
-    t: RepoTable, authors: Authors, row: int, day: int, rng: np.random.Generator, to_owner: int = -1
-) -> str:
-    """Move a repo to a new name (another owner, or a new repo name); returns the new name."""
+def plan_rename(
+    t: RepoTable,
+    authors: Authors,
+    row: int,
+    day: int,
+    rng: np.random.Generator,
+    to_owner: int = -1,
+    at: int = 0,
+) -> Renamed:
+    """The move of a repo to a new name (another owner, or a new repo name), not yet applied."""
     old = t.names[row]
     stem = old.split("/")[-1]
     if to_owner < 0:
@@ -385,25 +421,21 @@ def rename(
     while new in t.by_name or new in t.moved:
         new = f"{owner}/{stem}-{k}"
         k += 1
-    del t.by_name[old]
-    t.moved[old] = Moved(row, day)
-    t.names[row] = new
-    t.by_name[new] = row
-    t.cols["author"][row] = to_owner
-    t.version += 1
-    return new
+    return Renamed(at, row, old, new, int(t.cols["author"][row]), to_owner, day, t.moved.get(old))
+
+
+def rename(
+    t: RepoTable, authors: Authors, row: int, day: int, rng: np.random.Generator, to_owner: int = -1
+) -> str:
+    """Move a repo to a new name (another owner, or a new repo name); returns the new name."""
+    r = plan_rename(t, authors, row, day, rng, to_owner)
+    r.apply(t)
+    return r.new
 
 
 def delete(t: RepoTable, row: int) -> None:
-    if not t.cols["alive"][row]:
-        return
-    t.cols["alive"][row] = False
-    t.by_name.pop(t.names[row], None)
-    if t.kind == "model":
-        b = int(t.cols["base"][row])
-        if b >= 0 and b in t.children:
-            t.children[b] -= 1
-    t.version += 1
+    """Delete a repo (its row stays, `alive=False`; its name answers 404)."""
+    delete_row(t, row)
 
 
 def rename_wave(t: RepoTable, authors: Authors, day: int, rng: np.random.Generator) -> int:

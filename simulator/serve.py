@@ -22,8 +22,13 @@ QUOTA_HELP = (
 )
 TIME_SCALE_HELP = "Divide the quota window (and the live clock's pace) by F; counts stay real."
 LIVE_HELP = (
-    "A live world: each Hub request moves the simulated clock (a day's step at each midnight). "
+    "A live world: each Hub request moves the simulated clock 0.6 s and the day's changes "
+    "happen as it passes their instants (counters step through the day). "
     "Default: on when --time-scale is set."
+)
+RESOLUTION_HELP = (
+    "A live world moves in steps of S simulated seconds (default 60; 86400: the whole day's "
+    "changes at each midnight)."
 )
 
 
@@ -41,7 +46,8 @@ def endpoints(url: str) -> list[str]:
         f"HUBTIDE_CRAWLER_ECOSYSTEMS_ENDPOINT={url}/ecosystems",
         f"HUBTIDE_CRAWLER_NPM_DOWNLOADS_ENDPOINT={url}/npm-downloads",
         f"HUBTIDE_CRAWLER_PYPI_STATS_ENDPOINT={url}/pypistats",
-        f"# admin: {url}/_sim/clock  POST {url}/_sim/advance?days=N  {url}/_sim/truth?source=hub:model",
+        f"# admin: {url}/_sim/clock  POST {url}/_sim/advance?days=N|seconds=S  "
+        f"{url}/_sim/truth?source=hub:model[&at=T]",
     ]
 
 
@@ -67,7 +73,12 @@ def serve(
             if config.quota.enabled
             else "off"
         )
-        + ("; live" if config.live_seconds_per_request > 0 else "")
+        + (
+            f"; live, {config.live_seconds_per_request:g} s a request, "
+            f"{config.live_resolution_seconds} s steps"
+            if config.live_seconds_per_request > 0
+            else ""
+        )
     )
     for line in endpoints(url):
         out(line)
@@ -86,6 +97,9 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-scale", type=float, default=1.0, help=TIME_SCALE_HELP)
     p.add_argument("--scale", choices=sorted(SCALES), help="the real Hub's sizes (3.2M models ...)")
     p.add_argument("--live", action=argparse.BooleanOptionalAction, default=None, help=LIVE_HELP)
+    p.add_argument(
+        "--live-resolution", type=int, default=d.live_resolution_seconds, help=RESOLUTION_HELP
+    )
 
 
 def advance(url: str, days: int) -> dict[str, object]:
@@ -119,10 +133,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--quota/--time-scale: {e}")
     sizes = {"models": ns.models, "datasets": ns.datasets, "spaces": ns.spaces}
     sizes.update(SCALES.get(ns.scale or "", {}))
-    cfg = SimConfig(
-        seed=ns.seed, **sizes,
-        npm=ns.npm, pypi=ns.pypi, faults=faults, quota=quota,
-        live_seconds_per_request=live_pace(ns.live, ns.time_scale),
-    )  # fmt: skip
+    try:
+        cfg = SimConfig(
+            seed=ns.seed, **sizes,
+            npm=ns.npm, pypi=ns.pypi, faults=faults, quota=quota,
+            live_seconds_per_request=live_pace(ns.live, ns.time_scale),
+            live_resolution_seconds=ns.live_resolution,
+        )  # fmt: skip
+    except ValueError as e:
+        ap.error(f"--live-resolution: {e}")
     serve(cfg, ns.host, ns.port, out=lambda s: print(s, flush=True))
     return 0

@@ -1,6 +1,7 @@
-"""A live world: each Hub request moves the simulated clock, the day's step runs at each
-simulated midnight, the result is a function of (seed, requests), and truth answers as of
-now or as of an earlier instant."""
+"""A live world: each Hub request moves the simulated clock, a day's changes happen as the
+clock passes their instants and a day completes at each simulated midnight, the result is a
+function of (seed, requests), and truth answers as of now or as of an earlier instant.
+(Changes within one day: tests/simulator/test_live_day.py.)"""
 
 from __future__ import annotations
 
@@ -36,16 +37,20 @@ def test_requests_move_the_clock_and_run_the_days() -> None:
 
 
 def test_live_world_is_a_function_of_seed_and_requests() -> None:
-    def run() -> list[dict]:
+    def run(n: int) -> list[dict]:
         with simulator_server(seed=3, **LIVE) as srv:
-            requests(srv.url, 45)
+            requests(srv.url, n)
             return truth(srv.url, "hub:model")
 
-    a, b = run(), run()
+    a, b = run(45), run(45)
     assert a == b
-    # a live world at day d equals a world advanced d days
     with simulator_server(seed=3, **{**LIVE, "live_seconds_per_request": 0.0}) as srv:
         srv.call(srv.app[WORLD].advance, 2)
+        # a live world at midnight d (40 requests: 2 days) equals a world advanced d days
+        assert truth(srv.url, "hub:model") == run(40)
+        # ... and a quarter-day later (45 requests) the world moved the clock there explicitly
+        assert truth(srv.url, "hub:model") != a
+        get_json(f"{srv.url}/_sim/advance?seconds=21600", method="POST")
         assert truth(srv.url, "hub:model") == a
 
 
@@ -57,10 +62,14 @@ def test_truth_as_of_an_instant() -> None:
         now = truth(srv.url, "hub:model")
         assert now != start
         assert truth(srv.url, "hub:model", at=t0) == start
+        clock = get_json(f"{srv.url}/_sim/clock")
+        assert clock["day"] == 3 and clock["now"] == clock["state_at"]
+        assert truth(srv.url, "hub:model", at=clock["now"]) == now  # as of now: this world
         ts = datetime.fromisoformat(t0.replace("Z", "+00:00")).timestamp()
-        assert truth(srv.url, "hub:model", at=str(ts + 86_400 * 3 + 5)) == now  # day 3: today
         day1 = truth(srv.url, "hub:model", at=str(ts + 86_400 + 1))
         assert day1 not in (start, now)
+        morning = truth(srv.url, "hub:model", at=str(ts + 86_400 * 3 + 5))  # today, earlier
+        assert morning not in (start, day1, now)
         future = "2100-01-01T00:00:00Z"
         status, _h, body = get(f"{srv.url}/_sim/truth?source=hub:model&at={future}")
         assert status == 400 and b"after" in body
