@@ -15,37 +15,56 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import polars as pl
 import pyarrow.dataset as pads
-from deltalake.exceptions import CommitFailedError
 
 from storage.layout import STAGING
 from storage.records import from_ipc
-from storage.tables import Tables
+from storage.tables import NO_HOOKS, Tables
 
 log = logging.getLogger(__name__)
 
 
-def drop_staged(tables: Tables, source: str, snapshot_ids: Sequence[int]) -> None:
+def drop_staged(tables: Tables, source: str, snapshot_ids: Sequence[int]) -> bool:
     """Delete the staged batches of finished snapshots of `source` in one commit.
 
     Best effort, never raises: it runs after a snapshot's terminal row, which must stay
     the finish's outcome. A failure (a concurrent compaction of the partition, a refresh
     racing a checkpoint) leaves harmless rows: readers never look at staged rows of
-    finished snapshots, and `maintain` drops them later."""
+    finished snapshots, and `maintain` drops them later. After any error the table is
+    loaded afresh and checked (delta-rs #2279: an error does not prove nothing was
+    written), so the next staging write never goes through an object the error left
+    behind, and the log says whether the rows are still there. Returns whether none of
+    those snapshots' batches are left."""
     ids = ", ".join(str(int(i)) for i in snapshot_ids)
     try:
         dt = tables.must(STAGING)
-        dt.delete(f"source = '{source}' AND snapshot_id IN ({ids})")
-    except CommitFailedError:
-        pass  # a concurrent compaction or drop of the same partition won
-    except Exception as exc:
-        log.warning(
-            "%s: staged batches of %s snapshots %s not dropped (maintain will): %s: %s",
-            STAGING,
-            source,
-            ids,
-            type(exc).__name__,
-            str(exc) or "no message",
+        dt.delete(
+            f"source = '{source}' AND snapshot_id IN ({ids})", post_commithook_properties=NO_HOOKS
         )
+        return True
+    except Exception as exc:
+        what = f"{type(exc).__name__}: {str(exc) or 'no message'}"
+    tables.forget(STAGING)
+    try:
+        left = staged_files(tables, source, snapshot_ids)
+    except Exception as check:
+        left = -1
+        what += f"; and the check failed: {type(check).__name__}: {check}"
+    outcome = "dropped, then" if left == 0 else "not dropped (maintain will)"
+    log.warning("%s: staged batches of %s snapshots %s %s: %s", STAGING, source, ids, outcome, what)
+    return left == 0
+
+
+def staged_files(tables: Tables, source: str, snapshot_ids: Sequence[int]) -> int:
+    """How many files of the staging table hold batches of those snapshots of `source`."""
+    dt = tables.must(STAGING)
+    return len(
+        dt.file_uris(
+            file_pruning_predicate=[
+                ("source", "=", source),
+                ("snapshot_id", "in", [str(int(i)) for i in snapshot_ids]),
+            ]
+        )
+    )
 
 
 class StagedBatches:

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
 
 import storage
+import storage.core
+import storage.tables
+from storage import CrawlEvent, Store, StoreError
+from storage.layout import CATALOG, STAGING
+from storage.tables import TABLE_CONFIG
+from tests.storage.conftest import day, write_snapshot
+from tests.storage.listings import listing
 
 STORAGE = Path(storage.__file__).parent
 
@@ -34,3 +48,136 @@ def test_vacuum_never_full() -> None:
         assert "full" not in kws, f"{name}:{call.lineno} passes full= to vacuum"
         assert None not in kws, f"{name}:{call.lineno} spreads **kwargs into vacuum"
         assert len(call.args) <= 3, f"{name}:{call.lineno} passes full positionally"
+
+
+def as_of_rows(store: Store) -> list[pl.DataFrame]:
+    """Every complete snapshot's as-of state, sorted by id (what a kill must not change)."""
+    ids = store.snapshots("hub:model")["snapshot_id"].to_list()
+    return [store.as_of("hub:model", s).collect().sort("entity_id") for s in ids]
+
+
+def _checkpoints(root: Path) -> list[Path]:
+    return sorted(root.rglob("_delta_log/*.checkpoint*.parquet"))
+
+
+def test_a_default_commit_would_checkpoint(tmp_path: Path) -> None:
+    """The control for the test below: in this delta-rs, commits with the default hooks
+    on a table of `TABLE_CONFIG` do write a checkpoint (so its absence below means the
+    flag is honoured, not that checkpoints never happen; delta-rs #3780)."""
+    uri = str(tmp_path / "t")
+    rows = pa.table({"x": [1]})
+    DeltaTable.create(uri, rows.schema, configuration=TABLE_CONFIG)
+    for _ in range(11):
+        write_deltalake(uri, rows, mode="append")
+    assert _checkpoints(tmp_path), "the default hooks wrote no checkpoint after 11 commits"
+
+
+def test_writers_never_checkpoint_only_maintain_does(tmp_path: Path) -> None:
+    """Writers commit with auto-checkpoint and log cleanup off (`NO_HOOKS`): after more
+    writer commits than `delta.checkpointInterval` in several tables (catalog, staging,
+    attributes, counters, top-k, events), no checkpoint file exists until `maintain`."""
+    interval = int(TABLE_CONFIG["delta.checkpointInterval"])
+    root = tmp_path / "store"
+    store = Store.open(str(root), keyframe_every=3)
+    for k in range(1, 9):
+        write_snapshot(store, "hub:model", listing(k, 40), at=day(k), batch=10)
+    store.wait_for_tidying()
+    versions = {rel: DeltaTable(str(root / rel)).version() for rel in store.table_names()}
+    busy = [rel for rel, v in versions.items() if v > interval]
+    assert {CATALOG, STAGING} <= set(busy), versions
+    assert _checkpoints(root) == [], "a writer commit wrote a checkpoint"
+    assert not list(root.rglob("_delta_log/_last_checkpoint"))
+
+    store.maintain()
+    for rel in busy:
+        log = root / rel / "_delta_log"
+        assert list(log.glob("*.checkpoint*.parquet")), f"maintain left {rel} without one"
+    before, after = as_of_rows(store), as_of_rows(Store.open(str(root)))
+    assert len(before) == 8 and all(a.equals(b) for a, b in zip(before, after, strict=True))
+
+
+# -- delta-rs #2279: after a writer error, re-open and check before the next write ------
+
+
+def _erring(real: Callable[..., Any], *, after: bool, times: int = 1) -> Callable[..., Any]:
+    """`real`, except that its first `times` calls raise: after the real call returned
+    (it committed; the error came later, as from a reply lost on the wire) or before it
+    (nothing written)."""
+    left = [times]
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if left[0] > 0:
+            left[0] -= 1
+            if after:
+                real(*args, **kwargs)
+            raise OSError("injected: connection reset by peer")
+        return real(*args, **kwargs)
+
+    return call
+
+
+@pytest.mark.parametrize("after", [True, False], ids=["after-commit", "before-commit"])
+def test_an_event_append_that_errs_lands_exactly_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch, after: bool
+) -> None:
+    """A plain append (crawl events, no txn) whose write raised is checked in a freshly
+    loaded table: committed before the error, it is not written again (no duplicate);
+    not committed, it is written on the fresh table (nothing lost)."""
+    w = store.begin_snapshot("hub:model", as_of=day(1))
+    w.record_events([CrawlEvent("retry", "first")])
+    monkeypatch.setattr(storage.core, "write_deltalake", _erring(write_deltalake, after=after))
+    w.record_events([CrawlEvent("retry", "erring"), CrawlEvent("retry", "erring too")])
+    monkeypatch.undo()
+    w.record_events([CrawlEvent("retry", "last")])
+    w.write_batch(0, listing(1, 10))
+    w.finish("complete")
+    reasons = Store.open(store.uri).events(w.run_id).collect()["reason"].to_list()
+    assert reasons == ["first", "erring", "erring too", "last"]
+
+
+def test_an_event_append_whose_check_cannot_tell_raises(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the write raised and the fresh load raises too, the append does not write
+    again blindly (it could double the rows): a StoreError naming the table."""
+    w = store.begin_snapshot("hub:model", as_of=day(1))
+    monkeypatch.setattr(storage.core, "write_deltalake", _erring(write_deltalake, after=True))
+    monkeypatch.setattr(storage.tables.Tables, "wrote", _erring(lambda *a: True, after=False))
+    with pytest.raises(StoreError, match=r"ops/crawl_events: append failed .* unknown"):
+        w.record_events([CrawlEvent("retry", "x")])
+    monkeypatch.undo()
+    assert Store.open(store.uri).events(w.run_id).collect()["reason"].to_list() == ["x"]
+
+
+@pytest.mark.parametrize("after", [True, False], ids=["after-commit", "before-commit"])
+def test_a_staging_drop_that_errs_is_checked_and_the_next_snapshot_is_whole(
+    store: Store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    after: bool,
+) -> None:
+    """The staging delete after a finish raises (after it committed, or before): the
+    table is re-opened and checked (the log says which), the next snapshot stages and
+    finishes through the fresh table, every as-of read holds, and what was left is
+    dropped by `maintain`."""
+    root = Path(store.uri)
+    monkeypatch.setattr(DeltaTable, "delete", _erring(DeltaTable.delete, after=after))
+    write_snapshot(store, "hub:model", listing(1, 30), at=day(1), batch=10)
+    store.wait_for_tidying()
+    monkeypatch.undo()
+    said = "dropped, then" if after else "not dropped (maintain will)"
+    assert any(said in r.getMessage() for r in caplog.records), caplog.text
+    left = len(list((root / STAGING).rglob("snapshot_id=1/*.parquet")))
+    live = pl.scan_delta(str(root / STAGING)).filter(pl.col("snapshot_id") == 1).collect()
+    assert live.height == (0 if after else 3) and left >= 1  # files stay until a vacuum
+    write_snapshot(store, "hub:model", listing(2, 30), at=day(2), batch=10)
+    store.wait_for_tidying()
+    control = Store.open(str(tmp_path / "control"), keyframe_every=3)
+    for k in (1, 2):
+        write_snapshot(control, "hub:model", listing(k, 30), at=day(k), batch=10)
+    fresh = Store.open(store.uri)
+    got, want = as_of_rows(fresh), as_of_rows(control)
+    assert len(got) == 2 and all(a.equals(b) for a, b in zip(got, want, strict=True))
+    fresh.maintain()
+    assert pl.scan_delta(str(root / STAGING)).collect().height == 0
