@@ -74,12 +74,15 @@ class StoreOptions:
 
 @dataclass(frozen=True)
 class TableStats:
-    """Size of one Delta table (current version)."""
+    """Size of one Delta table: rows, files and bytes of its current version (live), and
+    `disk_bytes`, every file under its folder (old versions' files not yet vacuumed, the
+    log, checkpoints): what it costs on disk."""
 
     table: str
     rows: int
     files: int
     bytes: int
+    disk_bytes: int = 0
 
 
 class LruCache(Generic[K, V]):
@@ -307,7 +310,7 @@ class StoreCore:
         return names
 
     def table_stats(self) -> list[TableStats]:
-        """rows, files and bytes of every table (current version)."""
+        """rows, files and bytes of every table (current version), and its bytes on disk."""
         self.wait_for_tidying()
         out = []
         for rel in self.table_names():
@@ -316,5 +319,5 @@ class StoreCore:
             assert isinstance(adds, pl.DataFrame)
             rows = int(adds["num_records"].sum()) if adds.height else 0
             size = int(adds["size_bytes"].sum()) if adds.height else 0
-            out.append(TableStats(rel, rows, adds.height, size))
+            out.append(TableStats(rel, rows, adds.height, size, self.tables.disk_bytes(rel)))
         return out

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Literal
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 from deltalake import (
     ColumnProperties,
     CommitProperties,
@@ -27,6 +28,7 @@ from deltalake import (
     write_deltalake,
 )
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.fs import DeltaStorageHandler
 
 from storage.errors import CommitConflict, StoreError
 
@@ -273,6 +275,15 @@ class Tables:
         dt = self.must(rel)
         n = dt.version() - since
         return n > 0 and any(c.get(WRITE_ID) == write_id for c in dt.history(n))
+
+    def disk_bytes(self, rel: str) -> int:
+        """Bytes of every file under the table's folder: data files of the current
+        version and of none (removed, not yet vacuumed; or written by a writer that
+        died before its commit), the log and its checkpoints. What the table costs on
+        disk, where its add actions give the live bytes of its current version."""
+        fs = pafs.PyFileSystem(DeltaStorageHandler(self.uri(rel), self.storage_options))
+        infos = fs.get_file_info(pafs.FileSelector("", allow_not_found=True, recursive=True))
+        return sum(i.size or 0 for i in infos if i.type == pafs.FileType.File)
 
     def forget(self, rel: str) -> None:
         self._cache.pop(rel, None)
