@@ -49,6 +49,7 @@ class TableFigure:
     rows: int
     files: int
     bytes: int
+    disk_bytes: int = 0
 
 
 @dataclass
@@ -67,7 +68,13 @@ class StoreFigures:
         t0 = time.perf_counter()
         try:
             tables = [
-                TableFigure(str(t.table), int(t.rows), int(t.files), int(t.bytes))
+                TableFigure(
+                    str(t.table),
+                    int(t.rows),
+                    int(t.files),
+                    int(t.bytes),
+                    int(getattr(t, "disk_bytes", 0)),
+                )
                 for t in store.table_stats()
             ]
             last: dict[str, tuple[int, float]] = {}
@@ -204,13 +211,28 @@ class StoreCollector(Collector):
             "Bytes of live data files per Delta table.",
             labels=["table"],
         )
+        disk = GaugeMetricFamily(
+            "hubtide_store_table_disk_bytes",
+            "Bytes on disk per Delta table: every file under its folder (live data, files"
+            " not yet vacuumed, the log and checkpoints).",
+            labels=["table"],
+        )
         for t in tables:
             rows.add_metric([t.table], t.rows)
             files.add_metric([t.table], t.files)
             size.add_metric([t.table], t.bytes)
+            disk.add_metric([t.table], t.disk_bytes)
         yield rows
         yield files
         yield size
+        yield disk
+        if tables:  # absent before the first refresh, as the per-table gauges are
+            yield GaugeMetricFamily(
+                "hubtide_store_disk_bytes",
+                "Bytes on disk of the whole store (the sum of hubtide_store_table_disk_bytes);"
+                " the store-growth alert watches this.",
+                value=sum(t.disk_bytes for t in tables),
+            )
         ts = GaugeMetricFamily(
             "hubtide_last_complete_snapshot_timestamp_seconds",
             "When the newest complete snapshot of the source finished (Unix time).",

@@ -37,10 +37,12 @@ class StatusReport:
     generated_at: float
     sources: list[SourceStatus]
     recent_failures: list[dict[str, Any]]
-    store_bytes: int
+    store_bytes: int  # live: the data files of the tables' current versions
     store_files: int
     store_rows: int
     daemon: str  # "listening at URL", or why not reachable
+    # every file under the tables' folders (not yet vacuumed files, logs, checkpoints)
+    store_disk_bytes: int = 0
     stale_sources: list[str] = field(default_factory=list)
     # sources whose newest finished snapshot ended partial or failed (an outage shows here
     # even while an older complete snapshot keeps the source fresh)
@@ -159,12 +161,13 @@ def collect_status(
                 "message": f["message"],
             }
         )
-    size = files = nrows = 0
+    size = files = nrows = disk = 0
     try:
         for t in store.table_stats():
             size += int(t.bytes)
             files += int(t.files)
             nrows += int(t.rows)
+            disk += int(getattr(t, "disk_bytes", 0))
     except Exception:
         pass
     return StatusReport(
@@ -175,6 +178,7 @@ def collect_status(
         store_files=files,
         store_rows=nrows,
         daemon=daemon,
+        store_disk_bytes=disk,
         stale_sources=[s.source for s in out if s.stale],
         failing_sources=failing,
     )

@@ -28,7 +28,7 @@ import pyarrow as pa
 from storage import schemas
 from storage.errors import SnapshotNotFound, StoreError, UnknownSource
 from storage.layout import CATALOG, HEARTBEATS, check_source, txn_id
-from storage.tables import WRITER_PROPS, Tables
+from storage.tables import NO_HOOKS, WRITER_PROPS, Tables
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,9 @@ class Catalog:
         try:
             dt = self._tables.must(CATALOG)
             if len(dt.file_uris()) >= CATALOG_COMPACT_FILES:
-                dt.optimize.compact(writer_properties=WRITER_PROPS)
+                dt.optimize.compact(
+                    writer_properties=WRITER_PROPS, post_commithook_properties=NO_HOOKS
+                )
         except Exception as exc:
             self._tables.forget(CATALOG)  # the object may hold the state compaction began at
             log.warning(

@@ -10,8 +10,10 @@ facade over it. Nothing here imports those modules (no import circle).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,8 +22,8 @@ from typing import Generic, TypeVar
 
 import polars as pl
 import pyarrow as pa
-from deltalake import write_deltalake
-from deltalake.exceptions import CommitFailedError
+from deltalake import CommitProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError
 
 from storage import schemas
 from storage.catalog import Catalog
@@ -31,7 +33,7 @@ from storage.objects import check_conditional_put, delta_options, is_s3
 from storage.records import Rows
 from storage.staged import drop_staged
 from storage.state import PreviousState
-from storage.tables import WRITER_PROPS, Tables
+from storage.tables import NO_HOOKS, WRITE_ID, WRITER_PROPS, Tables
 
 CODE_VERSION = "hubtide-storage/2"
 KEYFRAME_COST = 1.0
@@ -40,8 +42,12 @@ KEYFRAME_COST = 1.0
 # of raw batches in the current version (the bench's store grew from 0.098 to 0.401 of
 # the dumps until maintain), for no ingest gain measurable at load 5-6.
 STAGING_DROP_EVERY = 1
+# a plain append that fails (not a conflict) and did not land is tried this many times
+PLAIN_ERROR_TRIES = 3
 # ranked top-k member lists kept per (source, snapshot, column): see reads.ranked_members
 TOPK_CACHE = 64
+
+log = logging.getLogger(__name__)
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -68,12 +74,15 @@ class StoreOptions:
 
 @dataclass(frozen=True)
 class TableStats:
-    """Size of one Delta table (current version)."""
+    """Size of one Delta table: rows, files and bytes of its current version (live), and
+    `disk_bytes`, every file under its folder (old versions' files not yet vacuumed, the
+    log, checkpoints): what it costs on disk."""
 
     table: str
     rows: int
     files: int
     bytes: int
+    disk_bytes: int = 0
 
 
 class LruCache(Generic[K, V]):
@@ -195,14 +204,47 @@ class StoreCore:
     # -- plain writes ---------------------------------------------------------------
 
     def append_plain(self, rel: str, table: pa.Table) -> None:
-        """Append without a txn (crawl events: numbered per run, a replay is harmless)."""
-        dt = self.tables.must(rel)
+        """Append without a txn (crawl events: numbered per run, a replay is harmless).
+
+        After any error but a commit conflict, the table is loaded afresh and its commits
+        since the attempt are searched for this write's id (commit metadata) before
+        anything else is written (delta-rs #2279: an error does not prove nothing was
+        written): found, the append is done (the error is logged); not found, it is tried
+        again on the fresh table, up to PLAIN_ERROR_TRIES times; the check itself failing
+        raises, since writing again could double the rows."""
+        write_id = uuid.uuid4().hex
+        cp = CommitProperties(custom_metadata={WRITE_ID: write_id})
+        errors = 0
         for _ in range(50):
+            dt = self.tables.must(rel)
+            since = dt.version()
             try:
-                write_deltalake(dt, table, mode="append", writer_properties=WRITER_PROPS)
+                write_deltalake(
+                    dt,
+                    table,
+                    mode="append",
+                    writer_properties=WRITER_PROPS,
+                    commit_properties=cp,
+                    post_commithook_properties=NO_HOOKS,
+                )
                 return
             except CommitFailedError:
                 dt.update_incremental()
+            except (DeltaError, OSError) as exc:
+                what = f"{type(exc).__name__}: {str(exc) or 'no message'}"
+                try:
+                    landed = self.tables.wrote(rel, write_id, since)
+                except Exception as check:
+                    raise StoreError(
+                        f"{rel}: append failed ({what}) and whether it landed is unknown: "
+                        f"{type(check).__name__}: {check}"
+                    ) from exc
+                if landed:
+                    log.warning("%s: append %s committed, then: %s", rel, write_id, what)
+                    return
+                errors += 1
+                if errors >= PLAIN_ERROR_TRIES:
+                    raise StoreError(f"{rel}: append failed: {what}") from exc
         raise StoreError(f"{rel}: append kept conflicting; try again")
 
     # -- schemas --------------------------------------------------------------------
@@ -268,7 +310,7 @@ class StoreCore:
         return names
 
     def table_stats(self) -> list[TableStats]:
-        """rows, files and bytes of every table (current version)."""
+        """rows, files and bytes of every table (current version), and its bytes on disk."""
         self.wait_for_tidying()
         out = []
         for rel in self.table_names():
@@ -277,5 +319,5 @@ class StoreCore:
             assert isinstance(adds, pl.DataFrame)
             rows = int(adds["num_records"].sum()) if adds.height else 0
             size = int(adds["size_bytes"].sum()) if adds.height else 0
-            out.append(TableStats(rel, rows, adds.height, size))
+            out.append(TableStats(rel, rows, adds.height, size, self.tables.disk_bytes(rel)))
         return out

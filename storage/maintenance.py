@@ -48,7 +48,7 @@ from storage.core import StoreCore
 from storage.errors import StoreError
 from storage.layout import COMPACT_APP, KEY, STAGING, counter_table, entity_table
 from storage.staged import drop_staged
-from storage.tables import ROW_GROUP_ROWS, WRITER_PROPS, ZSTD_LEVEL
+from storage.tables import NO_HOOKS, ROW_GROUP_ROWS, WRITER_PROPS, ZSTD_LEVEL
 
 # Long enough for any in-flight write (a batch takes seconds) to commit its files.
 MIN_RETENTION_HOURS = 1
@@ -142,7 +142,8 @@ def _compact(core: StoreCore, rel: str, tries: int = 3) -> None:
     for _ in range(tries):
         dt = core.tables.must(rel)
         try:
-            dt.optimize.compact(writer_properties=WRITER_PROPS)
+            # its checkpoint is the explicit step after (one place that checkpoints)
+            dt.optimize.compact(writer_properties=WRITER_PROPS, post_commithook_properties=NO_HOOKS)
             return
         except CommitFailedError:
             continue
@@ -292,6 +293,7 @@ class Compaction:
             commit_properties=CommitProperties(
                 app_transactions=[Transaction(COMPACT_APP, version)]
             ),
+            post_commithook_properties=NO_HOOKS,
         )
 
     def discard(self) -> None:

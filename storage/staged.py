@@ -11,41 +11,115 @@ stores. `drop_staged` deletes the batches of finished snapshots.
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.dataset as pads
-from deltalake.exceptions import CommitFailedError
+from deltalake import DeltaTable
+from deltalake.fs import DeltaStorageHandler
 
 from storage.layout import STAGING
 from storage.records import from_ipc
-from storage.tables import Tables
+from storage.tables import NO_HOOKS, Tables
 
 log = logging.getLogger(__name__)
 
 
-def drop_staged(tables: Tables, source: str, snapshot_ids: Sequence[int]) -> None:
-    """Delete the staged batches of finished snapshots of `source` in one commit.
+def drop_staged(tables: Tables, source: str, snapshot_ids: Sequence[int]) -> bool:
+    """Delete the staged batches of finished snapshots of `source` in one commit, then
+    remove their files from disk at once (`reclaim`).
 
     Best effort, never raises: it runs after a snapshot's terminal row, which must stay
     the finish's outcome. A failure (a concurrent compaction of the partition, a refresh
     racing a checkpoint) leaves harmless rows: readers never look at staged rows of
-    finished snapshots, and `maintain` drops them later."""
+    finished snapshots, and `maintain` drops them later. After any error the table is
+    loaded afresh and checked (delta-rs #2279: an error does not prove nothing was
+    written), so the next staging write never goes through an object the error left
+    behind, and the log says whether the rows are still there. Returns whether none of
+    those snapshots' batches are left."""
     ids = ", ".join(str(int(i)) for i in snapshot_ids)
+    files: list[str] = []
     try:
         dt = tables.must(STAGING)
-        dt.delete(f"source = '{source}' AND snapshot_id IN ({ids})")
-    except CommitFailedError:
-        pass  # a concurrent compaction or drop of the same partition won
-    except Exception as exc:
-        log.warning(
-            "%s: staged batches of %s snapshots %s not dropped (maintain will): %s: %s",
-            STAGING,
-            source,
-            ids,
-            type(exc).__name__,
-            str(exc) or "no message",
+        files = staged_paths(dt, source, snapshot_ids)
+        dt.delete(
+            f"source = '{source}' AND snapshot_id IN ({ids})", post_commithook_properties=NO_HOOKS
         )
+        reclaim(tables, files)
+        return True
+    except Exception as exc:
+        what = f"{type(exc).__name__}: {str(exc) or 'no message'}"
+    tables.forget(STAGING)
+    try:
+        left = staged_files(tables, source, snapshot_ids)
+        if left == 0:
+            reclaim(tables, files)
+    except Exception as check:
+        left = -1
+        what += f"; and the check failed: {type(check).__name__}: {check}"
+    outcome = "dropped, then" if left == 0 else "not dropped (maintain will)"
+    log.warning("%s: staged batches of %s snapshots %s %s: %s", STAGING, source, ids, outcome, what)
+    return left == 0
+
+
+def staged_paths(dt: DeltaTable, source: str, snapshot_ids: Sequence[int]) -> list[str]:
+    """The files (paths under the table root, as on disk) of the current version that
+    hold staged batches of those snapshots of `source`."""
+    adds = pa.table(dt.get_add_actions(flatten=True))
+    want = {str(int(i)) for i in snapshot_ids}
+    out = []
+    for path, src, snap in zip(
+        adds.column("path").to_pylist(),
+        adds.column("partition.source").to_pylist(),
+        adds.column("partition.snapshot_id").to_pylist(),
+        strict=True,
+    ):
+        if src == source and str(snap) in want:
+            # the log holds the URL-encoded path ("source=hub%253Amodel"): on disk, once
+            out.append(urllib.parse.unquote(path))
+    return out
+
+
+def reclaim(tables: Tables, paths: Sequence[str]) -> int:
+    """Remove from disk those of `paths` (staged files of finished snapshots) that the
+    current version no longer holds; returns how many. Without this they waited for a
+    vacuum past its retention (168 h by default): the store was ~2x its live bytes for a
+    week. Safe next to a writer of another snapshot, unlike a vacuum with a short
+    retention: only files listed as committed in a finished snapshot's own partition are
+    removed, never a file this call did not see in the log (an in-flight one), and reads
+    never time-travel to a version that still held them (docs/storage.md, "Reading")."""
+    if not paths:
+        return 0
+    dt = tables.must(STAGING)
+    live = {
+        urllib.parse.unquote(p) for p in pa.table(dt.get_add_actions()).column("path").to_pylist()
+    }
+    fs = DeltaStorageHandler(dt.table_uri, tables.storage_options)
+    gone = 0
+    for path in paths:
+        if path in live:
+            continue
+        try:
+            fs.delete_file(path)
+            gone += 1
+        except Exception as exc:  # gone already (another drop, a vacuum): else vacuum will
+            log.debug("%s: %s not removed: %s", STAGING, path, exc)
+    return gone
+
+
+def staged_files(tables: Tables, source: str, snapshot_ids: Sequence[int]) -> int:
+    """How many files of the staging table hold batches of those snapshots of `source`."""
+    dt = tables.must(STAGING)
+    return len(
+        dt.file_uris(
+            file_pruning_predicate=[
+                ("source", "=", source),
+                ("snapshot_id", "in", [str(int(i)) for i in snapshot_ids]),
+            ]
+        )
+    )
 
 
 class StagedBatches:

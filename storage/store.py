@@ -512,7 +512,9 @@ class Store:
 
     def table_stats(self) -> list[TableStats]:
         """Rows, files and bytes of every table's current version (after waiting for the
-        finished snapshots' tidying).
+        finished snapshots' tidying), and `disk_bytes`: every file under the table's
+        folder (what it costs on disk: the live bytes plus files no version needs until
+        a vacuum, the log and checkpoints).
 
         Example:
             >>> {s.table: s.rows for s in store.table_stats()}["catalog/snapshots"]

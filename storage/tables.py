@@ -17,15 +17,18 @@ from collections.abc import Callable, Mapping
 from typing import Literal
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 from deltalake import (
     ColumnProperties,
     CommitProperties,
     DeltaTable,
+    PostCommitHookProperties,
     Transaction,
     WriterProperties,
     write_deltalake,
 )
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.fs import DeltaStorageHandler
 
 from storage.errors import CommitConflict, StoreError
 
@@ -61,6 +64,15 @@ _RETRIES = 50
 # pattern (an append and a delete per snapshot): the txn check grew from 3 to 13 ms over
 # 90 snapshots at 100 and stayed at ~3 ms at 10, appends 15 -> 10 ms, deletes 11 -> 6 ms.
 TABLE_CONFIG = {"delta.checkpointInterval": "10"}
+# Writers never checkpoint nor clean up logs after their commits: only `maintain` does
+# (delta-rs #2258: a process killed while writing a checkpoint broke opening the table;
+# a writer may be killed at any instant, maintenance runs rarely and is tested for it).
+# Every write, delete and compaction outside maintenance passes this; so the interval
+# above only tells `maintain` nothing, and the log between two maintains is replayed in
+# full (see docs/storage.md, "Maintenance").
+NO_HOOKS = PostCommitHookProperties(create_checkpoint=False, cleanup_expired_logs=False)
+# the commit metadata key naming one plain (txn-less) write, so it can be found after an error
+WRITE_ID = "hubtide.write"
 # Tables read whole or by partition only (the catalog, staging) keep no column statistics:
 # they are parsed for every file on every commit, for no pruning.
 NO_STATS = {"delta.dataSkippingNumIndexedCols": "0"}
@@ -128,6 +140,7 @@ class Tables:
                     partition_by=partition_by,
                     configuration=config,
                     storage_options=self.storage_options,
+                    post_commithook_properties=NO_HOOKS,
                 )
                 return
             except (CommitFailedError, DeltaError):
@@ -224,6 +237,7 @@ class Tables:
                     schema_mode=schema_mode,
                     partition_by=partition_by,
                     commit_properties=cp,
+                    post_commithook_properties=NO_HOOKS,
                     writer_properties=writer_properties,
                 )
                 return todo
@@ -251,6 +265,25 @@ class Tables:
         except Exception:
             return False
         return done is not None and done >= version
+
+    def wrote(self, rel: str, write_id: str, since: int) -> bool:
+        """Whether a commit after version `since` of `rel` carries `write_id` (commit
+        metadata `WRITE_ID`), read through a freshly loaded table: how a write without a
+        txn learns whether it landed after an error (delta-rs #2279: an error does not
+        prove nothing was written). Raises what the reload raises: unknown is not "no"."""
+        self.forget(rel)
+        dt = self.must(rel)
+        n = dt.version() - since
+        return n > 0 and any(c.get(WRITE_ID) == write_id for c in dt.history(n))
+
+    def disk_bytes(self, rel: str) -> int:
+        """Bytes of every file under the table's folder: data files of the current
+        version and of none (removed, not yet vacuumed; or written by a writer that
+        died before its commit), the log and its checkpoints. What the table costs on
+        disk, where its add actions give the live bytes of its current version."""
+        fs = pafs.PyFileSystem(DeltaStorageHandler(self.uri(rel), self.storage_options))
+        infos = fs.get_file_info(pafs.FileSelector("", allow_not_found=True, recursive=True))
+        return sum(i.size or 0 for i in infos if i.type == pafs.FileType.File)
 
     def forget(self, rel: str) -> None:
         self._cache.pop(rel, None)

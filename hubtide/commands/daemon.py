@@ -234,7 +234,8 @@ def _print_status(report: object) -> None:
         )
     console.print(table)
     console.print(
-        f"store: {human_bytes(report.store_bytes)} in {report.store_files} files, "
+        f"store: {human_bytes(report.store_bytes)} live in {report.store_files} files, "
+        f"{human_bytes(report.store_disk_bytes)} on disk, "
         f"{report.store_rows} rows · daemon: {report.daemon}"
     )
     if report.recent_failures:

@@ -44,6 +44,8 @@ def _exported_names() -> set[str]:
         "hubtide_store_table_rows",
         "hubtide_store_table_files",
         "hubtide_store_table_bytes",
+        "hubtide_store_table_disk_bytes",
+        "hubtide_store_disk_bytes",
         "hubtide_last_complete_snapshot_timestamp_seconds",
         "hubtide_last_complete_snapshot_id",
     }

@@ -88,3 +88,15 @@ def test_store_figures_refresh_reads_the_catalog(small_store: Store) -> None:
 def _rows(store: Store, table: str) -> int:
     """Rows as the store counts them (the per-table encoding is storage's to change)."""
     return int({t.table: t.rows for t in store.table_stats()}[table])
+
+
+def test_disk_bytes_are_scraped_beside_live_bytes(small_store: Store) -> None:
+    """`hubtide_store_disk_bytes` is what the store's folders hold (the store-growth alert
+    watches it), per table too, and never less than the live bytes."""
+    text = _scrape(small_store)
+    stats = small_store.table_stats()
+    disk = sum(t.disk_bytes for t in stats)
+    assert f"hubtide_store_disk_bytes {float(disk)}" in text
+    repos = next(t for t in stats if t.table == "hub/repos")
+    assert f'hubtide_store_table_disk_bytes{{table="hub/repos"}} {float(repos.disk_bytes)}' in text
+    assert disk >= sum(t.bytes for t in stats) > 0

@@ -35,6 +35,8 @@ def test_fresh_store_passes_and_json_names_each_source(small_store: Store) -> No
     assert by["hub:model"]["last_snapshot_id"] == 3 and by["npm"]["last_snapshot_id"] == 2
     assert 0 <= by["hub:model"]["age_seconds"] < 3600
     assert doc["store_bytes"] > 0 and doc["store_files"] > 0
+    # on disk: the live files plus the logs (and nothing a finish could reclaim)
+    assert doc["store_disk_bytes"] > doc["store_bytes"]
     assert doc["daemon"].startswith("no daemon answering")
 
 
