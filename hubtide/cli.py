@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
-from hubtide import __version__
 from hubtide.config import ConfigError, load_settings
 from hubtide.context import AppContext
 from hubtide.plain import cause_of, hide_rust_panics
@@ -81,12 +81,101 @@ class _Placeholder(TyperCommand):
         raise RuntimeError("hubtide: a command placeholder ran instead of its command")
 
 
+# -- parameters without pydantic -------------------------------------------------------
+# typer coerces every parameter through a pydantic TypeAdapter it builds on first use, a
+# None default included: the first one imports pydantic (~60-130 ms of a store command's
+# start-up). `LightCoercion` answers the plain cases itself (a str, an Enum member by its
+# value, a Path, an integer in range) with the value typer's adapter returns for them
+# (tests/test_startup.py compares the two on every parameter), and hands anything else,
+# every error included, to typer's own coercion, so messages stay typer's.
+_INT = re.compile(r"-?[1-9][0-9]{0,17}|0")
+
+
+class LightCoercion:
+    """What `get_runtime_param()` returns for one typer parameter (see above)."""
+
+    def __init__(self, param: Any, typer_runtime: Any) -> None:
+        self.param = param
+        self.typer_runtime = typer_runtime  # the parameter's own (builds the adapter)
+        desc = param.type_descriptor
+        self.annotation = desc.annotation
+        self.info = desc.parameter_info
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        multi = param.multiple or param.nargs == -1
+        if not multi:
+            if value is None:
+                return None
+            done, out = self.plain(value, ctx)
+            if done:
+                return out
+        return self.typer_runtime().coerce(value, param=param, ctx=ctx)
+
+    def plain(self, value: Any, ctx: Any) -> tuple[bool, Any]:
+        """(True, the coerced value) for a plain case, else (False, None)."""
+        tp, info = self.annotation, self.info
+        if info.parser is not None:
+            return False, None
+        if tp is str and isinstance(value, str):
+            return True, value
+        if isinstance(tp, type) and issubclass(tp, Enum):
+            if isinstance(value, tp):
+                return True, value
+            if isinstance(value, str) and info.case_sensitive and ctx.token_normalize_func is None:
+                for member in tp:
+                    if str(member.value) == value:
+                        return True, member
+            return False, None
+        if tp is int and isinstance(value, str) and _INT.fullmatch(value) and not info.clamp:
+            number = int(value)
+            if (info.min is None or number >= info.min) and (
+                info.max is None or number <= info.max
+            ):
+                return True, number
+            return False, None
+        if tp is Path and isinstance(value, str) and info.path_type is None:
+            from typer._param_types import coerce_cli_path
+
+            try:  # a Path given as one: typer's checks (exists, dir_okay, ...) without pydantic
+                return True, coerce_cli_path(
+                    Path(value), info, path_type=Path, param=self.param, ctx=ctx
+                )
+            except Exception:
+                return False, None  # typer's own coercion raises its own message
+        return False, None
+
+
+def lighten(command: Any) -> Any:
+    """Give every typer parameter of `command` (and its subcommands) a `LightCoercion`;
+    `--help` too, which click makes on first use (hence the wrapped `get_params`)."""
+    if getattr(command, "hubtide_light", False):
+        return command
+    typer_get_params = command.get_params
+
+    def get_params(ctx: Any) -> list[Any]:
+        params: list[Any] = typer_get_params(ctx)
+        for param in params:
+            typed = hasattr(param, "type_descriptor") and hasattr(param, "get_runtime_param")
+            if typed and not isinstance(getattr(param, "hubtide_light", None), LightCoercion):
+                light = LightCoercion(param, param.get_runtime_param)
+                param.hubtide_light = light
+                param.get_runtime_param = lambda light=light: light
+        return params
+
+    command.get_params = get_params
+    command.hubtide_light = True
+    for sub in getattr(command, "commands", {}).values():
+        if not isinstance(sub, _Placeholder):
+            lighten(sub)
+    return command
+
+
 def load_commands(module: str) -> dict[str, Any]:
     """The click commands `hubtide/commands/<module>.py` registers, by name (imports it)."""
     mod = importlib.import_module(f"hubtide.commands.{module}")
     sub = typer.Typer(rich_markup_mode=RICH_MARKUP_MODE)
     mod.register(sub)
-    return dict(typer.main.get_group(sub).commands)
+    return {name: lighten(cmd) for name, cmd in typer.main.get_group(sub).commands.items()}
 
 
 class LazyGroup(TyperGroup):
@@ -94,6 +183,7 @@ class LazyGroup(TyperGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
+        lighten(self)  # the root's own options (--store, --config, ...): see LightCoercion
         for name, (_module, line) in COMMANDS.items():
             self.commands.setdefault(name, _Placeholder(name, line))
 
@@ -137,6 +227,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from hubtide import __version__
+
         typer.echo(f"hubtide {__version__}")
         raise typer.Exit()
 
@@ -210,6 +302,8 @@ def _run(debug: bool) -> None:
 
 def _say(message: str) -> None:
     # imported here: hubtide.output loads polars and rich, which `--version` does not need
+    from rich.markup import escape
+
     from hubtide.output import err_console
 
     # soft_wrap: one line however narrow the terminal (or a pipe's 80 columns)

@@ -25,6 +25,9 @@ ENV_PREFIX = "HUBTIDE_"
 
 DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
 DEFAULT_ECOSYSTEMS_ENDPOINT = "https://packages.ecosyste.ms"
+# the default weekly maintenance; valid (tests/test_startup.py parses it with APScheduler),
+# so loading the default settings need not import APScheduler (~30-60 ms per command)
+DEFAULT_MAINTENANCE_CRON = "0 4 * * 0"
 
 
 class ConfigError(ValueError):
@@ -153,7 +156,7 @@ class SourceConfig:
 @dataclass
 class DaemonConfig:
     listen: str = _f("127.0.0.1:9477", "HOST:PORT of the health, metrics and query API.")
-    maintenance_cron: str = _f("0 4 * * 0", "When weekly maintenance runs (crontab).")
+    maintenance_cron: str = _f(DEFAULT_MAINTENANCE_CRON, "When weekly maintenance runs (crontab).")
     analytics_after_snapshot: bool = _f(True, "Refresh analytics after each complete snapshot.")
     report_dir: str = _f(
         "", "Where the daemon writes the report (empty: `report` beside a local store's folder)."
@@ -269,7 +272,7 @@ def _fill(obj: Any, data: dict[str, Any], prefix: str) -> None:
 
 
 def _validate_cron(key: str, expr: str) -> None:
-    if not expr:
+    if not expr or expr == DEFAULT_MAINTENANCE_CRON:
         return
     try:
         from apscheduler.triggers.cron import CronTrigger

@@ -12,7 +12,7 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from hubtide.context import app_context, open_store
+from hubtide.context import app_context, local_snapshots, open_store
 from hubtide.output import Format, emit_frame, entity_view, err_console, split_columns, write_frame
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output: table, json or csv.")]
@@ -89,7 +89,10 @@ def snapshots_cmd(
 
     Example: hubtide snapshots --source hub:model --format json
     """
-    df = _store(ctx).snapshots(source, all_statuses=all_)
+    # a local store's catalog without the Store (and so without pyarrow): issue 15 point 6
+    df = local_snapshots(app_context(ctx).settings, source, all_statuses=all_)
+    if df is None:
+        df = _store(ctx).snapshots(source, all_statuses=all_)
     cols = split_columns(columns)
     missing = [c for c in cols or () if c not in df.columns]
     if missing:
