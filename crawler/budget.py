@@ -96,6 +96,16 @@ class Budget:
             self.blocked_until = max(self.blocked_until, until + SERVER_MARGIN)
 
 
+def hub_bucket(path: str) -> str:
+    """The Hub quota bucket a Hub URL path spends: `/api/...` api, `.../resolve/...`
+    resolvers (README cards, files), any other path (HTML pages) pages."""
+    if path.startswith("/api/"):
+        return "api"
+    if "/resolve/" in path:
+        return "resolvers"
+    return "pages"
+
+
 def parse_policy(value: str | None) -> tuple[int, float] | None:
     """`"fixed window";"api";q=1000;w=300` -> (1000, 300.0); None when unreadable."""
     if not value:
