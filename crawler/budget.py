@@ -37,6 +37,7 @@ class Budget:
     server_window_end: float = 0.0  # latest bound on the server's current window's end
     first_sent: float | None = None  # slots of the first and last request (for the bench)
     last_sent: float = 0.0
+    sent: int = 0  # requests that took a slot (tests and benches check the routing with it)
 
     def __post_init__(self) -> None:
         if self.margin == 0.0:
@@ -51,6 +52,7 @@ class Budget:
             slot = max(slot, self._sent[0] + self.window + self.margin)
             self._sent.popleft()
         self._sent.append(slot)
+        self.sent += 1
         if self.first_sent is None:
             self.first_sent = slot
         self.last_sent = max(self.last_sent, slot)
