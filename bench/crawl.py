@@ -323,7 +323,10 @@ async def budget(models: int, spec: str) -> None:
         cs = dataclasses.replace(cs, hub_requests_per_window=quota, hub_window_seconds=window)
         stats = CrawlStats()
         with tempfile.TemporaryDirectory() as tmp:
-            res = await crawl_source(Store.open(tmp), "hub:model", cs, stats=stats)
+            store = Store.open(tmp)
+            res = await crawl_source(store, "hub:model", cs, stats=stats)
+            # the snapshot's own record of them (ops/crawl_events), beside the live counters
+            kinds = store.events().collect()["kind"].to_list()
         async with aiohttp.ClientSession() as session, session.get(f"{url}/_sim/faults") as resp:
             injected = (await resp.json()).get("injected", {})
         api = res.requests - res.detail_kinds.get("cards", 0)  # cards go to the resolvers
@@ -342,6 +345,11 @@ async def budget(models: int, spec: str) -> None:
             f"  over the whole crawl ({crawl_s:.1f} s incl. start-up, the last partial window"
             f" and the last batch's write): {api / (quota * crawl_s / window):.1%}; "
             f"429s drawn: {limited} (simulator counted {injected.get('budget', 0)}; target 0)"
+        )
+        print(
+            f"  snapshot {res.snapshot_id}: {kinds.count('rate_limited')} 429s, "
+            f"{kinds.count('retry')} retries (live counters: {limited} 429s, "
+            f"{sum(stats.retries.values())} retries; a 429 costs at most one retry)"
         )
 
 

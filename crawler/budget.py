@@ -37,6 +37,7 @@ class Budget:
     server_window_end: float = 0.0  # latest bound on the server's current window's end
     first_sent: float | None = None  # slots of the first and last request (for the bench)
     last_sent: float = 0.0
+    sent: int = 0  # requests that took a slot (tests and benches check the routing with it)
 
     def __post_init__(self) -> None:
         if self.margin == 0.0:
@@ -51,6 +52,7 @@ class Budget:
             slot = max(slot, self._sent[0] + self.window + self.margin)
             self._sent.popleft()
         self._sent.append(slot)
+        self.sent += 1
         if self.first_sent is None:
             self.first_sent = slot
         self.last_sent = max(self.last_sent, slot)
@@ -94,6 +96,16 @@ class Budget:
             if now < self.server_window_end < until:
                 until = self.server_window_end
             self.blocked_until = max(self.blocked_until, until + SERVER_MARGIN)
+
+
+def hub_bucket(path: str) -> str:
+    """The Hub quota bucket a Hub URL path spends: `/api/...` api, `.../resolve/...`
+    resolvers (README cards, files), any other path (HTML pages) pages."""
+    if path.startswith("/api/"):
+        return "api"
+    if "/resolve/" in path:
+        return "resolvers"
+    return "pages"
 
 
 def parse_policy(value: str | None) -> tuple[int, float] | None:

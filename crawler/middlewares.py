@@ -17,14 +17,15 @@ import asyncio
 import random
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
-from crawler.budget import ROUNDING, parse_policy, parse_ratelimit
-from crawler.services import HUB_SERVICES, budget_of, service_of
-from crawler.settings import host_of
+from crawler.budget import ROUNDING, Budget, budget_for, hub_bucket, parse_policy, parse_ratelimit
+from crawler.services import HUB_API, HUB_RESOLVERS, HUB_SERVICES, budget_of, service_of
+from crawler.settings import CrawlSettings, host_of
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -35,6 +36,33 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 OUTAGE_STATUSES = RETRY_STATUSES - {429}  # answers that count towards max_outage_seconds
 DELAY_KEY = "hubtide_delay"
 SERVICE_KEY = "hubtide_service"
+RETRIED_429_KEY = "hubtide_429_retried"
+HUB_PAGES = "hub-pages"
+WAIT_SHOWN = 1.0  # seconds: a shorter pause is pacing noise, a longer one is shown
+
+
+def bucket_of(service: str, url: str) -> str:
+    """The quota bucket a request spends: the Hub's api/resolvers/pages by its path (the
+    names the Hub's `RateLimit` header uses), else the service's own budget."""
+    if service in HUB_SERVICES:
+        return hub_bucket(urlsplit(url).path)
+    return service
+
+
+def request_budget(service: str, url: str, s: CrawlSettings, bucket: str | None = None) -> Budget:
+    """The budget a request spends: for the Hub, its bucket's (`bucket` as the server named
+    it, else by the path), three separate budgets; else its service's."""
+    if service not in HUB_SERVICES:
+        return budget_of(service, url, s)
+    bucket = bucket or hub_bucket(urlsplit(url).path)
+    if bucket == "resolvers":
+        return budget_of(HUB_RESOLVERS, url, s)
+    if bucket == "pages":
+        # the Hub's pages bucket is a fifth of the API one (free tier: 200 vs 1000 per 5 min);
+        # the server's RateLimit-Policy tightens it further when it says so
+        quota = max(1, s.hub_requests_per_window // 5)
+        return budget_for(HUB_PAGES, host_of(url), quota, s.hub_window_seconds)
+    return budget_of(HUB_API, url, s)
 
 
 def _ctx(crawler: Crawler) -> CrawlContext:
@@ -64,12 +92,13 @@ class ServiceMiddleware:
         delay = float(request.meta.pop(DELAY_KEY, 0.0) or 0.0)
         if delay > 0:
             await asyncio.sleep(delay)
-        budget = budget_of(service, request.url, s)
+        bucket = bucket_of(service, request.url)
+        budget = request_budget(service, request.url, s)
         wait = budget.reserve()
         if wait > 0:
-            await asyncio.sleep(wait)
+            await _wait(ctx, bucket, wait)
         while (hold := budget.hold()) > 0:
-            await asyncio.sleep(hold)
+            await _wait(ctx, bucket, hold)
         _drop_if_down(ctx, host)  # declared down while this request waited
         if service in HUB_SERVICES and s.hub_token:
             request.headers[b"Authorization"] = f"Bearer {s.hub_token}".encode()
@@ -91,11 +120,15 @@ class ServiceMiddleware:
         ctx.stats.count_request(ctx.source, host, response.status, len(response.body))
         if response.status != 429:  # a quota answer: the host is up, but not a good answer
             ctx.answered(host, response.status not in OUTAGE_STATUSES)
+        if response.status == 429:
+            ctx.event("rate_limited", f"HTTP 429 ({bucket_of(service, request.url)})", request.url)
         rl = parse_ratelimit(_header(response, "RateLimit"))
         if rl is not None:
-            _bucket, remaining, reset = rl
+            bucket, remaining, reset = rl
             policy = parse_policy(_header(response, "RateLimit-Policy"))
-            budget_of(service, request.url, ctx.settings).observe(remaining, reset, policy)
+            # the bucket the server says it counted this request in is the one to pace
+            budget = request_budget(service, request.url, ctx.settings, bucket)
+            budget.observe(remaining, reset, policy)
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> None:
@@ -106,6 +139,18 @@ class ServiceMiddleware:
         ctx.stats.count_request(ctx.source, host, type(exception).__name__)
         ctx.answered(host, False)
         return None
+
+
+async def _wait(ctx: CrawlContext, bucket: str, seconds: float) -> None:
+    """Sleep for a budget; a wait long enough to notice is published (`CrawlStats.waits`)."""
+    if seconds < WAIT_SHOWN:
+        await asyncio.sleep(seconds)
+        return
+    ctx.stats.wait_begin(ctx.source, bucket, seconds)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        ctx.stats.wait_end(ctx.source, bucket)
 
 
 def _drop_if_down(ctx: CrawlContext, host: str) -> None:
@@ -185,12 +230,22 @@ class PoliteRetryMiddleware:
         if response.status not in RETRY_STATUSES or request.meta.get("dont_retry"):
             return response
         ctx = _ctx(self.crawler)
+        if response.status == 429 and request.meta.get(RETRIED_429_KEY):
+            # a 429 costs at most one retry after the window resets: a second one means our
+            # pacing and the server disagree, and hammering would not help
+            return response
         wait = server_wait(response) if response.status in (429, 503) else None
         if wait is not None:
             service = request.meta.get(SERVICE_KEY) or service_of(request.url, ctx.settings)
-            budget_of(service, request.url, ctx.settings).block_for(wait)
-            wait = 0.0  # the budget holds every request of the service, this one included
+            bucket = parse_ratelimit(_header(response, "RateLimit"))
+            budget = request_budget(
+                service, request.url, ctx.settings, bucket[0] if bucket else None
+            )
+            budget.block_for(wait)
+            wait = 0.0  # the budget holds every request of the bucket, this one included
         new = retry_request(ctx, request, f"HTTP {response.status}", wait)
+        if new is not None and response.status == 429:
+            new.meta[RETRIED_429_KEY] = True
         return new if new is not None else response
 
     def process_exception(self, request: Request, exception: Exception) -> Request | None:

@@ -13,6 +13,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+HUB_BUCKETS = ("api", "resolvers", "pages")  # the Hub's quota buckets (RateLimit names)
+
 
 @dataclass
 class RunningCrawl:
@@ -23,6 +25,23 @@ class RunningCrawl:
     pages_total: int | None = None  # known for registries (top N / page size)
     items: int = 0
     errors: int = 0
+    # bucket -> (requests waiting for it, unix time the latest of them may be sent): the
+    # crawl pacing to a quota, shown by progress, `status`, `/api/status` and a gauge
+    waits: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    def waiting(self, now: float | None = None) -> tuple[str, float] | None:
+        """(bucket, seconds until it resumes) of the longest wait in progress, or None."""
+        if not self.waits:
+            return None
+        now = time.time() if now is None else now
+        bucket, (_n, until) = max(self.waits.items(), key=lambda kv: kv[1][1])
+        return bucket, max(0.0, until - now)
+
+
+def waiting_text(bucket: str, seconds: float) -> str:
+    """The one line every view shows while a crawl paces to a quota."""
+    who = f"the Hub's {bucket}" if bucket in HUB_BUCKETS else f"the {bucket}"
+    return f"waiting for {who} budget, resets in {seconds:.0f} s"
 
 
 @dataclass
@@ -65,6 +84,34 @@ class CrawlStats:
     def count_detail(self, source: str, n: int = 1) -> None:
         with self._lock:
             self.detail_requests[source] += n
+
+    def wait_begin(self, source: str, bucket: str, seconds: float) -> None:
+        """A request of `source` waits `seconds` for `bucket` (paired with `wait_end`)."""
+        with self._lock:
+            run = self.running.get(source)
+            if run is not None:
+                n, until = run.waits.get(bucket, (0, 0.0))
+                run.waits[bucket] = (n + 1, max(until, time.time() + seconds))
+
+    def wait_end(self, source: str, bucket: str) -> None:
+        with self._lock:
+            run = self.running.get(source)
+            if run is not None and bucket in run.waits:
+                n, until = run.waits[bucket]
+                if n <= 1:
+                    del run.waits[bucket]
+                else:
+                    run.waits[bucket] = (n - 1, until)
+
+    def waiting(self) -> list[tuple[str, str, float]]:
+        """(source, bucket, seconds left) of every crawl pacing to a quota now."""
+        now = time.time()
+        with self._lock:
+            return [
+                (src, b, max(0.0, until - now))
+                for src, run in self.running.items()
+                for b, (_n, until) in run.waits.items()
+            ]
 
     def start(self, source: str, snapshot_id: int | None) -> RunningCrawl:
         with self._lock:

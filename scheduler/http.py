@@ -26,6 +26,7 @@ import polars as pl
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from crawler.stats import waiting_text
 from storage import parse_at as storage_parse_at
 from storage.errors import (
     ColumnNotFound,
@@ -298,7 +299,22 @@ def _default_by(source: str) -> str:
 async def status(request: web.Request) -> web.Response:
     _check_unknown(request, ())
     live = request.app[LIVE_KEY]
-    return json_response(live.to_json() if live is not None else {"running": []})
+    if live is None:
+        return json_response({"running": []})
+    body = live.to_json()
+    # a crawl pacing to a quota says so: {"bucket", "seconds", "text"}, else null
+    waits: dict[str, tuple[str, float]] = {}
+    for source, bucket, left in live.stats.waiting():
+        if source not in waits or left > waits[source][1]:
+            waits[source] = (bucket, left)
+    for run in body.get("running", []):
+        w = waits.get(run["source"])
+        run["waiting"] = (
+            None
+            if w is None
+            else {"bucket": w[0], "seconds": round(w[1], 1), "text": waiting_text(*w)}
+        )
+    return json_response(body)
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -169,6 +169,15 @@ class CrawlStatsCollector(Collector):
         yield run
         yield pages
         yield started
+        waiting = GaugeMetricFamily(
+            "hubtide_crawl_waiting_seconds",
+            "Seconds until a crawl pacing to a quota may send again, by source and bucket "
+            "(absent while it does not wait).",
+            labels=["source", "bucket"],
+        )
+        for source, bucket, left in sorted(s.waiting()):
+            waiting.add_metric([source, bucket], round(left, 3))
+        yield waiting
 
     def describe(self) -> Iterable[Metric]:
         return []  # computed at scrape time; nothing to check at registration

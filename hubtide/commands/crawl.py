@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 
 def _progress_table(stats: CrawlStats, sources: list[str], done: dict[str, CrawlResult]) -> Table:
+    from crawler.stats import waiting_text
+
     table = Table(title="hubtide crawl", show_lines=False)
     for col in ("source", "snapshot", "pages", "items", "items/s", "errors", "retries", "ETA"):
         table.add_column(col, justify="left" if col == "source" else "right")
@@ -69,7 +71,7 @@ def _progress_table(stats: CrawlStats, sources: list[str], done: dict[str, Crawl
             f"{run.items / secs:,.0f}",
             str(run.errors),
             str(retries),
-            eta,
+            waiting_text(*w) if (w := run.waiting(now)) else eta,
         )
     return table
 

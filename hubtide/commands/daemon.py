@@ -200,6 +200,7 @@ def _status_frame(report: object) -> pl.DataFrame:
             "stale": s.stale,
             "failing": s.source in report.failing_sources,
             "running_snapshot_id": (s.running or {}).get("snapshot_id"),
+            "waiting": ((s.running or {}).get("waiting") or {}).get("text"),
         }
         for s in report.sources
     ]
@@ -219,6 +220,8 @@ def _print_status(report: object) -> None:
             r = s.running
             prog = f"{r.get('pages', '?')}/{r.get('pages_total') or '?'} pages, {r.get('items', '?')} items"
             run = f"snapshot {r.get('snapshot_id', '?')}: {prog}"
+            if r.get("waiting"):
+                run += f"; {r['waiting']['text']}"
         table.add_row(
             s.source,
             "-" if s.last_snapshot_id is None else str(s.last_snapshot_id),
