@@ -12,6 +12,7 @@ from storage.errors import (
     EntityNotFound,
     SchemaViolation,
     SnapshotNotFound,
+    SnapshotOrder,
     StoreError,
     UnknownSource,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "SchemaViolation",
     "SnapshotInfo",
     "SnapshotNotFound",
+    "SnapshotOrder",
     "SnapshotWriter",
     "Store",
     "StoreError",

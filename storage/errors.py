@@ -50,3 +50,8 @@ class CommitConflict(StoreError):
 
 class SchemaViolation(StoreError, ValueError):
     """Input that does not fit a schema: names the column and the row."""
+
+
+class SnapshotOrder(StoreError, ValueError):
+    """A snapshot that would not run forward in time: dated in the future, or at or before
+    the source's newest snapshot (named in the message)."""

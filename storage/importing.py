@@ -149,14 +149,6 @@ def import_listing(
     check_source(source)
     existing = source in store.sources()
     schema = store.schema(source) if (existing or not is_custom(source)) else None
-    if existing:
-        newest = store.snapshots(source, all_statuses=True).sort("snapshot_id")
-        last_at = newest["as_of"][-1]
-        if last_at is not None and at <= last_at:
-            raise SchemaViolation(
-                f"--at {at.isoformat()} is not after the newest snapshot of {source} "
-                f"({newest['snapshot_id'][-1]} at {last_at.isoformat()}); import oldest first"
-            )
     df = load_listing(path, source, id_column=id_column, schema=schema)
     w = store.begin_snapshot(source, as_of=at)
     for seq, start in enumerate(range(0, max(df.height, 1), batch_rows)):

@@ -216,6 +216,8 @@ class Store:
 
         Raises:
             UnknownSource: `source` is not a valid source name.
+            SnapshotOrder: `as_of` is in the future, or not after the instant of the
+                source's newest snapshot that did not fail (time runs forward).
             StoreError: no id could be allocated (100 racing writers took them all).
 
         Example:

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 from storage import reads, schemas
 from storage.catalog import SnapshotInfo, TableKind, TerminalStatus, now
 from storage.core import StoreCore
-from storage.errors import StoreError
+from storage.errors import SnapshotOrder, StoreError
 from storage.layout import (
     CATALOG,
     EVENTS,
@@ -699,6 +699,7 @@ def begin(
         as_of = as_of.replace(tzinfo=UTC)
     for _ in range(100):
         cat = core.catalog.read().filter(pl.col("source") == source)
+        check_order(source, as_of, started, cat)
         ids = cat["snapshot_id"].to_list()
         sid = (max(ids) + 1) if ids else 1
         rid = run_id or f"{source}-{sid}-{uuid.uuid4().hex[:8]}"
@@ -716,6 +717,33 @@ def begin(
             return SnapshotWriter(core, source, sid, rid, as_of, started)
         # another process took this id first: take the next one
     raise StoreError(f"could not allocate a snapshot id for {source!r}")
+
+
+def check_order(source: str, as_of: datetime, now_: datetime, catalog: pl.DataFrame) -> None:
+    """Time runs forward: a new snapshot's instant is not in the future and is later than
+    every snapshot of `source` that was not failed (`catalog`: the source's rows). A failed
+    one holds nothing, so an import that failed may be re-run at the same instant.
+
+    Raises:
+        SnapshotOrder: naming the instant and the newest snapshot it would not follow.
+    """
+    if as_of > now_:
+        raise SnapshotOrder(
+            f"{source}: a snapshot at {as_of.isoformat()} is in the future (now is "
+            f"{now_.isoformat()}); a snapshot describes a listing already seen"
+        )
+    held = catalog.filter((pl.col("status") != "failed") & pl.col("as_of").is_not_null())
+    if held.is_empty():
+        return
+    newest = held.sort("as_of").row(held.height - 1, named=True)
+    if as_of <= newest["as_of"]:
+        same = "at the same instant as" if as_of == newest["as_of"] else "before"
+        raise SnapshotOrder(
+            f"{source}: a snapshot at {as_of.isoformat()} would land {same} the newest "
+            f"snapshot {newest['snapshot_id']} ({newest['status']}, at "
+            f"{newest['as_of'].isoformat()}); a source's snapshots run forward in time, "
+            "so import oldest first"
+        )
 
 
 def resume(core: StoreCore, source: str) -> SnapshotWriter | None:
