@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from storage import maintenance, reads, writer
-from storage.catalog import At, Heartbeat
+from storage.catalog import At, Coverage, Heartbeat, SnapshotInfo
 from storage.core import CODE_VERSION, KEYFRAME_COST, StoreCore, StoreOptions, TableStats
 from storage.maintenance import MaintenanceReport, TableMaintenance
 from storage.writer import SnapshotWriter
@@ -202,7 +202,14 @@ class Store:
     # -- writing ----------------------------------------------------------------------
 
     def begin_snapshot(
-        self, source: str, *, as_of: datetime | None = None, run_id: str | None = None
+        self,
+        source: str,
+        *,
+        as_of: datetime | None = None,
+        run_id: str | None = None,
+        coverage: Coverage = "full",
+        top_by: str | None = None,
+        top_n: int | None = None,
     ) -> SnapshotWriter:
         """Start a new snapshot of `source` (status running); ids increase per source.
 
@@ -210,6 +217,11 @@ class Store:
             source: `hub:model`, `npm`, `registry:NAME`, `custom:NAME`, ...
             as_of: the instant the listing describes (default: now; naive means UTC).
             run_id: the crawl run's id (default: `{source}-{id}-{random}`).
+            coverage: what the listing covers: `full` (every entity; absence is a
+                tombstone), `top` (the top `top_n` by column `top_by`; absence means
+                "not in the top") or `subset` (a filtered listing; no tombstones).
+            top_by: the column a `top` listing is ranked by.
+            top_n: its N (default: the entities the listing names).
 
         Returns:
             A writer for the new snapshot.
@@ -225,7 +237,38 @@ class Store:
             >>> w.snapshot_id
             4
         """
-        return writer.begin(self._core, source, as_of=as_of, run_id=run_id)
+        return writer.begin(
+            self._core,
+            source,
+            as_of=as_of,
+            run_id=run_id,
+            coverage=coverage,
+            top_by=top_by,
+            top_n=top_n,
+        )
+
+    def snapshot_info(
+        self, source: str, at: At = None, *, include_partial: bool = False
+    ) -> SnapshotInfo:
+        """The catalog row of the snapshot `at` means (what it covers among the rest).
+
+        Args:
+            source: a source with a snapshot.
+            at: a snapshot id, instant, date or ISO text; None = the newest complete one.
+            include_partial: let `at` resolve to a partial snapshot too.
+
+        Returns:
+            Its `SnapshotInfo` (`coverage`, `top_by`, `top_n`, counts, instants).
+
+        Raises:
+            UnknownSource, SnapshotNotFound: as `resolve_snapshot`.
+
+        Example:
+            >>> store.snapshot_info("hub:model").coverage
+            'full'
+        """
+        sid = self._core.catalog.resolve(source, at, include_partial=include_partial)
+        return self._core.catalog.info(source, sid)
 
     def resume_snapshot(self, source: str) -> SnapshotWriter | None:
         """The newest `running` snapshot of `source` as a writer, or None.

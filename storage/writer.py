@@ -40,11 +40,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from storage import reads, schemas
-from storage.catalog import SnapshotInfo, TableKind, TerminalStatus, now
+from storage.catalog import (
+    COVERAGES,
+    Coverage,
+    SnapshotInfo,
+    TableKind,
+    TerminalStatus,
+    coverage_of,
+    now,
+)
 from storage.core import StoreCore
 from storage.errors import SnapshotOrder, StoreError
 from storage.layout import (
     CATALOG,
+    COVERED,
     EVENTS,
     KEY,
     OP_DELETE,
@@ -126,8 +135,16 @@ class SnapshotWriter:
         last_committed_seq: int = -1,
         checkpoint: str | None = None,
         event_seq: int = 0,
+        coverage: Coverage = "full",
+        top_by: str | None = None,
+        top_n: int | None = None,
     ) -> None:
         self._core = core
+        # what the listing covers (storage/catalog.py, Coverage): only a `full` one
+        # tombstones what it does not name
+        self.coverage: Coverage = coverage
+        self.top_by = top_by
+        self.top_n = top_n
         self.source = source
         self.snapshot_id = snapshot_id
         self.run_id = run_id
@@ -382,6 +399,7 @@ class SnapshotWriter:
             "errors": errors,
             "code_version": core.code_version,
             "message": message,
+            **self._coverage_row(counts.get("entities")),
             **counts,
         }
         table = pa.Table.from_pylist([row], schema=schemas.CATALOG_SNAPSHOTS)
@@ -396,6 +414,14 @@ class SnapshotWriter:
         info = SnapshotInfo.from_row(row) if wrote else self._committed_terminal(row)
         self._finished = info
         return info
+
+    def _coverage_row(self, entities: int | None) -> dict[str, Any]:
+        """The catalog's coverage columns; a `top` listing's N is the one begin was
+        given, else the entities it listed."""
+        top_n = self.top_n
+        if self.coverage == "top" and top_n is None:
+            top_n = entities
+        return {"coverage": self.coverage, "top_by": self.top_by, "top_n": top_n}
 
     def _committed_terminal(self, row: dict[str, Any]) -> SnapshotInfo:
         """The terminal row another writer of this snapshot committed first (its txn was
@@ -480,7 +506,7 @@ class SnapshotWriter:
             narrow = _narrow(staged, columns, types, attr_cols, ccols, prev_hashes, kept)
         del prev_hashes
         with self._step("diff the listing", rel):
-            d = Diff(narrow, previous, ccols)
+            d = Diff(narrow, previous, ccols, tombstones=self.coverage == "full")
         del narrow
         if flushing is not None:
             # every batch must be staged before the first change row (a re-run after a
@@ -490,10 +516,17 @@ class SnapshotWriter:
             if not self._mine_contiguous:
                 raise _ListingMoved
         live = d.rows.height
-        keyframe = self._is_keyframe(rel, app, prev_id, d.attribute_changes, live, "attributes")
+        # a keyframe copies the listing: one that is not `full` does not name every live
+        # entity, so it never keyframes (except a source's first snapshot: all there is)
+        may_keyframe = self.coverage == "full" or prev_id is None
+        keyframe = may_keyframe and self._is_keyframe(
+            rel, app, prev_id, d.attribute_changes, live, "attributes"
+        )
         ckeyframe = False
         if crel is not None:
-            ckeyframe = self._is_keyframe(crel, capp, prev_id, d.counter_changes, live, "counters")
+            ckeyframe = may_keyframe and self._is_keyframe(
+                crel, capp, prev_id, d.counter_changes, live, "counters"
+            )
         pool = core.workers()
         jobs = []
         if crel is not None:
@@ -669,9 +702,25 @@ class SnapshotWriter:
         core = self._core
         rows = d.rows
         cols = [c for c in schemas.POPULARITY_COLUMNS.get(self.source, ()) if c in rows.columns]
-        if not cols:
-            return 0
         parts = []
+        if self.coverage == "top":
+            # the listing's members: an as-of read of a top-N snapshot returns these only
+            parts.append(
+                rows[KEY]
+                .sort()
+                .to_frame()
+                .with_columns(
+                    source=pl.lit(self.source),
+                    snapshot_id=pl.lit(self.snapshot_id, pl.Int64),
+                    by=pl.lit(COVERED),
+                )
+            )
+        if not cols and not parts:
+            return 0
+        if self.coverage == "subset" and d.carried.height:
+            # a subset's state is the listing plus every entity it did not name
+            pick = ["entity_id", KEY, *cols]
+            rows = pl.concat([rows.select(pick), d.carried.select(pick)], how="vertical_relaxed")
         for by in cols:
             keys = reads.top_keys(rows, by, core.options.topk_n)
             parts.append(
@@ -688,11 +737,21 @@ class SnapshotWriter:
 
 
 def begin(
-    core: StoreCore, source: str, *, as_of: datetime | None = None, run_id: str | None = None
+    core: StoreCore,
+    source: str,
+    *,
+    as_of: datetime | None = None,
+    run_id: str | None = None,
+    coverage: Coverage = "full",
+    top_by: str | None = None,
+    top_n: int | None = None,
 ) -> SnapshotWriter:
     """Start a new snapshot of `source` (status running); ids increase per source. Two
-    processes racing for an id: the catalog txn lets one win, the other takes the next."""
+    processes racing for an id: the catalog txn lets one win, the other takes the next.
+    `coverage` says what the listing covers (`top` needs `top_by`; `top_n` defaults to
+    the entities listed); `check_order` keeps the source's snapshots in time order."""
     check_source(source)
+    check_coverage(coverage, top_by, top_n)
     started = now()
     as_of = as_of or started
     if as_of.tzinfo is None:
@@ -711,12 +770,37 @@ def begin(
             "as_of": as_of,
             "started_at": started,
             "code_version": core.code_version,
+            "coverage": coverage,
+            "top_by": top_by,
+            "top_n": top_n,
         }
         table = pa.Table.from_pylist([row], schema=schemas.CATALOG_SNAPSHOTS)
         if core.catalog.append(table, txn_id(source, sid, "catalog"), 0):
-            return SnapshotWriter(core, source, sid, rid, as_of, started)
+            return SnapshotWriter(
+                core,
+                source,
+                sid,
+                rid,
+                as_of,
+                started,
+                coverage=coverage,
+                top_by=top_by,
+                top_n=top_n,
+            )
         # another process took this id first: take the next one
     raise StoreError(f"could not allocate a snapshot id for {source!r}")
+
+
+def check_coverage(coverage: str, top_by: str | None, top_n: int | None) -> None:
+    """ValueError unless `coverage` is one of COVERAGES and `top` names its column."""
+    if coverage not in COVERAGES:
+        raise ValueError(f"coverage {coverage!r} unknown; use {', '.join(COVERAGES)}")
+    if coverage == "top" and not top_by:
+        raise ValueError("coverage 'top' needs the column it ranks by (top_by, --top-by)")
+    if coverage != "top" and (top_by is not None or top_n is not None):
+        raise ValueError(f"top_by / top_n go with coverage 'top', not {coverage!r}")
+    if top_n is not None and top_n < 1:
+        raise ValueError(f"top_n must be >= 1, got {top_n}")
 
 
 def check_order(source: str, as_of: datetime, now_: datetime, catalog: pl.DataFrame) -> None:
@@ -788,6 +872,9 @@ def resume(core: StoreCore, source: str) -> SnapshotWriter | None:
         last_seq,
         checkpoint,
         next_event,
+        coverage=coverage_of(row.get("coverage")),
+        top_by=row.get("top_by"),
+        top_n=row.get("top_n"),
     )
 
 
