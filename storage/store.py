@@ -20,7 +20,7 @@ from storage import maintenance, reads, writer
 from storage.catalog import At, Coverage, Heartbeat, SnapshotInfo
 from storage.core import CODE_VERSION, KEYFRAME_COST, StoreCore, StoreOptions, TableStats
 from storage.maintenance import MaintenanceReport, TableMaintenance
-from storage.writer import SnapshotWriter
+from storage.writer import ShrinkStatus, SnapshotWriter
 
 if TYPE_CHECKING:
     import duckdb
@@ -210,6 +210,8 @@ class Store:
         coverage: Coverage = "full",
         top_by: str | None = None,
         top_n: int | None = None,
+        max_shrink: float | None = None,
+        on_shrink: ShrinkStatus = "partial",
     ) -> SnapshotWriter:
         """Start a new snapshot of `source` (status running); ids increase per source.
 
@@ -222,6 +224,13 @@ class Store:
                 "not in the top") or `subset` (a filtered listing; no tombstones).
             top_by: the column a `top` listing is ranked by.
             top_n: its N (default: the entities the listing names).
+            max_shrink: the shrink guard: a `full` listing that would tombstone more
+                than this share of the previous state does not complete; None (the
+                default here) = off; the crawler and `hubtide import` pass the config's
+                `store.max_shrink` (0.10, `MAX_SHRINK`).
+            on_shrink: how such a snapshot ends instead: `partial` (a crawl: its pages
+                stay staged) or `failed` (an import); either way a `shrink` crawl event
+                and the terminal row's message give the numbers.
 
         Returns:
             A writer for the new snapshot.
@@ -245,6 +254,8 @@ class Store:
             coverage=coverage,
             top_by=top_by,
             top_n=top_n,
+            max_shrink=max_shrink,
+            on_shrink=on_shrink,
         )
 
     def snapshot_info(

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -75,7 +75,7 @@ from storage.layout import (
 )
 from storage.records import Rejected, Rows, conform, conform_frame, to_ipc
 from storage.staged import StagedBatches
-from storage.state import HASH, ROW, SEQ, Diff, hash_expr
+from storage.state import HASH, ROW, SEQ, Diff, PreviousState, hash_expr
 from storage.tables import STAGING_PROPS
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,11 @@ STAGED_MEMORY_BYTES = 128 * 1024 * 1024
 # where it overlaps the diff. STAGE_FLUSH_SECONDS = 0 stages every batch at once.
 STAGE_FLUSH_BYTES = 64 * 1024 * 1024
 STAGE_FLUSH_SECONDS = 10.0
+# The shrink guard's default (config `store.max_shrink`): a complete `full` listing that
+# would tombstone more than this share of the previous state does not complete.
+MAX_SHRINK = 0.10
+# how a snapshot the shrink guard stopped ends: a crawl's `partial`, an import's `failed`
+ShrinkStatus = Literal["partial", "failed"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,10 @@ class _Waiting:
 
 class _ListingMoved(Exception):
     """Another writer staged batches this finish thought were only its own."""
+
+
+class _Shrunk(Exception):
+    """The shrink guard stopped a complete finish; the message gives the numbers."""
 
 
 @dataclass(frozen=True)
@@ -138,8 +147,12 @@ class SnapshotWriter:
         coverage: Coverage = "full",
         top_by: str | None = None,
         top_n: int | None = None,
+        max_shrink: float | None = None,
+        on_shrink: ShrinkStatus = "partial",
     ) -> None:
         self._core = core
+        self.max_shrink = max_shrink
+        self.on_shrink: ShrinkStatus = on_shrink
         # what the listing covers (storage/catalog.py, Coverage): only a `full` one
         # tombstones what it does not name
         self.coverage: Coverage = coverage
@@ -373,6 +386,14 @@ class SnapshotWriter:
                 flushing = core.workers().submit(self.flush) if overlap else None
                 try:
                     counts = self._commit_changes(staged, flushing)
+                except _Shrunk as exc:
+                    # nothing written: the snapshot ends partial (a crawl) or failed
+                    status, message = self.on_shrink, str(exc)
+                    self.record_events([CrawlEvent("shrink", message)])
+                    if status == "failed":
+                        self._waiting, self._waiting_bytes = [], 0
+                    with self._step("count the staged entities", STAGING):
+                        counts["entities"] = _count_entities(staged)
                 except _ListingMoved:
                     # a racing writer staged some of the same seqs first: its batches
                     # are the listing now, so read them back and diff again
@@ -414,6 +435,31 @@ class SnapshotWriter:
         info = SnapshotInfo.from_row(row) if wrote else self._committed_terminal(row)
         self._finished = info
         return info
+
+    def _check_shrink(self, d: Diff, previous: PreviousState | None, prev_id: int | None) -> None:
+        """The shrink guard: _Shrunk when this `full` listing would tombstone more than
+        `max_shrink` of the previous state (checked before any change row is written;
+        a re-run whose change rows are already in passed it the first time)."""
+        if self.max_shrink is None or previous is None or not d.gone.height:
+            return
+        dt = self._core.tables.get(entity_table(self.source))
+        if (
+            dt is not None
+            and dt.transaction_version(txn_id(self.source, self.snapshot_id, "changes")) is not None
+        ):
+            return
+        before = previous.frame.height
+        share = d.gone.height / before if before else 1.0
+        if share <= self.max_shrink:
+            return
+        raise _Shrunk(
+            f"{self.source} snapshot {self.snapshot_id} would tombstone {d.gone.height:,} of "
+            f"the {before:,} entities of snapshot {prev_id} ({share:.1%}, more than "
+            f"store.max_shrink {self.max_shrink:.0%}) while listing {d.rows.height:,}; "
+            "not written. If the listing is complete, allow it (import --allow-shrink); "
+            "if it lists only the top N or a part, say so (--coverage top --top-by COLUMN, "
+            "or --coverage subset)"
+        )
 
     def _coverage_row(self, entities: int | None) -> dict[str, Any]:
         """The catalog's coverage columns; a `top` listing's N is the one begin was
@@ -505,8 +551,10 @@ class SnapshotWriter:
         with self._step("read the staged listing", STAGING):
             narrow = _narrow(staged, columns, types, attr_cols, ccols, prev_hashes, kept)
         del prev_hashes
+        # an empty listing says nothing of who is gone (a header-only file, a dead page)
+        tombstones = self.coverage == "full" and narrow.height > 0
         with self._step("diff the listing", rel):
-            d = Diff(narrow, previous, ccols, tombstones=self.coverage == "full")
+            d = Diff(narrow, previous, ccols, tombstones=tombstones)
         del narrow
         if flushing is not None:
             # every batch must be staged before the first change row (a re-run after a
@@ -515,6 +563,7 @@ class SnapshotWriter:
                 flushing.result()
             if not self._mine_contiguous:
                 raise _ListingMoved
+        self._check_shrink(d, previous, prev_id)
         live = d.rows.height
         # a keyframe copies the listing: one that is not `full` does not name every live
         # entity, so it never keyframes (except a source's first snapshot: all there is)
@@ -745,6 +794,8 @@ def begin(
     coverage: Coverage = "full",
     top_by: str | None = None,
     top_n: int | None = None,
+    max_shrink: float | None = None,
+    on_shrink: ShrinkStatus = "partial",
 ) -> SnapshotWriter:
     """Start a new snapshot of `source` (status running); ids increase per source. Two
     processes racing for an id: the catalog txn lets one win, the other takes the next.
@@ -786,6 +837,8 @@ def begin(
                 coverage=coverage,
                 top_by=top_by,
                 top_n=top_n,
+                max_shrink=max_shrink,
+                on_shrink=on_shrink,
             )
         # another process took this id first: take the next one
     raise StoreError(f"could not allocate a snapshot id for {source!r}")

@@ -63,6 +63,14 @@ def import_cmd(
         str | None,
         typer.Option("--top-by", help="The column a --coverage top file is ranked by."),
     ] = None,
+    allow_shrink: Annotated[
+        bool,
+        typer.Option(
+            "--allow-shrink",
+            help="Write a full listing even when it tombstones more than store.max_shrink "
+            "of the previous state.",
+        ),
+    ] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Write one listing file as one complete snapshot of SOURCE.
@@ -92,6 +100,8 @@ def import_cmd(
         batch_rows=max(batch, 1),
         coverage=coverage,  # type: ignore[arg-type]  # checked against COVERAGES above
         top_by=top_by,
+        max_shrink=app_context(ctx).settings.store.max_shrink,
+        allow_shrink=allow_shrink,
     )
     row = {
         "source": info.source,
