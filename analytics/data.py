@@ -52,9 +52,18 @@ class Data:
         """snapshot_id, as_of, entities of the complete snapshots of `source`, oldest first."""
         if source not in self._snaps:
             snaps = self.store.snapshots(source)  # UnknownSource lists the sources there are
-            cols = [c for c in ("snapshot_id", "as_of", "entities") if c in snaps.columns]
+            want = ("snapshot_id", "as_of", "entities", "coverage", "top_by", "top_n")
+            cols = [c for c in want if c in snaps.columns]
             self._snaps[source] = snaps.select(cols).sort("snapshot_id")
         return self._snaps[source]
+
+    def coverage(self, source: str, sid: int) -> tuple[str, str | None, int | None]:
+        """What complete snapshot `sid` covers: (`full`|`top`|`subset`, top_by, top_n)."""
+        snaps = self.snapshots(source).filter(pl.col("snapshot_id") == sid)
+        if snaps.is_empty() or "coverage" not in snaps.columns:
+            return "full", None, None
+        r = snaps.row(0, named=True)
+        return str(r["coverage"] or "full"), r.get("top_by"), r.get("top_n")
 
     def snapshot_ids(self, source: str) -> list[int]:
         return [int(i) for i in self.snapshots(source)["snapshot_id"].to_list()]

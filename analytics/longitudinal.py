@@ -46,13 +46,32 @@ def _fit_columns(df: pl.DataFrame, time_col: str, count_col: str) -> pl.DataFram
 
 
 def growth(data: Data, source: str) -> pl.DataFrame:
-    """snapshot_id, as_of, entities (live in the as-of state), new fitted exponential."""
+    """snapshot_id, as_of, entities (live in the as-of state), coverage, fitted exponential.
+
+    Only a `full` snapshot counts the source: a `top` one lists its top N and a `subset`
+    one a filtered part, so their `entities` is null and the fit skips them."""
     ids = _need(data, source)
     rows = []
     for sid in ids:
-        n = data.state(source, sid, []).height
-        rows.append({"snapshot_id": sid, "as_of": data.as_of_time(source, sid), "entities": n})
-    df = pl.DataFrame(rows, schema={"snapshot_id": pl.Int64, "as_of": _TS, "entities": pl.Int64})
+        cov = data.coverage(source, sid)[0]
+        n = data.state(source, sid, []).height if cov == "full" else None
+        rows.append(
+            {
+                "snapshot_id": sid,
+                "as_of": data.as_of_time(source, sid),
+                "entities": n,
+                "coverage": cov,
+            }
+        )
+    df = pl.DataFrame(
+        rows,
+        schema={
+            "snapshot_id": pl.Int64,
+            "as_of": _TS,
+            "entities": pl.Int64,
+            "coverage": pl.String,
+        },
+    )
     return _fit_columns(df, "as_of", "entities")
 
 
@@ -102,7 +121,11 @@ def growth_monthly(data: Data, source: str, at: Any) -> pl.DataFrame:
 
 
 def churn(data: Data, source: str) -> pl.DataFrame:
-    """Per consecutive pair: created, deleted, renamed, updated, live before/after."""
+    """Per consecutive pair: created, deleted, renamed, updated, live before/after.
+
+    Created and deleted need two `full` snapshots: leaving a top-N list is not a deletion
+    nor entering it a creation, and a subset says nothing of what it left out; they are
+    null otherwise. Renamed and updated count the entities both snapshots cover."""
     ids = _need(data, source)
     cols = data.columns(source)
     watch = [c for c in ("name", "sha", "last_modified", "latest_version") if c in cols]
@@ -121,6 +144,7 @@ def churn(data: Data, source: str) -> pl.DataFrame:
             if c != "name":
                 changed = changed | pl.col(c).ne_missing(pl.col(c + "__a"))
         updated = int(j.filter(changed).height) if len(watch) > ("name" in watch) else 0
+        full = data.coverage(source, a)[0] == "full" and data.coverage(source, b)[0] == "full"
         rows.append(
             {
                 "snapshot_id": b,
@@ -128,10 +152,12 @@ def churn(data: Data, source: str) -> pl.DataFrame:
                 "previous_snapshot_id": a,
                 "live_before": sa.height,
                 "live_after": sb.height,
-                "created": sb.join(sa, on="entity_id", how="anti").height,
-                "deleted": sa.join(sb, on="entity_id", how="anti").height,
+                "created": sb.join(sa, on="entity_id", how="anti").height if full else None,
+                "deleted": sa.join(sb, on="entity_id", how="anti").height if full else None,
                 "renamed": renamed,
                 "updated": updated,
+                "in_both": j.height,
+                "coverage": "/".join(data.coverage(source, s)[0] for s in (a, b)),
             }
         )
     schema: dict[str, Any] = {
@@ -144,13 +170,15 @@ def churn(data: Data, source: str) -> pl.DataFrame:
         "deleted": pl.Int64,
         "renamed": pl.Int64,
         "updated": pl.Int64,
+        "in_both": pl.Int64,
+        "coverage": pl.String,
     }
     df = pl.DataFrame(rows, schema=schema)
     # share of repos updated per interval (maintenance, Castaño et al.): of those live in both
-    both = pl.col("live_after") - pl.col("created")
+    both = pl.col("in_both")
     return df.with_columns(
         share_updated=pl.when(both > 0).then(pl.col("updated") / both).otherwise(None)
-    )
+    ).drop("in_both")
 
 
 def concentration_row(values: pl.Series) -> dict[str, Any]:

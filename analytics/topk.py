@@ -38,6 +38,13 @@ def top_sets(data: Data, source: str, ids: Sequence[int]) -> list[pl.DataFrame]:
     by = p.popularity(source)
     out = []
     for sid in ids:
+        coverage, top_by, top_n = data.coverage(source, sid)
+        if coverage == "top" and top_n is not None and p.k > top_n:
+            # the top K of a top-N list with K > N is not the source's top K
+            raise NotEnoughData(
+                f"not enough data: k={p.k} is larger than snapshot {sid} of {source!r} "
+                f"covers (its top {top_n} by {top_by}); use k <= {top_n}"
+            )
         top = data.top(source, sid, by, p.k)
         key = pl.col("name") if p.renames_as_churn else pl.col("entity_id")
         out.append(top.with_columns(key.alias("key")))

@@ -28,7 +28,7 @@ from crawler.settings import CrawlSettings
 from crawler.spiders import HubSpider, RegistrySpider
 from crawler.stats import CrawlStats, global_stats
 from storage import Store
-from storage.catalog import Status
+from storage.catalog import Coverage, Status
 from storage.schemas import HUB_SOURCES, is_registry_source, repo_type_of
 from storage.writer import SnapshotWriter
 
@@ -111,12 +111,22 @@ async def _crawl(
     if orphan is not None and resume:
         log.info("%s: resuming an orphaned crawl: %s", source, orphan)
         writer = await asyncio.to_thread(store.resume_snapshot, source)
+        if writer is not None:
+            writer.max_shrink = settings.max_shrink  # the shrink guard holds on resume too
     elif orphan is not None:
         reason = f"orphaned and not resumed (--no-resume): {orphan}"
         sid = await asyncio.to_thread(mark_failed, store, source, reason)
         log.warning("%s: snapshot %s marked failed: %s", source, sid, reason)
     if writer is None:
-        writer = await asyncio.to_thread(store.begin_snapshot, source)
+        # a registry crawl lists its top registry_top_n by downloads (N: what it listed)
+        top: Coverage = "top" if is_registry_source(source) else "full"
+        writer = await asyncio.to_thread(
+            store.begin_snapshot,
+            source,
+            coverage=top,
+            top_by="downloads" if top == "top" else None,
+            max_shrink=settings.max_shrink,
+        )
     async with beating(store, writer, settings.heartbeat_seconds):
         return await _write(store, source, settings, writer, stats, stop, t0)
 

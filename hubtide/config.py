@@ -70,6 +70,13 @@ class StoreConfig:
     vacuum_retention_hours: int = _f(
         168, "Vacuum keeps files younger than this; never below what kept snapshots need.", min=0
     )
+    max_shrink: float = _f(
+        0.10,
+        "A complete full listing (import or crawl) that would tombstone more than this share"
+        " of the previous state is refused (import: exit 1, --allow-shrink overrides; crawl:"
+        " the snapshot ends partial with a crawl event). 1.0 turns the guard off.",
+        min=0.0,
+    )
 
 
 @dataclass

@@ -82,6 +82,7 @@ def crawl_settings(settings: Settings, endpoint: str | None = None) -> CrawlSett
         max_outage_seconds=c.max_outage_seconds,
         heartbeat_seconds=c.heartbeat_seconds,
         registry_top_n=c.registry_top_n,
+        max_shrink=settings.store.max_shrink,
         details=c.details,
         max_detail_repos=c.max_detail_repos,
         detail_budget=c.detail_budget,

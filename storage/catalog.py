@@ -33,6 +33,14 @@ from storage.tables import NO_HOOKS, WRITER_PROPS, Tables
 log = logging.getLogger(__name__)
 
 Status = Literal["running", "complete", "partial", "failed"]
+# What a snapshot's listing covers (docs/storage.md, "Coverage"): `full` = every entity of
+# the source (absence means gone: a tombstone), `top` = the top N by one column (absence
+# means "not in the top N"; an as-of read returns the covered entities), `subset` = a
+# filtered listing (absence means nothing). No tombstones unless `full`.
+Coverage = Literal["full", "top", "subset"]
+COVERAGES: tuple[Coverage, ...] = ("full", "top", "subset")
+# the catalog columns added after the first stores were written: read as null there
+_LATER_COLUMNS = ("coverage", "top_by", "top_n")
 TerminalStatus = Literal["complete", "partial", "failed"]
 # which change-encoded table a keyframe question is about
 TableKind = Literal["attributes", "counters"]
@@ -64,6 +72,16 @@ class SnapshotInfo:
     errors: int
     keyframe: bool
     message: str | None
+    coverage: Coverage = "full"
+    top_by: str | None = None
+    top_n: int | None = None
+
+    def covers(self) -> str:
+        """What the listing covers, in words: `full`, `top 10000 by downloads`, `subset`."""
+        if self.coverage == "top":
+            n = "?" if self.top_n is None else str(self.top_n)
+            return f"top {n} by {self.top_by}"
+        return self.coverage
 
     @classmethod
     def from_row(cls, row: dict[str, object]) -> SnapshotInfo:
@@ -91,7 +109,19 @@ class SnapshotInfo:
             errors=num("errors"),
             keyframe=bool(row.get("keyframe")),
             message=row.get("message") if isinstance(row.get("message"), str) else None,  # type: ignore[arg-type]
+            coverage=coverage_of(row.get("coverage")),
+            top_by=row.get("top_by") if isinstance(row.get("top_by"), str) else None,  # type: ignore[arg-type]
+            top_n=int(row["top_n"]) if isinstance(row.get("top_n"), int) else None,  # type: ignore[call-overload]
         )
+
+
+def coverage_of(value: object) -> Coverage:
+    """A catalog `coverage` value; null (a store written before coverage) is `full`."""
+    if value is None:
+        return "full"
+    if value not in COVERAGES:
+        raise StoreError(f"coverage {value!r} unknown; coverages are {', '.join(COVERAGES)}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -118,6 +148,17 @@ def latest_rows(raw: pl.DataFrame) -> pl.DataFrame:
         .drop("_rank")
         .sort(["source", "snapshot_id"])
     )
+
+
+def with_later_columns(df: pl.DataFrame) -> pl.DataFrame:
+    """A catalog frame with every column of today's schema: a store written before
+    `coverage` existed has none of `_LATER_COLUMNS` until its first new row (then
+    delta-rs merges the schema, and older rows read as null)."""
+    missing = [c for c in _LATER_COLUMNS if c not in df.columns]
+    if not missing:
+        return df
+    types = empty().schema
+    return df.with_columns([pl.lit(None, types[c]).alias(c) for c in missing])
 
 
 def now() -> datetime:
@@ -214,8 +255,10 @@ class Catalog:
         cached = self._cache
         if cached is not None and cached[0] == version:
             return cached[1]
-        df = pl.scan_delta(dt).collect()
+        df = with_later_columns(pl.scan_delta(dt).collect())
         out = latest_rows(df) if df.height else empty()
+        # rows written before coverage existed were all full listings
+        out = out.with_columns(pl.col("coverage").fill_null("full"))
         self._cache = (version, out)
         return out
 
@@ -226,7 +269,10 @@ class Catalog:
         cached = self._cache
         # fresh=False: the callers have just read the catalog (refreshing it); a commit
         # from a stale object fails on the same txn and append_once re-checks
-        wrote = self._tables.append_once(CATALOG, table, app_id, version, fresh=False)
+        # merge: a catalog written before `coverage` existed gains the new columns
+        wrote = self._tables.append_once(
+            CATALOG, table, app_id, version, fresh=False, schema_mode="merge"
+        )
         with self._lock:
             self._appends += 1
         dt = self._tables.get(CATALOG, fresh=False)
@@ -235,9 +281,8 @@ class Catalog:
                 if dt.version() == cached[0] + 1 and self._cache is cached:
                     row = pl.from_arrow(table)
                     assert isinstance(row, pl.DataFrame)
-                    both = pl.concat(
-                        [cached[1], row.select(cached[1].columns)], how="vertical_relaxed"
-                    )
+                    both = pl.concat([with_later_columns(cached[1]), row], how="diagonal_relaxed")
+                    both = both.with_columns(pl.col("coverage").fill_null("full"))
                     self._cache = (dt.version(), latest_rows(both))
         return wrote
 
@@ -374,6 +419,15 @@ class Catalog:
                 f"the first is at {first.isoformat() if first else 'unknown'}"
             )
         return int(before["snapshot_id"][-1])
+
+    def info(self, source: str, snapshot_id: int) -> SnapshotInfo:
+        """The newest catalog row of a snapshot that exists."""
+        cat = self.read().filter(
+            (pl.col("source") == source) & (pl.col("snapshot_id") == snapshot_id)
+        )
+        if cat.is_empty():
+            raise SnapshotNotFound(f"no snapshot {snapshot_id} of {source!r}")
+        return SnapshotInfo.from_row(cat.row(0, named=True))
 
     def status_of(self, source: str, snapshot_id: int) -> str:
         """The status of a snapshot that exists (its newest row)."""

@@ -50,3 +50,13 @@ class CommitConflict(StoreError):
 
 class SchemaViolation(StoreError, ValueError):
     """Input that does not fit a schema: names the column and the row."""
+
+
+class SnapshotOrder(StoreError, ValueError):
+    """A snapshot that would not run forward in time: dated in the future, or at or before
+    the source's newest snapshot (named in the message)."""
+
+
+class ShrinkRefused(StoreError, ValueError):
+    """A complete `full` listing that would tombstone more than `store.max_shrink` of the
+    previous state: the message gives the numbers and the flags that say otherwise."""

@@ -13,10 +13,11 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from storage.catalog import SnapshotInfo
-from storage.errors import SchemaViolation
+from storage.catalog import Coverage, SnapshotInfo
+from storage.errors import SchemaViolation, ShrinkRefused
 from storage.layout import META_COLUMNS, check_source, is_custom
 from storage.store import Store
+from storage.writer import MAX_SHRINK, check_coverage
 
 FORMATS = (".csv", ".parquet", ".jsonl", ".ndjson")
 
@@ -144,21 +145,42 @@ def import_listing(
     at: datetime,
     id_column: str | None = None,
     batch_rows: int = 50_000,
+    coverage: Coverage = "full",
+    top_by: str | None = None,
+    max_shrink: float = MAX_SHRINK,
+    allow_shrink: bool = False,
 ) -> SnapshotInfo:
-    """Validate the whole file, then write it as one complete snapshot of `source`."""
+    """Validate the whole file, then write it as one complete snapshot of `source`.
+
+    `coverage` says what the file lists (storage/catalog.py, Coverage): `full` (the
+    default: an entity it does not name is gone), `top` (the top N by column `top_by`,
+    N = its rows) or `subset` (a filtered listing); only `full` writes tombstones.
+
+    Raises:
+        ShrinkRefused: a `full` file would tombstone more than `max_shrink` of the
+            previous state (unless `allow_shrink`); the snapshot ends failed, so the same
+            import may be re-run at the same instant.
+    """
     check_source(source)
+    check_coverage(coverage, top_by, None)
     existing = source in store.sources()
     schema = store.schema(source) if (existing or not is_custom(source)) else None
-    if existing:
-        newest = store.snapshots(source, all_statuses=True).sort("snapshot_id")
-        last_at = newest["as_of"][-1]
-        if last_at is not None and at <= last_at:
-            raise SchemaViolation(
-                f"--at {at.isoformat()} is not after the newest snapshot of {source} "
-                f"({newest['snapshot_id'][-1]} at {last_at.isoformat()}); import oldest first"
-            )
     df = load_listing(path, source, id_column=id_column, schema=schema)
-    w = store.begin_snapshot(source, as_of=at)
+    if top_by is not None and top_by not in df.columns:
+        raise SchemaViolation(
+            f"--top-by {top_by!r} is not a column of {path}; columns are {', '.join(df.columns)}"
+        )
+    w = store.begin_snapshot(
+        source,
+        as_of=at,
+        coverage=coverage,
+        top_by=top_by,
+        max_shrink=None if allow_shrink else max_shrink,
+        on_shrink="failed",
+    )
     for seq, start in enumerate(range(0, max(df.height, 1), batch_rows)):
         w.write_batch(seq, df.slice(start, batch_rows))
-    return w.finish("complete")
+    info = w.finish("complete")
+    if info.status != "complete":
+        raise ShrinkRefused(f"{path}: {info.message}")
+    return info

@@ -53,6 +53,9 @@ CATALOG = "catalog/snapshots"
 HEARTBEATS = "catalog/heartbeats"
 EVENTS = "ops/crawl_events"
 TOPK = "derived/topk"
+# the `by` of the derived/topk rows that list a `top` snapshot's members (every entity its
+# listing named): what an as-of read of that snapshot returns
+COVERED = "__covered"
 STAGING = "staging/batches"
 DetailKind = Literal["commits", "discussions", "cards"]
 DETAIL_KINDS: tuple[DetailKind, ...] = ("commits", "discussions", "cards")

@@ -20,6 +20,7 @@ from storage.catalog import At
 from storage.core import StoreCore
 from storage.errors import AmbiguousName, ColumnNotFound, ColumnNotUsable, EntityNotFound
 from storage.layout import (
+    COVERED,
     EVENTS,
     KEY,
     OP_DELETE,
@@ -77,11 +78,20 @@ def state_of(
     keys: Sequence[int] | None = None,
     with_key: bool = False,
     eager: bool = False,
+    covered: bool = True,
 ) -> pl.LazyFrame:
     """The lazy state of `source` as of complete snapshot `snapshot_id` (storage/state.py):
     `columns` (None: every logical column), only the entities `keys` when given, with the
-    `entity_key` first when `with_key`; `eager` collects the change rows first."""
+    `entity_key` first when `with_key`; `eager` collects the change rows first.
+
+    Of a `top` snapshot only the entities its listing named (`covered`); the diff's
+    previous state asks for all (`covered=False`): the entities a top-N listing did not
+    name are carried on, so a later `full` listing can tell who is gone."""
     cols = list(columns) if columns is not None else core.columns(source)
+    if covered:
+        members = covered_keys(core, source, snapshot_id)
+        if members is not None:
+            keys = members if keys is None else sorted(set(keys) & set(members))
     dt = core.tables.get(entity_table(source))
     if dt is None:
         df = pl.from_arrow(core.logical_schema(source).empty_table())
@@ -106,6 +116,28 @@ def state_of(
         with_key=with_key,
         eager=eager,
     )
+
+
+def covered_keys(core: StoreCore, source: str, snapshot_id: int) -> list[int] | None:
+    """The entity keys a `top` snapshot's listing named (derived/topk, by `COVERED`); None
+    for a `full` or `subset` snapshot (its state is every live entity)."""
+    if core.catalog.info(source, snapshot_id).coverage != "top":
+        return None
+    key = (source, snapshot_id, COVERED)
+    hit = core.topk_cache.get(key)
+    if hit is None:
+        hit = (
+            pl.scan_delta(core.tables.must(TOPK))
+            .filter(
+                (pl.col("source") == source)
+                & (pl.col("snapshot_id") == snapshot_id)
+                & (pl.col("by") == COVERED)
+            )
+            .select(KEY)
+            .collect()
+        )
+        core.topk_cache.put(key, hit)
+    return [int(k) for k in hit[KEY].to_list()]
 
 
 def state_deferred(
@@ -148,7 +180,7 @@ def previous_state(
     have = set(core.columns(source))
     counters = [c for c in counters_of(source) if c in types]
     read = [c for c in [*attr_cols, *counters] if c in have]
-    lf = state_of(core, source, prev_id, read, with_key=True)
+    lf = state_of(core, source, prev_id, read, with_key=True, covered=False)
     missing = [c for c in [*attr_cols, *counters] if c not in read]
     lf = lf.with_columns([pl.lit(None, types[c]).alias(c) for c in missing])
     lf = lf.with_columns([pl.col(c).cast(types[c]) for c in [*attr_cols, *counters]])

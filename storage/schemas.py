@@ -159,6 +159,12 @@ CATALOG_SNAPSHOTS = pa.schema(
         pa.field("attribute_rows", pa.int64()),
         pa.field("counter_rows", pa.int64()),
         pa.field("counters_keyframe", pa.bool_()),
+        # what the listing covers (storage/catalog.py, COVERAGES): `full` (absence means
+        # gone), `top` (the top `top_n` by `top_by`: absence means "not in the top") or
+        # `subset` (a filtered listing); null in stores written before: `full`
+        pa.field("coverage", pa.string()),
+        pa.field("top_by", pa.string()),
+        pa.field("top_n", pa.int64()),
     ]
 )
 

@@ -179,7 +179,12 @@ class Diff:
         narrow: pl.DataFrame,
         previous: PreviousState | None,
         counter_cols: Sequence[str],
+        *,
+        tombstones: bool = True,
     ) -> None:
+        """`tombstones=False` for a listing that is not `full` (a top-N or a subset):
+        absence then says nothing, so nothing is gone and the new state keeps every
+        entity of the previous one that the listing did not name."""
         self.counter_cols = list(counter_cols)
         max_key = previous.max_key if previous is not None else 0
         prev_cols = {HASH: "__hp", **{c: c + "__p" for c in self.counter_cols}}
@@ -215,7 +220,10 @@ class Diff:
             __attr=pl.col(HASH).ne_missing(pl.col("__hp")),
             __cnt=cnt_changed,
         ).drop(*prev_cols.values())
-        self.gone = p.filter(~pl.col(KEY).is_in(seen.implode())).select("entity_id", KEY)
+        absent = p.filter(~pl.col(KEY).is_in(seen.implode()))
+        # not named by a partial-coverage listing: carried on unchanged (see state)
+        self.carried = absent if not tombstones else absent.clear()
+        self.gone = (absent if tombstones else absent.clear()).select("entity_id", KEY)
         self.attribute_changes = int(self.rows["__attr"].sum()) + self.gone.height
         self.counter_changes = int(self.rows["__cnt"].sum())
         self.changed_entities = int((self.rows["__attr"] | self.rows["__cnt"]).sum())
@@ -241,4 +249,7 @@ class Diff:
     def state(self, snapshot_id: int, attr_cols: Sequence[str]) -> PreviousState:
         """The new state, for the next diff."""
         frame = self.rows.select("entity_id", KEY, HASH, *self.counter_cols)
+        if self.carried.height:
+            carried = self.carried.select("entity_id", KEY, HASH, *self.counter_cols)
+            frame = pl.concat([frame, carried], how="vertical_relaxed")
         return PreviousState(snapshot_id, frame, self.max_key, tuple(attr_cols))

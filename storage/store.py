@@ -17,12 +17,12 @@ import polars as pl
 import pyarrow as pa
 
 from storage import lease, maintenance, reads, writer
-from storage.catalog import At, Heartbeat
+from storage.catalog import At, Coverage, Heartbeat, SnapshotInfo
 from storage.core import CODE_VERSION, KEYFRAME_COST, StoreCore, StoreOptions, TableStats
 from storage.layout import check_source
 from storage.lease import Lease, LeaseHeld, LeaseState
 from storage.maintenance import MaintenanceReport, TableMaintenance
-from storage.writer import SnapshotWriter
+from storage.writer import ShrinkStatus, SnapshotWriter
 
 if TYPE_CHECKING:
     import duckdb
@@ -204,7 +204,16 @@ class Store:
     # -- writing ----------------------------------------------------------------------
 
     def begin_snapshot(
-        self, source: str, *, as_of: datetime | None = None, run_id: str | None = None
+        self,
+        source: str,
+        *,
+        as_of: datetime | None = None,
+        run_id: str | None = None,
+        coverage: Coverage = "full",
+        top_by: str | None = None,
+        top_n: int | None = None,
+        max_shrink: float | None = None,
+        on_shrink: ShrinkStatus = "partial",
     ) -> SnapshotWriter:
         """Start a new snapshot of `source` (status running); ids increase per source.
 
@@ -212,12 +221,26 @@ class Store:
             source: `hub:model`, `npm`, `registry:NAME`, `custom:NAME`, ...
             as_of: the instant the listing describes (default: now; naive means UTC).
             run_id: the crawl run's id (default: `{source}-{id}-{random}`).
+            coverage: what the listing covers: `full` (every entity; absence is a
+                tombstone), `top` (the top `top_n` by column `top_by`; absence means
+                "not in the top") or `subset` (a filtered listing; no tombstones).
+            top_by: the column a `top` listing is ranked by.
+            top_n: its N (default: the entities the listing names).
+            max_shrink: the shrink guard: a `full` listing that would tombstone more
+                than this share of the previous state does not complete; None (the
+                default here) = off; the crawler and `hubtide import` pass the config's
+                `store.max_shrink` (0.10, `MAX_SHRINK`).
+            on_shrink: how such a snapshot ends instead: `partial` (a crawl: its pages
+                stay staged) or `failed` (an import); either way a `shrink` crawl event
+                and the terminal row's message give the numbers.
 
         Returns:
             A writer for the new snapshot.
 
         Raises:
             UnknownSource: `source` is not a valid source name.
+            SnapshotOrder: `as_of` is in the future, or not after the instant of the
+                source's newest snapshot that did not fail (time runs forward).
             StoreError: no id could be allocated (100 racing writers took them all).
 
         Example:
@@ -225,7 +248,40 @@ class Store:
             >>> w.snapshot_id
             4
         """
-        return writer.begin(self._core, source, as_of=as_of, run_id=run_id)
+        return writer.begin(
+            self._core,
+            source,
+            as_of=as_of,
+            run_id=run_id,
+            coverage=coverage,
+            top_by=top_by,
+            top_n=top_n,
+            max_shrink=max_shrink,
+            on_shrink=on_shrink,
+        )
+
+    def snapshot_info(
+        self, source: str, at: At = None, *, include_partial: bool = False
+    ) -> SnapshotInfo:
+        """The catalog row of the snapshot `at` means (what it covers among the rest).
+
+        Args:
+            source: a source with a snapshot.
+            at: a snapshot id, instant, date or ISO text; None = the newest complete one.
+            include_partial: let `at` resolve to a partial snapshot too.
+
+        Returns:
+            Its `SnapshotInfo` (`coverage`, `top_by`, `top_n`, counts, instants).
+
+        Raises:
+            UnknownSource, SnapshotNotFound: as `resolve_snapshot`.
+
+        Example:
+            >>> store.snapshot_info("hub:model").coverage
+            'full'
+        """
+        sid = self._core.catalog.resolve(source, at, include_partial=include_partial)
+        return self._core.catalog.info(source, sid)
 
     def resume_snapshot(self, source: str) -> SnapshotWriter | None:
         """The newest `running` snapshot of `source` as a writer, or None.

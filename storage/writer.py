@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -40,11 +40,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from storage import reads, schemas
-from storage.catalog import SnapshotInfo, TableKind, TerminalStatus, now
+from storage.catalog import (
+    COVERAGES,
+    Coverage,
+    SnapshotInfo,
+    TableKind,
+    TerminalStatus,
+    coverage_of,
+    now,
+)
 from storage.core import StoreCore
-from storage.errors import StoreError
+from storage.errors import SnapshotOrder, StoreError
 from storage.layout import (
     CATALOG,
+    COVERED,
     EVENTS,
     KEY,
     OP_DELETE,
@@ -66,7 +75,7 @@ from storage.layout import (
 )
 from storage.records import Rejected, Rows, conform, conform_frame, to_ipc
 from storage.staged import StagedBatches
-from storage.state import HASH, ROW, SEQ, Diff, hash_expr
+from storage.state import HASH, ROW, SEQ, Diff, PreviousState, hash_expr
 from storage.tables import STAGING_PROPS
 
 log = logging.getLogger(__name__)
@@ -83,6 +92,11 @@ STAGED_MEMORY_BYTES = 128 * 1024 * 1024
 # where it overlaps the diff. STAGE_FLUSH_SECONDS = 0 stages every batch at once.
 STAGE_FLUSH_BYTES = 64 * 1024 * 1024
 STAGE_FLUSH_SECONDS = 10.0
+# The shrink guard's default (config `store.max_shrink`): a complete `full` listing that
+# would tombstone more than this share of the previous state does not complete.
+MAX_SHRINK = 0.10
+# how a snapshot the shrink guard stopped ends: a crawl's `partial`, an import's `failed`
+ShrinkStatus = Literal["partial", "failed"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,10 @@ class _Waiting:
 
 class _ListingMoved(Exception):
     """Another writer staged batches this finish thought were only its own."""
+
+
+class _Shrunk(Exception):
+    """The shrink guard stopped a complete finish; the message gives the numbers."""
 
 
 @dataclass(frozen=True)
@@ -126,8 +144,20 @@ class SnapshotWriter:
         last_committed_seq: int = -1,
         checkpoint: str | None = None,
         event_seq: int = 0,
+        coverage: Coverage = "full",
+        top_by: str | None = None,
+        top_n: int | None = None,
+        max_shrink: float | None = None,
+        on_shrink: ShrinkStatus = "partial",
     ) -> None:
         self._core = core
+        self.max_shrink = max_shrink
+        self.on_shrink: ShrinkStatus = on_shrink
+        # what the listing covers (storage/catalog.py, Coverage): only a `full` one
+        # tombstones what it does not name
+        self.coverage: Coverage = coverage
+        self.top_by = top_by
+        self.top_n = top_n
         self.source = source
         self.snapshot_id = snapshot_id
         self.run_id = run_id
@@ -356,6 +386,14 @@ class SnapshotWriter:
                 flushing = core.workers().submit(self.flush) if overlap else None
                 try:
                     counts = self._commit_changes(staged, flushing)
+                except _Shrunk as exc:
+                    # nothing written: the snapshot ends partial (a crawl) or failed
+                    status, message = self.on_shrink, str(exc)
+                    self.record_events([CrawlEvent("shrink", message)])
+                    if status == "failed":
+                        self._waiting, self._waiting_bytes = [], 0
+                    with self._step("count the staged entities", STAGING):
+                        counts["entities"] = _count_entities(staged)
                 except _ListingMoved:
                     # a racing writer staged some of the same seqs first: its batches
                     # are the listing now, so read them back and diff again
@@ -382,6 +420,7 @@ class SnapshotWriter:
             "errors": errors,
             "code_version": core.code_version,
             "message": message,
+            **self._coverage_row(counts.get("entities")),
             **counts,
         }
         table = pa.Table.from_pylist([row], schema=schemas.CATALOG_SNAPSHOTS)
@@ -396,6 +435,39 @@ class SnapshotWriter:
         info = SnapshotInfo.from_row(row) if wrote else self._committed_terminal(row)
         self._finished = info
         return info
+
+    def _check_shrink(self, d: Diff, previous: PreviousState | None, prev_id: int | None) -> None:
+        """The shrink guard: _Shrunk when this `full` listing would tombstone more than
+        `max_shrink` of the previous state (checked before any change row is written;
+        a re-run whose change rows are already in passed it the first time)."""
+        if self.max_shrink is None or previous is None or not d.gone.height:
+            return
+        dt = self._core.tables.get(entity_table(self.source))
+        if (
+            dt is not None
+            and dt.transaction_version(txn_id(self.source, self.snapshot_id, "changes")) is not None
+        ):
+            return
+        before = previous.frame.height
+        share = d.gone.height / before if before else 1.0
+        if share <= self.max_shrink:
+            return
+        raise _Shrunk(
+            f"{self.source} snapshot {self.snapshot_id} would tombstone {d.gone.height:,} of "
+            f"the {before:,} entities of snapshot {prev_id} ({share:.1%}, more than "
+            f"store.max_shrink {self.max_shrink:.0%}) while listing {d.rows.height:,}; "
+            "not written. If the listing is complete, allow it (import --allow-shrink); "
+            "if it lists only the top N or a part, say so (--coverage top --top-by COLUMN, "
+            "or --coverage subset)"
+        )
+
+    def _coverage_row(self, entities: int | None) -> dict[str, Any]:
+        """The catalog's coverage columns; a `top` listing's N is the one begin was
+        given, else the entities it listed."""
+        top_n = self.top_n
+        if self.coverage == "top" and top_n is None:
+            top_n = entities
+        return {"coverage": self.coverage, "top_by": self.top_by, "top_n": top_n}
 
     def _committed_terminal(self, row: dict[str, Any]) -> SnapshotInfo:
         """The terminal row another writer of this snapshot committed first (its txn was
@@ -479,8 +551,10 @@ class SnapshotWriter:
         with self._step("read the staged listing", STAGING):
             narrow = _narrow(staged, columns, types, attr_cols, ccols, prev_hashes, kept)
         del prev_hashes
+        # an empty listing says nothing of who is gone (a header-only file, a dead page)
+        tombstones = self.coverage == "full" and narrow.height > 0
         with self._step("diff the listing", rel):
-            d = Diff(narrow, previous, ccols)
+            d = Diff(narrow, previous, ccols, tombstones=tombstones)
         del narrow
         if flushing is not None:
             # every batch must be staged before the first change row (a re-run after a
@@ -489,11 +563,19 @@ class SnapshotWriter:
                 flushing.result()
             if not self._mine_contiguous:
                 raise _ListingMoved
+        self._check_shrink(d, previous, prev_id)
         live = d.rows.height
-        keyframe = self._is_keyframe(rel, app, prev_id, d.attribute_changes, live, "attributes")
+        # a keyframe copies the listing: one that is not `full` does not name every live
+        # entity, so it never keyframes (except a source's first snapshot: all there is)
+        may_keyframe = self.coverage == "full" or prev_id is None
+        keyframe = may_keyframe and self._is_keyframe(
+            rel, app, prev_id, d.attribute_changes, live, "attributes"
+        )
         ckeyframe = False
         if crel is not None:
-            ckeyframe = self._is_keyframe(crel, capp, prev_id, d.counter_changes, live, "counters")
+            ckeyframe = may_keyframe and self._is_keyframe(
+                crel, capp, prev_id, d.counter_changes, live, "counters"
+            )
         pool = core.workers()
         jobs = []
         if crel is not None:
@@ -669,9 +751,25 @@ class SnapshotWriter:
         core = self._core
         rows = d.rows
         cols = [c for c in schemas.POPULARITY_COLUMNS.get(self.source, ()) if c in rows.columns]
-        if not cols:
-            return 0
         parts = []
+        if self.coverage == "top":
+            # the listing's members: an as-of read of a top-N snapshot returns these only
+            parts.append(
+                rows[KEY]
+                .sort()
+                .to_frame()
+                .with_columns(
+                    source=pl.lit(self.source),
+                    snapshot_id=pl.lit(self.snapshot_id, pl.Int64),
+                    by=pl.lit(COVERED),
+                )
+            )
+        if not cols and not parts:
+            return 0
+        if self.coverage == "subset" and d.carried.height:
+            # a subset's state is the listing plus every entity it did not name
+            pick = ["entity_id", KEY, *cols]
+            rows = pl.concat([rows.select(pick), d.carried.select(pick)], how="vertical_relaxed")
         for by in cols:
             keys = reads.top_keys(rows, by, core.options.topk_n)
             parts.append(
@@ -688,17 +786,30 @@ class SnapshotWriter:
 
 
 def begin(
-    core: StoreCore, source: str, *, as_of: datetime | None = None, run_id: str | None = None
+    core: StoreCore,
+    source: str,
+    *,
+    as_of: datetime | None = None,
+    run_id: str | None = None,
+    coverage: Coverage = "full",
+    top_by: str | None = None,
+    top_n: int | None = None,
+    max_shrink: float | None = None,
+    on_shrink: ShrinkStatus = "partial",
 ) -> SnapshotWriter:
     """Start a new snapshot of `source` (status running); ids increase per source. Two
-    processes racing for an id: the catalog txn lets one win, the other takes the next."""
+    processes racing for an id: the catalog txn lets one win, the other takes the next.
+    `coverage` says what the listing covers (`top` needs `top_by`; `top_n` defaults to
+    the entities listed); `check_order` keeps the source's snapshots in time order."""
     check_source(source)
+    check_coverage(coverage, top_by, top_n)
     started = now()
     as_of = as_of or started
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=UTC)
     for _ in range(100):
         cat = core.catalog.read().filter(pl.col("source") == source)
+        check_order(source, as_of, started, cat)
         ids = cat["snapshot_id"].to_list()
         sid = (max(ids) + 1) if ids else 1
         rid = run_id or f"{source}-{sid}-{uuid.uuid4().hex[:8]}"
@@ -710,12 +821,66 @@ def begin(
             "as_of": as_of,
             "started_at": started,
             "code_version": core.code_version,
+            "coverage": coverage,
+            "top_by": top_by,
+            "top_n": top_n,
         }
         table = pa.Table.from_pylist([row], schema=schemas.CATALOG_SNAPSHOTS)
         if core.catalog.append(table, txn_id(source, sid, "catalog"), 0):
-            return SnapshotWriter(core, source, sid, rid, as_of, started)
+            return SnapshotWriter(
+                core,
+                source,
+                sid,
+                rid,
+                as_of,
+                started,
+                coverage=coverage,
+                top_by=top_by,
+                top_n=top_n,
+                max_shrink=max_shrink,
+                on_shrink=on_shrink,
+            )
         # another process took this id first: take the next one
     raise StoreError(f"could not allocate a snapshot id for {source!r}")
+
+
+def check_coverage(coverage: str, top_by: str | None, top_n: int | None) -> None:
+    """ValueError unless `coverage` is one of COVERAGES and `top` names its column."""
+    if coverage not in COVERAGES:
+        raise ValueError(f"coverage {coverage!r} unknown; use {', '.join(COVERAGES)}")
+    if coverage == "top" and not top_by:
+        raise ValueError("coverage 'top' needs the column it ranks by (top_by, --top-by)")
+    if coverage != "top" and (top_by is not None or top_n is not None):
+        raise ValueError(f"top_by / top_n go with coverage 'top', not {coverage!r}")
+    if top_n is not None and top_n < 1:
+        raise ValueError(f"top_n must be >= 1, got {top_n}")
+
+
+def check_order(source: str, as_of: datetime, now_: datetime, catalog: pl.DataFrame) -> None:
+    """Time runs forward: a new snapshot's instant is not in the future and is later than
+    every snapshot of `source` that was not failed (`catalog`: the source's rows). A failed
+    one holds nothing, so an import that failed may be re-run at the same instant.
+
+    Raises:
+        SnapshotOrder: naming the instant and the newest snapshot it would not follow.
+    """
+    if as_of > now_:
+        raise SnapshotOrder(
+            f"{source}: a snapshot at {as_of.isoformat()} is in the future (now is "
+            f"{now_.isoformat()}); a snapshot describes a listing already seen"
+        )
+    held = catalog.filter((pl.col("status") != "failed") & pl.col("as_of").is_not_null())
+    if held.is_empty():
+        return
+    newest = held.sort("as_of").row(held.height - 1, named=True)
+    if as_of <= newest["as_of"]:
+        same = "at the same instant as" if as_of == newest["as_of"] else "before"
+        raise SnapshotOrder(
+            f"{source}: a snapshot at {as_of.isoformat()} would land {same} the newest "
+            f"snapshot {newest['snapshot_id']} ({newest['status']}, at "
+            f"{newest['as_of'].isoformat()}); a source's snapshots run forward in time, "
+            "so import oldest first"
+        )
 
 
 def resume(core: StoreCore, source: str) -> SnapshotWriter | None:
@@ -760,6 +925,9 @@ def resume(core: StoreCore, source: str) -> SnapshotWriter | None:
         last_seq,
         checkpoint,
         next_event,
+        coverage=coverage_of(row.get("coverage")),
+        top_by=row.get("top_by"),
+        top_n=row.get("top_n"),
     )
 
 

@@ -50,25 +50,66 @@ def import_cmd(
     id_column: Annotated[
         str | None, typer.Option("--id-column", help="Column holding the stable id.")
     ] = None,
+    coverage: Annotated[
+        str,
+        typer.Option(
+            "--coverage",
+            help="What the file lists: full (every entity; one it does not name is gone), "
+            "top (the top N by --top-by; N = its rows) or subset (a filtered listing). "
+            "Only full writes tombstones.",
+        ),
+    ] = "full",
+    top_by: Annotated[
+        str | None,
+        typer.Option("--top-by", help="The column a --coverage top file is ranked by."),
+    ] = None,
+    allow_shrink: Annotated[
+        bool,
+        typer.Option(
+            "--allow-shrink",
+            help="Write a full listing even when it tombstones more than store.max_shrink "
+            "of the previous state.",
+        ),
+    ] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Write one full listing file as one complete snapshot of SOURCE.
+    """Write one listing file as one complete snapshot of SOURCE.
 
     Example: hubtide import custom:papers papers-2026-01.csv --at 2026-01-31 --id-column doi
+
+    Example: hubtide import custom:pypi top-2026-01.csv --at 2026-01-31 --id-column project
+    --coverage top --top-by downloads
     """
+    from storage.catalog import COVERAGES
     from storage.importing import import_listing
 
+    if coverage not in COVERAGES:
+        raise ValueError(f"--coverage {coverage!r}: use {', '.join(COVERAGES)}")
+    if coverage == "top" and not top_by:
+        raise ValueError("--coverage top needs --top-by COLUMN (the column the file ranks by)")
+    if coverage != "top" and top_by is not None:
+        raise ValueError(f"--top-by goes with --coverage top, not --coverage {coverage}")
     store = open_store(app_context(ctx).settings, create=True)
     batch = app_context(ctx).settings.store.batch_rows
     # one writer per source (storage/lease.py): a crawl or import writing it refuses this
     with store.acquire_lease(source, purpose="import").keep_renewed():
         info = import_listing(
-            store, source, file, at=_parse_time(at), id_column=id_column, batch_rows=max(batch, 1)
+            store,
+            source,
+            file,
+            at=_parse_time(at),
+            id_column=id_column,
+            batch_rows=max(batch, 1),
+            coverage=coverage,  # type: ignore[arg-type]  # checked against COVERAGES above
+            top_by=top_by,
+            max_shrink=app_context(ctx).settings.store.max_shrink,
+            allow_shrink=allow_shrink,
         )
     row = {
         "source": info.source,
         "snapshot_id": info.snapshot_id,
         "status": info.status,
+        "coverage": info.covers(),
         "entities": info.entities,
         "upserts": info.upserts,
         "tombstones": info.tombstones,
@@ -98,12 +139,14 @@ def snapshots_cmd(
     if missing:
         raise ValueError(f"--columns {missing[0]!r}: snapshots have {', '.join(df.columns)}")
     df = df.select(cols or SNAPSHOT_COLUMNS)
-    emit_frame(df, fmt, title="snapshots", show=cols or SNAPSHOT_COLUMNS[:7])
+    emit_frame(df, fmt, title="snapshots", show=cols or SNAPSHOT_TABLE)
 
 
-# JSON and CSV carry them all; a table the first seven (--columns picks others)
-SNAPSHOT_COLUMNS = ["source", "snapshot_id", "status", "as_of", "entities", "upserts"]
-SNAPSHOT_COLUMNS += ["tombstones", "rejected", "keyframe", "counters_keyframe"]
+# JSON and CSV carry them all; a table the SNAPSHOT_TABLE ones (--columns picks others)
+SNAPSHOT_COLUMNS = ["source", "snapshot_id", "status", "as_of", "coverage", "top_by", "top_n"]
+SNAPSHOT_COLUMNS += ["entities", "upserts", "tombstones", "rejected", "keyframe"]
+SNAPSHOT_COLUMNS += ["counters_keyframe"]
+SNAPSHOT_TABLE = [*SNAPSHOT_COLUMNS[:7], "entities", "tombstones"]
 
 
 def asof_cmd(
@@ -129,8 +172,21 @@ def asof_cmd(
     Example: hubtide asof hub:model --at 2026-01-31 --columns name,downloads --out m.parquet
     """
     cols = split_columns(columns)
-    df = _store(ctx).as_of(source, _at(at), columns=cols, include_partial=partial).collect()
+    store = _store(ctx)
+    df = store.as_of(source, _at(at), columns=cols, include_partial=partial).collect()
     df = df.sort("entity_id")
+    info = store.snapshot_info(source, _at(at), include_partial=partial)
+    if info.coverage != "full":
+        # a top-N or subset listing: say what the rows stand for
+        err_console.print(
+            f"snapshot {info.snapshot_id} of {source} covers {info.covers()}: "
+            + (
+                "the entities it listed, not the whole source"
+                if info.coverage == "top"
+                else "a filtered listing; entities it did not name carry their earlier state"
+            ),
+            highlight=False,
+        )
     if out is not None:
         write_frame(df, out)
         err_console.print(f"wrote {df.height} rows to {out}")

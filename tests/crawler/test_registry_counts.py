@@ -200,6 +200,9 @@ def test_own_counts_replace_ecosystems_and_bulk_per_128(
     assert want == scoped + 5
     assert npm.detail_kinds.get(NPM_DOWNLOADS) == want, npm.detail_kinds
     assert _fallbacks(store, "npm", npm.snapshot_id).height == 0
+    # issue 16: a registry crawl is its top N by downloads, never a tombstone source
+    info = store.snapshot_info("npm", npm.snapshot_id)
+    assert (info.coverage, info.top_by, info.top_n) == ("top", "downloads", len(own["npm"]))
 
     pypi = _crawl(store, "pypi", url, pypi_stats_endpoint=url + "/pypistats")
     assert pypi.status == "complete", pypi

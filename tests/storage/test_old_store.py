@@ -99,7 +99,13 @@ def test_a_store_of_the_old_code_reads_the_same_and_resumes(tmp_path: Path) -> N
     assert sorted(new_reads) == sorted(old_reads)
     assert "asof3" in new_reads and new_reads["asof3"].height > 40
     for name, frame in old_reads.items():
-        assert new_reads[name].equals(frame), name
+        new = new_reads[name]
+        if name == "snapshots":
+            # issue 16: the catalog gained coverage columns; old rows read as full listings
+            added = ["coverage", "top_by", "top_n"]
+            assert new.select(added).unique().rows() == [("full", None, None)]
+            new = new.drop(added)
+        assert new.equals(frame), name
     # resume: the old code finishes copy b, today's code finishes a
     old_said = json.loads(run_old(pkg, "resume", str(b)))
     store = Store.open(str(a), keyframe_every=2)
@@ -116,7 +122,13 @@ def test_a_store_of_the_old_code_reads_the_same_and_resumes(tmp_path: Path) -> N
     store.wait_for_tidying()
     # the same rows and the same transaction ids in every table
     for rel in TABLES:
-        assert table_rows(a, rel).equals(table_rows(b, rel)), rel
+        rows_a = table_rows(a, rel)
+        if rel == "catalog/snapshots":
+            # today's rows add the coverage columns (delta-rs merged the schema): the
+            # terminal row of the resumed snapshot says full, the old rows read null
+            assert set(rows_a["coverage"].to_list()) == {None, "full"}
+            rows_a = rows_a.drop("coverage", "top_by", "top_n")
+        assert rows_a.equals(table_rows(b, rel)), rel
         assert txns(a, rel) == txns(b, rel), rel
     got = store.as_of("hub:model", 4).collect().sort("entity_id")
     want = pl.DataFrame(data, schema_overrides={"tags": pl.List(pl.String)}).sort("entity_id")
