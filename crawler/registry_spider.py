@@ -16,10 +16,8 @@ cache refreshes and skip or repeat packages at page boundaries; back to back, it
 ranking. A package listed twice anyway is kept once (`BaseSpider.first_seen`).
 
 A top-N listing is not a census: a package absent from it merely left the top N. Its
-snapshot must be written with coverage `top` so the store does not tombstone the absent
-ones: `crawler/run.py` `_crawl` has to open it with
-`store.begin_snapshot(source, coverage=RegistrySpider.coverage)` once storage takes a
-`coverage` (the store issue; not on this branch).
+snapshot is written with coverage `top` by downloads (`crawler/run.py` `_crawl` opens it so),
+and the store tombstones none of the absent ones.
 """
 
 from __future__ import annotations
@@ -54,9 +52,6 @@ class RegistrySpider(BaseSpider):
     """The top N packages of one registry by downloads, through ecosyste.ms."""
 
     name = "hubtide-registry"
-    # what a snapshot of this listing covers: the top N by downloads, not every package
-    # (crawler/run.py must pass it to `store.begin_snapshot`; see the module docstring)
-    coverage = "top"
 
     def __init__(self, ctx: CrawlContext, **kw: Any) -> None:
         super().__init__(ctx, **kw)

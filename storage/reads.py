@@ -498,9 +498,15 @@ def ranked_members(
 
 def changed(core: StoreCore, source: str, from_snapshot: At, to_snapshot: At) -> pl.LazyFrame:
     """entity_id, change (created|updated|renamed|deleted), and the columns (to, or from
-    for deleted entities) between two complete snapshots."""
+    for deleted entities) between two complete snapshots.
+
+    A snapshot that is not a full listing (coverage top or subset) cannot see creations or
+    deletions: an entity absent from the later one `left` its listing (it may well exist),
+    one absent from the earlier one `entered` it."""
     a = core.catalog.resolve(source, from_snapshot)
     b = core.catalog.resolve(source, to_snapshot)
+    a_full = core.catalog.info(source, a).coverage == "full"
+    b_full = core.catalog.info(source, b).coverage == "full"
     cols = core.columns(source)
     sa = state_of(core, source, a, cols).collect()
     sb = state_of(core, source, b, cols).collect()
@@ -520,7 +526,7 @@ def changed(core: StoreCore, source: str, from_snapshot: At, to_snapshot: At) ->
     )
     change = (
         pl.when(pl.col("__in_a").is_null())
-        .then(pl.lit("created"))
+        .then(pl.lit("created" if a_full else "entered"))
         .when(renamed)
         .then(pl.lit("renamed"))
         .when(differs)
@@ -530,7 +536,7 @@ def changed(core: StoreCore, source: str, from_snapshot: At, to_snapshot: At) ->
     live = j.with_columns(change=change).filter(pl.col("change").is_not_null())
     live = live.select(["entity_id", "change", *value_cols])
     gone = sa.join(sb.select("entity_id"), on="entity_id", how="anti").with_columns(
-        change=pl.lit("deleted")
+        change=pl.lit("deleted" if b_full else "left")
     )
     gone = gone.select(["entity_id", "change", *value_cols])
     return pl.concat([live, gone]).sort("entity_id").lazy()

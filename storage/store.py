@@ -502,7 +502,9 @@ class Store:
     def changed(self, source: str, from_snapshot: At, to_snapshot: At) -> pl.LazyFrame:
         """entity_id, change (created|updated|renamed|deleted) and the columns (of
         `to_snapshot`, or of `from_snapshot` for deleted entities) between two complete
-        snapshots.
+        snapshots. Where either snapshot is not a full listing (coverage top or subset), an
+        entity absent from the later one is `left`, one absent from the earlier `entered`:
+        a top-N list cannot tell a deletion from a fall out of the list.
 
         Raises:
             UnknownSource, SnapshotNotFound: as `resolve_snapshot`.

@@ -551,8 +551,9 @@ class SnapshotWriter:
         with self._step("read the staged listing", STAGING):
             narrow = _narrow(staged, columns, types, attr_cols, ccols, prev_hashes, kept)
         del prev_hashes
-        # an empty listing says nothing of who is gone (a header-only file, a dead page)
-        tombstones = self.coverage == "full" and narrow.height > 0
+        # an empty full listing tombstones everything, so the shrink guard (when on) stops
+        # it like any other cliff: a header-only file or a dead page is not a census
+        tombstones = self.coverage == "full"
         with self._step("diff the listing", rel):
             d = Diff(narrow, previous, ccols, tombstones=tombstones)
         del narrow

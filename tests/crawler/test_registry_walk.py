@@ -139,11 +139,6 @@ def test_a_package_listed_twice_over_a_moving_ranking_is_kept_once(
     assert sum(int(x.split(" ", 1)[0]) for x in ev) == len(served) - len(distinct)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs storage's snapshot coverage ('top', the store issue) passed by "
-    "crawler/run.py for registry sources: RegistrySpider.coverage",
-)
 def test_a_package_that_left_the_top_n_is_not_tombstoned(
     tmp_path: Path, sim: tuple[SimServer, Recorder]
 ) -> None:
