@@ -551,9 +551,9 @@ class SnapshotWriter:
         with self._step("read the staged listing", STAGING):
             narrow = _narrow(staged, columns, types, attr_cols, ccols, prev_hashes, kept)
         del prev_hashes
-        # an empty full listing tombstones everything, so the shrink guard (when on) stops
-        # it like any other cliff: a header-only file or a dead page is not a census
-        tombstones = self.coverage == "full"
+        # an empty listing says nothing of who is gone (a header-only file, a dead page):
+        # it never tombstones (issue 16 point 4), whatever the shrink guard's setting
+        tombstones = self.coverage == "full" and narrow.height > 0
         with self._step("diff the listing", rel):
             d = Diff(narrow, previous, ccols, tombstones=tombstones)
         del narrow

@@ -50,10 +50,10 @@ def test_ten_percent_exactly_passes(store: Store, tmp_path: Path) -> None:
     assert (info.status, info.tombstones) == ("complete", 1)
 
 
-def test_an_empty_listing_is_a_cliff_like_any_other(store: Store, tmp_path: Path) -> None:
+def test_an_empty_listing_tombstones_nothing(store: Store, tmp_path: Path) -> None:
     import_listing(store, "hub:model", _csv(tmp_path / "a.csv", range(5)), at=day(1))
-    with pytest.raises(ShrinkRefused, match="would tombstone 5 of the 5 entities"):
-        import_listing(store, "hub:model", _csv(tmp_path / "e.csv", []), at=day(2), max_shrink=0.10)
+    info = import_listing(store, "hub:model", _csv(tmp_path / "e.csv", []), at=day(2))
+    assert (info.status, info.entities, info.tombstones) == ("complete", 0, 0)
     assert store.as_of("hub:model").collect().height == 5
 
 
