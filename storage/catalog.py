@@ -44,7 +44,8 @@ _LATER_COLUMNS = ("coverage", "top_by", "top_n")
 TerminalStatus = Literal["complete", "partial", "failed"]
 # which change-encoded table a keyframe question is about
 TableKind = Literal["attributes", "counters"]
-_TERMINAL: tuple[TerminalStatus, ...] = ("complete", "partial", "failed")
+# the statuses of a terminal row (it wins over the snapshot's running row)
+TERMINAL_STATUSES: tuple[TerminalStatus, ...] = ("complete", "partial", "failed")
 # The catalog gets two one-row files per snapshot; delta-rs re-reads a table's whole file
 # list after every commit, so its appends slowed from 11 to 30 ms over 30 snapshots. A
 # finish merges them once this many have piled up (~40 ms, every 8 snapshots).
@@ -140,7 +141,7 @@ def latest_rows(raw: pl.DataFrame) -> pl.DataFrame:
     """One row per (source, snapshot_id): the terminal row if any, else the running one."""
     if raw.is_empty():
         return raw
-    rank = pl.when(pl.col("status").is_in(list(_TERMINAL))).then(1).otherwise(0)
+    rank = pl.when(pl.col("status").is_in(list(TERMINAL_STATUSES))).then(1).otherwise(0)
     return (
         raw.with_columns(_rank=rank)
         .sort(["source", "snapshot_id", "_rank"])
