@@ -243,9 +243,11 @@ class Tables:
                 return todo
             except CommitFailedError:
                 dt.update_incremental()  # the failed object still shows the old version
-            except DeltaError as exc:
-                # an error after the commit itself (a post-commit checkpoint, the state
-                # update) must not turn a committed row into a failure: look for the txn
+            except (DeltaError, OSError) as exc:
+                # an error after the commit itself (the state update, a reply lost on the
+                # wire: delta-rs raises object-store failures as OSError) must not turn a
+                # committed row into a failure, nor a retry into a double: look for the
+                # txn in a freshly loaded table (delta-rs #2279)
                 if self._landed(rel, app_id, todo[-1]):
                     log.warning("%s: txn %s@%s committed, then: %s", rel, app_id, todo[-1], exc)
                     return todo

@@ -231,7 +231,8 @@ class SnapshotWriter:
     def flush(self) -> list[int]:
         """Stage the waiting batches in one commit; returns the seqs this call committed
         (a seq another writer of this snapshot staged first is left out)."""
-        waiting, self._waiting, self._waiting_bytes = self._waiting, [], 0
+        waiting, waiting_bytes = self._waiting, self._waiting_bytes
+        self._waiting, self._waiting_bytes = [], 0
         if not waiting:
             return []
         by_seq = {w.seq: w for w in waiting}
@@ -251,14 +252,21 @@ class SnapshotWriter:
                 schema=STAGING_SCHEMA,
             )
 
-        wrote = self._core.tables.append_versions_once(
-            STAGING,
-            sorted(by_seq),
-            blob,
-            self._app,
-            partition_by=STAGING_PARTITION,
-            writer_properties=STAGING_PROPS,
-        )
+        try:
+            wrote = self._core.tables.append_versions_once(
+                STAGING,
+                sorted(by_seq),
+                blob,
+                self._app,
+                partition_by=STAGING_PARTITION,
+                writer_properties=STAGING_PROPS,
+            )
+        except BaseException:
+            # not staged, or not known to be: they wait for the next flush (a finish run
+            # again), whose txn check leaves out whatever did land; else they were lost
+            # and a finish that no longer holds them in memory diffed a short listing
+            self._waiting, self._waiting_bytes = waiting + self._waiting, waiting_bytes
+            raise
         if len(wrote) < len(waiting):
             self._mine_contiguous = False  # another writer's batches are staged too
         self.last_committed_seq = max(self.last_committed_seq, max(by_seq))

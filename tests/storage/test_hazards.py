@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from deltalake import DeltaTable, write_deltalake
 import storage
 import storage.core
 import storage.tables
+import storage.writer
 from storage import CrawlEvent, Store, StoreError
 from storage.layout import CATALOG, STAGING
 from storage.tables import TABLE_CONFIG
@@ -189,6 +191,77 @@ def test_a_staging_drop_that_errs_is_checked_and_the_next_snapshot_is_whole(
     assert len(got) == 2 and all(a.equals(b) for a, b in zip(got, want, strict=True))
     fresh.maintain()
     assert pl.scan_delta(str(root / STAGING)).collect().height == 0
+
+
+def _nth_erring(real: Callable[..., Any], nth: int, *, after: bool) -> Callable[..., Any]:
+    """`real`, except that its `nth` call (0-based, counted across threads) raises,
+    after the real call returned (it committed) or before it."""
+    calls = [0]
+    lock = threading.Lock()
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            mine, calls[0] = calls[0], calls[0] + 1
+        if mine == nth:
+            if after:
+                real(*args, **kwargs)
+            raise OSError("injected: connection reset by peer")
+        return real(*args, **kwargs)
+
+    return call
+
+
+def _row_counts(root: Path, tables: list[str]) -> dict[str, int]:
+    return {rel: pl.scan_delta(str(root / rel)).select(pl.len()).collect().item() for rel in tables}
+
+
+# The txn'd commits of a finish: the staging flush, then changes, counters and top-k (three
+# threads, in any order), then the catalog row. `kept`: the finish holds the batches it
+# accepted in memory (a listing under STAGED_MEMORY_BYTES) or reads them back from staging.
+@pytest.mark.parametrize(
+    ("nth", "kept"),
+    [(0, True), (0, False), (1, True), (2, True), (3, True), (4, True)],
+    ids=["staging", "staging-read-back", "commit1", "commit2", "commit3", "catalog"],
+)
+@pytest.mark.parametrize("after", [True, False], ids=["after-commit", "before-commit"])
+def test_a_txn_append_that_errs_is_checked_in_a_fresh_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nth: int, kept: bool, after: bool
+) -> None:
+    """One txn'd commit of a finish raises an I/O error (as a reply lost on the wire),
+    after it committed or before: the txn is looked up in a freshly loaded table. Landed,
+    the finish goes on; not landed, the finish raises a StoreError naming the table and
+    a second finish writes what is missing (a staging flush keeps its batches waiting).
+    Either way no row is doubled or lost: every table holds the rows of a store that
+    never erred, and every as-of read equals its."""
+    if not kept:
+        monkeypatch.setattr(storage.writer, "STAGED_MEMORY_BYTES", 0)
+    root = tmp_path / "store"
+    store = Store.open(str(root), keyframe_every=3)
+    control_root = tmp_path / "control"
+    control = Store.open(str(control_root), keyframe_every=3)
+    for k in (1, 2):
+        write_snapshot(store, "hub:model", listing(k, 30), at=day(k), batch=10)
+        write_snapshot(control, "hub:model", listing(k, 30), at=day(k), batch=10)
+    w = store.begin_snapshot("hub:model", as_of=day(3))
+    for seq in range(3):
+        w.write_batch(seq, listing(3, 30)[seq * 10 : seq * 10 + 10])
+    erring = _nth_erring(storage.tables.write_deltalake, nth, after=after)
+    with monkeypatch.context() as patch:
+        patch.setattr(storage.tables, "write_deltalake", erring)
+        if after:
+            w.finish("complete")
+        else:
+            with pytest.raises(StoreError, match=r"append of txn .* failed: OSError: injected"):
+                w.finish("complete")
+    if not after:
+        w.finish("complete")
+    write_snapshot(control, "hub:model", listing(3, 30), at=day(3), batch=10)
+    store.wait_for_tidying()
+    control.wait_for_tidying()
+    tables = sorted(set(store.table_names()) | set(control.table_names()))
+    assert _row_counts(root, tables) == _row_counts(control_root, tables)
+    got, want = as_of_rows(Store.open(str(root))), as_of_rows(control)
+    assert len(got) == 3 and all(a.equals(b) for a, b in zip(got, want, strict=True))
 
 
 # -- delta-rs #2258: a kill mid-checkpoint broke opening the table ------------------------
