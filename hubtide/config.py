@@ -68,7 +68,11 @@ class StoreConfig:
     topk_n: int = _f(10000, "Entities per popularity column kept in derived/topk.", min=1)
     batch_rows: int = _f(5000, "Rows per write batch from a crawl.", min=1)
     vacuum_retention_hours: int = _f(
-        168, "Vacuum keeps files younger than this; never below what kept snapshots need.", min=0
+        168,
+        "Vacuum keeps files younger than this; never below what kept snapshots need.",
+        # storage.maintenance.MIN_RETENTION_HOURS (a test pins it): a lower value would be
+        # raised to it silently by the daemon's maintenance job
+        min=1,
     )
     max_shrink: float = _f(
         0.10,

@@ -75,7 +75,18 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Path:
         + "\n"
     )
     for f, at in ((day1, "2026-01-01T00:00:00Z"), (day2, "2026-01-02T00:00:00Z")):
-        res = hub(store, "import", "hub:model", str(f), "--at", at, "--id-column", "_id")
+        # day 2 drops a2 (one of two: past the shrink guard's 10%), as a full listing may
+        res = hub(
+            store,
+            "import",
+            "hub:model",
+            str(f),
+            "--at",
+            at,
+            "--id-column",
+            "_id",
+            "--allow-shrink",
+        )
         assert res.returncode == 0, res.stderr
     return store
 
@@ -174,7 +185,17 @@ def test_import_custom_source_then_gain_column(tmp_path: Path) -> None:
     b = tmp_path / "b.parquet"
     pl.DataFrame({"doi": ["10/x"], "cites": [3], "venue": ["ACL"]}).write_parquet(b)
     for f, at in ((a, "2026-01-01"), (b, "2026-01-02")):
-        res = hub(store, "import", "custom:papers", str(f), "--at", at, "--id-column", "doi")
+        res = hub(
+            store,
+            "import",
+            "custom:papers",
+            str(f),
+            "--at",
+            at,
+            "--id-column",
+            "doi",
+            "--allow-shrink",  # b drops 10/y: one of two, past the shrink guard's 10%
+        )
         assert res.returncode == 0, res.stderr
     res = hub(store, "asof", "custom:papers", "--at", "1", "-f", "json")
     assert json.loads(res.stdout) == [
@@ -205,3 +226,17 @@ def test_maintain_refuses_retention_below_floor(filled: Path) -> None:
     assert res.returncode == 1
     assert "below the floor of 1 h" in res.stderr
     assert "Traceback" not in res.stderr
+    assert "retention 1 h" not in res.stdout  # no table titled with hours it never used
+
+
+def test_config_retention_below_the_floor_is_refused() -> None:
+    """The daemon's maintenance reads `store.vacuum_retention_hours`: below the floor the
+    config is refused (naming the key), so no job floors it silently either."""
+    from hubtide.config import ConfigError, load_settings
+    from storage.maintenance import MIN_RETENTION_HOURS
+
+    env = {"HUBTIDE_STORE_VACUUM_RETENTION_HOURS": str(MIN_RETENTION_HOURS - 1)}
+    with pytest.raises(ConfigError, match="VACUUM_RETENTION_HOURS: must be at least 1"):
+        load_settings(env=env)
+    floor = {"HUBTIDE_STORE_VACUUM_RETENTION_HOURS": str(MIN_RETENTION_HOURS)}
+    assert load_settings(env=floor).store.vacuum_retention_hours == MIN_RETENTION_HOURS
