@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "store",
         "Compact small files, checkpoint and vacuum every table (safe while a crawl writes).",
     ),
+    "backfill": (
+        "backfill",
+        "Import every version of a public archive missing from the store, oldest first.",
+    ),
     "crawl": ("crawl", "Crawl each source once into the store: one snapshot per source."),
     "daemon": (
         "daemon",

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {"storage", "crawler", "scheduler", "analytics", "simulator", "hubtide"}
+OURS = {"storage", "backfill", "crawler", "scheduler", "analytics", "simulator", "hubtide"}
 
 # package -> the packages of ours it may import
 ALLOWED = {
     "storage": set(),
     "simulator": set(),
+    "backfill": {"storage"},
     "crawler": {"storage"},
     "analytics": {"storage"},
     "scheduler": {"storage", "crawler", "analytics"},
