@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-from polars._typing import PolarsDataType
 
 from backfill.versions import Revision, revisions
 
@@ -167,7 +166,7 @@ HUB_FILES = {
 }
 
 
-def _col(df: pl.DataFrame, name: str, dtype: PolarsDataType) -> pl.Expr:
+def _col(df: pl.DataFrame, name: str, dtype: pl.DataType | type[pl.DataType]) -> pl.Expr:
     """The column if this era has it, else a typed null (never a crash)."""
     if name in df.columns:
         return pl.col(name).cast(dtype, strict=False)

@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 
 import polars as pl
-from polars._typing import PolarsDataType
 
 from backfill.readers import ARCHIVES, Listing
 from storage import CrawlEvent, Store
@@ -212,7 +211,7 @@ def archive_columns(store: Store, source: str) -> pl.DataFrame:
                 "instant": p["instant"],
             }
         )
-    schema: dict[str, PolarsDataType] = {
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
         "snapshot_id": pl.Int64,
         "version": pl.String,
         "archive_columns": pl.List(pl.String),
