@@ -190,13 +190,17 @@ async def _write(
             log.error("could not stage the last batches of %s: %s", source, exc)
     else:
         try:
-            await asyncio.to_thread(
+            info = await asyncio.to_thread(
                 writer.finish,
                 status,
                 message=message,
                 requests=ctx.requests,
                 errors=ctx.errors,
             )
+            # the store may close it otherwise than asked: the shrink guard turns a
+            # complete listing into a partial snapshot (and says why in a 'shrink' event)
+            if info.status != status and info.status in ("complete", "partial", "failed"):
+                status, message = info.status, info.message or message  # type: ignore[assignment]
         except Exception as exc:
             log.error(
                 "could not finish snapshot %s of %s: %s: %s",

@@ -51,7 +51,7 @@ class CrawlSettings:
     # make it an orphan (crawler/heartbeat.py)
     heartbeat_seconds: float = 30.0
     registry_top_n: int = 10_000
-    # store.max_shrink: a full crawl tombstoning more of the previous state ends partial
+    # crawler.max_shrink: a full crawl tombstoning more of the previous state ends partial
     max_shrink: float = 0.10
     details: bool = True
     # detail requests per changed repo a crawl may spend: commits of changed repos and

@@ -132,6 +132,13 @@ class CrawlerConfig:
         min=0.1,
     )
     registry_top_n: int = _f(10000, "Most-downloaded packages crawled per registry.", min=1)
+    max_shrink: float = _f(
+        0.10,
+        "A crawl whose listing comes back more than this share smaller than the previous"
+        " complete state ends partial with a 'shrink' crawl event instead of tombstoning"
+        " (store.max_shrink is the same guard for imports). 1.0 turns it off.",
+        min=0.0,
+    )
     details: bool = _f(True, "Crawl commits, discussions and cards of changed Hub repos.")
     max_detail_repos: int = _f(
         0, "Cap on repos whose details are crawled per snapshot (0: no cap).", min=0

@@ -60,3 +60,13 @@ def test_bad_values_name_the_key(
         load_settings(f, env=env)
     assert needle in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_crawler_max_shrink_is_the_crawls_guard(tmp_path: Path) -> None:
+    """`crawler.max_shrink` (default 10 %) is what a crawl's shrink guard uses."""
+    from hubtide.wiring import crawl_settings
+
+    assert crawl_settings(load_settings(None, env={})).max_shrink == pytest.approx(0.10)
+    f = tmp_path / "h.toml"
+    f.write_text("[crawler]\nmax_shrink = 0.25\n[store]\nmax_shrink = 0.5\n")
+    assert crawl_settings(load_settings(f, env={})).max_shrink == pytest.approx(0.25)
