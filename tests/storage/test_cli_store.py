@@ -75,7 +75,10 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Path:
         + "\n"
     )
     for f, at in ((day1, "2026-01-01T00:00:00Z"), (day2, "2026-01-02T00:00:00Z")):
-        res = hub(store, "import", "hub:model", str(f), "--at", at, "--id-column", "_id")
+        # day 2 deletes a2: half the state, past the shrink guard (issue 16), so allowed
+        res = hub(
+            store, "import", "hub:model", str(f), "--at", at, "--id-column", "_id", "--allow-shrink"
+        )
         assert res.returncode == 0, res.stderr
     return store
 
@@ -174,7 +177,18 @@ def test_import_custom_source_then_gain_column(tmp_path: Path) -> None:
     b = tmp_path / "b.parquet"
     pl.DataFrame({"doi": ["10/x"], "cites": [3], "venue": ["ACL"]}).write_parquet(b)
     for f, at in ((a, "2026-01-01"), (b, "2026-01-02")):
-        res = hub(store, "import", "custom:papers", str(f), "--at", at, "--id-column", "doi")
+        # b drops 10/y (half the state): allowed past the shrink guard (issue 16)
+        res = hub(
+            store,
+            "import",
+            "custom:papers",
+            str(f),
+            "--at",
+            at,
+            "--id-column",
+            "doi",
+            "--allow-shrink",
+        )
         assert res.returncode == 0, res.stderr
     res = hub(store, "asof", "custom:papers", "--at", "1", "-f", "json")
     assert json.loads(res.stdout) == [
