@@ -36,6 +36,12 @@ def top_sets(data: Data, source: str, ids: Sequence[int]) -> list[pl.DataFrame]:
     """The ranked top-K of each snapshot in `ids` (rank, key, entity_id, name, value)."""
     p = data.params
     by = p.popularity(source)
+    if p.renames_as_churn and "name" not in data.columns(source):
+        # keyed by a column that is not there, every entity would be one key
+        raise ValueError(
+            f"--renames-as-churn keys the top-K by name, and {source!r} has no name column; "
+            "leave it out (entities are then their ids)"
+        )
     out = []
     for sid in ids:
         coverage, top_by, top_n = data.coverage(source, sid)
@@ -95,8 +101,16 @@ def turnover_rows(data: Data, source: str, ids: Sequence[int]) -> pl.DataFrame:
 
 
 def consecutive(data: Data, source: str) -> pl.DataFrame:
-    """Turnover between every consecutive pair of complete snapshots."""
-    return turnover_rows(data, source, data.snapshot_ids(source))
+    """Turnover between every consecutive pair of complete snapshots; NotEnoughData
+    (nothing to compare) with fewer than two."""
+    ids = data.snapshot_ids(source)
+    if len(ids) < 2:
+        have = f"one complete snapshot ({ids[0]})" if ids else "no complete snapshot"
+        raise NotEnoughData(
+            f"nothing to compare: {source!r} has {have}; turnover compares consecutive "
+            "complete snapshots, so it needs two"
+        )
+    return turnover_rows(data, source, ids)
 
 
 def interval_ids(data: Data, source: str, days: int) -> list[int]:

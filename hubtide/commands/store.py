@@ -252,8 +252,22 @@ def top_cmd(
 
     Example: hubtide top hub:model --by likes --k 10
     """
-    df = _store(ctx).top_k(source, _at(at), by, k).collect()
+    store = _store(ctx)
+    df = store.top_k(source, _at(at), by, k).collect()
     emit_frame(df, fmt, title=f"top {k} {source} by {by}")
+    # an entity without a value is never ranked: say how many were left out that way
+    nulls = (
+        store.as_of(source, _at(at), columns=[by])
+        .filter(pl.col(by).is_null())
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    if nulls:
+        err_console.print(
+            f"{nulls:,} entities of {source} have no {by} (null) and are not ranked",
+            highlight=False,
+        )
 
 
 def maintain_cmd(
