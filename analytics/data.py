@@ -17,6 +17,7 @@ from analytics.errors import NotEnoughData
 from analytics.params import Params
 from storage import Store
 from storage.errors import UnknownSource
+from storage.ranking import ranked
 
 _CACHE_SIZE = 40  # > series_max: a series over 30 snapshots stays cached for the next one
 
@@ -158,29 +159,12 @@ class Data:
 
     def _top(self, source: str, sid: int, by: str, k: int) -> pl.DataFrame:
         if by == "descendants" and source == "hub:model":
-            counts = self.descendants(source, sid)
-            ranked = (
-                counts.rename({"descendants": "value"})
-                .with_columns(pl.col("value").cast(pl.Float64))
-                .sort(["value", "entity_id"], descending=[True, False])
-                .head(k)
-                .with_row_index("rank", offset=1)
-                .with_columns(pl.col("rank").cast(pl.Int64))
-            )
-            return ranked.select("rank", "entity_id", "name", "value")
+            return ranked(self.descendants(source, sid), "descendants", k)
         wide = self._wide(source)
         cached = (source, sid, tuple(wide)) in self._states
         if by in wide and (cached or self.rank_from_states):
-            # ranked from the as-of state every series already holds, by the store's rule
-            # (nulls out, ties by entity_id ascending; the tests compare with store.top_k):
-            # one sort of a cached frame instead of a read per snapshot
-            st = self.state(source, sid, ["name", by])
-            return (
-                st.filter(pl.col(by).is_not_null())
-                .select("entity_id", "name", pl.col(by).cast(pl.Float64).alias("value"))
-                .sort(["value", "entity_id"], descending=[True, False])
-                .head(k)
-                .with_row_index("rank", offset=1)
-                .select(pl.col("rank").cast(pl.Int64), "entity_id", "name", "value")
-            )
+            # ranked from the as-of state every series already holds, by the store's one
+            # rule (storage.ranking): one sort of a cached frame instead of a read per
+            # snapshot
+            return ranked(self.state(source, sid, ["name", by]), by, k)
         return self.store.top_k(source, sid, by, k).collect()

@@ -15,6 +15,7 @@ import polars as pl
 from analytics import card_rules, stats
 from analytics.data import Data
 from analytics.errors import NotEnoughData
+from storage.ranking import ranked
 
 RANKINGS = ("downloads", "likes", "descendants")
 
@@ -99,11 +100,8 @@ def _groups(data: Data, source: str, at: Any) -> pl.DataFrame:
             }
         )
     # the top-N by popularity is the population; each ranking orders it
-    pool = (
-        models.filter(pl.col(pop).is_not_null())
-        .sort([pop, "entity_id"], descending=[True, False])
-        .head(p.top_n)
-    )
+    top = ranked(models.select("entity_id", pop), pop, p.top_n).select("entity_id")
+    pool = top.join(models, on="entity_id", how="left", maintain_order="left")
     if pool.height < 2:
         raise NotEnoughData(f"not enough data: {pool.height} models with {pop} in {source!r}")
     sc = scores(pool, cards, data.memo(("card-scores", source), dict))

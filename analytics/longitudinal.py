@@ -14,6 +14,7 @@ import polars as pl
 from analytics import stats
 from analytics.data import Data
 from analytics.errors import NotEnoughData
+from storage.ranking import ranked
 
 _TS = pl.Datetime("us", "UTC")
 
@@ -252,12 +253,13 @@ def trajectories(data: Data, source: str) -> pl.DataFrame:
     frames = []
     for sid in data.series_ids(source):
         st = data.state(source, sid, ["name", col, *counters])
-        ranked = (
-            st.lazy()
-            .with_columns(pl.col(col).cast(pl.Float64).alias("value"))
-            .sort(["value", "entity_id"], descending=[True, False], nulls_last=True)
-            .with_row_index("rank", offset=1)
+        # the store's one ranking rule (storage.ranking) over the whole population: a
+        # followed entity whose value is null that snapshot has no rank there
+        rows = (
+            ranked(st, col, max(st.height, 1))
+            .lazy()
             .filter(pl.col("entity_id").is_in(follow))
+            .join(st.lazy().select("entity_id", *counters), on="entity_id", how="left")
             .select(
                 pl.lit(sid, pl.Int64).alias("snapshot_id"),
                 pl.lit(data.as_of_time(source, sid), _TS).alias("as_of"),
@@ -269,7 +271,7 @@ def trajectories(data: Data, source: str) -> pl.DataFrame:
             )
             .collect()
         )
-        frames.append(ranked)
+        frames.append(rows)
     return pl.concat(frames).with_columns(by=pl.lit(col)).sort(["entity_id", "snapshot_id"])
 
 

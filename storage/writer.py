@@ -39,7 +39,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from storage import reads, schemas
+from storage import ranking, reads, schemas
 from storage.catalog import (
     COVERAGES,
     Coverage,
@@ -780,7 +780,7 @@ class SnapshotWriter:
             pick = ["entity_id", KEY, *cols]
             rows = pl.concat([rows.select(pick), d.carried.select(pick)], how="vertical_relaxed")
         for by in cols:
-            keys = reads.top_keys(rows, by, core.options.topk_n)
+            keys = ranking.top_keys(rows, by, core.options.topk_n)
             parts.append(
                 keys.to_frame().with_columns(
                     source=pl.lit(self.source),
