@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from storage.lease import Lease
 
 
-def _progress_table(stats: CrawlStats, sources: list[str], done: dict[str, CrawlResult]) -> Table:
+def progress_table(stats: CrawlStats, sources: list[str], done: dict[str, CrawlResult]) -> Table:
+    """The live progress table; a crawl pacing to a quota shows it in place of its ETA."""
     from crawler.stats import waiting_text
 
     table = Table(title="hubtide crawl", show_lines=False)
@@ -185,11 +186,11 @@ def register(app: typer.Typer) -> None:
                 from rich.live import Live
 
                 with Live(
-                    _progress_table(stats, crawlable, done), console=console, refresh_per_second=4
+                    progress_table(stats, crawlable, done), console=console, refresh_per_second=4
                 ) as live:
                     while not all(t.done() for t in tasks):
                         await asyncio.sleep(0.25)
-                        live.update(_progress_table(stats, crawlable, done))
+                        live.update(progress_table(stats, crawlable, done))
             await asyncio.gather(*tasks)
 
         try:

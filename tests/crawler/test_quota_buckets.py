@@ -167,3 +167,21 @@ def test_waiting_shows_in_status_and_gauge(tmp_path: Path) -> None:
     assert stats.waiting() == [] and waiting_text("api", 42) == (
         "waiting for the Hub's api budget, resets in 42 s"
     )
+
+
+def test_progress_table_says_waiting() -> None:
+    from rich.console import Console
+
+    from hubtide.commands.crawl import progress_table
+
+    stats = CrawlStats()
+    stats.start("hub:model", 3)
+    stats.wait_begin("hub:model", "resolvers", 42.4)
+    stats.wait_begin("hub:model", "resolvers", 10.0)  # two requests wait; the longer shows
+    console = Console(width=200, record=True)
+    console.print(progress_table(stats, ["hub:model"], {}))
+    assert "waiting for the Hub's resolvers budget, resets in 42 s" in console.export_text()
+    stats.wait_end("hub:model", "resolvers")
+    assert stats.waiting() and stats.waiting()[0][:2] == ("hub:model", "resolvers")
+    stats.wait_end("hub:model", "resolvers")
+    assert stats.waiting() == []
