@@ -324,7 +324,7 @@ class DaemonMetrics:
         )
         self.jobs = Counter(
             "hubtide_scheduler_jobs",
-            "Scheduler job runs by job kind and outcome (success, error, missed, skipped).",
+            "Scheduler job runs by job kind and outcome (success, error, missed, skipped, lease_held).",
             ["job", "outcome"],
             registry=r,
         )

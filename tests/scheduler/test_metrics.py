@@ -63,6 +63,9 @@ def test_scrape_has_every_family_with_the_right_values(small_store: Store) -> No
         'hubtide_last_failed_crawl_timestamp_seconds{source="npm"}',
         'hubtide_build_info{python="',
         'version="9.9.9"',
+        # the help text names every outcome the daemon counts, the lease's refusal too
+        "# HELP hubtide_scheduler_jobs_total Scheduler job runs by job kind and outcome "
+        "(success, error, missed, skipped, lease_held).",
     ]
     missing = [line for line in expected if line not in text]
     assert not missing, missing
