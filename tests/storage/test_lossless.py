@@ -107,8 +107,9 @@ def _run(
                     assert not w.write_batch(n, chunk)
             w.finish(status)
             if status == "complete":
-                truth[w.snapshot_id] = frame(rows)
-                last_complete = rows
+                # an empty listing is no evidence that anything is gone: the state stays
+                last_complete = rows if rows else last_complete
+                truth[w.snapshot_id] = frame(last_complete)
             elif status == "partial":
                 partial[w.snapshot_id] = frame({**last_complete, **rows})
         if maintain_after is not None and maintain_after >= len(seq):
