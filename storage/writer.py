@@ -574,9 +574,10 @@ class SnapshotWriter:
                 raise _ListingMoved
         self._check_shrink(d, previous, prev_id)
         live = d.rows.height
-        # a keyframe copies the listing: one that is not `full` does not name every live
-        # entity, so it never keyframes (except a source's first snapshot: all there is)
-        may_keyframe = self.coverage == "full" or prev_id is None
+        # a keyframe copies the listing: one that does not name every live entity (not
+        # `full`, or an empty listing carrying the state on) never keyframes, except a
+        # source's first snapshot: all there is
+        may_keyframe = (self.coverage == "full" and not d.carried.height) or prev_id is None
         keyframe = may_keyframe and self._is_keyframe(
             rel, app, prev_id, d.attribute_changes, live, "attributes"
         )
@@ -775,8 +776,9 @@ class SnapshotWriter:
             )
         if not cols and not parts:
             return 0
-        if self.coverage == "subset" and d.carried.height:
-            # a subset's state is the listing plus every entity it did not name
+        if self.coverage != "top" and d.carried.height:
+            # a subset's (or an empty listing's) state is the listing plus every entity it
+            # did not name
             pick = ["entity_id", KEY, *cols]
             rows = pl.concat([rows.select(pick), d.carried.select(pick)], how="vertical_relaxed")
         for by in cols:
