@@ -1,6 +1,6 @@
 """The Hub's quotas: three buckets per client (token or address), the tiers' quotas, the
-RateLimit headers on every answer, 429 when spent, `quota off`, `time_scale`, and the
-official client waiting out a 429."""
+RateLimit headers on every answer, 429 when spent, `quota off`, `time_scale` (the official
+client waiting out a 429: tests/simulator/test_hf_client.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from huggingface_hub import HfApi
 
 from simulator.app import FAULTS, WORLD
 from simulator.config import QUOTA_TIERS, QuotaConfig
@@ -183,22 +182,6 @@ def test_quota_off_advertises_an_open_quota_and_never_refuses() -> None:
         got = [call(f"{srv.url}/x") for _ in range(QUOTA_TIERS["anonymous"]["pages"] + 5)]
         assert {s for s, _h in got} == {404}
         assert f"q={OPEN_QUOTA};" in got[-1][1]["RateLimit-Policy"]
-
-
-def test_official_client_waits_out_a_429() -> None:
-    with simulator_server(seed=4, quota=QuotaConfig(time_scale=150.0), **SMALL) as srv:
-        quota = srv.app[FAULTS].quota
-        assert quota is not None
-        call(f"{srv.url}/api/models?limit=1")  # opens the client's window
-        # spend the rest of the api bucket, as a long crawl would have
-        key = next(k for k in quota.windows if k[1] == "api")
-        start, _used = quota.windows[key]
-        quota.windows[key] = (start, QUOTA_TIERS["anonymous"]["api"])
-        t0 = time.monotonic()
-        got = list(HfApi(endpoint=srv.url).list_models(limit=5))
-        assert len(got) == 5
-        assert quota.refused >= 1  # it met the 429 and retried after the reset
-        assert time.monotonic() - t0 < 30
 
 
 def test_parse_forms() -> None:
