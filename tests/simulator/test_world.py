@@ -13,7 +13,7 @@ from simulator.config import SimConfig
 from simulator.hub_gen import rename
 from simulator.testing import simulator_server
 from simulator.world import World
-from tests.simulator.helpers import get, get_json, truth
+from tests.simulator.helpers import get, get_json, page_bodies, truth
 
 
 def test_same_seed_same_world_other_seed_other_world() -> None:
@@ -38,13 +38,7 @@ def not_live_answers(seed: int, noise: int) -> list[bytes]:
         get_json(f"{srv.url}/_sim/advance?days=3", method="POST")
         for i in range(noise):
             get(f"{srv.url}/api/datasets?sort=downloads&limit={i + 1}")
-        bodies: list[bytes] = []
-        nxt: str | None = f"{srv.url}/api/models?sort=downloads&full=true"
-        while nxt:  # 4 pages
-            _s, h, body = get(nxt)
-            bodies.append(body)
-            link = h.get("Link")
-            nxt = link.split(";")[0].strip("<>") if link else None
+        bodies = page_bodies(f"{srv.url}/api/models?sort=downloads&full=true")  # 4 pages
         first = json.loads(bodies[0])[0]["id"]
         for path in (f"/api/models/{first}", f"/api/models/{first}/commits/main",
                      "/api/spaces?expand=sdk&expand=models&expand=likes", "/_sim/clock",
