@@ -63,7 +63,7 @@ def compute_measure(
     if src not in data.sources():
         listed = ", ".join(data.sources()) or "none yet"
         raise ValueError(f"unknown source {src!r}; sources in the store: {listed}")
-    return m.compute(data, src, at)
+    return m.run(data, src, at)
 
 
 def turnover(
