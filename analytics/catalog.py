@@ -111,7 +111,18 @@ class Measure:
 
 # the placeholders a method text may use: the fields of analytics.terms.Terms
 TERM_FIELDS = frozenset(
-    {"source", "entity", "key", "label", "popularity", "created", "cadence", "interval"}
+    {
+        "source",
+        "entities",
+        "key",
+        "label",
+        "popularity",
+        "popularity_why",
+        "created",
+        "cadence",
+        "cadence_detail",
+        "interval",
+    }
 )
 
 

@@ -47,7 +47,7 @@ MEASURES: tuple[Measure, ...] = (
         (ANY,),
         longitudinal.growth,
         "Entities per complete snapshot with the exponential growth fit (rate, doubling, R²)",
-        "Counts the live {entity}s in each complete snapshot ({cadence}) and fits an "
+        "Counts the live {entities} in each complete snapshot (snapshots come {cadence}) and fits an "
         "exponential by least squares on log(count) against days; doubling time = ln 2 / "
         "rate. Only snapshots of `full` coverage count the source: a top-N or subset listing "
         "says nothing of the rest, so its `entities` is null and the fit skips it.",
@@ -66,7 +66,7 @@ MEASURES: tuple[Measure, ...] = (
         (ANY,),
         longitudinal.growth_monthly,
         "New entities per month from created_at (first release for registries), with the fit",
-        "Groups the {entity}s live in the snapshot by the month of {created} and fits an "
+        "Groups the {entities} live in the snapshot by the month of {created} and fits an "
         "exponential to the complete months (the running month is shown but kept out of "
         "the fit). A source without a creation date has no such series.",
         chart=charts.lines(
@@ -87,7 +87,7 @@ MEASURES: tuple[Measure, ...] = (
         "Entities created, deleted (gone from a complete listing), renamed and updated per "
         "consecutive pair of complete snapshots",
         "Compares the as-of states of each consecutive pair of complete snapshots "
-        "({cadence}), entities keyed by {key}: created = in the later only, deleted = in "
+        "(they come {cadence}), entities keyed by {key}: created = in the later only, deleted = in "
         "the earlier only, renamed = `name` changed, updated = a version column changed. "
         "Created and deleted need two snapshots of `full` coverage (leaving a top-N list "
         "is no deletion) and are null otherwise; renamed and updated count the entities "
@@ -107,7 +107,7 @@ MEASURES: tuple[Measure, ...] = (
         (ANY,),
         longitudinal.concentration,
         "Concentration of popularity per snapshot: Gini, top-1 % share, shares holding 80/99 %",
-        "Per series snapshot, over the {entity}s with a value of {popularity}: the Gini "
+        "Per series snapshot, over the {entities} with a value of {popularity}: the Gini "
         "coefficient, the share of the total held by the top 1 %, the smallest shares of "
         "entities holding 80 % and 99 % of it, and the share at zero.",
         chart=charts.lines(
@@ -129,7 +129,7 @@ MEASURES: tuple[Measure, ...] = (
         (ANY,),
         longitudinal.trajectories,
         "Rank and popularity over time of the top entities now (or of `entity`)",
-        "Follows the top `trajectory_n` {entity}s of the newest snapshot by {popularity} "
+        "Follows the top `trajectory_n` {entities} of the newest snapshot by {popularity} "
         "(or one `entity`) through every series snapshot, keyed by {key}: their rank over "
         "the whole source (ties by `entity_id` ascending; null when not live) and their "
         "counters. Lines are labelled by {label}.",
@@ -149,7 +149,7 @@ MEASURES: tuple[Measure, ...] = (
         longitudinal.maintenance,
         "Commits per repo per month, share of repos with a commit, median days between commits "
         "(share updated per interval is in churn)",
-        "Per month of commit dates: commits, repos committed to, commits per live {entity} "
+        "Per month of commit dates: commits, repos committed to, commits per live repo "
         "(live = created by the month's end, by {created}), the share of live repos with a "
         "commit and the median days since the repo's previous commit.",
         chart=charts.lines(
@@ -168,7 +168,7 @@ MEASURES: tuple[Measure, ...] = (
         topk.consecutive,
         "M2 top-K turnover per consecutive pair of complete snapshots: remained, newcomers, "
         "returning, left, distinct ever",
-        "Ranks each complete snapshot ({cadence}) by {popularity}, nulls never ranked, ties "
+        "Ranks each complete snapshot (they come {cadence}) by {popularity}, nulls never ranked, ties "
         "by `entity_id` ascending, and compares the top K of consecutive snapshots, "
         "entities keyed by {key}: remained, newcomers (never in it before), returning, "
         "left and distinct ever; turnover share = (newcomers + returning) / K.",
@@ -194,7 +194,7 @@ MEASURES: tuple[Measure, ...] = (
         (ANY,),
         topk.lifespans,
         "M2 lifespan in the top-K per entity: snapshots in it, longest consecutive spell",
-        "For every {entity} ever in the top K by {popularity} (keyed by {key}): the complete "
+        "For every entity ever in the top K by {popularity}, keyed by {key}: the complete "
         "snapshots it spent there and its longest run of consecutive ones.",
         chart=charts.histogram(
             "snapshots_in_topk",
@@ -210,7 +210,7 @@ MEASURES: tuple[Measure, ...] = (
         topk.survival,
         "M2 Kaplan-Meier survival of top-K spells (share still in the top-K after t snapshots)",
         "Kaplan-Meier over maximal consecutive spells in the top K by {popularity}; a spell "
-        "reaching the newest snapshot is censored. Time counts snapshots ({cadence}).",
+        "reaching the newest snapshot is censored. Time counts snapshots, which come {cadence}.",
         chart=charts.lines(
             "snapshots",
             ["survival"],
@@ -225,7 +225,7 @@ MEASURES: tuple[Measure, ...] = (
         (ANY,),
         topk.rank_correlation,
         "M2 Spearman and Kendall between consecutive top-K rankings (entities in both)",
-        "Spearman's ρ and Kendall's τ between the ranks by {popularity} of the {entity}s in "
+        "Spearman's ρ and Kendall's τ between the ranks by {popularity} of the {entities} in "
         "both top-K lists of each consecutive pair of complete snapshots.",
         chart=charts.lines(
             "as_of",
@@ -384,7 +384,7 @@ MEASURES: tuple[Measure, ...] = (
         activity.distribution,
         "Activity variables per repo (tables 2-4): count, mean, std, quartiles, max, share at "
         "zero, shares holding 80/99 %, Gini",
-        "Per activity variable of each {entity} (likes, downloads, commits, committers, "
+        "Per activity variable of the {entities} (likes, downloads, commits, committers, "
         "discussions, discussion starters, community; bots removed, identities merged): "
         "count, mean, std, quartiles, max, share at zero, shares holding 80/99 % and Gini. "
         "Repos whose details were not read are missing, never zero, and counted.",
@@ -449,7 +449,7 @@ MEASURES: tuple[Measure, ...] = (
         activity.lorenz,
         "Lorenz curve of each activity variable",
         "The Lorenz curve of each activity variable: the share of the total held by the "
-        "least active share of {entity}s.",
+        "least active share of {entities}.",
         chart=charts.grouped_lines(
             "population_share",
             "value_share",
@@ -465,7 +465,7 @@ MEASURES: tuple[Measure, ...] = (
         (HUB,),
         activity.ccdf,
         "Complementary CDF of each activity variable",
-        "The share of {entity}s with at least each value of every activity variable.",
+        "The share of {entities} with at least each value of every activity variable.",
         chart=charts.grouped_lines(
             "value",
             "ccdf",
@@ -497,7 +497,7 @@ MEASURES: tuple[Measure, ...] = (
         "License categories (analytics/reference/licenses.csv) and top licenses with shares",
         "Licenses mapped to permissive / restrictive / none by "
         "analytics/reference/licenses.csv (absent or 'unknown' is none); shares of all "
-        "{entity}s and of the licensed ones.",
+        "{entities} and of the licensed ones.",
         chart=charts.bars(
             "label",
             "share",
@@ -513,7 +513,7 @@ MEASURES: tuple[Measure, ...] = (
         (HUB,),
         activity.license_series,
         "License category shares over time",
-        "The share of {entity}s per license category at every series snapshot.",
+        "The share of {entities} per license category at every series snapshot.",
         chart=charts.grouped_lines(
             "as_of",
             "share",

@@ -254,12 +254,13 @@ def _reading(words: Terms, data: Data, source: str) -> str:
         if cov is not None
         else f"{snaps.height} full"
     )
+    created = md(words.created) if words.created.startswith("`") else "none"
     return (
-        f"<p class=desc><b>How {html.escape(source)} is read.</b> An entity is "
+        f"<p class=desc><b>How {html.escape(source)} is read.</b> An entity is keyed by "
         f"{md(words.key)}; it is shown by {md(words.label)}. Popularity: "
-        f"{md(words.popularity)}. Complete snapshots: {md(words.cadence)}; coverage "
-        f"{html.escape(coverage)}. Fixed turnover interval: {md(words.interval)}. "
-        f"Creation date: {md(words.created)}.</p>"
+        f"{md(words.popularity)} ({md(words.popularity_why)}). Complete snapshots come "
+        f"{md(words.cadence)} ({md(words.cadence_detail)}); coverage {html.escape(coverage)}. "
+        f"Fixed turnover interval: {md(words.interval)}. Creation date: {created}.</p>"
     )
 
 

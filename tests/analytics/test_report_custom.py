@@ -131,7 +131,7 @@ def test_report_on_an_imported_custom_source_has_no_empty_chart(
     # the method texts speak of this source's columns and cadence, never the Hub's
     text = re.sub(r"<script.*?</script>", "", section, flags=re.S)
     assert "<code>download_count</code>" in text
-    assert "<code>entity_id</code> (the id column of the imported listing)" in text
+    assert "<code>entity_id</code>, the imported listing's id column" in text
     assert "monthly" in text
     assert "91 days" in text
     for hub_word in ("downloads", "Hub", "_id`", "likes", "7 days"):
@@ -158,3 +158,14 @@ def test_custom_popularity_is_the_ranked_column_and_interval_follows_cadence(
     assert fixed.height == MONTHS - 1
     quarterly = compute_measure(store, "turnover_interval", source=SOURCE, params={"k": 5})
     assert quarterly.height < fixed.height
+
+
+def test_turnover_of_a_custom_source_ranks_by_its_own_popularity(tmp_path: Path) -> None:
+    from analytics import turnover
+
+    store = _build(tmp_path, "top")
+    df = turnover(store, SOURCE, k=5)  # by="downloads", the default, is not a column here
+    assert df.height == MONTHS - 1
+    lists = [pl.read_csv(tmp_path / f"top-{n}.csv")["project"].head(5) for n in range(MONTHS)]
+    left = [len(set(a) - set(b)) for a, b in zip(lists, lists[1:], strict=False)]
+    assert df["left"].to_list() == left
