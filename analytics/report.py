@@ -43,11 +43,9 @@ from storage import Store, schemas
 log = logging.getLogger(__name__)
 
 _CHOICES = [
-    "Each measure's chart, method and sources are declared once, in analytics/measures.py; each source's section says how it is read (its id, label and popularity columns, its snapshot cadence and coverage) and each method names that source's own columns.",
     "Entities are keyed by their id (the Hub `_id`, a package name, an imported id column): a renamed repo is the same entity (renames_as_churn keys by name, as paper A).",
     "Popularity is `downloads` (rolling 30 days on the Hub), `likes` for spaces, a custom source's own popularity column; nulls are never ranked and ties break by entity id ascending (storage/ranking.py, the one rule).",
-    "Growth counts and churn's created and deleted come from `full` snapshots only: a top-N or subset listing says nothing of the entities it leaves out.",
-    "Only complete snapshots are read; partial and failed crawls never enter a measure.",
+    "Only complete snapshots are read; partial and failed crawls never enter a measure. Growth counts and churn's created and deleted come from `full` snapshots only (a top-N or subset listing says nothing of what it leaves out).",
     "Series measures visit at most `series_max` snapshots, evenly spread, always including the newest.",
     "Rank correlation is over the entities in both consecutive top-K lists.",
     "Survival: Kaplan-Meier over maximal consecutive top-K spells; a spell reaching the newest snapshot is censored.",

@@ -10,6 +10,7 @@ and the fixed turnover interval follows that cadence (a quarter, not 7 days)."""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import random
 import re
@@ -167,5 +168,5 @@ def test_turnover_of_a_custom_source_ranks_by_its_own_popularity(tmp_path: Path)
     df = turnover(store, SOURCE, k=5)  # by="downloads", the default, is not a column here
     assert df.height == MONTHS - 1
     lists = [pl.read_csv(tmp_path / f"top-{n}.csv")["project"].head(5) for n in range(MONTHS)]
-    left = [len(set(a) - set(b)) for a, b in zip(lists, lists[1:], strict=False)]
+    left = [len(set(a) - set(b)) for a, b in itertools.pairwise(lists)]
     assert df["left"].to_list() == left
