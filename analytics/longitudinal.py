@@ -210,6 +210,7 @@ def concentration(data: Data, source: str) -> pl.DataFrame:
         rows.append(
             {"snapshot_id": sid, "as_of": data.as_of_time(source, sid), "by": col}
             | concentration_row(st[col])
+            | {"coverage": data.coverage(source, sid)[0]}  # `top`: of the listed top N only
         )
     return pl.DataFrame(
         rows,
@@ -224,6 +225,7 @@ def concentration(data: Data, source: str) -> pl.DataFrame:
             "share_80": pl.Float64,
             "share_99": pl.Float64,
             "share_zero": pl.Float64,
+            "coverage": pl.String,
         },
     )
 

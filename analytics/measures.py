@@ -109,7 +109,8 @@ MEASURES: tuple[Measure, ...] = (
         "Concentration of popularity per snapshot: Gini, top-1 % share, shares holding 80/99 %",
         "Per series snapshot, over the {entities} with a value of {popularity}: the Gini "
         "coefficient, the share of the total held by the top 1 %, the smallest shares of "
-        "entities holding 80 % and 99 % of it, and the share at zero.",
+        "entities holding 80 % and 99 % of it, and the share at zero. `coverage` says "
+        "what a snapshot lists: of a `top` snapshot these are shares within its top N.",
         chart=charts.lines(
             "as_of",
             ["gini", "top1_share", "share_80", "share_99"],

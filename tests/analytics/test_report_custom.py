@@ -147,6 +147,7 @@ def test_custom_popularity_is_the_ranked_column_and_interval_follows_cadence(
     store = _build(tmp_path, "top")
     conc = compute_measure(store, "concentration", source=SOURCE)
     assert set(conc["by"].to_list()) == {"download_count"}  # not `rank`, not `downloads`
+    assert set(conc["coverage"].to_list()) == {"top"}  # shares within each top-12 list
     traj = compute_measure(store, "trajectories", source=SOURCE, params={"trajectory_n": 3})
     newest = pl.read_csv(tmp_path / f"top-{MONTHS - 1}.csv")
     assert set(traj["label"].to_list()) == set(newest["project"].head(3).to_list())
