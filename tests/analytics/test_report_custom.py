@@ -171,3 +171,18 @@ def test_turnover_of_a_custom_source_ranks_by_its_own_popularity(tmp_path: Path)
     lists = [pl.read_csv(tmp_path / f"top-{n}.csv")["project"].head(5) for n in range(MONTHS)]
     left = [len(set(a) - set(b)) for a, b in itertools.pairwise(lists)]
     assert df["left"].to_list() == left
+
+
+@pytest.mark.parametrize(("gap_days", "interval"), [(1, 7), (7, 30), (30, 91), (91, 365)])
+def test_the_turnover_interval_follows_the_snapshot_cadence(
+    tmp_path: Path, gap_days: int, interval: int
+) -> None:
+    from analytics.data import Data
+    from analytics.params import Params
+    from tests.analytics.world import day, pkg, snapshot
+
+    store = Store.open(str(tmp_path / "store"))
+    for n in range(4):
+        snapshot(store, "npm", day(gap_days * n), [pkg(f"p{j}", downloads=j) for j in range(5)])
+    assert Data(store).interval_days("npm") == interval
+    assert Data(store, Params(interval_days=14)).interval_days("npm") == 14  # set: kept
