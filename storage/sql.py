@@ -325,14 +325,19 @@ def _lineage_views(con: duckdb.DuckDBPyConnection) -> None:
           {_lit(_MISSING)} || model)
         """
     )
-    keyed = f"""(SELECT *, coalesce(base_id, {_lit(_MISSING)} || declared) AS base_key
-                 FROM lineage_edges)"""
+    miss = _lit(_MISSING)
+    keyed = f"coalesce(base_id, {miss} || declared) AS base_key"
+    # the parameters resolved once, and the tables the walks read, materialised once
+    params = f"""
+          p AS MATERIALIZED (SELECT _lineage_root(model) AS root,
+                                    starts_with(_lineage_root(model), {miss}) AS missing),
+          st AS MATERIALIZED (FROM _lineage_states)"""
 
     # breadth first, each node once at its shortest distance (USING KEY keeps one row per
     # key, and a node already reached is never re-entered: cycles end)
     def walk(name: str, far: str, near: str) -> str:
         return f"""{name}(node, depth) USING KEY (node) AS (
-            SELECT _lineage_root(model), 0
+            SELECT root, 0 FROM p
             UNION
             SELECT {far}, min(t.depth) + 1 FROM {name} t JOIN e ON {near} = t.node
             WHERE {far} NOT IN (SELECT node FROM recurring.{name})
@@ -341,60 +346,53 @@ def _lineage_views(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""
         CREATE MACRO lineage_tree(model, point) AS TABLE
-        WITH RECURSIVE
-          e AS (FROM {keyed} WHERE snapshot_id = _resolve({src}, point)),
+        WITH RECURSIVE {params},
+          pt AS MATERIALIZED (SELECT _resolve({src}, point) AS sid),
+          e AS MATERIALIZED (SELECT *, {keyed} FROM lineage_edges
+                             WHERE snapshot_id = (SELECT sid FROM pt)),
           {walk("down", "e.child_id", "e.base_key")},
           {walk("up", "e.base_key", "e.child_id")},
           nodes AS (SELECT node, depth FROM down
-                    UNION ALL SELECT node, -depth FROM up WHERE depth > 0)
+                    UNION ALL SELECT node, -depth FROM up WHERE depth > 0),
+          known AS (SELECT entity_id, max_by(name, snapshot_id) AS name FROM st
+                    WHERE snapshot_id <= (SELECT sid FROM pt) GROUP BY entity_id)
         SELECT CAST(n.depth AS BIGINT) AS depth,
-               CASE WHEN s.entity_id IS NULL AND starts_with(n.node, {_lit(_MISSING)})
+               CASE WHEN k.entity_id IS NULL AND starts_with(n.node, {miss})
                     THEN NULL ELSE n.node END AS entity_id,
-               coalesce(s.name,
-                        (SELECT max_by(name, snapshot_id) FROM _lineage_states x
-                         WHERE x.entity_id = n.node
-                           AND x.snapshot_id <= _resolve({src}, point)),
-                        CASE WHEN starts_with(n.node, {_lit(_MISSING)})
-                             THEN n.node[{len(_MISSING) + 1}:] END) AS name,
+               coalesce(s.name, k.name, n.node[{len(_MISSING) + 1}:]) AS name,
                CASE WHEN s.entity_id IS NOT NULL THEN 'live'
-                    WHEN EXISTS (SELECT 1 FROM _lineage_states x WHERE x.entity_id = n.node
-                                 AND x.snapshot_id <= _resolve({src}, point)) THEN 'deleted'
+                    WHEN k.entity_id IS NOT NULL THEN 'deleted'
                     ELSE 'missing' END AS status,
                s.downloads
         FROM nodes n
-        LEFT JOIN _lineage_states s
-          ON s.snapshot_id = _resolve({src}, point) AND s.entity_id = n.node
+        LEFT JOIN known k ON k.entity_id = n.node
+        LEFT JOIN st s ON s.snapshot_id = (SELECT sid FROM pt) AND s.entity_id = n.node
         ORDER BY abs(n.depth), n.depth, name
         """
     )
     con.execute(
         f"""
         CREATE MACRO lineage_family(model) AS TABLE
-        WITH RECURSIVE
-          e AS (FROM {keyed}),
+        WITH RECURSIVE {params},
+          e AS MATERIALIZED (SELECT *, {keyed} FROM lineage_edges),
           fam(snapshot_id, node) USING KEY (snapshot_id, node) AS (
-            SELECT snapshot_id, _lineage_root(model) FROM _complete WHERE source = {src}
+            SELECT snapshot_id, root FROM _complete, p WHERE source = {src}
             UNION
             SELECT e.snapshot_id, e.child_id FROM fam t
             JOIN e ON e.snapshot_id = t.snapshot_id AND e.base_key = t.node
             WHERE (e.snapshot_id, e.child_id) NOT IN
                   (SELECT (snapshot_id, node) FROM recurring.fam)),
-          members AS (SELECT f.snapshot_id, f.node, s.downloads FROM fam f
-                      JOIN _lineage_states s
-                        ON s.snapshot_id = f.snapshot_id AND s.entity_id = f.node
-                      WHERE f.node <> _lineage_root(model)),
-          me AS (SELECT snapshot_id, name, downloads FROM _lineage_states
-                 WHERE entity_id = _lineage_root(model)),
-          agg AS (SELECT snapshot_id, count(*) AS descendants,
-                         CAST(coalesce(sum(downloads), 0) AS BIGINT) AS descendant_downloads
-                  FROM members GROUP BY snapshot_id),
+          agg AS (SELECT f.snapshot_id, count(*) AS descendants,
+                         CAST(coalesce(sum(s.downloads), 0) AS BIGINT) AS descendant_downloads
+                  FROM fam f JOIN st s ON s.snapshot_id = f.snapshot_id AND s.entity_id = f.node
+                  WHERE f.node <> (SELECT root FROM p) GROUP BY f.snapshot_id),
+          me AS (SELECT snapshot_id, name, downloads FROM st
+                 WHERE entity_id = (SELECT root FROM p)),
           kids AS (SELECT snapshot_id, count(DISTINCT child_id) AS direct FROM e
-                   WHERE base_key = _lineage_root(model) GROUP BY snapshot_id)
+                   WHERE base_key = (SELECT root FROM p) GROUP BY snapshot_id)
         SELECT c.snapshot_id, c.as_of,
-               CASE WHEN starts_with(_lineage_root(model), {_lit(_MISSING)}) THEN NULL
-                    ELSE _lineage_root(model) END AS root_id,
-               coalesce(me.name, CASE WHEN starts_with(_lineage_root(model), {_lit(_MISSING)})
-                                      THEN model END) AS root_name,
+               CASE WHEN p.missing THEN NULL ELSE p.root END AS root_id,
+               coalesce(me.name, CASE WHEN p.missing THEN model END) AS root_name,
                me.snapshot_id IS NOT NULL AS root_live,
                coalesce(k.direct, 0) AS direct,
                coalesce(a.descendants, 0) AS descendants,
@@ -402,7 +400,7 @@ def _lineage_views(con: duckdb.DuckDBPyConnection) -> None:
                coalesce(a.descendant_downloads, 0) AS descendant_downloads,
                coalesce(me.downloads, 0) + coalesce(a.descendant_downloads, 0)
                  AS family_downloads
-        FROM _complete c LEFT JOIN me ON me.snapshot_id = c.snapshot_id
+        FROM _complete c CROSS JOIN p LEFT JOIN me ON me.snapshot_id = c.snapshot_id
         LEFT JOIN agg a ON a.snapshot_id = c.snapshot_id
         LEFT JOIN kids k ON k.snapshot_id = c.snapshot_id
         WHERE c.source = {src}
