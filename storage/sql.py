@@ -13,6 +13,12 @@ complete snapshot:
   given as text (`FROM asof('hub:model', '2026-01-31')`), read by the store's date rule: a
   bare date means the last instant of that UTC day;
 
+for hub:model, the lineage (docs/lineage.md): `lineage_edges` (every declared base of every
+live model at every complete snapshot, resolved to a model by name, former name or not at
+all), the table macros `lineage_asof(at)` (one snapshot's edges), `lineage_tree(model, at)`
+(the nodes of a model's tree with their signed depth) and `lineage_family(model)` (its
+descendants and their downloads per snapshot);
+
 plus `snapshots` (the catalog, every status) and every `derived/...` table as
 `derived_<name>` (`derived_topk`). Nothing is copied: each Delta table is registered as
 `DeltaTable(uri).to_pyarrow_dataset()`, so DuckDB pushes filters and projections into its

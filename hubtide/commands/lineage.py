@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import polars as pl
 import typer
 
 from hubtide.context import app_context, open_store
@@ -13,6 +14,36 @@ from hubtide.output import Format, emit_frame, split_columns
 # what a table shows unless --columns says otherwise (JSON and CSV carry every column)
 TREE_VIEW = ("depth", "tree", "status", "relation", "declared", "repeat", "downloads")
 SERIES_VIEW = ("snapshot_id", "as_of", "root_name", "direct", "descendants", "family_downloads")
+
+
+def as_tree(df: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `tree_at` in tree order with a `tree` column drawing it: the bases above
+    the model (each above the model that names it), the descendants below, each under the
+    model it descends from (depth first, names in order)."""
+    rows = df.to_dicts()
+    key = {id(r): r["entity_id"] or "missing:" + r["name"] for r in rows}
+    first = {key[id(r)]: r for r in rows if r["repeat"] is None}
+
+    def path(r: dict[str, Any]) -> tuple[str, ...]:
+        if r["depth"] == 0:
+            return ()
+        via = first.get(r["via_id"] or "missing:" + (r["via_name"] or ""))
+        return (*(path(via) if via is not None and via is not r else ()), r["name"] or "")
+
+    paths = {id(r): path(r) for r in rows}
+    up = sorted((r for r in rows if r["depth"] < 0), key=lambda r: paths[id(r)], reverse=True)
+    down = sorted((r for r in rows if r["depth"] > 0), key=lambda r: paths[id(r)])
+    root = [r for r in rows if r["depth"] == 0]
+    ordered = pl.DataFrame([*up, *root, *down], schema=df.schema)
+    indent = pl.lit("  ").repeat_by(pl.col("depth").abs().cast(pl.Int64)).list.join("")
+    arrow = (
+        pl.when(pl.col("depth") < 0)
+        .then(pl.lit("^ "))
+        .when(pl.col("depth") > 0)
+        .then(pl.lit("v "))
+        .otherwise(pl.lit(""))
+    )
+    return ordered.with_columns(tree=indent + arrow + pl.col("name").fill_null(""))
 
 
 def lineage_cmd(
@@ -58,8 +89,6 @@ def lineage_cmd(
 
     Example: hubtide lineage meta-llama/Llama-3-8B --series --format csv
     """
-    import polars as pl
-
     from analytics.lineage import family_series, tree_at
 
     if at is not None and snapshot is not None:
@@ -76,16 +105,7 @@ def lineage_cmd(
     point: int | str | None = snapshot if snapshot is not None else at
     df = tree_at(store, model, point, depth=depth)
     if fmt is Format.table:
-        indent = pl.col("depth").abs().cast(pl.Int64)
-        df = df.with_columns(
-            tree=pl.lit("  ").repeat_by(indent).list.join("")
-            + pl.when(pl.col("depth") < 0)
-            .then(pl.lit("^ "))
-            .when(pl.col("depth") > 0)
-            .then(pl.lit("v "))
-            .otherwise(pl.lit(""))
-            + pl.col("name").fill_null("")
-        )
+        df = as_tree(df)
     title = f"lineage of {model} at snapshot {df['snapshot_id'][0]}"
     emit_frame(df, fmt, title=title, show=split_columns(columns) or TREE_VIEW)
 

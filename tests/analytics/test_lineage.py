@@ -34,41 +34,31 @@ def _edges(store: Store, sid: int) -> set[tuple[Any, ...]]:
 def test_edges_by_hand(store: Store) -> None:
     """Added, removed, renamed, taken-over, deleted and missing bases, per snapshot; a
     model naming itself (u/self) is not its own base."""
-    missing = ("x", "google/outside", None, "google/outside", "missing")
-    assert _edges(store, 1) == {("f1", "org/base", "b", "org/base", "live"), missing}
-    two = {
-        ("f1", "org/base", "b", "org/base", "live"),
-        ("a1", "org/base", "b", "org/base", "live"),
-        ("q1", "u/ft1", "f1", "u/ft1", "live"),
-        ("c1", "c/two", "c2", "c/two", "live"),
-        ("c2", "c/one", "c1", "c/one", "live"),
-        ("s", "org/base", "b", "org/base", "live"),
-        missing,
-    }
+    x = ("x", "google/outside", None, "google/outside", "missing")
+    f1 = ("f1", "org/base", "b", "org/base", "live")
+    a1 = ("a1", "org/base", "b", "org/base", "live")
+    s = ("s", "org/base", "b", "org/base", "live")
+    q1 = ("q1", "u/ft1", "f1", "u/ft1", "live")
+    cycle = {("c1", "c/two", "c2", "c/two", "live"), ("c2", "c/one", "c1", "c/one", "live")}
+    one = {f1, x}
+    assert _edges(store, 1) == one
+    two = one | {a1, q1, s} | cycle
     assert _edges(store, 2) == two
     # b renamed org/base-v2: models still naming org/base reach it by its _id
-    assert _edges(store, 3) == {
-        ("f1", "org/base", "b", "org/base-v2", "renamed"),
-        ("a1", "org/base-v2", "b", "org/base-v2", "live"),
-        ("q1", "u/ft1", "f1", "u/ft1", "live"),
-        ("c1", "c/two", "c2", "c/two", "live"),
-        ("c2", "c/one", "c1", "c/one", "live"),
-        ("s", "org/base", "b", "org/base-v2", "renamed"),
-        ("m", "u/ft1", "f1", "u/ft1", "live"),
-        ("m", "u/ad1", "a1", "u/ad1", "live"),
-        missing,
-    }
-    # f1 deleted, x's base removed, a new model nb took the name org/base
-    assert _edges(store, 4) == {
-        ("a1", "org/base-v2", "b", "org/base-v2", "live"),
-        ("q1", "u/ft1", "f1", "u/ft1", "deleted"),
-        ("c1", "c/two", "c2", "c/two", "live"),
-        ("c2", "c/one", "c1", "c/one", "live"),
-        ("s", "org/base", "nb", "org/base", "live"),
-        ("m", "u/ft1", "f1", "u/ft1", "deleted"),
-        ("m", "u/ad1", "a1", "u/ad1", "live"),
-        ("k", "org/base", "nb", "org/base", "live"),
-    }
+    f1_r = ("f1", "org/base", "b", "org/base-v2", "renamed")
+    s_r = ("s", "org/base", "b", "org/base-v2", "renamed")
+    a1_v2 = ("a1", "org/base-v2", "b", "org/base-v2", "live")
+    m_ft1 = ("m", "u/ft1", "f1", "u/ft1", "live")
+    m_ad1 = ("m", "u/ad1", "a1", "u/ad1", "live")
+    three = (two - {f1, a1, s}) | {f1_r, s_r, a1_v2, m_ft1, m_ad1}
+    assert _edges(store, 3) == three
+    # f1 deleted (its edge goes, the edges to it say so), x's base removed, a new model nb
+    # took the name org/base (s, still naming it, follows the name)
+    q1_d = ("q1", "u/ft1", "f1", "u/ft1", "deleted")
+    m_d = ("m", "u/ft1", "f1", "u/ft1", "deleted")
+    s_nb = ("s", "org/base", "nb", "org/base", "live")
+    k = ("k", "org/base", "nb", "org/base", "live")
+    assert _edges(store, 4) == (three - {f1_r, x, q1, m_ft1, s_r}) | {q1_d, m_d, s_nb, k}
     rel = edges_at(store, "2026-01-04").filter(pl.col("child_id") == "q1")["relation"]
     assert rel.to_list() == ["quantized"]
 
@@ -291,10 +281,20 @@ def test_lineage_command(store: Store) -> None:
     ]
     same = run("--store", store.uri, "lineage", "b", "--at", "2026-01-04", "-f", "json")
     assert json.loads(same.stdout) == rows
-    table = run("--store", store.uri, "lineage", "u/merge", "--depth", "1")
-    assert table.returncode == 0 and "deleted" in table.stdout and "^ u/ad1" in table.stdout
+    table = run("--store", store.uri, "lineage", "b", "--snapshot", "3")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert max(map(len, lines)) <= 100
+    drawn = [line.split("│")[2].strip() for line in lines if line.startswith("│")]
+    # drawn as a tree: each descendant under the model it descends from
+    assert drawn == [
+        "org/base-v2", "v u/ad1", "v u/merge", "v u/ft1", "v u/merge", "v u/q1", "v u/self"
+    ]  # fmt: skip
+    up = run("--store", store.uri, "lineage", "u/merge", "--depth", "1")
+    assert up.returncode == 0 and "deleted" in up.stdout and "^ u/ad1" in up.stdout
     csv = run("--store", store.uri, "lineage", "org/base-v2", "--series", "--format", "csv")
     lines = csv.stdout.strip().splitlines()
+    assert csv.returncode == 0, csv.stderr
     assert lines[0].split(",")[:7] == [
         "snapshot_id", "as_of", "root_id", "root_name", "root_live", "direct", "descendants"
     ]  # fmt: skip
