@@ -108,6 +108,7 @@ SERIES_SCHEMA: dict[str, pl.DataType] = {
     "root_live": pl.Boolean(),
     "direct": pl.Int64(),
     "descendants": pl.Int64(),
+    **{f"n_{r}": pl.Int64() for r in RELATIONS},
     "root_downloads": pl.Int64(),
     "descendant_downloads": pl.Int64(),
     "family_downloads": pl.Int64(),
@@ -436,8 +437,9 @@ def family_series(store: Any, model: str) -> pl.DataFrame:
         snapshot_id, as_of, root_id, root_name (its name then; null before it existed),
         root_live, direct (models declaring it as a base), descendants (distinct models
         reachable from it by declared bases, at any depth; a cycle back to it is not
-        counted), root_downloads, descendant_downloads (their sum; a null counts 0),
-        family_downloads (both).
+        counted), n_finetune / n_adapter / n_quantized / n_merge (those descendants by
+        their own declared relation), root_downloads, descendant_downloads (their sum; a
+        null counts 0), family_downloads (both).
 
     Example:
         >>> family_series(store, "org/base")["descendants"].to_list()
@@ -461,15 +463,19 @@ def family_series(store: Any, model: str) -> pl.DataFrame:
             seen.update(frontier)
         declared = declared or bool((edges["declared"] == root.name).any())
         family = seen - {root.key}
-        dl = state.filter(pl.col("entity_id").is_in(sorted(family)))["downloads"].fill_null(0)
+        members = state.filter(pl.col("entity_id").is_in(sorted(family)))
+        dl = members["downloads"].fill_null(0)
+        rel = members["base_model_relation"]
+        by_relation = {f"n_{r}": int((rel == r).sum()) for r in RELATIONS}
         me = state.filter(pl.col("entity_id") == root.key)
         live = me.height == 1
         root_dl = me["downloads"][0] if live else None
         rows.append(
             dict(
                 snapshot_id=sid, as_of=as_of, root_id=root.entity_id,
-                root_name=me["name"][0] if live else (None if root.entity_id else root.name), root_live=live, direct=direct or 0,
-                descendants=len(family), root_downloads=root_dl,
+                root_name=me["name"][0] if live else (None if root.entity_id else root.name),
+                root_live=live, direct=direct or 0,
+                descendants=len(family), **by_relation, root_downloads=root_dl,
                 descendant_downloads=int(dl.sum()),
                 family_downloads=int(dl.sum()) + (root_dl or 0),
             )

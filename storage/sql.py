@@ -255,6 +255,7 @@ def _history_view(
 
 LINEAGE_SOURCE = "hub:model"
 LINEAGE_COLUMNS = ("name", "base_models", "base_model_relation", "downloads")
+RELATIONS = ("finetune", "adapter", "quantized", "merge")  # as analytics.lineage.RELATIONS
 _MISSING = "missing:"  # the node key of a base no model of the store answers to
 
 
@@ -332,6 +333,9 @@ def _lineage_views(con: duckdb.DuckDBPyConnection) -> None:
         """
     )
     miss = _lit(_MISSING)
+    by_relation = ", ".join(
+        f"count(*) FILTER (WHERE s.base_model_relation = {_lit(r)}) AS n_{r}" for r in RELATIONS
+    )
     keyed = f"coalesce(base_id, {miss} || declared) AS base_key"
     # the parameters resolved once, and the tables the walks read, materialised once
     params = f"""
@@ -388,7 +392,7 @@ def _lineage_views(con: duckdb.DuckDBPyConnection) -> None:
             JOIN e ON e.snapshot_id = t.snapshot_id AND e.base_key = t.node
             WHERE (e.snapshot_id, e.child_id) NOT IN
                   (SELECT (snapshot_id, node) FROM recurring.fam)),
-          agg AS (SELECT f.snapshot_id, count(*) AS descendants,
+          agg AS (SELECT f.snapshot_id, count(*) AS descendants, {by_relation},
                          CAST(coalesce(sum(s.downloads), 0) AS BIGINT) AS descendant_downloads
                   FROM fam f JOIN st s ON s.snapshot_id = f.snapshot_id AND s.entity_id = f.node
                   WHERE f.node <> (SELECT root FROM p) GROUP BY f.snapshot_id),
@@ -402,6 +406,7 @@ def _lineage_views(con: duckdb.DuckDBPyConnection) -> None:
                me.snapshot_id IS NOT NULL AS root_live,
                coalesce(k.direct, 0) AS direct,
                coalesce(a.descendants, 0) AS descendants,
+               {", ".join(f"coalesce(a.n_{r}, 0) AS n_{r}" for r in RELATIONS)},
                me.downloads AS root_downloads,
                coalesce(a.descendant_downloads, 0) AS descendant_downloads,
                coalesce(me.downloads, 0) + coalesce(a.descendant_downloads, 0)

@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from analytics.lineage import LineageError, edges_at, family_series, tree_at
-from storage import AmbiguousName, EntityNotFound, Store
+from analytics.lineage import RELATIONS, LineageError, edges_at, family_series, tree_at
+from storage import AmbiguousName, EntityNotFound, Store, sql
 from tests.analytics.lineage_world import lineage_world
 from tests.analytics.test_cli import run
 from tests.analytics.world import day, hub, snapshot
@@ -138,6 +138,8 @@ def test_family_series_by_hand(store: Store) -> None:
         (300, 30 + 6 + 4 + 4 + 9, 353),
         (400, 7 + 10, 417),
     ]
+    rel = ["n_finetune", "n_adapter", "n_quantized", "n_merge"]
+    assert b.select(rel).rows() == [(1, 0, 0, 0), (2, 1, 1, 0), (2, 1, 1, 1), (0, 1, 0, 1)]
     nb = family_series(store, "nb")
     assert nb.select(cols + dl).rows() == [
         (1, None, False, 0, 0, None, 0, 0),
@@ -209,6 +211,7 @@ def _check_sql_equals_python(store: Store, models: list[str]) -> int:
 
 
 def test_sql_equals_python_on_the_hand_made_world(store: Store) -> None:
+    assert sql.RELATIONS == RELATIONS  # storage cannot import analytics: one list, two places
     models = ["b", "nb", "m", "x", "c1", "google/outside"]
     assert _check_sql_equals_python(store, models) > 20
     # edges over every snapshot at once: one view
