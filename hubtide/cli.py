@@ -66,6 +66,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "analytics",
         "Every measure as one self-contained page (index.html) plus tables as Parquet/CSV.",
     ),
+    "lineage": (
+        "lineage",
+        "A model's tree (bases, relation, descendants) at a snapshot, or its family series.",
+    ),
     "demo": ("demo", "Run the whole loop offline: simulator -> daemon -> Delta store -> report."),
     "sql": ("sql", "Run a read-only SQL query (DuckDB) over the store; writes are refused."),
     "sim": ("sim", "A local, seeded Hub + registries simulator (offline crawling and tests)."),
