@@ -23,6 +23,8 @@ from storage.layout import (
     COVERED,
     EVENTS,
     KEY,
+    OBSERVED,
+    OBSERVED_AT,
     OP_DELETE,
     TOPK,
     DetailKind,
@@ -103,20 +105,34 @@ def state_of(
     counters = counters_of(source)
     crel = counter_table(source)
     cdt = core.tables.get(crel) if crel is not None else None
+    odt = core.tables.get(OBSERVED) if OBSERVED_AT in cols else None
+    akf = core.catalog.keyframe_before(source, snapshot_id, "attributes")
+    ckf = core.catalog.keyframe_before(source, snapshot_id, "counters")
     return read_state(
         pl.scan_delta(dt),
         pl.scan_delta(cdt) if cdt is not None else None,
         source,
         snapshot_id,
         core.catalog.complete_ids(source),
-        core.catalog.keyframe_before(source, snapshot_id, "attributes"),
-        core.catalog.keyframe_before(source, snapshot_id, "counters"),
+        akf,
+        ckf,
         cols,
         counters,
+        observed=pl.scan_delta(odt) if odt is not None else None,
+        observed_keyframe=ckf if crel is not None else akf,
         keys=keys,
         with_key=with_key,
         eager=eager,
     )
+
+
+def observed_keyframe(core: StoreCore, source: str, snapshot_id: int) -> int | None:
+    """The snapshot whose observation rows a read of `snapshot_id` starts from: the
+    newest counters keyframe (a source without counters: attribute keyframe) at or before
+    it. A keyframe lists every live entity, so each has its time from there on."""
+    if counter_table(source) is not None:
+        return core.catalog.keyframe_before(source, snapshot_id, "counters")
+    return core.catalog.keyframe_before(source, snapshot_id, "attributes")
 
 
 def covered_keys(core: StoreCore, source: str, snapshot_id: int) -> list[int] | None:
@@ -180,16 +196,16 @@ def previous_state(
         return cached
     have = set(core.columns(source))
     counters = [c for c in counters_of(source) if c in types]
-    read = [c for c in [*attr_cols, *counters] if c in have]
+    kept = [*counters, OBSERVED_AT]  # the diff's narrow columns besides the hash
+    types = {**types, OBSERVED_AT: pl.Datetime("us", "UTC")}
+    read = [c for c in [*attr_cols, *kept] if c in have]
     lf = state_of(core, source, prev_id, read, with_key=True, covered=False)
-    missing = [c for c in [*attr_cols, *counters] if c not in read]
+    missing = [c for c in [*attr_cols, *kept] if c not in read]
     lf = lf.with_columns([pl.lit(None, types[c]).alias(c) for c in missing])
-    lf = lf.with_columns([pl.col(c).cast(types[c]) for c in [*attr_cols, *counters]])
+    lf = lf.with_columns([pl.col(c).cast(types[c]) for c in [*attr_cols, *kept]])
     # hashed inside the query and collected by the streaming engine: only the narrow
     # columns are ever whole in memory, not the wide state (2M Hub rows ~ 700 MB)
-    lf = lf.select(
-        "entity_id", KEY, hash_expr([c for c in attr_cols if c != "entity_id"]), *counters
-    )
+    lf = lf.select("entity_id", KEY, hash_expr([c for c in attr_cols if c != "entity_id"]), *kept)
     frame = lf.collect(engine="streaming")
     dt = core.tables.must(entity_table(source))
     ids = core.catalog.complete_ids(source)
@@ -258,7 +274,9 @@ def history(core: StoreCore, source: str, entity_id: str) -> pl.LazyFrame:
 
     One row per complete snapshot where the entity's state differs from the one
     before (`upsert`), or where it vanished (`delete`, columns null). Keyframe copies
-    and counter rows that repeat the previous values are not changes.
+    and counter rows that repeat the previous values are not changes, nor is a new
+    observation time alone: each row's `observed_at` is when that snapshot observed
+    the values (null: unknown).
     """
     core.catalog.check_known(source)
     cols = core.columns(source)
@@ -275,7 +293,7 @@ def history(core: StoreCore, source: str, entity_id: str) -> pl.LazyFrame:
     if dt is None:
         return pl.DataFrame(schema=out_schema).lazy()
     counters = [c for c in counters_of(source) if c in cols]
-    attr_cols = [c for c in cols if c not in counters]
+    attr_cols = [c for c in cols if c not in counters and c != OBSERVED_AT]
     attrs = (
         pl.scan_delta(dt)
         .filter((pl.col("source") == source) & (pl.col("entity_id") == entity_id))
@@ -299,6 +317,7 @@ def history(core: StoreCore, source: str, entity_id: str) -> pl.LazyFrame:
         )
         for r in crows.iter_rows():
             cnt.setdefault(r[0], []).append((r[1], tuple(r[2:])))
+    seen = _observed_series(core, source, keys, list(when))
     arows = attrs.rows()
     times = sorted({r[1] for r in arows} | {t for v in cnt.values() for t, _ in v})
     out: list[dict[str, Any]] = []
@@ -328,6 +347,8 @@ def history(core: StoreCore, source: str, entity_id: str) -> pl.LazyFrame:
         if prev is None or _key_of(state) != _key_of(prev):
             row = dict(zip([c for c in attr_cols if c != "entity_id"], values, strict=True))
             row.update(zip(counters, current, strict=True))
+            if OBSERVED_AT in cols:
+                row[OBSERVED_AT] = _observed_at(core, source, seen.get(key, []), t)
             out.append(
                 {
                     "snapshot_id": t,
@@ -344,6 +365,36 @@ def history(core: StoreCore, source: str, entity_id: str) -> pl.LazyFrame:
         else pl.DataFrame(schema=out_schema)
     )
     return frame.select(["snapshot_id", "as_of", "op", *cols]).lazy()
+
+
+def _observed_series(
+    core: StoreCore, source: str, keys: Sequence[int], ids: Sequence[int]
+) -> dict[int, list[tuple[int, Any]]]:
+    """Per entity key, its observation rows (valid_from, observed_at) among the complete
+    snapshots `ids`, oldest first."""
+    odt = core.tables.get(OBSERVED)
+    if odt is None or not keys:
+        return {}
+    rows = (
+        pl.scan_delta(odt)
+        .filter((pl.col("source") == source) & pl.col(KEY).is_in(list(keys)))
+        .filter(pl.col("valid_from").is_in(list(ids)))
+        .select(KEY, "valid_from", OBSERVED_AT)
+        .sort("valid_from")
+        .collect()
+    )
+    out: dict[int, list[tuple[int, Any]]] = {}
+    for k, vf, at in rows.iter_rows():
+        out.setdefault(k, []).append((vf, at))
+    return out
+
+
+def _observed_at(core: StoreCore, source: str, series: list[tuple[int, Any]], t: int) -> Any:
+    """The observation time of snapshot `t` from one key's rows: the newest at or before
+    `t` and not before its keyframe (as `read_state` reads it)."""
+    lo = observed_keyframe(core, source, t) or 0
+    hits = [at for vf, at in series if lo <= vf <= t]
+    return hits[-1] if hits else None
 
 
 def named(core: StoreCore, source: str, name: str) -> pl.DataFrame:
@@ -507,6 +558,8 @@ def changed(core: StoreCore, source: str, from_snapshot: At, to_snapshot: At) ->
     )
     differs = pl.lit(False)
     for c in value_cols:
+        if c == OBSERVED_AT:
+            continue  # a new observation of the same values is no change
         differs = differs | pl.col(c).ne_missing(pl.col(c + "__a"))
     renamed = (
         pl.col("name").ne_missing(pl.col("name__a")) if "name" in value_cols else pl.lit(False)
