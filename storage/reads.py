@@ -11,6 +11,7 @@ kept snapshot.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -240,12 +241,29 @@ def as_of(
     *,
     columns: Sequence[str] | None = None,
     include_partial: bool = False,
+    max_staleness: timedelta | None = None,
 ) -> pl.LazyFrame:
     """The state of `source` as of a snapshot: one row per live entity.
 
     `entity_id` always comes first, then `columns` (default: every logical column).
+    `max_staleness` keeps only the rows observed no longer than that before the
+    snapshot's instant (`stale_rows`).
     """
     sid = core.catalog.resolve(source, at, include_partial=include_partial)
+    if max_staleness is not None:
+        check_staleness(max_staleness)
+        lf = as_of(core, source, sid, columns=columns, include_partial=include_partial)
+        wanted = lf.collect_schema().names()
+        if OBSERVED_AT not in wanted:
+            lf = as_of(
+                core,
+                source,
+                sid,
+                columns=[*wanted, OBSERVED_AT],
+                include_partial=include_partial,
+            )
+        instant = core.catalog.info(source, sid).as_of
+        return fresh_rows(lf, instant, max_staleness).select(wanted)
     cols = check_columns(core, source, columns)
     status = core.catalog.snapshots(source, include_partial=True).filter(
         pl.col("snapshot_id") == sid
@@ -267,6 +285,32 @@ def as_of(
     merged = merged.unique("entity_id", keep="last", maintain_order=True)
     out = merged.lazy()
     return out.select(cols) if cols is not None else out
+
+
+def check_staleness(max_staleness: timedelta) -> None:
+    """ValueError for a staleness bound that is not a non-negative timedelta."""
+    if not isinstance(max_staleness, timedelta) or max_staleness < timedelta(0):
+        raise ValueError(
+            f"max_staleness must be a timedelta of zero or more, got {max_staleness!r}"
+        )
+
+
+def staleness(instant: datetime | None) -> pl.Expr:
+    """How long before `instant` (a snapshot's as_of) each row's values were observed,
+    as a Duration (`staleness`); null where `observed_at` is unknown. Negative when the
+    page answered after the snapshot's instant (a crawl's pages come after its start)."""
+    if instant is None:
+        return pl.lit(None, pl.Duration("us")).alias("staleness")
+    return (pl.lit(instant, pl.Datetime("us", "UTC")) - pl.col(OBSERVED_AT)).alias("staleness")
+
+
+def fresh_rows(
+    lf: pl.LazyFrame, instant: datetime | None, max_staleness: timedelta
+) -> pl.LazyFrame:
+    """The rows of `lf` (with `observed_at`) observed at most `max_staleness` before
+    `instant`. A row whose observation time is unknown is left out: nothing says it is
+    fresh."""
+    return lf.filter(staleness(instant) <= max_staleness)
 
 
 def history(core: StoreCore, source: str, entity_id: str) -> pl.LazyFrame:
