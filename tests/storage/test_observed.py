@@ -9,7 +9,7 @@ rows observed recently enough.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -17,6 +17,8 @@ import pytest
 from deltalake import DeltaTable
 
 from storage import Store
+from storage.errors import SchemaViolation
+from storage.importing import import_listing
 from storage.layout import OBSERVED
 from storage.sql import run
 from tests.storage.conftest import day, repo, write_snapshot
@@ -154,3 +156,31 @@ def test_custom_source_observed_at_is_no_attribute(store: Store) -> None:
     assert store.columns(src) == ["entity_id", "n", "observed_at"]
     assert OBSERVED in store.table_names()
     assert run(store, "SELECT observed_at FROM custom_papers").column(0).to_pylist() == [day(1)]
+
+
+@pytest.mark.parametrize("source", ["hub:model", "custom:dump"])
+def test_an_import_takes_an_optional_observed_at_column(
+    store: Store, tmp_path: Any, source: str
+) -> None:
+    f = tmp_path / "listing.csv"
+    f.write_text(
+        "entity_id,name,observed_at\n"
+        "a,org/a,2026-01-01T10:00:00Z\n"
+        "b,org/b,2025-12-20T08:30:00+01:00\n"
+        "c,org/c,\n"
+    )
+    import_listing(store, source, f, at=day(1))
+    got = dict(store.as_of(source, columns=["observed_at"]).collect().rows())
+    assert got == {
+        "a": day(0) + timedelta(hours=10),
+        "b": datetime(2025, 12, 20, 7, 30, tzinfo=UTC),
+        "c": None,
+    }
+    # the same values seen later: a snapshot with no change rows
+    f.write_text("entity_id,name,observed_at\na,org/a,2026-01-02T10:00:00Z\nb,org/b,\nc,org/c,\n")
+    info = import_listing(store, source, f, at=day(2))
+    assert info.upserts == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("entity_id,name,observed_at\nd,org/d,yesterday\n")
+    with pytest.raises(SchemaViolation, match=r"column 'observed_at', row 1: 'yesterday'"):
+        import_listing(store, source, bad, at=day(3))
