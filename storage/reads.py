@@ -34,6 +34,7 @@ from storage.layout import (
     detail_table,
     entity_table,
     is_custom,
+    txn_id,
 )
 from storage.ranking import ranked
 from storage.staged import StagedBatches
@@ -109,6 +110,7 @@ def state_of(
     odt = core.tables.get(OBSERVED) if OBSERVED_AT in cols else None
     akf = core.catalog.keyframe_before(source, snapshot_id, "attributes")
     ckf = core.catalog.keyframe_before(source, snapshot_id, "counters")
+    okf = observed_keyframe(core, source, snapshot_id) if odt is not None else None
     return read_state(
         pl.scan_delta(dt),
         pl.scan_delta(cdt) if cdt is not None else None,
@@ -120,7 +122,7 @@ def state_of(
         cols,
         counters,
         observed=pl.scan_delta(odt) if odt is not None else None,
-        observed_keyframe=ckf if crel is not None else akf,
+        observed_keyframe=okf,
         keys=keys,
         with_key=with_key,
         eager=eager,
@@ -128,12 +130,29 @@ def state_of(
 
 
 def observed_keyframe(core: StoreCore, source: str, snapshot_id: int) -> int | None:
-    """The snapshot whose observation rows a read of `snapshot_id` starts from: the
-    newest counters keyframe (a source without counters: attribute keyframe) at or before
-    it. A keyframe lists every live entity, so each has its time from there on."""
+    """The snapshot whose observation rows a read of `snapshot_id` starts from: the newest
+    observation keyframe at or before it (its rows give every live entity its time).
+
+    Every counters keyframe (a source without counters: attribute keyframe) is one; so
+    is any snapshot whose listing named every live entity with most times new (a Hub
+    crawl: every one), said by the version of its `observed` txn (1). Only the complete
+    snapshots after the counters keyframe are looked at (at most `keyframe_every`)."""
     if counter_table(source) is not None:
-        return core.catalog.keyframe_before(source, snapshot_id, "counters")
-    return core.catalog.keyframe_before(source, snapshot_id, "attributes")
+        base = core.catalog.keyframe_before(source, snapshot_id, "counters")
+    else:
+        base = core.catalog.keyframe_before(source, snapshot_id, "attributes")
+    odt = core.tables.get(OBSERVED)
+    if odt is None:
+        return base
+    lo = base if base is not None else 0
+    for sid in sorted(core.catalog.complete_ids(source), reverse=True):
+        if sid > snapshot_id:
+            continue
+        if sid <= lo:
+            break
+        if odt.transaction_version(txn_id(source, sid, "observed")) == 1:
+            return sid
+    return base
 
 
 def covered_keys(core: StoreCore, source: str, snapshot_id: int) -> list[int] | None:

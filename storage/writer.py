@@ -597,8 +597,13 @@ class SnapshotWriter:
                 ("append counter rows", crel, pool.submit(self._write_counters, d, ckeyframe))
             )
         jobs.append(("append top-k members", TOPK, pool.submit(self._write_topk, d)))
-        # observation times keyframe with the counters (custom sources: the attributes)
-        okeyframe = ckeyframe if crel is not None else keyframe
+        # observation times keyframe with the counters (custom sources: the attributes),
+        # and whenever a listing of every live entity brings most of them a new time (a
+        # Hub crawl: each page's answer time is new), at no cost: those rows are written
+        # anyway, and a read then starts at this snapshot (reads.observed_keyframe)
+        okeyframe = (ckeyframe if crel is not None else keyframe) or (
+            may_keyframe and live > 0 and 2 * d.observed_changes >= live
+        )
         jobs.append(
             ("append observation times", OBSERVED, pool.submit(self._write_observed, d, okeyframe))
         )

@@ -104,6 +104,11 @@ def test_reads_agree_with_a_model_across_keyframes(tmp_path: Any) -> None:
         truth.append({r["entity_id"]: r["observed_at"] for r in rows})
     kf = store.snapshots(SRC)["counters_keyframe"].to_list()
     assert sum(kf) >= 3  # the reads cross several keyframes
+    odt = DeltaTable(f"{store.uri}/{OBSERVED}")
+    okf = [odt.transaction_version(f"{SRC}:{i}:observed") for i in range(1, len(truth) + 1)]
+    # observation keyframes of their own (most times new), and snapshots that are none
+    assert any(v == 1 and not c for v, c in zip(okf, kf, strict=True)), okf
+    assert 0 in okf, okf
     for sid, want in enumerate(truth, start=1):
         assert observed(store, sid) == want, sid
     con = store.sql()
