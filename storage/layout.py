@@ -18,8 +18,8 @@ Two change-encoded tables per source family (docs/storage.md, "Tables"):
 
 Observation times (`observed/times`, every source): `source`, `entity_key`, `valid_from`,
 `observed_at`, written like a counters table of one column (a row when it changed; every
-listed key at a counters keyframe, or an attribute keyframe for custom sources), so the
-answer time that moves every crawl never makes an attribute or counters row.
+listed key at an observation keyframe: reads.observed_keyframe), so the answer time that
+moves every crawl never makes an attribute or counters row.
 
 Each table is partitioned by `source` (custom tables hold one source and are not).
 

@@ -230,7 +230,7 @@ DERIVED_TOPK = pa.schema(
 
 # Observation times (storage/layout.py, OBSERVED), change-encoded like counters: a row
 # per (source, entity_key) whenever the entity's `observed_at` changed (every listed key
-# at a counters keyframe; custom sources: at an attribute keyframe). Rows sorted by key:
+# at an observation keyframe: reads.observed_keyframe). Rows sorted by key:
 # a Hub crawl pages in creation order, so a page's rows hold consecutive keys and one
 # answer time, and the Parquet dictionary's run-length encoding stores a page's times
 # in a few bytes (measured: docs/storage.md, "Observation time").

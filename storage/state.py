@@ -11,8 +11,8 @@ State as of S, on integer keys (layout.py):
   a keyframe copies every live key, and a key dies with its entity (a re-appearance
   gets a new key), so a counters row can never attach to the wrong incarnation.
 * observed_at: the same as a counter, from the observation table (layout.OBSERVED) in
-  `[Ko, S]`: `Ko` is the counters keyframe (custom sources: the attribute keyframe), a
-  snapshot that copied every listed key's time.
+  `[Ko, S]`: `Ko` the newest observation keyframe, a snapshot that wrote every listed
+  key's time (reads.observed_keyframe).
 
 Rows of snapshots that never completed (a finish killed midway) are dropped by the
 `is_in` filter, so they can never leak into a read. Each (entity_key, valid_from) pair
@@ -183,9 +183,9 @@ class Diff:
     """A complete listing against the previous complete state, on integer keys.
 
     Works on the listing's *narrow* columns only: `entity_id`, the attribute hash `__h`,
-    the counters, `observed_at`, and where each row sits in the staged batches (`__seq`, `__row`), so a
-    2M-row listing costs ~100 bytes a row here; the wide rows to write are gathered
-    batch by batch afterwards (`picks`).
+    the counters, `observed_at`, and where each row sits in the staged batches (`__seq`,
+    `__row`), so a 2M-row listing costs ~100 bytes a row here; the wide rows to write
+    are gathered batch by batch afterwards (`picks`).
     """
 
     def __init__(
