@@ -338,7 +338,8 @@ ECOSYSTEM_SOURCES = {"pypi.org": "pypi", "npmjs.org": "npm"}
 
 def read_ecosystems(path: Path) -> Iterator[Listing]:
     """packages-YYYY-MM-DD.csv (packages joined to registries; docs/backfill.md): one `full`
-    snapshot per registry per dump, at the newest `last_synced_at` of its rows."""
+    snapshot per registry per dump, at the newest `last_synced_at` of its rows; each row
+    observed at its own `last_synced_at`."""
     files = sorted(path.glob("packages-*.csv")) if path.is_dir() else [path]
     for f in files:
         df = pl.read_csv(f, infer_schema_length=0)
@@ -360,6 +361,8 @@ def read_ecosystems(path: Path) -> Iterator[Listing]:
                 _col(part, "downloads", pl.Int64).alias("downloads"),
                 _col(part, "dependent_packages_count", pl.Int64).alias("dependent_packages"),
                 _col(part, "dependent_repos_count", pl.Int64).alias("dependent_repos"),
+                # each package's figures are as old as its last sync (issue 16 point 2)
+                _ts(part, "last_synced_at").alias("observed_at"),
             ).unique("entity_id", keep="first", maintain_order=True)
             synced = part.select(_ts(part, "last_synced_at").max()).item()
             at = synced or _label_instant(f.name)

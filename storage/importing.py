@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from storage.catalog import Coverage, SnapshotInfo
 from storage.errors import SchemaViolation, ShrinkRefused
-from storage.layout import META_COLUMNS, check_source, is_custom
+from storage.layout import META_COLUMNS, OBSERVED_AT, check_source, is_custom
 from storage.store import Store
 from storage.writer import MAX_SHRINK, check_coverage
 
@@ -120,6 +120,8 @@ def load_listing(
         empty = pl.from_arrow(schema.empty_table())
         assert isinstance(empty, pl.DataFrame)
         known = dict(empty.schema)
+    # an optional column of every source: when the row's values were observed
+    known.setdefault(OBSERVED_AT, pl.Datetime("us", "UTC"))
     if not custom:
         unknown = [c for c in df.columns if c not in known]
         if unknown:

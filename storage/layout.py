@@ -16,6 +16,11 @@ Two change-encoded tables per source family (docs/storage.md, "Tables"):
   changed (all of them at a counter keyframe). Rows sorted by key, so the key column's
   delta encoding costs ~1 byte. Custom sources have no counters table.
 
+Observation times (`observed/times`, every source): `source`, `entity_key`, `valid_from`,
+`observed_at`, written like a counters table of one column (a row when it changed; every
+listed key at an observation keyframe: reads.observed_keyframe), so the answer time that
+moves every crawl never makes an attribute or counters row.
+
 Each table is partitioned by `source` (custom tables hold one source and are not).
 
 This module is the one place that spells a table's name and builds a transaction id
@@ -48,6 +53,10 @@ def counters_of(source: str) -> tuple[str, ...]:
 
 META_COLUMNS = ("source", "valid_from", "op", "entity_key")
 KEY = "entity_key"
+# observation times of every source, partitioned by source (schemas.OBSERVED); created
+# at the first snapshot whose rows carry an `observed_at`
+OBSERVED = "observed/times"
+OBSERVED_AT = schemas.OBSERVED_AT
 
 CATALOG = "catalog/snapshots"
 HEARTBEATS = "catalog/heartbeats"
@@ -130,7 +139,9 @@ def physical_schema(logical: pa.Schema, counters: tuple[str, ...] = ()) -> pa.Sc
     # refuse the append; the writer guarantees entity_key/valid_from/op are never null
     fields = [pa.field("source", pa.string()), pa.field(KEY, pa.int64())]
     fields += [
-        f.with_nullable(True) for f in logical if f.name not in META_COLUMNS + tuple(counters)
+        f.with_nullable(True)
+        for f in logical
+        if f.name not in (*META_COLUMNS, *counters, OBSERVED_AT)
     ]
     fields += [pa.field("valid_from", pa.int64()), pa.field("op", pa.string())]
     return pa.schema(fields)
@@ -154,7 +165,15 @@ def detail_table(kind: DetailKind) -> str:
 
 
 TxnPart = Literal[
-    "catalog", "changes", "counters", "topk", "commits", "discussions", "cards", "heartbeat"
+    "catalog",
+    "changes",
+    "counters",
+    "observed",
+    "topk",
+    "commits",
+    "discussions",
+    "cards",
+    "heartbeat",
 ]
 
 
@@ -164,7 +183,7 @@ def txn_id(source: str, snapshot_id: int, part: TxnPart | None = None) -> str:
 
     `{source}:{id}` for its staged batches (version = the highest seq staged), and
     `{source}:{id}:{part}` for its catalog rows (0 running, 1 terminal), its change rows
-    (1 keyframe, 0 not), counters, top-k members and each details kind (version = batch
+    (1 keyframe, 0 not), counters and observation times (the same), top-k members and each details kind (version = batch
     seq), and its heartbeats (version = the beat's Unix time in ms)."""
     app = f"{source}:{snapshot_id}"
     return app if part is None else f"{app}:{part}"

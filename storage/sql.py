@@ -44,7 +44,7 @@ from deltalake import DeltaTable
 
 from storage import schemas
 from storage.errors import StoreError
-from storage.layout import KEY, counter_table, entity_table
+from storage.layout import KEY, OBSERVED, OBSERVED_AT, counter_table, entity_table
 
 
 class Store(Protocol):
@@ -167,15 +167,23 @@ def _source_views(con: duckdb.DuckDBPyConnection, store: Store, source: str, tab
     crel = counter_table(source)
     counters_name = table(crel) if crel is not None else None
     columns = store.columns(source)
+    observed = table(OBSERVED) if OBSERVED_AT in columns else None
     in_attrs = set(con.execute(f"DESCRIBE {attrs}").fetchnumpy()["column_name"])
     counters: set[str] = set()
     if counters_name is not None:
         in_ctr = set(con.execute(f"DESCRIBE {counters_name}").fetchnumpy()["column_name"])
         counters = {c for c in columns if c in in_ctr and c not in in_attrs}
-    attr_cols = [c for c in columns if c not in counters]
+    attr_cols = [c for c in columns if c not in counters and c != OBSERVED_AT]
     src = _lit(source)
     s_macro = _ident("_asof_" + source)
-    select = ", ".join((f"c.{_ident(c)}" if c in counters else f"a.{_ident(c)}") for c in columns)
+
+    def pick(c: str) -> str:
+        if c == OBSERVED_AT:
+            # kept apart (layout.OBSERVED); null where no time was ever recorded
+            return f"o.{_ident(c)}" if observed is not None else f"NULL::TIMESTAMPTZ AS {c}"
+        return f"c.{_ident(c)}" if c in counters else f"a.{_ident(c)}"
+
+    select = ", ".join(pick(c) for c in columns)
     ctr = ""
     if counters_name is not None:
         ctr = f"""
@@ -183,6 +191,14 @@ def _source_views(con: duckdb.DuckDBPyConnection, store: Store, source: str, tab
                      WHERE source = {src} AND valid_from IN (SELECT snapshot_id FROM ids)
                      QUALIFY row_number() OVER (PARTITION BY {KEY}
                                                 ORDER BY valid_from DESC) = 1) c
+            USING ({KEY})"""
+    if observed is not None:
+        # its newest row at or before the point is the time (a time gone null has a row)
+        ctr += f"""
+          LEFT JOIN (SELECT {KEY}, {OBSERVED_AT} FROM {observed}
+                     WHERE source = {src} AND valid_from IN (SELECT snapshot_id FROM ids)
+                     QUALIFY row_number() OVER (PARTITION BY {KEY}
+                                                ORDER BY valid_from DESC) = 1) o
             USING ({KEY})"""
     con.execute(
         f"""
@@ -201,7 +217,9 @@ def _source_views(con: duckdb.DuckDBPyConnection, store: Store, source: str, tab
     assert newest is not None
     for name in dict.fromkeys([source, _alias(source)]):
         con.execute(f"CREATE VIEW {_ident(name)} AS FROM {s_macro}({_lit(str(newest[0]))})")
-    _history_view(con, source, attrs, counters_name, attr_cols, sorted(counters), columns)
+    # the history view lists changes of the values; observation times are as-of only
+    kept = [c for c in columns if c != OBSERVED_AT]
+    _history_view(con, source, attrs, counters_name, attr_cols, sorted(counters), kept)
 
 
 def _history_view(

@@ -10,7 +10,7 @@ kept snapshot.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -394,6 +394,7 @@ class Store:
         *,
         columns: Sequence[str] | None = None,
         include_partial: bool = False,
+        max_staleness: timedelta | None = None,
     ) -> pl.LazyFrame:
         """The state of `source` as of a snapshot: one row per live entity.
 
@@ -404,6 +405,9 @@ class Store:
                 always comes first.
             include_partial: a partial snapshot may be meant; its state is the previous
                 complete state overlaid with what the partial listing saw.
+            max_staleness: only the rows whose values were observed (`observed_at`) at
+                most this long before the snapshot's instant; a row observed at an
+                unknown time is left out.
 
         Returns:
             A lazy frame, read when collected.
@@ -411,12 +415,20 @@ class Store:
         Raises:
             UnknownSource, SnapshotNotFound: as `resolve_snapshot`.
             ColumnNotFound: a column `source` does not have.
+            ValueError: a negative `max_staleness`.
 
         Example:
             >>> store.as_of("hub:model", 2, columns=["downloads"]).collect().columns
             ['entity_id', 'downloads']
         """
-        return reads.as_of(self._core, source, at, columns=columns, include_partial=include_partial)
+        return reads.as_of(
+            self._core,
+            source,
+            at,
+            columns=columns,
+            include_partial=include_partial,
+            max_staleness=max_staleness,
+        )
 
     def sql(self) -> duckdb.DuckDBPyConnection:
         """A read-only DuckDB connection over this store (`storage.sql.connect`).

@@ -5,7 +5,7 @@ Each parses flags, calls one `storage.Store` method and formats the frame it ret
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +40,24 @@ def _at(value: str | None) -> int | str | None:
     if value is None:
         return None
     return int(value) if value.strip().isdigit() else value
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_staleness(text: str) -> timedelta:
+    """`--max-staleness`: a number and a unit, s m h d w (`90m`, `6h`, `2d`)."""
+    t = text.strip().lower()
+    if len(t) >= 2 and t[-1] in _UNITS:
+        try:
+            n = float(t[:-1])
+        except ValueError:
+            n = -1.0
+        if n >= 0:
+            return timedelta(seconds=n * _UNITS[t[-1]])
+    raise ValueError(
+        f"--max-staleness {text!r}: give a number and a unit, s m h d or w (e.g. 6h, 2d)"
+    )
 
 
 def import_cmd(
@@ -165,6 +183,14 @@ def asof_cmd(
         Path | None, typer.Option("--out", "-o", help="Write .parquet, .csv or .jsonl instead.")
     ] = None,
     partial: Annotated[bool, typer.Option("--partial", help="Allow a partial snapshot.")] = False,
+    max_staleness: Annotated[
+        str | None,
+        typer.Option(
+            "--max-staleness",
+            help="Only rows observed at most this long before the snapshot (6h, 2d, 1w); "
+            "rows observed at an unknown time are left out.",
+        ),
+    ] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """The state of SOURCE as of a snapshot: one row per entity.
@@ -173,8 +199,18 @@ def asof_cmd(
     """
     cols = split_columns(columns)
     store = _store(ctx)
-    df = store.as_of(source, _at(at), columns=cols, include_partial=partial).collect()
+    stale = parse_staleness(max_staleness) if max_staleness is not None else None
+    lf = store.as_of(source, _at(at), columns=cols, include_partial=partial, max_staleness=stale)
+    df = lf.collect()
     df = df.sort("entity_id")
+    if stale is not None:
+        every = store.as_of(source, _at(at), columns=["observed_at"], include_partial=partial)
+        left = every.select(pl.len()).collect().item() - df.height
+        err_console.print(
+            f"{left} rows left out: observed more than {max_staleness} before the snapshot, "
+            "or at an unknown time",
+            highlight=False,
+        )
     info = store.snapshot_info(source, _at(at), include_partial=partial)
     if info.coverage != "full":
         # a top-N or subset listing: say what the rows stand for
@@ -228,10 +264,12 @@ def history_cmd(
 
 
 def _history_view(df: pl.DataFrame, source: str) -> list[str]:
-    """When, what, the name, then the columns whose value changed (at most 3), else the
-    source's main columns: what a reader of a history looks for, in 100 columns."""
-    lead = ["snapshot_id", "as_of", "op", "name"]
-    rest = [c for c in df.columns if c not in lead and c != "entity_id"]
+    """When (the snapshot, and when its values were observed where known), what, the
+    name, then the columns whose value changed (at most 3), else the source's main
+    columns: what a reader of a history looks for, in 100 columns."""
+    seen = "observed_at" in df.columns and df["observed_at"].null_count() < df.height
+    lead = ["snapshot_id", "as_of", *(["observed_at"] if seen else []), "op", "name"]
+    rest = [c for c in df.columns if c not in lead and c not in ("entity_id", "observed_at")]
     changed = [c for c in rest if df.height > 1 and df.select(c).unique().height > 1]
     if not changed:
         changed = [c for c in entity_view(source) or rest if c in rest]

@@ -239,6 +239,9 @@ def test_ecosystems_csv_and_peatmoss(tmp_path: Path) -> None:
     assert sorted(o.source for o in res.outcomes) == ["npm", "pypi"]
     assert store.snapshot_info("pypi").coverage == "full"
     assert store.snapshots("npm")["as_of"][0] == datetime(2023, 12, 31, tzinfo=UTC)
+    # a dump mixes figures of different ages: each row says its own
+    got = store.as_of("pypi", columns=["observed_at"]).collect().rows()
+    assert got == [("requests", datetime(2023, 12, 30, tzinfo=UTC))]
     db = tmp_path / "PeaTMOSS-2023-09-01.db"
     con = sqlite3.connect(db)
     con.execute(
