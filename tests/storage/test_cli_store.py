@@ -198,9 +198,10 @@ def test_import_custom_source_then_gain_column(tmp_path: Path) -> None:
         )
         assert res.returncode == 0, res.stderr
     res = hub(store, "asof", "custom:papers", "--at", "1", "-f", "json")
+    # the output keeps the user's id column name (issue 16, point 6)
     assert json.loads(res.stdout) == [
-        {"entity_id": "10/x", "cites": 1, "venue": None},
-        {"entity_id": "10/y", "cites": 2, "venue": None},
+        {"doi": "10/x", "cites": 1, "venue": None},
+        {"doi": "10/y", "cites": 2, "venue": None},
     ]
     bad = tmp_path / "c.csv"
     bad.write_text("doi,cites\n10/z,many\n")
