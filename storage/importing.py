@@ -23,6 +23,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import itertools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,10 +93,48 @@ def _read(path: Path) -> pl.DataFrame:
         if suffix == ".parquet":
             return pl.read_parquet(path)
         if suffix in (".jsonl", ".ndjson"):
-            return pl.read_ndjson(path, infer_schema_length=None)
+            try:
+                return pl.read_ndjson(path, infer_schema_length=None)
+            except pl.exceptions.PolarsError:
+                _mixed_json(path)  # names the row whose value has another type
+                raise
     except pl.exceptions.PolarsError as exc:
         raise SchemaViolation(f"{path}: cannot read ({str(exc).splitlines()[0]})") from None
     raise ValueError(f"{path}: unknown file type {suffix!r}; use {', '.join(FORMATS)}")
+
+
+def _json_kind(v: object) -> str:
+    if isinstance(v, bool):
+        return "a bool"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    return "a list" if isinstance(v, list) else "an object"
+
+
+def _mixed_json(path: Path) -> None:
+    """SchemaViolation for the first JSON line that is no object, or whose value has
+    another kind than the column's first (a bool among numbers: True is not 1)."""
+    first: dict[str, tuple[str, int]] = {}
+    with path.open(encoding="utf-8") as fh:
+        for row, line in enumerate((ln for ln in fh if ln.strip()), start=1):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                raise SchemaViolation(f"{path}, row {row}: not a JSON object") from None
+            if not isinstance(rec, dict):
+                raise SchemaViolation(f"{path}, row {row}: not a JSON object")
+            for name, v in rec.items():
+                if v is None:
+                    continue
+                kind = _json_kind(v)
+                seen = first.setdefault(name, (kind, row))
+                if seen[0] != kind:
+                    raise SchemaViolation(
+                        f"column {name!r}, row {row}: {v!r} is {kind} and row {seen[1]} "
+                        f"holds {seen[0]} (one type per column: an import never converts)"
+                    )
 
 
 def _is_unique_id(s: pl.Series) -> bool:

@@ -155,7 +155,9 @@ def _int_from_float(s: pl.Series, name: str, dtype: pl.DataType) -> pl.Series:
 
 
 def _float_from_int(s: pl.Series, name: str) -> pl.Series:
-    big = s.is_not_null() & (s.cast(pl.Float64).abs() > _FLOAT_EXACT)
+    as_float = s.cast(pl.Float64)
+    back = as_float.cast(pl.Int64, strict=False)
+    big = s.is_not_null() & (back.is_null() | (back != s.cast(pl.Int64, strict=False)))
     if big.any():
         raise _fail(name, s, big, "would lose digits as a float64 (exact to 2**53 only)")
     return s.cast(pl.Float64)
