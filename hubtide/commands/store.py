@@ -213,10 +213,12 @@ def import_cmd(
             )
             advance(path.name)
     title = f"imported {jobs[0][0]}" if len(jobs) == 1 else f"imported {len(jobs)} files"
-    emit_frame(pl.DataFrame(rows), fmt, title=title, show=IMPORT_TABLE)
+    show = IMPORT_TABLE if len(jobs) == 1 else ["file", *IMPORT_TABLE[1:]]
+    emit_frame(pl.DataFrame(rows), fmt, title=title, show=show)
 
 
-# a table shows these (JSON and CSV carry the file and as_of too)
+# a table shows these (several files: the file instead of the source; JSON and CSV carry
+# the file and as_of too)
 IMPORT_TABLE = ["source", "snapshot_id", "status", "coverage", "entities", "upserts"]
 IMPORT_TABLE += ["tombstones"]
 
