@@ -265,8 +265,14 @@ def _text_type(s: pl.Series) -> pl.DataType:
     if vals.str.to_lowercase().is_in(list(_TRUTH)).all():
         return pl.Boolean()
     if vals.str.contains(_DATE_TEXT).all():
-        return pl.Date()
+        # 2026-13-45 looks like a date and is none: such a column stays text
+        ok = vals.str.to_date("%Y-%m-%d", strict=False).is_not_null().all()
+        return pl.Date() if ok else pl.String()
     if vals.str.contains(_TS_TEXT).all():
+        try:
+            _ts_from_text(vals, "")
+        except SchemaViolation:
+            return pl.String()  # no valid instant, or finer than µs: the text is exact
         return TS_TYPE
     return pl.String()
 

@@ -269,3 +269,26 @@ def test_parse_schema_aliases() -> None:
         "d": pl.List(pl.String()),
         "e": pl.Datetime("us", "UTC"),
     }
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["1", "-20", None], pl.Int64()),
+        (["1.0", "2"], pl.Int64()),  # whole numbers, however spelt
+        (["1.5", "2"], pl.Float64()),
+        (["007", "12"], pl.String()),  # leading zeros are not a number's
+        (["+5"], pl.String()),
+        (["TRUE", "false"], pl.Boolean()),
+        (["2026-01-31"], pl.Date()),
+        (["2026-13-45"], pl.String()),  # looks like a date, is none
+        (["2026-01-01T00:00:00Z", "2026-01-02 10:00"], pl.Datetime("us", "UTC")),
+        (["2026-01-01T00:00:00.1234567Z"], pl.String()),  # finer than µs: the text is exact
+        (["99999999999999999999"], pl.String()),  # past int64: kept as its digits
+        ([None, None], pl.String()),
+    ],
+)
+def test_text_is_typed_by_its_values(values: list[str | None], expected: pl.DataType) -> None:
+    from storage.types import infer_type
+
+    assert infer_type(pl.Series(values, dtype=pl.String), "c") == expected
