@@ -341,7 +341,7 @@ def import_file(
     check_source(source)
     check_coverage(coverage, top_by, None)
     path = Path(path)
-    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    at = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
     digest = digest_of(path)
     existing = source in store.sources()
     stored_id = store.id_column(source) if existing else None

@@ -193,7 +193,7 @@ def import_cmd(
                 )
             if done.already:
                 err_console.print(
-                    f"{path}: already imported at {when.isoformat()} (snapshot "
+                    f"{path}: already imported at {_iso(done.info.as_of, when)} (snapshot "
                     f"{done.info.snapshot_id}); nothing written",
                     highlight=False,
                 )
@@ -221,6 +221,10 @@ def import_cmd(
 # the file and as_of too)
 IMPORT_TABLE = ["source", "snapshot_id", "status", "coverage", "entities", "upserts"]
 IMPORT_TABLE += ["tombstones"]
+
+
+def _iso(value: datetime | None, default: datetime) -> str:
+    return (value or default).isoformat()
 
 
 def _import_jobs(  # type: ignore[no-untyped-def]

@@ -268,3 +268,14 @@ def test_at_from_name(name: str, expected: tuple[int, int, int]) -> None:
 def test_at_from_name_refuses_two_dates() -> None:
     with pytest.raises(ValueError, match="several dates in the file name"):
         at_from_name("models-2021-05-01-to-2021-06-01.csv")
+
+
+def test_an_at_with_an_offset_is_the_same_instant_on_a_rerun(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    f = _top(tmp_path / "top.csv", [("numpy", 30)])
+    args = ("import", "custom:pypi", str(f), "--at", "2026-01-31T06:00:00+02:00")
+    assert hub(store, *args).returncode == 0
+    again = hub(store, *args)
+    assert again.returncode == 0, again.stderr
+    said = " ".join(again.stderr.split())
+    assert "already imported at 2026-01-31T04:00:00+00:00 (snapshot 1)" in said
