@@ -185,8 +185,10 @@ def _ids(s: pl.Series, name: str) -> pl.Series:
         return s.cast(pl.String)
     if isinstance(s.dtype, (pl.Categorical, pl.Enum)):
         return s.cast(pl.String)
+    row = int(s.is_not_null().arg_true()[0]) if s.null_count() < s.len() else 0
     raise SchemaViolation(
-        f"column {name!r}, row 1: ids are text or integers; {s[0]!r} is a {type_name(s.dtype)}"
+        f"column {name!r}, row {row + 1}: ids are text or integers; {s[row]!r} is a "
+        f"{type_name(s.dtype)}"
     )
 
 

@@ -279,3 +279,15 @@ def test_an_at_with_an_offset_is_the_same_instant_on_a_rerun(tmp_path: Path) -> 
     assert again.returncode == 0, again.stderr
     said = " ".join(again.stderr.split())
     assert "already imported at 2026-01-31T04:00:00+00:00 (snapshot 1)" in said
+
+
+def test_a_float_id_is_refused_rather_than_respelt(tmp_path: Path) -> None:
+    f = tmp_path / "f.jsonl"
+    f.write_text('{"id": null, "n": 1}\n{"id": 1.5, "n": 2}\n')
+    res = hub(
+        tmp_path / "store", "import", "custom:x", str(f), "--at", "2026-01-01", "--id-column", "id"
+    )
+    assert res.returncode == 1
+    assert "column 'id', row 2: ids are text or integers; 1.5 is a float64" in " ".join(
+        res.stderr.split()
+    )
