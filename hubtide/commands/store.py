@@ -9,13 +9,16 @@ import contextlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import polars as pl
 import typer
 
 from hubtide.context import app_context, local_snapshots, open_store
 from hubtide.output import Format, emit_frame, entity_view, err_console, split_columns, write_frame
+
+if TYPE_CHECKING:
+    from storage import Store
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output: table, json or csv.")]
 ColumnsOpt = Annotated[
@@ -38,7 +41,7 @@ def _parse_time(value: str) -> datetime:
     return at
 
 
-def _id_name(store, source: str) -> str:  # type: ignore[no-untyped-def]
+def _id_name(store: Store, source: str) -> str:
     """What outputs call `entity_id`: a custom source's id column as its imports named it."""
     from storage import UnknownSource
 
@@ -139,8 +142,7 @@ def import_cmd(
     Example: hubtide import custom:pypi --manifest months.csv --schema downloads:int64
     """
     from storage.catalog import COVERAGES
-    from storage.importing import at_from_name as name_at
-    from storage.importing import import_file, in_time_order, read_manifest
+    from storage.importing import import_file, in_time_order
     from storage.types import parse_schema
 
     if coverage not in COVERAGES:
@@ -149,8 +151,7 @@ def import_cmd(
         raise ValueError("--coverage top needs --top-by COLUMN (the column the file ranks by)")
     if coverage != "top" and top_by is not None:
         raise ValueError(f"--top-by goes with --coverage top, not --coverage {coverage}")
-    jobs = _import_jobs(files or [], at, at_from_name, manifest, name_at, read_manifest)
-    jobs = in_time_order(jobs)
+    jobs = in_time_order(_import_jobs(files or [], at, at_from_name, manifest))
     types = parse_schema(schema) if schema is not None else None
     settings = app_context(ctx).settings
     store = open_store(settings, create=True)
@@ -179,8 +180,8 @@ def import_cmd(
             except Exception:
                 if len(jobs) > 1:
                     err_console.print(
-                        f"file {n} of {len(jobs)}, {path}, was not imported ({n - 1} before "
-                        "it were; a re-run says already imported for those):",
+                        f"file {n} of {len(jobs)} ({path}) failed; the {n - 1} before it are "
+                        "imported (a re-run says already imported for them):",
                         highlight=False,
                     )
                 raise
@@ -227,10 +228,12 @@ def _iso(value: datetime | None, default: datetime) -> str:
     return (value or default).isoformat()
 
 
-def _import_jobs(  # type: ignore[no-untyped-def]
-    files: list[Path], at: str | None, from_name: bool, manifest: Path | None, name_at, read
+def _import_jobs(
+    files: list[Path], at: str | None, from_name: bool, manifest: Path | None
 ) -> list[tuple[Path, datetime]]:
     """(file, instant) per import, from exactly one of --at, --at-from-name, --manifest."""
+    from storage.importing import at_from_name, read_manifest
+
     given = [
         n for n, v in (("--at", at), ("--at-from-name", from_name), ("--manifest", manifest)) if v
     ]
@@ -243,7 +246,7 @@ def _import_jobs(  # type: ignore[no-untyped-def]
     if manifest is not None:
         if files:
             raise ValueError("--manifest lists the files; give no FILE besides it")
-        return list(read(manifest))
+        return read_manifest(manifest)
     if not files:
         raise ValueError("no FILE given: name the listing files (or use --manifest)")
     if at is not None:
@@ -253,7 +256,7 @@ def _import_jobs(  # type: ignore[no-untyped-def]
                 "--manifest for several"
             )
         return [(files[0], _parse_time(at))]
-    return [(f, name_at(f)) for f in files]
+    return [(f, at_from_name(f)) for f in files]
 
 
 @contextlib.contextmanager
