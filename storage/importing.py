@@ -75,6 +75,8 @@ class Imported:
 
 def digest_of(path: Path) -> str:
     """`sha256:HEX` of the file's bytes."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -460,8 +462,12 @@ def in_time_order(jobs: list[tuple[Path, datetime]]) -> list[tuple[Path, datetim
     """The imports oldest first (a source's snapshots run forward in time).
 
     Raises:
+        FileNotFoundError: a file that is not there (before anything is imported).
         ValueError: two files at the same instant.
     """
+    missing = [str(p) for p, _ in jobs if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no such file: {', '.join(missing)} (nothing imported)")
     jobs = sorted(jobs, key=lambda j: j[1])
     for (a, t), (b, u) in itertools.pairwise(jobs):
         if t == u:

@@ -239,10 +239,14 @@ def test_a_failing_file_in_a_batch_stops_there_and_a_rerun_resumes(tmp_path: Pat
         (("nodate.csv", "--at-from-name"), "nodate.csv: no date in the file name"),
         (("--manifest", "m.csv", "a.csv"), "give no FILE besides it"),
         (("x-2026-01.csv", "y-2026-01.csv", "--at-from-name"), "are both at 2026-01-31"),
+        (
+            ("a-2026-01.csv", "gone-2026-02.csv", "--at-from-name"),
+            "gone-2026-02.csv (nothing imported)",
+        ),
     ],
 )
 def test_bad_file_and_time_flags(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:
-    for name in ("a.csv", "b.csv", "nodate.csv", "x-2026-01.csv", "y-2026-01.csv"):
+    for name in ("a.csv", "b.csv", "nodate.csv", "x-2026-01.csv", "y-2026-01.csv", "a-2026-01.csv"):
         _top(tmp_path / name, [("numpy", 1)])
     (tmp_path / "m.csv").write_text("file,at\na.csv,2026-01-01\n")
     full = [str(tmp_path / a) if a.endswith(".csv") else a for a in args]
