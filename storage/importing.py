@@ -63,8 +63,8 @@ class Imported:
 
     path: Path
     info: SnapshotInfo  # the snapshot written, or the one that already holds the file
-    id_column: str
-    found: bool
+    id_column: str  # the file's column read as the id
+    found: bool  # chosen among ID_CANDIDATES (not --id-column's, not the source's own)
     already: bool  # the same file at the same instant was imported before: nothing written
     digest: str
 
@@ -377,7 +377,9 @@ def import_file(
     info = w.finish("complete")
     if info.status != "complete":
         raise ShrinkRefused(f"{path}: {info.message}")
-    return Imported(path, info, listing.id_column, listing.found, False, digest)
+    # the source's own id column needs no word; a column found among the candidates does
+    found = listing.found and listing.id_column != stored_id
+    return Imported(path, info, listing.id_column, found, False, digest)
 
 
 def import_listing(

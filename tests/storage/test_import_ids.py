@@ -295,3 +295,19 @@ def test_a_float_id_is_refused_rather_than_respelt(tmp_path: Path) -> None:
     assert "column 'id', row 2: ids are text or integers; 1.5 is a float64" in " ".join(
         res.stderr.split()
     )
+
+
+def test_a_later_import_uses_the_sources_id_column_without_a_word(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    a = tmp_path / "a.csv"
+    a.write_text("doi,id,cites\n10/x,1,5\n10/y,2,6\n")
+    res = hub(store, "import", "custom:papers", str(a), "--at", "2026-01-01", "--id-column", "doi")
+    assert res.returncode == 0, res.stderr
+    # `id` is a unique candidate too, but the source keys on doi
+    b = tmp_path / "b.csv"
+    b.write_text("doi,id,cites\n10/x,1,7\n10/y,2,6\n")
+    res = hub(store, "import", "custom:papers", str(b), "--at", "2026-01-02")
+    assert res.returncode == 0, res.stderr
+    assert "id column" not in res.stderr
+    rows = json.loads(hub(store, "asof", "custom:papers", "-f", "json").stdout)
+    assert rows[0] == {"doi": "10/x", "id": 1, "cites": 7}
