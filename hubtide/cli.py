@@ -31,7 +31,10 @@ from hubtide.plain import cause_of, hide_rust_panics
 # command -> (module under hubtide/commands/ whose `register(app)` adds it, one-line help);
 # in `--help` order. The help is the first line of the command's docstring (a test checks).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "import": ("store", "Write one listing file as one complete snapshot of SOURCE."),
+    "import": (
+        "store",
+        "Write listing files as complete snapshots of SOURCE, one per file, oldest first.",
+    ),
     "snapshots": ("store", "List snapshots (complete ones unless --all)."),
     "asof": ("store", "The state of SOURCE as of a snapshot: one row per entity."),
     "history": ("store", "Every change of one entity, one row per snapshot that changed it."),

@@ -173,6 +173,11 @@ CATALOG_SNAPSHOTS = pa.schema(
         pa.field("coverage", pa.string()),
         pa.field("top_by", pa.string()),
         pa.field("top_n", pa.int64()),
+        # an import's provenance (storage/importing.py): a custom source's id column name
+        # (what its outputs call entity_id) and the imported file's `sha256:HEX`, so the
+        # same file at the same instant is not imported twice; null for crawls
+        pa.field("id_column", pa.string()),
+        pa.field("digest", pa.string()),
     ]
 )
 

@@ -214,6 +214,8 @@ class Store:
         top_n: int | None = None,
         max_shrink: float | None = None,
         on_shrink: ShrinkStatus = "partial",
+        id_column: str | None = None,
+        digest: str | None = None,
     ) -> SnapshotWriter:
         """Start a new snapshot of `source` (status running); ids increase per source.
 
@@ -233,6 +235,9 @@ class Store:
             on_shrink: how such a snapshot ends instead: `partial` (a crawl: its pages
                 stay staged) or `failed` (an import); either way a `shrink` crawl event
                 and the terminal row's message give the numbers.
+            id_column: a custom source's id column name (`Store.id_column`), recorded
+                in the catalog by its imports.
+            digest: the imported file's `sha256:HEX` (`Store.imported`).
 
         Returns:
             A writer for the new snapshot.
@@ -258,7 +263,28 @@ class Store:
             top_n=top_n,
             max_shrink=max_shrink,
             on_shrink=on_shrink,
+            id_column=id_column,
+            digest=digest,
         )
+
+    def id_column(self, source: str) -> str | None:
+        """A custom source's id column name, as its first import recorded it: what the
+        CLI's outputs call `entity_id`; None for a source without one (built-in, crawled).
+
+        Example:
+            >>> store.id_column("custom:papers")
+            'doi'
+        """
+        return self._core.catalog.id_column(source)
+
+    def imported(self, source: str, as_of: datetime, digest: str) -> SnapshotInfo | None:
+        """The complete snapshot an import of the file with `digest` wrote at `as_of`.
+
+        Example:
+            >>> store.imported("custom:papers", day, "sha256:9f86d0...").snapshot_id
+            3
+        """
+        return self._core.catalog.imported(source, as_of, digest)
 
     def snapshot_info(
         self, source: str, at: At = None, *, include_partial: bool = False

@@ -151,8 +151,13 @@ class SnapshotWriter:
         top_n: int | None = None,
         max_shrink: float | None = None,
         on_shrink: ShrinkStatus = "partial",
+        id_column: str | None = None,
+        digest: str | None = None,
     ) -> None:
         self._core = core
+        # an import's provenance, in both catalog rows (storage/importing.py)
+        self.id_column = id_column
+        self.digest = digest
         self.max_shrink = max_shrink
         self.on_shrink: ShrinkStatus = on_shrink
         # what the listing covers (storage/catalog.py, Coverage): only a `full` one
@@ -432,6 +437,8 @@ class SnapshotWriter:
             "message": message,
             **self._coverage_row(counts.get("entities")),
             **counts,
+            "id_column": self.id_column,
+            "digest": self.digest,
         }
         table = pa.Table.from_pylist([row], schema=schemas.CATALOG_SNAPSHOTS)
         with self._step("terminal catalog row", CATALOG):
@@ -849,6 +856,8 @@ def begin(
     top_n: int | None = None,
     max_shrink: float | None = None,
     on_shrink: ShrinkStatus = "partial",
+    id_column: str | None = None,
+    digest: str | None = None,
 ) -> SnapshotWriter:
     """Start a new snapshot of `source` (status running); ids increase per source. Two
     processes racing for an id: the catalog txn lets one win, the other takes the next.
@@ -877,6 +886,8 @@ def begin(
             "coverage": coverage,
             "top_by": top_by,
             "top_n": top_n,
+            "id_column": id_column,
+            "digest": digest,
         }
         table = pa.Table.from_pylist([row], schema=schemas.CATALOG_SNAPSHOTS)
         if core.catalog.append(table, txn_id(source, sid, "catalog"), 0):
@@ -892,6 +903,8 @@ def begin(
                 top_n=top_n,
                 max_shrink=max_shrink,
                 on_shrink=on_shrink,
+                id_column=id_column,
+                digest=digest,
             )
         # another process took this id first: take the next one
     raise StoreError(f"could not allocate a snapshot id for {source!r}")
@@ -981,6 +994,8 @@ def resume(core: StoreCore, source: str) -> SnapshotWriter | None:
         coverage=coverage_of(row.get("coverage")),
         top_by=row.get("top_by"),
         top_n=row.get("top_n"),
+        id_column=row.get("id_column"),
+        digest=row.get("digest"),
     )
 
 
