@@ -40,6 +40,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "store",
         "Compact small files, checkpoint and vacuum every table (safe while a crawl writes).",
     ),
+    "purge": (
+        "purge",
+        "Remove an entity (or one of its fields) from every snapshot of every table.",
+    ),
+    "purges": ("purge", "List the purges of ops/purges: when, what, why, rows removed per table."),
     "backfill": (
         "backfill",
         "Import every version of a public archive missing from the store, oldest first.",

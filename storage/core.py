@@ -28,7 +28,14 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from storage import schemas
 from storage.catalog import Catalog
 from storage.errors import StoreError
-from storage.layout import FAMILY_TABLES, META_COLUMNS, entity_table, fixed_tables, is_custom
+from storage.layout import (
+    FAMILY_TABLES,
+    META_COLUMNS,
+    PURGES,
+    entity_table,
+    fixed_tables,
+    is_custom,
+)
 from storage.objects import check_conditional_put, delta_options, is_s3
 from storage.records import Rows
 from storage.staged import drop_staged
@@ -99,6 +106,10 @@ class LruCache(Generic[K, V]):
             if hit is not None:
                 self._items.move_to_end(key)
             return hit
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
     def put(self, key: K, value: V) -> None:
         with self._lock:
@@ -307,6 +318,8 @@ class StoreCore:
         for src in self.catalog.sources():
             if is_custom(src) and self.tables.exists(entity_table(src)):
                 names.append(entity_table(src))
+        if self.tables.exists(PURGES):  # made by the first purge (storage/purge.py)
+            names.append(PURGES)
         return names
 
     def table_stats(self) -> list[TableStats]:

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import polars as pl
 import typer
 
 from hubtide.context import app_context, local_snapshots, open_store
 from hubtide.output import Format, emit_frame, entity_view, err_console, split_columns, write_frame
+
+if TYPE_CHECKING:
+    from storage import Store
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output: table, json or csv.")]
 ColumnsOpt = Annotated[
@@ -211,9 +214,18 @@ def history_cmd(
 
     Example: hubtide history hub:model 65f1c0ffee
     """
+    store = _store(ctx)
+    entity_id = resolve_or_list(store, source, entity, fmt)
+    df = store.history(source, entity_id).collect()
+    show = split_columns(columns) or _history_view(df, source)
+    emit_frame(df, fmt, title=f"history of {entity_id}", show=show)
+
+
+def resolve_or_list(store: Store, source: str, entity: str, fmt: Format) -> str:
+    """The entity_id an id or a name stands for; a name several entities had lists them
+    (then AmbiguousName: exit 1). Says which id a name stood for."""
     from storage import AmbiguousName
 
-    store = _store(ctx)
     try:
         entity_id = store.resolve_entity(source, entity)
     except AmbiguousName as exc:
@@ -222,9 +234,7 @@ def history_cmd(
         raise
     if entity_id != entity:
         err_console.print(f"{entity!r} is the name of {entity_id}", highlight=False)
-    df = store.history(source, entity_id).collect()
-    show = split_columns(columns) or _history_view(df, source)
-    emit_frame(df, fmt, title=f"history of {entity_id}", show=show)
+    return entity_id
 
 
 def _history_view(df: pl.DataFrame, source: str) -> list[str]:
