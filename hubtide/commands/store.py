@@ -13,7 +13,15 @@ import polars as pl
 import typer
 
 from hubtide.context import app_context, local_snapshots, open_store
-from hubtide.output import Format, emit_frame, entity_view, err_console, split_columns, write_frame
+from hubtide.output import (
+    Format,
+    emit_frame,
+    entity_view,
+    err_console,
+    inert,
+    split_columns,
+    write_frame,
+)
 
 if TYPE_CHECKING:
     from storage import Store
@@ -182,11 +190,13 @@ def asof_cmd(
     if info.coverage != "full":
         # a top-N or subset listing: say what the rows stand for
         err_console.print(
-            f"snapshot {info.snapshot_id} of {source} covers {info.covers()}: "
-            + (
-                "the entities it listed, not the whole source"
-                if info.coverage == "top"
-                else "a filtered listing; entities it did not name carry their earlier state"
+            inert(
+                f"snapshot {info.snapshot_id} of {source} covers {info.covers()}: "
+                + (
+                    "the entities it listed, not the whole source"
+                    if info.coverage == "top"
+                    else "a filtered listing; entities it did not name carry their earlier state"
+                )
             ),
             highlight=False,
         )
@@ -233,7 +243,7 @@ def resolve_or_list(store: Store, source: str, entity: str, fmt: Format) -> str:
             emit_frame(exc.candidates, fmt, title=f"entities named {entity}")
         raise
     if entity_id != entity:
-        err_console.print(f"{entity!r} is the name of {entity_id}", highlight=False)
+        err_console.print(inert(f"{entity!r} is the name of {entity_id}"), highlight=False)
     return entity_id
 
 
@@ -275,7 +285,7 @@ def top_cmd(
     )
     if nulls:
         err_console.print(
-            f"{nulls:,} entities of {source} have no {by} (null) and are not ranked",
+            inert(f"{nulls:,} entities of {source} have no {by} (null) and are not ranked"),
             highlight=False,
         )
 

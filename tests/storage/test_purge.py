@@ -26,7 +26,7 @@ from storage.records import from_ipc
 from storage.writer import CrawlEvent
 from tests.storage.conftest import day
 
-BAD = "bad0"
+BAD = "bad-qz0"  # not hex: a table id (a UUID) can never hold it
 # what the purged entity carried: none of it may survive anywhere on disk
 SECRETS = [BAD, "evil/attack-model", "evil/renamed", "PAYLOAD-7f3a", "evil-author"]
 TOPK_N = 3
@@ -374,3 +374,60 @@ def test_refusals_write_nothing(built: Store) -> None:
     assert dry.dry_run and dry.rows["hub/cards"] == 4 and dry.purge_id is None
     assert store.purges().is_empty()
     assert BAD in store.as_of("hub:model").collect()["entity_id"].to_list()
+
+
+def test_the_cli_purges_by_name_and_lists_the_audit_trail(built: Store, tmp_path: Path) -> None:
+    from tests.storage.test_cli_store import hub
+
+    root = tmp_path / "store"
+    dry = hub(
+        root, "purge", "hub:model", "evil/renamed", "--reason", "x", "--dry-run", "-f", "json"
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert f"'evil/renamed' is the name of {BAD}" in dry.stderr
+    assert {r["table"]: r["rows"] for r in json.loads(dry.stdout)}["hub/cards"] == 4
+    refused = hub(root, "purge", "hub:model", BAD, "--reason", "")
+    assert refused.returncode == 1 and "needs a reason" in refused.stderr
+    unknown = hub(root, "purge", "hub:model", BAD, "--reason", "x", "--field", "nope")
+    assert unknown.returncode == 1 and "--field 'nope': no table of 'hub:model'" in unknown.stderr
+    assert hub(root, "purges", "-f", "json").stdout.strip() == "[]"
+
+    done = hub(root, "purge", "hub:model", "evil/renamed", "--reason", "takedown 2026-08")
+    assert done.returncode == 0, done.stderr
+    assert f"purge 1: {BAD} of hub:model" in " ".join(done.stdout.split())
+    audit = json.loads(hub(root, "purges", "-f", "json").stdout)
+    assert [(a["purge_id"], a["status"], a["entity_id"], a["reason"]) for a in audit] == [
+        (1, "done", BAD, "takedown 2026-08")
+    ]
+    assert "hub/repos: " in audit[0]["tables"] and audit[0]["rows"] > 20
+    # the source is free again (the purge held its lease) and the entity is gone
+    assert store_ids(Store.open(str(root))) == {f"id{i}" for i in range(1, 7)}
+    gone = hub(root, "purge", "hub:model", BAD, "--reason", "again")
+    assert gone.returncode == 1 and "nothing to purge" in gone.stderr
+
+
+def store_ids(store: Store) -> set[str]:
+    return set(store.as_of("hub:model").collect()["entity_id"].to_list())
+
+
+def test_a_custom_source_keeps_every_other_row(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "store"), keyframe_every=2)
+    for snap in range(1, 5):
+        rows = [
+            {"entity_id": f"p{i}", "title": f"t{i}-{snap // 2}", "n": i * snap} for i in range(5)
+        ]
+        rows.append({"entity_id": "doi:evil", "title": "<script>alert(1)</script>", "n": snap})
+        w = store.begin_snapshot("custom:papers", as_of=day(snap))
+        w.write_batch(0, rows)
+        w.finish("complete")
+    before = {s: store.as_of("custom:papers", s).collect().sort("entity_id") for s in range(1, 5)}
+    report = store.purge("custom:papers", "doi:evil", reason="spam")
+    assert report.rows["custom/papers"] >= 2 and set(report.rows) == {
+        "ops/crawl_events",
+        "staging/batches",
+        "custom/papers",
+    }
+    for s, old in before.items():
+        new = store.as_of("custom:papers", s).collect().sort("entity_id")
+        assert new.equals(old.filter(pl.col("entity_id") != "doi:evil")), s
+    assert "alert(1)" not in disk_text(tmp_path / "store")
