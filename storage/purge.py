@@ -525,8 +525,16 @@ def _plan(
 
 def _might_hold(rel: str, probe: pa.Table, target: Target) -> bool:
     """Whether a file's identifying columns can hold the entity (a cheap first look)."""
-    if rel in (STAGING, EVENTS):
-        return True  # blobs and raw text: the transform looks
+    if rel == STAGING:
+        return True  # blobs: the transform looks
+    if rel == EVENTS:
+        # `mentions` needs the id or a name somewhere in the text: a vectorised first look
+        for name in ("payload", "url", "reason"):
+            col = probe[name]
+            for tok in target.tokens:
+                if pc.any(pc.match_substring(col, tok)).as_py():
+                    return True
+        return False
     if KEY in probe.column_names and "entity_id" not in probe.column_names:
         return (
             bool(target.keys)
@@ -542,7 +550,7 @@ def _transform_of(core: StoreCore, rel: str, target: Target) -> tuple[Transform 
     """The function turning one file's rows into its purged rows, and the columns the
     first look reads."""
     if rel == EVENTS:
-        return (lambda t, _p: _events(t, target)), ["source"]
+        return (lambda t, _p: _events(t, target)), ["payload", "url", "reason"]
     if rel == STAGING:
         return (lambda t, _p: _staged(t, target)), ["seq"]
     if rel.startswith("hub/") and rel.removeprefix("hub/") in schemas.DETAIL_SCHEMAS:
