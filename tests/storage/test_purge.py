@@ -460,3 +460,37 @@ def test_purge_on_every_root(root: Root) -> None:
         assert len(on_disk) == len(live), rel
         versions = [h["version"] for h in dt.history()]
         assert min(versions) > 0, rel  # the log before the purge's checkpoint is gone
+
+
+def test_a_registry_top_listing_loses_the_member_only(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "store"), topk_n=2)
+    pkgs = ["left-pad", "evil-pkg", "lodash", "react"]
+    for snap in range(1, 4):
+        w = store.begin_snapshot(
+            "npm",
+            as_of=day(snap),
+            coverage="top" if snap == 2 else "full",
+            top_by="downloads" if snap == 2 else None,
+        )
+        rows = [
+            {
+                "entity_id": p,
+                "name": p,
+                "downloads": 10 * i + snap + (100 if p == "evil-pkg" else 0),
+            }
+            for i, p in enumerate(pkgs)
+            if snap != 2 or i < 3
+        ]
+        w.write_batch(0, rows)
+        w.finish("complete")
+    before = {s: store.as_of("npm", s).collect().sort("entity_id") for s in (1, 2, 3)}
+    tops = {s: store.top_k("npm", s, "downloads", 2).collect() for s in (1, 2, 3)}
+    assert all(t["entity_id"][0] == "evil-pkg" for t in tops.values())
+    report = store.purge("npm", "evil-pkg", reason="malware")
+    assert report.rows["registry/packages"] >= 1 and report.rows["registry/package_counters"] >= 3
+    for s, old in before.items():
+        new = store.as_of("npm", s).collect().sort("entity_id")
+        assert new.equals(old.filter(pl.col("entity_id") != "evil-pkg")), s
+        want = ranked(new, "downloads", 2).select("rank", "entity_id", "name", "value")
+        assert store.top_k("npm", s, "downloads", 2).collect().equals(want), s
+    assert store.snapshot_info("npm", 2).coverage == "top"
