@@ -9,7 +9,7 @@ import polars as pl
 import typer
 
 from hubtide.context import app_context, open_store
-from hubtide.output import Format, emit_frame, err_console
+from hubtide.output import Format, emit_frame
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output: table, json or csv.")]
 
@@ -52,8 +52,6 @@ def purge_cmd(
         raise
     except EntityNotFound:
         entity_id = entity  # in no snapshot: maybe staged or in an event only
-    if entity_id != entity:
-        err_console.print(f"{entity!r} is the name of {entity_id}", highlight=False)
     if dry_run:
         report = store.purge(source, entity_id, reason=reason, field=field, dry_run=True)
     else:
@@ -77,7 +75,10 @@ def purges_cmd(ctx: typer.Context, fmt: FormatOpt = Format.table) -> None:
 
     Example: hubtide purges --format json
     """
-    emit_frame(open_store(app_context(ctx).settings).purges(), fmt, title="purges")
+    df = open_store(app_context(ctx).settings).purges()
+    # a table the main columns (JSON and CSV: finished and the rows per table too)
+    show = ["purge_id", "status", "started", "source", "entity_id", "field", "reason", "rows"]
+    emit_frame(df, fmt, title="purges", show=show)
 
 
 def register(app: typer.Typer) -> None:
