@@ -8,6 +8,7 @@ done; a purge killed midway resumes without rewriting a table twice.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from pathlib import Path
@@ -494,3 +495,41 @@ def test_a_registry_top_listing_loses_the_member_only(tmp_path: Path) -> None:
         want = ranked(new, "downloads", 2).select("rank", "entity_id", "name", "value")
         assert store.top_k("npm", s, "downloads", 2).collect().equals(want), s
     assert store.snapshot_info("npm", 2).coverage == "top"
+
+
+@pytest.mark.slow
+def test_a_purge_sigkilled_at_random_instants_resumes(tmp_path: Path) -> None:
+    import random
+    import subprocess
+    import sys
+    import time
+
+    rng = random.Random(16)
+    script = (
+        "import sys; from storage import Store; "
+        "Store.open(sys.argv[1], keyframe_every=2, topk_n=3)"
+        ".purge('hub:model', sys.argv[2], reason='takedown')"
+    )
+    kills = 0
+    for attempt in range(6):
+        root = tmp_path / f"s{attempt}"
+        store = Store.open(str(root), keyframe_every=2, topk_n=TOPK_N)
+        build(store)
+        store.wait_for_tidying()
+        before = reads(store)
+        proc = subprocess.Popen([sys.executable, "-c", script, str(root), BAD])
+        time.sleep(rng.uniform(0.3, 3.0))
+        if proc.poll() is None:
+            proc.kill()
+            kills += 1
+        proc.wait()
+        store = Store.open(str(root), keyframe_every=2, topk_n=TOPK_N)
+        with contextlib.suppress(EntityNotFound):  # the killed run had finished
+            store.purge("hub:model", BAD, reason="takedown")
+        after = reads(store)
+        for what in ("asof 1", "asof 4", "asof 6", "history id1", "cards 3", "commits"):
+            assert after[what].equals(without_bad(before[what])), (attempt, what)
+        assert store.purges()["status"].to_list() == ["done"], attempt
+        text = disk_text(root, skip="ops/purges")
+        assert not [s for s in SECRETS if s in text], attempt
+    assert kills >= 3
