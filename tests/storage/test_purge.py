@@ -533,3 +533,23 @@ def test_a_purge_sigkilled_at_random_instants_resumes(tmp_path: Path) -> None:
         text = disk_text(root, skip="ops/purges")
         assert not [s for s in SECRETS if s in text], attempt
     assert kills >= 3
+
+
+def test_a_counter_field_purge_reranks_that_column_only(built: Store) -> None:
+    store = built
+    before = reads(store)
+    report = store.purge("hub:model", BAD, field="downloads", reason="fake downloads")
+    assert report.rows["hub/repo_counters"] == 4 and report.rows["hub/repos"] == 0
+    assert report.rows["derived/topk"] > 0  # its downloads memberships
+    after = reads(store)
+    for sid in (1, 2, 3, 5):
+        state = after[f"asof {sid}"]
+        old = before[f"asof {sid}"]
+        assert state.filter(pl.col("entity_id") == BAD)["downloads"].to_list() == [None]
+        assert state.drop("downloads").equals(old.drop("downloads"))
+        assert without_bad(state).equals(without_bad(old))
+        want = ranked(state, "downloads", TOPK_N).select("rank", "entity_id", "name", "value")
+        assert after[f"top {sid} downloads"].equals(want), sid
+        assert BAD not in want["entity_id"].to_list()
+        assert after[f"top {sid} likes"].equals(before[f"top {sid} likes"]), sid
+        assert after[f"top {sid} likes"]["entity_id"][0] == BAD
