@@ -216,7 +216,6 @@ def purge(
     if field is not None:
         _check_field(core, source, field)
     target = _target(core, source, entity_id, field)
-    _ensure_purges(core)
     running = _running(core, target)
     if dry_run:
         rows, files = {}, {}
@@ -230,9 +229,11 @@ def purge(
     resumed = running is not None
     if running is None:
         # nothing of it anywhere: say so before an audit row claims a purge (an entity
-        # the attributes table holds is surely there; else look at every table)
-        if not target.keys and not any(_rows_in(core, rel, target) for rel in steps(source)):
+        # the attributes table holds is surely there; else, or for a field, look)
+        look = field is not None or not target.keys
+        if look and not any(_rows_in(core, rel, target) for rel in steps(source)):
             raise _nothing(target)
+        _ensure_purges(core)
         purge_id = _begin(core, target, reason)
     else:
         purge_id = running

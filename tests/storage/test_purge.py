@@ -375,8 +375,12 @@ def test_refusals_write_nothing(built: Store) -> None:
         store.purge("hub:model", "no-such-id", reason="x")
     dry = store.purge("hub:model", BAD, reason="x", dry_run=True)
     assert dry.dry_run and dry.rows["hub/cards"] == 4 and dry.purge_id is None
-    assert store.purges().is_empty()
+    assert store.purges().is_empty() and PURGES not in store.table_names()
     assert BAD in store.as_of("hub:model").collect()["entity_id"].to_list()
+    store.purge("hub:model", BAD, field="pipeline_tag", reason="x")
+    with pytest.raises(EntityNotFound, match=r"field 'pipeline_tag' of 'bad-qz0'.* with a value"):
+        store.purge("hub:model", BAD, field="pipeline_tag", reason="again")
+    assert store.purges()["purge_id"].to_list() == [1]
 
 
 def test_the_cli_purges_by_name_and_lists_the_audit_trail(built: Store, tmp_path: Path) -> None:
