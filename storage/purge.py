@@ -163,14 +163,17 @@ class PurgeReport:
 
 @dataclass
 class _Rewrite:
-    """One table's rewrite, planned: the files to replace (with their new rows, None =
-    dropped whole), rows to add in a new file, and how many rows changed."""
+    """One table's rewrite: the files it replaces, the new files written (not committed)
+    when `write`, and how many rows changed."""
 
     rel: str
     dt: DeltaTable
     fs: pafs.FileSystem
-    replace: list[tuple[DataFile, pa.Table | None]] = field(default_factory=list)
-    extra: pa.Table | None = None
+    # the files to remove, and (`write`) the new files already written in their place:
+    # one rewritten file in memory at a time, never the whole table
+    replace: list[DataFile] = field(default_factory=list)
+    adds: list[AddAction] = field(default_factory=list)
+    write: bool = False
     rows: int = 0
 
 
@@ -447,26 +450,26 @@ def _run_step(
         dt = DeltaTable(core.tables.uri(rel), storage_options=core.tables.storage_options)
         if (dt.transaction_version(app) or 0) >= 1:
             return _landed_counts(dt, purge_id)
-        job = _plan(core, rel, target, dt)
+        job = _plan(core, rel, target, dt, write=True)
         if job is None or not job.rows:
+            if job is not None:
+                _discard(job.fs, job.adds)
             return 0, 0
-        adds: list[AddAction] = []
         try:
-            adds = _write(job)
-            _commit(job, adds, purge_id, app)
+            _commit(job, purge_id, app)
             core.tables.forget(rel)
             return job.rows, len(job.replace)
         except CommitFailedError:
-            _discard(job.fs, adds)  # a concurrent commit: plan again on the new version
+            _discard(job.fs, job.adds)  # a concurrent commit: plan again on the new version
         except (DeltaError, OSError) as exc:
             fresh = DeltaTable(core.tables.uri(rel), storage_options=core.tables.storage_options)
             if (fresh.transaction_version(app) or 0) >= 1:  # it landed (delta-rs #2279)
                 core.tables.forget(rel)
                 return job.rows, len(job.replace)
-            _discard(job.fs, adds)
+            _discard(job.fs, job.adds)
             raise StoreError(f"purge {purge_id}: {rel}: {type(exc).__name__}: {exc}") from exc
         except BaseException:
-            _discard(job.fs, adds)
+            _discard(job.fs, job.adds)
             raise
     raise CommitConflict(f"purge {purge_id}: {rel} kept changing under the purge; run it again")
 
@@ -484,17 +487,28 @@ def _fs(core: StoreCore, dt: DeltaTable) -> pafs.FileSystem:
 
 
 def _plan(
-    core: StoreCore, rel: str, target: Target, dt: DeltaTable | None = None
+    core: StoreCore, rel: str, target: Target, dt: DeltaTable | None = None, *, write: bool = False
 ) -> _Rewrite | None:
-    """What a rewrite of `rel` would change (None: the table does not exist)."""
+    """What a rewrite of `rel` changes (None: the table does not exist); `write`: the new
+    files are written as it goes (the caller commits or discards them)."""
     if dt is None:
         if not core.tables.exists(rel):
             return None
         dt = DeltaTable(core.tables.uri(rel), storage_options=core.tables.storage_options)
-    job = _Rewrite(rel, dt, _fs(core, dt))
+    job = _Rewrite(rel, dt, _fs(core, dt), write=write)
+    try:
+        _plan_files(core, job, target)
+    except BaseException:
+        _discard(job.fs, job.adds)
+        raise
+    return job
+
+
+def _plan_files(core: StoreCore, job: _Rewrite, target: Target) -> None:
+    rel, dt = job.rel, job.dt
     transform, columns = _transform_of(core, rel, target)
     if transform is None:
-        return job
+        return
     src_partitioned = "source" in dt.metadata().partition_columns
     topk_groups: set[tuple[int, str]] = set()
     for f in live_files(dt):
@@ -517,11 +531,14 @@ def _plan(
         if n:
             if rel == TOPK:
                 topk_groups |= _groups(table, target)
-            job.replace.append((f, new if new is not None and new.num_rows else None))
+            job.replace.append(f)
             job.rows += n
-    if rel == TOPK and topk_groups:
-        job.extra = _refill(core, target, topk_groups)
-    return job
+            if job.write and new is not None and new.num_rows:
+                _add(job, f.path.rpartition("/")[0], new, f.partition)
+    if rel == TOPK and topk_groups and job.write:
+        extra = _refill(core, target, topk_groups)
+        if extra is not None:
+            _add(job, "", extra, {})
 
 
 def _might_hold(rel: str, probe: pa.Table, target: Target) -> bool:
@@ -809,22 +826,11 @@ def _events(t: pa.Table, target: Target) -> tuple[pa.Table | None, int]:
 # -- writing and committing ------------------------------------------------------------
 
 
-def _write(job: _Rewrite) -> list[AddAction]:
-    """Write the new files of a planned rewrite (not committed yet)."""
+def _add(job: _Rewrite, folder: str, rows: pa.Table, partition: dict[str, str | None]) -> None:
+    """Write one new file of a rewrite (not committed yet) into `folder`."""
     stats_off = job.dt.metadata().configuration.get("delta.dataSkippingNumIndexedCols") == "0"
     now_ms = int(time.time() * 1000)
-    adds = []
-    try:
-        for f, rows in job.replace:
-            if rows is not None:
-                folder = f.path.rpartition("/")[0]
-                adds.append(_write_file(job, folder, rows, f.partition, now_ms, stats_off))
-        if job.extra is not None and job.extra.num_rows:
-            adds.append(_write_file(job, "", job.extra, {}, now_ms, stats_off))
-    except BaseException:
-        _discard(job.fs, adds)
-        raise
-    return adds
+    job.adds.append(_write_file(job, folder, rows, partition, now_ms, stats_off))
 
 
 def _write_file(
@@ -861,12 +867,10 @@ def _write_file(
     return AddAction(path, size, partition, now_ms, True, json.dumps(stats))
 
 
-def _commit(job: _Rewrite, adds: list[AddAction], purge_id: int, app: str) -> None:
+def _commit(job: _Rewrite, purge_id: int, app: str) -> None:
     dt = job.dt
     now_ms = int(time.time() * 1000)
-    removes = [
-        RemoveAction(f.path, True, now_ms, f.size, f.partition or None) for f, _ in job.replace
-    ]
+    removes = [RemoveAction(f.path, True, now_ms, f.size, f.partition or None) for f in job.replace]
     txns = [Transaction(app, 1)]
     if KEY in dt.schema().to_arrow().names and job.rel != TOPK:  # str(field) names
         # a change-encoded table: fail a window compaction racing this (maintenance.py)
@@ -877,7 +881,7 @@ def _commit(job: _Rewrite, adds: list[AddAction], purge_id: int, app: str) -> No
         "hubtide.purge_files": str(len(job.replace)),
     }
     dt.create_write_transaction(
-        [*adds, *removes],
+        [*job.adds, *removes],
         mode="append",
         schema=dt.schema(),
         partition_by=list(dt.metadata().partition_columns) or None,
