@@ -43,6 +43,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "store",
         "Compact small files, checkpoint and vacuum every table (safe while a crawl writes).",
     ),
+    "purge": (
+        "purge",
+        "Remove an entity (or one of its fields) from every snapshot of every table.",
+    ),
+    "purges": ("purge", "List the purges of ops/purges: when, what, why, rows removed per table."),
     "backfill": (
         "backfill",
         "Import every version of a public archive missing from the store, oldest first.",
@@ -313,13 +318,14 @@ def _run(debug: bool) -> None:
 
 def _say(message: str) -> None:
     # imported here: hubtide.output loads polars and rich, which `--version` does not need
-    from rich.markup import escape
+    from rich.text import Text
 
-    from hubtide.output import err_console
+    from hubtide.output import err_console, inert
 
-    # soft_wrap: one line however narrow the terminal (or a pipe's 80 columns)
+    # soft_wrap: one line however narrow the terminal (or a pipe's 80 columns); the
+    # message often quotes stored text (an id, a name): `inert`, never markup
     err_console.print(
-        f"[red]error:[/red] {escape(message)}", highlight=False, markup=True, soft_wrap=True
+        Text.assemble(("error:", "red"), " ", inert(message)), highlight=False, soft_wrap=True
     )
 
 

@@ -33,6 +33,7 @@ from storage.layout import (
     META_COLUMNS,
     OBSERVED,
     OBSERVED_AT,
+    PURGES,
     entity_table,
     fixed_tables,
     is_custom,
@@ -107,6 +108,10 @@ class LruCache(Generic[K, V]):
             if hit is not None:
                 self._items.move_to_end(key)
             return hit
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
     def put(self, key: K, value: V) -> None:
         with self._lock:
@@ -319,6 +324,8 @@ class StoreCore:
         for src in self.catalog.sources():
             if is_custom(src) and self.tables.exists(entity_table(src)):
                 names.append(entity_table(src))
+        if self.tables.exists(PURGES):  # made by the first purge (storage/purge.py)
+            names.append(PURGES)
         return names
 
     def table_stats(self) -> list[TableStats]:

@@ -61,6 +61,8 @@ OBSERVED_AT = schemas.OBSERVED_AT
 CATALOG = "catalog/snapshots"
 HEARTBEATS = "catalog/heartbeats"
 EVENTS = "ops/crawl_events"
+# the audit trail of `hubtide purge` (storage/purge.py): one row per step of each purge
+PURGES = "ops/purges"
 TOPK = "derived/topk"
 # the `by` of the derived/topk rows that list a `top` snapshot's members (every entity its
 # listing named): what an as-of read of that snapshot returns
@@ -72,6 +74,14 @@ DETAIL_KINDS: tuple[DetailKind, ...] = ("commits", "discussions", "cards")
 FAMILY_TABLES = ("hub/repos", "hub/repo_counters", "registry/packages", "registry/package_counters")
 # The app id of a window compaction's commit (storage/maintenance.py, "COMPACT_APP").
 COMPACT_APP = "hubtide:compact"
+
+
+def purge_app(purge_id: int) -> str:
+    """The app id of purge `purge_id`'s commits (storage/purge.py): version 1 in each
+    table it rewrites, its steps' versions in `ops/purges`."""
+    return f"hubtide:purge:{purge_id}"
+
+
 # partitioned by snapshot so dropping a finished snapshot's batches is a metadata-only delete
 STAGING_PARTITION = ["source", "snapshot_id"]
 STAGING_SCHEMA = pa.schema(

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow as pa
 
-from storage import lease, maintenance, reads, writer
+from storage import lease, maintenance, purge, reads, writer
 from storage.catalog import At, Coverage, Heartbeat, SnapshotInfo
 from storage.core import CODE_VERSION, KEYFRAME_COST, StoreCore, StoreOptions, TableStats
 from storage.layout import check_source
 from storage.lease import Lease, LeaseHeld, LeaseState
 from storage.maintenance import MaintenanceReport, TableMaintenance
+from storage.purge import PurgeReport
 from storage.writer import ShrinkStatus, SnapshotWriter
 
 if TYPE_CHECKING:
@@ -637,6 +638,55 @@ class Store:
             24
         """
         return maintenance.maintain(self._core, retention_hours=retention_hours)
+
+    def purge(
+        self,
+        source: str,
+        entity_id: str,
+        *,
+        reason: str,
+        field: str | None = None,
+        dry_run: bool = False,
+    ) -> PurgeReport:
+        """Take an entity (or one of its fields) out of every table and snapshot, with an
+        audit row in `ops/purges` (storage/purge.py). Run again after a kill, it resumes.
+
+        Hold the source's lease (`acquire_lease(source, purpose="purge")`) meanwhile, and
+        do not run `maintain` at the same time.
+
+        Args:
+            source: the entity's source.
+            entity_id: its stable id (`resolve_entity` turns a name into it).
+            reason: why; kept in the audit row.
+            field: only this column, set to null in every row of the entity.
+            dry_run: count what would change, write nothing.
+
+        Returns:
+            Rows removed (or changed) and files rewritten, per table.
+
+        Raises:
+            ValueError: an empty reason.
+            UnknownSource: no snapshot of `source`.
+            ColumnNotFound: `field` is no column of the source's tables, or a key column.
+            EntityNotFound: no table holds the entity (nothing written).
+
+        Example:
+            >>> store.purge("hub:model", "65f1c0ffee", reason="takedown").rows["hub/repos"]
+            3
+        """
+        return purge.purge(
+            self._core, source, entity_id, reason=reason, field=field, dry_run=dry_run
+        )
+
+    def purges(self) -> pl.DataFrame:
+        """The audit trail: one row per purge (purge_id, status, started, finished, source,
+        entity_id, field, reason, rows, tables).
+
+        Example:
+            >>> store.purges()["reason"].to_list()
+            ['takedown']
+        """
+        return purge.purges(self._core)
 
     def wait_for_tidying(self) -> None:
         """Wait until the staging drops and catalog compactions of finished snapshots

@@ -15,7 +15,18 @@ import polars as pl
 import typer
 
 from hubtide.context import app_context, local_snapshots, open_store
-from hubtide.output import Format, emit_frame, entity_view, err_console, split_columns, write_frame
+from hubtide.output import (
+    Format,
+    emit_frame,
+    entity_view,
+    err_console,
+    inert,
+    split_columns,
+    write_frame,
+)
+
+if TYPE_CHECKING:
+    from storage import Store
 
 if TYPE_CHECKING:
     from storage import Store
@@ -379,11 +390,13 @@ def asof_cmd(
     if info.coverage != "full":
         # a top-N or subset listing: say what the rows stand for
         err_console.print(
-            f"snapshot {info.snapshot_id} of {source} covers {info.covers()}: "
-            + (
-                "the entities it listed, not the whole source"
-                if info.coverage == "top"
-                else "a filtered listing; entities it did not name carry their earlier state"
+            inert(
+                f"snapshot {info.snapshot_id} of {source} covers {info.covers()}: "
+                + (
+                    "the entities it listed, not the whole source"
+                    if info.coverage == "top"
+                    else "a filtered listing; entities it did not name carry their earlier state"
+                )
             ),
             highlight=False,
         )
@@ -411,9 +424,19 @@ def history_cmd(
 
     Example: hubtide history hub:model 65f1c0ffee
     """
+    store = _store(ctx)
+    entity_id = resolve_or_list(store, source, entity, fmt)
+    df = store.history(source, entity_id).collect()
+    show = split_columns(columns) or _history_view(df, source)
+    df = _named_id(df, _id_name(store, source))
+    emit_frame(df, fmt, title=f"history of {entity_id}", show=show)
+
+
+def resolve_or_list(store: Store, source: str, entity: str, fmt: Format) -> str:
+    """The entity_id an id or a name stands for; a name several entities had lists them
+    (then AmbiguousName: exit 1). Says which id a name stood for."""
     from storage import AmbiguousName
 
-    store = _store(ctx)
     try:
         entity_id = store.resolve_entity(source, entity)
     except AmbiguousName as exc:
@@ -421,11 +444,8 @@ def history_cmd(
             emit_frame(exc.candidates, fmt, title=f"entities named {entity}")
         raise
     if entity_id != entity:
-        err_console.print(f"{entity!r} is the name of {entity_id}", highlight=False)
-    df = store.history(source, entity_id).collect()
-    show = split_columns(columns) or _history_view(df, source)
-    df = _named_id(df, _id_name(store, source))
-    emit_frame(df, fmt, title=f"history of {entity_id}", show=show)
+        err_console.print(inert(f"{entity!r} is the name of {entity_id}"), highlight=False)
+    return entity_id
 
 
 def _history_view(df: pl.DataFrame, source: str) -> list[str]:
@@ -468,7 +488,7 @@ def top_cmd(
     )
     if nulls:
         err_console.print(
-            f"{nulls:,} entities of {source} have no {by} (null) and are not ranked",
+            inert(f"{nulls:,} entities of {source} have no {by} (null) and are not ranked"),
             highlight=False,
         )
 
