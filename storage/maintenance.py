@@ -91,9 +91,18 @@ def drop_finished_staging(core: StoreCore) -> int:
     done = cat.filter(pl.col("status").is_in(["complete", "failed"])).select(
         "source", "snapshot_id"
     )
-    staged = (
-        pl.scan_delta(core.tables.must(STAGING)).select("source", "snapshot_id").unique().collect()
-    )
+    # from the log's partition values, not the files: a writer finishing next to this
+    # removes its snapshot's staged files from disk at once (staged.reclaim)
+    adds = pa.table(core.tables.must(STAGING).get_add_actions(flatten=True))
+    if not adds.num_rows:
+        return 0
+    staged = pl.DataFrame(
+        {
+            "source": adds.column("partition.source").to_pylist(),
+            "snapshot_id": [int(s) for s in adds.column("partition.snapshot_id").to_pylist()],
+        },
+        schema={"source": pl.String, "snapshot_id": pl.Int64},
+    ).unique()
     gone = staged.join(done, on=["source", "snapshot_id"], how="semi")
     for (source,), part in gone.group_by("source"):
         drop_staged(core.tables, str(source), part["snapshot_id"].to_list())
