@@ -62,6 +62,9 @@ class CrawlSettings:
     # whatever the budget; 0: the budget alone decides
     refresh_days: int = 0
     max_detail_repos: int = 0
+    # detail requests a crawl spends on the details backlog after its listing snapshot is
+    # done (crawler/backlog.py): ~1 hour of a free token's Hub quota; 0: listing only
+    details_per_crawl: int = 12_000
     batch_rows: int = 5000
     hub_page_size: int = HUB_MAX_PAGE
     registry_page_size: int = ECOSYSTEMS_MAX_PAGE

@@ -122,8 +122,9 @@ class HubSpider(HubDetails):
         # (an order it does not keep), it is kept once, before its details are fetched
         rows = self.first_seen(rows, response.url)
         result = PageResult(page, rows, nxt, last=last)
-        if ctx.settings.details:
-            await self.page_details(result)
+        # details are not fetched here: they are the backlog a drain fetches once the
+        # listing snapshot is done (crawler/backlog.py)
+        ctx.changed += sum(1 for r in rows if r["_state"].changed)
         if nxt is None:
             ctx.listing_done = True
         ctx.items += len(rows)

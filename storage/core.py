@@ -28,7 +28,14 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from storage import schemas
 from storage.catalog import Catalog
 from storage.errors import StoreError
-from storage.layout import FAMILY_TABLES, META_COLUMNS, entity_table, fixed_tables, is_custom
+from storage.layout import (
+    FAMILY_TABLES,
+    META_COLUMNS,
+    OPS_TABLES,
+    entity_table,
+    fixed_tables,
+    is_custom,
+)
 from storage.objects import check_conditional_put, delta_options, is_s3
 from storage.records import Rows
 from storage.staged import drop_staged
@@ -303,7 +310,7 @@ class StoreCore:
     def table_names(self) -> list[str]:
         """Every table of the store that exists, fixed ones first."""
         names = list(fixed_tables())
-        names += [rel for rel in FAMILY_TABLES if self.tables.exists(rel)]
+        names += [rel for rel in (*FAMILY_TABLES, *OPS_TABLES) if self.tables.exists(rel)]
         for src in self.catalog.sources():
             if is_custom(src) and self.tables.exists(entity_table(src)):
                 names.append(entity_table(src))

@@ -52,6 +52,10 @@ KEY = "entity_key"
 CATALOG = "catalog/snapshots"
 HEARTBEATS = "catalog/heartbeats"
 EVENTS = "ops/crawl_events"
+# the Hub details backlog and the details coverage of each snapshot (storage/backlog.py)
+BACKLOG = "ops/detail_backlog"
+COVERAGE = "ops/detail_coverage"
+OPS_TABLES = (BACKLOG, COVERAGE)  # made on first use
 TOPK = "derived/topk"
 # the `by` of the derived/topk rows that list a `top` snapshot's members (every entity its
 # listing named): what an as-of read of that snapshot returns
