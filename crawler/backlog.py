@@ -246,7 +246,7 @@ class DrainSpider(HubDetails):
             i += n
             await self.run_batch(batch, sid_now, chunk)
             batch += 1
-        out.pending = todo.height - i
+        out.pending = max(0, todo.height - i)
 
     async def run_batch(
         self, batch: int, sid: int, repos: list[dict[str, Any]], *, claimed: bool = False

@@ -140,6 +140,14 @@ class CrawlerConfig:
         min=0.0,
     )
     details: bool = _f(True, "Crawl commits, discussions and cards of changed Hub repos.")
+    details_per_crawl: int = _f(
+        12_000,
+        "Detail requests a Hub crawl spends on the details backlog (commits, discussions and"
+        " card of every repo whose sha was not detailed yet, most valuable first) after its"
+        " listing snapshot is complete; the rest waits for the next crawl. 12,000 is about"
+        " an hour of a free token's quota; 0: listings only.",
+        min=0,
+    )
     max_detail_repos: int = _f(
         0, "Cap on repos whose details are crawled per snapshot (0: no cap).", min=0
     )

@@ -5,10 +5,8 @@ store in tmp, real processes."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +18,7 @@ from tests.crawler.truth import (
     advance,
     compare_state,
     expected_rows,
+    kill_when,
     stored_commits,
     truth_commits,
     truth_discussions,
@@ -56,18 +55,12 @@ def _batches(store: Path) -> int:
 def _kill_after(store: Path, url: str, more_batches: int) -> None:
     """Start a crawl and SIGKILL it once `more_batches` further batches are committed."""
     start = _batches(store)
-    proc = subprocess.Popen(
-        _crawl(store, url), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    kill_when(
+        _crawl(store, url),
+        _env(),
+        lambda: _batches(store) >= start + more_batches,
+        "batches committed",
     )
-    deadline = time.monotonic() + 120
-    try:
-        while _batches(store) < start + more_batches:
-            assert proc.poll() is None, "the crawl ended before it could be killed"
-            assert time.monotonic() < deadline, "no batches committed in 120 s"
-            time.sleep(0.02)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
 
 
 def _check(store_path: Path, url: str, day: int) -> None:
