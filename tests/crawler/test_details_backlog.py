@@ -6,6 +6,7 @@ SIGKILLed mid-drain resumes the backlog without a detail row twice."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -14,11 +15,13 @@ from typing import Any
 
 import polars as pl
 import pytest
+from prometheus_client import generate_latest
 
 from crawler import crawl_source
 from crawler.backlog import coverage_line, pending, weight
 from crawler.budget import reset_budgets
 from crawler.stats import CrawlStats
+from scheduler.metrics import DaemonMetrics
 from simulator.testing import running_simulator
 from storage import Store
 from tests.crawler.truth import (
@@ -111,6 +114,7 @@ def test_first_snapshot_does_not_wait_and_drains_reach_full_coverage(tmp_path: P
         assert {c[:4] for c in stored_commits(store, "model")} == {
             c[:4] for c in truth_commits(url, "model")
         }
+        _shown(store, again.snapshot_id)
         # a day's changes: only the repos whose sha moved are fetched again
         advance(url, 1)
         day = _crawl(store, url, per_crawl=2000)
@@ -121,6 +125,24 @@ def test_first_snapshot_does_not_wait_and_drains_reach_full_coverage(tmp_path: P
         stored = {c[:4] for c in stored_commits(store, "model")}
         live = set(expected_rows(url, "hub:model"))
         assert {c for c in stored if c[0] in live} == {c[:4] for c in truth_commits(url, "model")}
+
+
+def _shown(store: Store, sid: int) -> None:
+    """`hubtide status` and `/metrics` show the coverage of the newest complete snapshot."""
+    res = subprocess.run(
+        [sys.executable, "-m", "hubtide", "--store", store.uri, "status", "--format", "json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    src = {s["source"]: s for s in json.loads(res.stdout)["sources"]}["hub:model"]
+    assert src["last_snapshot_id"] == sid
+    assert src["details"].startswith("commits 100 % (top10000_downloads 100 %)"), src
+    rows = {(r["detail"], r["scope"]): r for r in src["details_coverage"]}
+    assert rows[("cards", "all")]["covered"] == rows[("cards", "all")]["total"] > 0
+    metrics = DaemonMetrics(CrawlStats())
+    metrics.figures.refresh(store)
+    text = generate_latest(metrics.registry).decode()
+    want = 'hubtide_details_coverage_ratio{detail="discussions",scope="all",source="hub:model"} 1.0'
+    assert want in text, [ln for ln in text.splitlines() if "coverage" in ln]
 
 
 # -- a SIGKILL mid-drain -------------------------------------------------------------
