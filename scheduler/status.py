@@ -72,13 +72,15 @@ def coverage_all(store: Any) -> Any:
         return None
 
 
-def coverage_text(rows: list[dict[str, Any]]) -> str | None:
+def coverage_text(
+    rows: list[dict[str, Any]], details: tuple[str, ...] = ("commits", "discussions", "cards")
+) -> str | None:
     """'commits 12 % (top10000_downloads 100 %), discussions ...': a snapshot's details
     coverage in words (None: not measured)."""
     if not rows:
         return None
     parts = []
-    for detail in ("commits", "discussions", "cards"):
+    for detail in details:
         mine = [r for r in rows if r["detail"] == detail]
         whole = [r for r in mine if r["scope"] == "all"]
         if not whole:

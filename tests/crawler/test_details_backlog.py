@@ -190,6 +190,7 @@ def test_sigkill_mid_drain_resumes_the_backlog(tmp_path: Path) -> None:
             _cmd(path, url), env=_env(100_000), capture_output=True, text=True, timeout=300
         )
         assert res.returncode == 0, res.stdout + res.stderr
+        assert "hub:model details: commits complete for 100 % of repos" in res.stdout, res.stdout
         store = Store.open(str(path))
         sid = int(store.snapshots("hub:model")["snapshot_id"][-1])
         _no_detail_twice(store)
