@@ -235,13 +235,16 @@ class DrainSpider(HubDetails):
         if sid_now is None:
             return
         todo = await asyncio.to_thread(pending, store, source, sid_now)
+        # `max_detail_repos` (0: none) caps the repos a drain takes on, whatever the budget
+        cap = ctx.settings.max_detail_repos or todo.height
+        end = min(todo.height, cap)
         i = 0
-        while i < todo.height and out.requests < budget:
+        while i < end and out.requests < budget:
             if ctx.stop_requested:
                 ctx.stopped = True
                 break
             left = budget - out.requests
-            n = min(DRAIN_BATCH_REPOS, max(1, math.ceil(left / REQUESTS_PER_REPO)))
+            n = min(DRAIN_BATCH_REPOS, max(1, math.ceil(left / REQUESTS_PER_REPO)), end - i)
             chunk = todo.slice(i, n).to_dicts()
             i += n
             await self.run_batch(batch, sid_now, chunk)

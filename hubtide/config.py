@@ -149,19 +149,18 @@ class CrawlerConfig:
         min=0,
     )
     max_detail_repos: int = _f(
-        0, "Cap on repos whose details are crawled per snapshot (0: no cap).", min=0
+        0, "Cap on repos whose details a crawl fetches from the backlog (0: no cap).", min=0
     )
     detail_budget: float = _f(
         1.1,
-        "Detail requests per changed repo a Hub crawl may spend: new commits and changed"
-        " cards first, the rest refreshes discussions and stale cards of the likeliest-active"
-        " repos (a weighted sample).",
+        "Unused since details are a backlog (details_per_crawl); accepted so older config"
+        " files load.",
         min=0.0,
     )
     refresh_days: int = _f(
         0,
-        "Also refresh every repo's discussions and stale card once per N crawls (a rotation,"
-        " on top of the budget; 0: off, the budget alone decides).",
+        "Unused since details are a backlog (details_per_crawl); accepted so older config"
+        " files load.",
         min=0,
     )
 
