@@ -19,6 +19,7 @@ had that detail at their listed sha (appended whenever measured; the newest row 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +30,9 @@ import pyarrow as pa
 from storage import schemas
 from storage.core import StoreCore
 from storage.layout import BACKLOG, COVERAGE, DETAIL_KINDS, DetailKind, detail_table
-from storage.writer import _conform_details, _records
+from storage.writer import details_table
+
+log = logging.getLogger(__name__)
 
 ENTRIES = ("claim", "done")
 
@@ -169,7 +172,7 @@ def append_details(
 ) -> bool:
     """Append a drain batch's detail rows, attributed to complete snapshot `snapshot_id`
     (readers show details of complete snapshots only), once per (source, kind, batch).
-    Rows that do not fit the schema are dropped (the caller files them)."""
+    Rows that do not fit the schema are dropped, with a warning."""
     if kind not in schemas.DETAIL_SCHEMAS:
         raise ValueError(f"detail kind {kind!r} unknown; kinds are {', '.join(DETAIL_KINDS)}")
     if batch < 1:
@@ -179,16 +182,17 @@ def append_details(
             f"details are attributed to complete snapshots only; {source} snapshot "
             f"{snapshot_id} is {core.catalog.status_of(source, snapshot_id)}"
         )
-    repo_type = schemas.repo_type_of(source)
-    schema = schemas.DETAIL_SCHEMAS[kind]
-    records = [
-        {**r, "repo_type": repo_type, "snapshot_id": snapshot_id} for r in _records(list(rows))
-    ]
-    loose = pa.schema([f.with_nullable(True) for f in schema])
-    table, _rejects = _conform_details(records, loose)
-    return core.tables.append_once(
-        detail_table(kind), table.cast(schema), _details_app(source, kind), batch
-    )
+    table, rejects = details_table(source, snapshot_id, kind, list(rows))
+    if rejects:
+        log.warning(
+            "%s %s batch %s: %d rows dropped: %s",
+            source,
+            kind,
+            batch,
+            len(rejects),
+            rejects[0].reason,
+        )
+    return core.tables.append_once(detail_table(kind), table, _details_app(source, kind), batch)
 
 
 def record_coverage(
