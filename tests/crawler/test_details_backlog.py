@@ -202,3 +202,14 @@ def test_sigkill_mid_drain_resumes_the_backlog(tmp_path: Path) -> None:
         disc = store.discussions("model").collect()
         keys = set(zip(disc["entity_id"].to_list(), disc["num"].to_list(), strict=True))
         assert keys == set(truth_discussions(url, "model"))
+
+
+def test_max_detail_repos_caps_what_a_drain_takes_on(tmp_path: Path) -> None:
+    reset_budgets()
+    store = Store.open(str(tmp_path / "store"))
+    with running_simulator(seed=5, models=40, datasets=5, spaces=5, npm=5, pypi=5) as url:
+        s = settings_for(url, max_detail_repos=7)
+        r = asyncio.run(crawl_source(store, "hub:model", s, stats=CrawlStats()))
+    assert r.status == "complete", r
+    assert _done(store)["entity_id"].n_unique() == 7
+    assert r.details_pending == r.items - 7 > 0
