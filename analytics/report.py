@@ -46,6 +46,7 @@ _CHOICES = [
     "Entities are keyed by their id (the Hub `_id`, a package name, an imported id column): a renamed repo is the same entity (renames_as_churn keys by name, as paper A).",
     "Popularity is `downloads` (rolling 30 days on the Hub), `likes` for spaces, a custom source's own popularity column; nulls are never ranked and ties break by entity id ascending (storage/ranking.py, the one rule).",
     "Only complete snapshots are read; partial and failed crawls never enter a measure. Growth counts and churn's created and deleted come from `full` snapshots only (a top-N or subset listing says nothing of what it leaves out).",
+    "Details (commits, discussions, cards) are a backlog drained after each listing, most popular first: measures over them ran on the repos whose details were in, the freshness table's `details_coverage` (share of the newest snapshot's repos with that detail fetched at their listed sha, of all and of the top 10,000).",
     "Series measures visit at most `series_max` snapshots, evenly spread, always including the newest.",
     "Rank correlation is over the entities in both consecutive top-K lists.",
     "Survival: Kaplan-Meier over maximal consecutive top-K spells; a spell reaching the newest snapshot is censored.",
@@ -316,9 +317,26 @@ def _freshness(store: Store, sources: list[str]) -> pl.DataFrame:
                 if last and last["as_of"]
                 else None,
                 "entities": last["entities"] if last else None,
+                "details_coverage": _coverage(store, s, last["snapshot_id"] if last else None),
             }
         )
     return pl.DataFrame(rows)
+
+
+def _coverage(store: Store, source: str, sid: int | None) -> str | None:
+    """'commits 12 % (top10000_downloads 100 %), ...': the details coverage of a snapshot
+    (Hub sources; None when not measured)."""
+    if sid is None or not source.startswith("hub:"):
+        return None
+    cov = store.detail_coverage(source).filter(pl.col("snapshot_id") == sid)
+    parts = []
+    for d in ("commits", "discussions", "cards"):
+        mine = cov.filter(pl.col("detail") == d).sort(pl.col("scope") != "all")
+        if mine.height:
+            pcts = [f"{100 * r:.0f} %" for r in mine["ratio"]]
+            scopes = [f"{sc} {p}" for sc, p in zip(mine["scope"][1:], pcts[1:], strict=True)]
+            parts.append(f"{d} {pcts[0]}" + (f" ({', '.join(scopes)})" if scopes else ""))
+    return ", ".join(parts) or None
 
 
 _CODE = re.compile(r"`([^`]+)`")

@@ -1,13 +1,12 @@
 """The details of listed Hub repos: commits back to the newest stored one, discussions,
 and the card (README.md), fetched through `engine.download_async` so they pass the same
-downloader middlewares as the listing.
+downloader middlewares as the listing (`HubDetails.repo_details`).
 
-Which repos get which details is `plan_page`'s rule (docs/crawler.md, Details): commits of
-every changed repo and the card of every repo whose listed card metadata changed come
-first; a detail budget of `detail_budget` requests per changed repo, accrued page by page,
-pays for them, and what is left refreshes the discussions (and stale cards) of repos drawn
-by a deterministic weighted sample (an exponential race keyed on entity and snapshot), so a
-resumed crawl draws the same repos and active repos are refreshed far more often.
+Which repos get them, and when, is the details backlog's rule (crawler/backlog.py,
+docs/crawler.md Details): after the listing snapshot, most valuable first by `activity`,
+once per sha. `plan_page` / `choose_refreshes` are the budgeted refresh draw of earlier
+versions (a deterministic weighted sample, an exponential race keyed on entity and
+snapshot), kept with their tests but no longer run by a crawl.
 """
 
 from __future__ import annotations
@@ -24,9 +23,7 @@ import polars as pl
 
 from crawler import hub_parse
 from crawler.errors import Malformed
-from crawler.items import PageResult
 from crawler.links import next_link
-from crawler.prev import RowState
 from crawler.spider_base import FORBIDDEN, GONE, BaseSpider
 from storage import Store
 from storage.errors import StoreError
@@ -35,9 +32,6 @@ _PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 # the Hub's discussions page size (hub-api.md 5): a refresh of n known discussions costs
 # ceil(n / 50) requests
 DISCUSSIONS_PAGE = 50
-# how long a page waits for the page before it to be planned (planning in page order keeps
-# the budget's carry, so the plan, the same in every run); only a bug gets near it
-PLAN_ORDER_WAIT_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -219,141 +213,10 @@ class Fetched:
 
 
 class HubDetails(BaseSpider):
-    """Detail requests of the Hub spider (a base class of `HubSpider`)."""
+    """Detail requests of one Hub repo (a base class of the backlog's `DrainSpider`)."""
 
     repo_type: str
     detail_sem: asyncio.Semaphore | None
-    # the detail budget's state, passed from page to page in page order (`page_details`)
-    _carry: float = 0.0
-    _plan_next: int | None = None
-    _plan_cond: asyncio.Condition | None = None
-    _disc_stats: DiscussionStats | None = None
-    _stats_lock: asyncio.Lock | None = None
-
-    async def refetch(self, item: Any, name: str | None) -> dict[str, Any] | None:
-        """A repo's record fetched again (the listing spider's repo-info request)."""
-        raise NotImplementedError  # HubSpider overrides it
-
-    def candidate(self, row: dict[str, Any], stats: DiscussionStats) -> Candidate:
-        ctx = self.ctx
-        st: RowState = row["_state"]
-        known, open_ = stats.lookup(st.key)
-        period = ctx.settings.refresh_days
-        due = period > 0 and st.key % period == ctx.writer.snapshot_id % period
-        return Candidate(
-            key=st.key,
-            changed=st.changed,
-            card_now=st.card_keys_changed and not st.new,
-            card_stale=st.card_stale,
-            weight=activity(row, known, open_, st.changed),
-            discussion_pages=discussion_pages(known),
-            due=due,
-        )
-
-    async def discussion_stats(self) -> DiscussionStats:
-        """The store's discussions per repo, loaded once per crawl."""
-        if self._stats_lock is None:
-            self._stats_lock = asyncio.Lock()
-        async with self._stats_lock:
-            if self._disc_stats is None:
-                self._disc_stats = await asyncio.to_thread(
-                    DiscussionStats.load, self.ctx.store, self.repo_type
-                )
-        return self._disc_stats
-
-    async def page_details(self, result: PageResult) -> None:
-        """Fetch the details of one listing page, in two steps.
-
-        1. The mandatory details (`mandatory`) of every repo at once, concurrently with
-           other pages. 2. In page order (each page waits until the one before has done its
-           step 2, so the budget's carry passes on deterministically): the page's budget,
-           less what step 1 actually took, buys refreshes (`choose_refreshes`); what those
-           actually take is charged and the rest carried to the next page. The first crawl
-           of a source reads everything.
-        """
-        ctx = self.ctx
-        if self.detail_sem is None:
-            self.detail_sem = asyncio.Semaphore(max(1, ctx.settings.concurrency * 2))
-        rows = result.rows
-        ctx.changed += sum(1 for r in rows if r["_state"].changed)
-        if ctx.prev.initial:
-            everything = DetailPlan(True, True, True)
-            await self._run(result, [(r, everything) for r in rows])
-            return
-        stats = await self.discussion_stats()
-        cands = [self.candidate(r, stats) for r in rows]
-        plans = [mandatory(c) for c in cands]
-        spent = await self._run(result, self._todo(rows, plans))
-        if self._plan_cond is None:
-            self._plan_cond = asyncio.Condition()
-            self._plan_next = ctx.start_page
-            self._carry = ctx.start_carry  # a resumed crawl goes on with its balance
-        cond = self._plan_cond
-        async with cond:
-            try:
-                await asyncio.wait_for(
-                    cond.wait_for(lambda: (self._plan_next or 0) >= result.page),
-                    PLAN_ORDER_WAIT_SECONDS,
-                )
-            except TimeoutError:
-                ctx.event("plan", f"page {result.page} planned before page {self._plan_next}")
-            try:
-                changed = sum(1 for c in cands if c.changed)
-                left = self._carry + ctx.settings.detail_budget * changed - spent
-                more, _ = choose_refreshes(cands, plans, left, ctx.writer.snapshot_id)
-                extra = [
-                    DetailPlan(False, m.discussions and not p.discussions, m.card and not p.card)
-                    for p, m in zip(plans, more, strict=True)
-                ]
-                left -= await self._run(result, self._todo(rows, extra), capped=False)
-                self._carry = result.carry = left
-            finally:
-                self._plan_next = max(self._plan_next or 0, result.page + 1)
-                cond.notify_all()
-
-    @staticmethod
-    def _todo(
-        rows: list[dict[str, Any]], plans: list[DetailPlan]
-    ) -> list[tuple[dict[str, Any], DetailPlan]]:
-        return [
-            (r, p) for r, p in zip(rows, plans, strict=True) if p.commits or p.discussions or p.card
-        ]
-
-    async def _run(
-        self,
-        result: PageResult,
-        todo: list[tuple[dict[str, Any], DetailPlan]],
-        *,
-        capped: bool = True,
-    ) -> int:
-        """Fetch the planned details of some of a page's repos into the page's result;
-        returns the requests they took. `max_detail_repos` caps the mandatory details (a
-        guard against everything looking changed); refreshes are bounded by the budget
-        already, and skipping one would not make the snapshot incomplete."""
-        ctx = self.ctx
-        cap = ctx.settings.max_detail_repos
-        if cap and capped:
-            room = max(0, cap - ctx.detail_repos)
-            if len(todo) > room:
-                ctx.fail(f"details capped at {cap} repos (max_detail_repos)")
-                todo = todo[:room]
-        if capped:
-            ctx.detail_repos += len(todo)
-        outs = await asyncio.gather(*(self.repo_details(r, p) for r, p in todo))
-        for (row, _plan), out in zip(todo, outs, strict=True):
-            if not out.ok:
-                continue
-            if out.card_mismatch:
-                # the card's front matter says the listing's cardData was cut: fetch again
-                again = await self.refetch(row, row["name"])
-                if again is not None and row in result.rows:
-                    i = result.rows.index(row)
-                    result.rows[i] = again
-            result.commits.extend(out.commits)
-            result.discussions.extend(out.discussions)
-            if out.card is not None:
-                result.cards.append(out.card)
-        return sum(out.requests for out in outs)
 
     async def repo_details(self, row: dict[str, Any], plan: DetailPlan) -> Fetched:
         assert self.detail_sem is not None

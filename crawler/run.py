@@ -1,6 +1,8 @@
 """`crawl_source`: one snapshot of one source, from `begin_snapshot` to `finish`.
 
-Status: `complete` when the whole listing (and every detail asked for) came in;
+Status: `complete` when the whole listing came in (details are not waited for: once the
+listing snapshot is closed, the details backlog is drained under `details_per_crawl`
+requests, crawler/backlog.py, and the coverage of the newest complete snapshot recorded);
 `partial` when a page or record could not be had after retries (no tombstones); `failed`
 when the store refused a write or the crawl broke; left `running` when `stop` was set
 (resumable: the next crawl of the source resumes it by default). A running snapshot
@@ -18,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from crawler.backlog import drain
 from crawler.context import CrawlContext
 from crawler.engine import run_spider
 from crawler.heartbeat import beating, mark_failed, orphan_reason
@@ -210,18 +213,38 @@ async def _write(
                 exc,
             )
             status, message = "failed", f"finish failed: {type(exc).__name__}: {exc}"
+    finish_seconds = time.monotonic() - t_finish
+    # the listing snapshot is closed; now the details backlog, under its own budget
+    dctx = CrawlContext(source, settings, store, writer, stats, run, stop)
+    drained = None
+    if source in HUB_SOURCES and settings.details and status in ("complete", "partial"):
+        try:
+            drained = await drain(dctx)
+        except asyncio.CancelledError:
+            stats.finish(source, status)
+            raise
+        except Exception as exc:  # the snapshot stands; the backlog waits for the next crawl
+            log.exception("details drain of %s failed", source)
+            dctx.failures.append(f"details drain failed: {type(exc).__name__}: {exc}")
+        if dctx.events:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(writer.record_events, dctx.events)
     stats.finish(source, status)
     return CrawlResult(
         source=source,
         snapshot_id=writer.snapshot_id,
         status=status,
         items=ctx.items,
-        requests=ctx.requests,
-        errors=ctx.errors,
-        detail_requests=ctx.detail_requests,
+        requests=ctx.requests + dctx.requests,
+        errors=ctx.errors + dctx.errors,
+        detail_requests=ctx.detail_requests + dctx.detail_requests,
         seconds=time.monotonic() - t0,
         message=message,
-        detail_kinds=dict(ctx.detail_kinds),
+        detail_kinds=dict(ctx.detail_kinds + dctx.detail_kinds),
         changed=ctx.changed,
-        finish_seconds=time.monotonic() - t_finish,
+        finish_seconds=finish_seconds,
+        listing_detail_requests=ctx.detail_requests,
+        details_pending=drained.pending if drained is not None else None,
+        details_coverage=(drained.coverage or []) if drained is not None else [],
+        details_failures=list(dctx.failures),
     )

@@ -54,14 +54,14 @@ class CrawlSettings:
     # crawler.max_shrink: a full crawl tombstoning more of the previous state ends partial
     max_shrink: float = 0.10
     details: bool = True
-    # detail requests per changed repo a crawl may spend: commits of changed repos and
-    # changed cards first, the rest refreshes discussions and stale cards of repos drawn by
-    # expected activity (docs/crawler.md, Details)
+    # unused since details are a backlog (`details_per_crawl`, crawler/backlog.py); the
+    # budgeted refresh draw they drove (hub_details.plan_page) no longer runs
     detail_budget: float = 1.1
-    # > 0: also refresh every repo once per this many crawls (a rotation by entity hash),
-    # whatever the budget; 0: the budget alone decides
     refresh_days: int = 0
     max_detail_repos: int = 0
+    # detail requests a crawl spends on the details backlog after its listing snapshot is
+    # done (crawler/backlog.py): ~1 hour of a free token's Hub quota; 0: listing only
+    details_per_crawl: int = 12_000
     batch_rows: int = 5000
     hub_page_size: int = HUB_MAX_PAGE
     registry_page_size: int = ECOSYSTEMS_MAX_PAGE

@@ -124,8 +124,9 @@ class HubSpider(HubDetails):
         # refetched suspects included: the page's answer time is when the listing saw them
         observed_at(rows, answer_time(response))
         result = PageResult(page, rows, nxt, last=last)
-        if ctx.settings.details:
-            await self.page_details(result)
+        # details are not fetched here: they are the backlog a drain fetches once the
+        # listing snapshot is done (crawler/backlog.py)
+        ctx.changed += sum(1 for r in rows if r["_state"].changed)
         if nxt is None:
             ctx.listing_done = True
         ctx.items += len(rows)

@@ -140,20 +140,27 @@ class CrawlerConfig:
         min=0.0,
     )
     details: bool = _f(True, "Crawl commits, discussions and cards of changed Hub repos.")
+    details_per_crawl: int = _f(
+        12_000,
+        "Detail requests a Hub crawl spends on the details backlog (commits, discussions and"
+        " card of every repo whose sha was not detailed yet, most valuable first) after its"
+        " listing snapshot is complete; the rest waits for the next crawl. 12,000 is about"
+        " an hour of a free token's quota; 0: listings only.",
+        min=0,
+    )
     max_detail_repos: int = _f(
-        0, "Cap on repos whose details are crawled per snapshot (0: no cap).", min=0
+        0, "Cap on repos whose details a crawl fetches from the backlog (0: no cap).", min=0
     )
     detail_budget: float = _f(
         1.1,
-        "Detail requests per changed repo a Hub crawl may spend: new commits and changed"
-        " cards first, the rest refreshes discussions and stale cards of the likeliest-active"
-        " repos (a weighted sample).",
+        "Unused since details are a backlog (details_per_crawl); accepted so older config"
+        " files load.",
         min=0.0,
     )
     refresh_days: int = _f(
         0,
-        "Also refresh every repo's discussions and stale card once per N crawls (a rotation,"
-        " on top of the budget; 0: off, the budget alone decides).",
+        "Unused since details are a backlog (details_per_crawl); accepted so older config"
+        " files load.",
         min=0,
     )
 

@@ -84,6 +84,7 @@ def crawl_settings(settings: Settings, endpoint: str | None = None) -> CrawlSett
         registry_top_n=c.registry_top_n,
         max_shrink=c.max_shrink,
         details=c.details,
+        details_per_crawl=c.details_per_crawl,
         max_detail_repos=c.max_detail_repos,
         detail_budget=c.detail_budget,
         refresh_days=c.refresh_days,

@@ -58,6 +58,8 @@ class StoreFigures:
 
     tables: list[TableFigure] = field(default_factory=list)
     last_complete: dict[str, tuple[int, float]] = field(default_factory=dict)  # id, unix time
+    # (source, detail, scope) -> covered share of the newest complete snapshot's repos
+    coverage: dict[tuple[str, str, str], float] = field(default_factory=dict)
     refreshed_at: float = 0.0
     refresh_seconds: float = 0.0
     refresh_errors: int = 0
@@ -85,6 +87,7 @@ class StoreFigures:
                     prev = last.get(row["source"])
                     if prev is None or row["snapshot_id"] > prev[0]:
                         last[row["source"]] = (int(row["snapshot_id"]), ts)
+            coverage = _coverage(store, last)
         except Exception:
             with self._lock:
                 self.refresh_errors += 1
@@ -92,8 +95,22 @@ class StoreFigures:
         with self._lock:
             self.tables = tables
             self.last_complete = last
+            self.coverage = coverage
             self.refreshed_at = time.time()
             self.refresh_seconds = time.perf_counter() - t0
+
+
+def _coverage(store: Any, last: dict[str, tuple[int, float]]) -> dict[tuple[str, str, str], float]:
+    """The details coverage of each source's newest complete snapshot (Hub sources)."""
+    reader = getattr(store, "detail_coverage", None)
+    if reader is None:
+        return {}
+    out: dict[tuple[str, str, str], float] = {}
+    for row in reader().iter_rows(named=True):
+        src = row["source"]
+        if src in last and row["snapshot_id"] == last[src][0]:
+            out[(src, row["detail"], row["scope"])] = float(row["ratio"])
+    return out
 
 
 def _unix(value: Any) -> float:
@@ -208,6 +225,7 @@ class StoreCollector(Collector):
         with f._lock:
             tables = list(f.tables)
             last = dict(f.last_complete)
+            coverage = dict(f.coverage)
             refreshed, took, errors = f.refreshed_at, f.refresh_seconds, f.refresh_errors
         rows = GaugeMetricFamily(
             "hubtide_store_table_rows", "Rows per Delta table.", labels=["table"]
@@ -257,6 +275,16 @@ class StoreCollector(Collector):
             sid.add_metric([source], snap)
         yield ts
         yield sid
+        cov = GaugeMetricFamily(
+            "hubtide_details_coverage_ratio",
+            "Share of the newest complete snapshot's repos whose detail (commits, discussions,"
+            " cards) was fetched at their listed sha; scope all, or the top N by downloads"
+            " (likes for spaces). The rest is the details backlog.",
+            labels=["source", "detail", "scope"],
+        )
+        for (source, detail, scope), ratio in sorted(coverage.items()):
+            cov.add_metric([source, detail, scope], ratio)
+        yield cov
         yield GaugeMetricFamily(
             "hubtide_store_figures_refresh_timestamp_seconds",
             "When the store figures above were last read (Unix time).",

@@ -30,6 +30,10 @@ class SourceStatus:
     stale_after_seconds: float
     stale: bool
     running: dict[str, Any] | None  # snapshot_id, started_at, and live progress when known
+    # Hub sources: the details coverage of the last complete snapshot, one row per (detail,
+    # scope): covered, total, ratio (ops/detail_coverage); `details` says it in words
+    details_coverage: list[dict[str, Any]] = field(default_factory=list)
+    details: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,33 @@ class StatusReport:
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else None
+
+
+def coverage_all(store: Any) -> Any:
+    """Every snapshot's newest details coverage, or None (an old store, a broken table)."""
+    try:
+        return store.detail_coverage()
+    except Exception:
+        return None
+
+
+def coverage_text(
+    rows: list[dict[str, Any]], details: tuple[str, ...] = ("commits", "discussions", "cards")
+) -> str | None:
+    """'commits 12 % (top10000_downloads 100 %), discussions ...': a snapshot's details
+    coverage in words (None: not measured)."""
+    if not rows:
+        return None
+    parts = []
+    for detail in details:
+        mine = [r for r in rows if r["detail"] == detail]
+        whole = [r for r in mine if r["scope"] == "all"]
+        if not whole:
+            continue
+        text = f"{detail} {100 * whole[0]['ratio']:.0f} %"
+        tops = [f"{r['scope']} {100 * r['ratio']:.0f} %" for r in mine if r["scope"] != "all"]
+        parts.append(text + (f" ({', '.join(tops)})" if tops else ""))
+    return ", ".join(parts) or None
 
 
 def catalog_all(store: Any) -> Any:
@@ -95,6 +126,7 @@ def collect_status(
     """Build the report (blocking: reads the catalog and table stats)."""
     now = time.time() if now is None else now
     snaps = catalog_all(store)
+    cov = coverage_all(store)
     running_live = {r["source"]: r for r in (live or {}).get("running", [])}
     out: list[SourceStatus] = []
     failures: list[dict[str, Any]] = []
@@ -126,6 +158,13 @@ def collect_status(
         if plan.name in running_live:
             running = {**(running or {}), **running_live[plan.name]}
         stale = age is None or age > plan.stale_after_seconds
+        coverage: list[dict[str, Any]] = []
+        if cov is not None and last_id is not None:
+            mine = cov.filter((cov["source"] == plan.name) & (cov["snapshot_id"] == last_id))
+            coverage = [
+                {k: r[k] for k in ("detail", "scope", "covered", "total", "ratio")}
+                for r in mine.iter_rows(named=True)
+            ]
         out.append(
             SourceStatus(
                 plan.name,
@@ -136,6 +175,8 @@ def collect_status(
                 plan.stale_after_seconds,
                 stale,
                 running,
+                coverage,
+                coverage_text(coverage),
             )
         )
     if snaps is not None and snaps.height:

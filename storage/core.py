@@ -33,6 +33,7 @@ from storage.layout import (
     META_COLUMNS,
     OBSERVED,
     OBSERVED_AT,
+    OPS_TABLES,
     PURGES,
     entity_table,
     fixed_tables,
@@ -318,7 +319,7 @@ class StoreCore:
     def table_names(self) -> list[str]:
         """Every table of the store that exists, fixed ones first."""
         names = list(fixed_tables())
-        names += [rel for rel in FAMILY_TABLES if self.tables.exists(rel)]
+        names += [rel for rel in (*FAMILY_TABLES, *OPS_TABLES) if self.tables.exists(rel)]
         if self.tables.exists(OBSERVED):
             names.append(OBSERVED)
         for src in self.catalog.sources():

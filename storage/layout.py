@@ -63,6 +63,10 @@ HEARTBEATS = "catalog/heartbeats"
 EVENTS = "ops/crawl_events"
 # the audit trail of `hubtide purge` (storage/purge.py): one row per step of each purge
 PURGES = "ops/purges"
+# the Hub details backlog and the details coverage of each snapshot (storage/backlog.py)
+BACKLOG = "ops/detail_backlog"
+COVERAGE = "ops/detail_coverage"
+OPS_TABLES = (BACKLOG, COVERAGE)  # made on first use
 TOPK = "derived/topk"
 # the `by` of the derived/topk rows that list a `top` snapshot's members (every entity its
 # listing named): what an as-of read of that snapshot returns

@@ -70,6 +70,7 @@ from storage import ranking, reads, schemas
 from storage.core import StoreCore
 from storage.errors import ColumnNotFound, CommitConflict, EntityNotFound, StoreError
 from storage.layout import (
+    BACKLOG,
     COMPACT_APP,
     COVERED,
     EVENTS,
@@ -187,6 +188,7 @@ def steps(source: str) -> list[str]:
     out = [EVENTS, STAGING]
     if source in schemas.HUB_SOURCES:
         out += [detail_table(k) for k in ("cards", "discussions", "commits")]
+        out.append(BACKLOG)  # which sha each detail was fetched at (storage/backlog.py)
     crel = counter_table(source)
     if crel is not None:
         out.append(crel)

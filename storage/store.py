@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
 
-from storage import lease, maintenance, purge, reads, writer
+from storage import backlog, lease, maintenance, purge, reads, writer
 from storage.catalog import At, Coverage, Heartbeat, SnapshotInfo
 from storage.core import CODE_VERSION, KEYFRAME_COST, StoreCore, StoreOptions, TableStats
-from storage.layout import check_source
+from storage.layout import DetailKind, check_source
 from storage.lease import Lease, LeaseHeld, LeaseState
 from storage.maintenance import MaintenanceReport, TableMaintenance
 from storage.purge import PurgeReport
@@ -595,6 +595,82 @@ class Store:
             ['rejected']
         """
         return reads.events(self._core, run_id)
+
+    # -- the details backlog (storage/backlog.py) -----------------------------------
+
+    def detailed(self, source: str) -> pl.DataFrame:
+        """entity_id, detail, sha: the sha each repo's each detail was last fetched at
+        (the `done` rows of `ops/detail_backlog`).
+
+        Example:
+            >>> store.detailed("hub:model").columns
+            ['entity_id', 'detail', 'sha']
+        """
+        return backlog.detailed(self._core, source)
+
+    def open_detail_batch(self, source: str) -> tuple[int, pl.DataFrame | None]:
+        """(the next drain batch number, the claim rows of a batch claimed but not marked
+        done: a drain killed mid-batch, to be finished first; None when there is none).
+
+        Example:
+            >>> store.open_detail_batch("hub:model")
+            (1, None)
+        """
+        return backlog.open_claim(self._core, source)
+
+    def mark_details(
+        self,
+        source: str,
+        batch: int,
+        entry: str,
+        snapshot_id: int,
+        rows: Sequence[dict[str, Any]],
+    ) -> bool:
+        """Append a drain batch's `claim` (before fetching) or `done` (after its detail
+        rows are in) rows, each `{entity_id, name, detail, sha}`; once per (source, entry,
+        batch). Returns False when that batch's rows were already there.
+
+        Raises:
+            ValueError: an unknown entry or detail kind, or a batch below 1.
+        """
+        return backlog.mark(self._core, source, batch, entry, snapshot_id, rows)
+
+    def append_details(
+        self,
+        source: str,
+        snapshot_id: int,
+        kind: DetailKind,
+        batch: int,
+        rows: Sequence[dict[str, Any]],
+    ) -> bool:
+        """Append a drain batch's commits / discussions / cards rows, attributed to the
+        complete snapshot `snapshot_id`; once per (source, kind, batch).
+
+        Raises:
+            ValueError: an unknown kind, a batch below 1, or a snapshot not complete.
+        """
+        return backlog.append_details(self._core, source, snapshot_id, kind, batch, rows)
+
+    def record_detail_coverage(
+        self, source: str, snapshot_id: int, rows: Sequence[dict[str, Any]]
+    ) -> None:
+        """Record a snapshot's details coverage: rows `{detail, scope, covered, total}`
+        (`ops/detail_coverage`; measured again later, the newest row counts).
+
+        Raises:
+            ValueError: an unknown detail kind, or covered outside 0..total.
+        """
+        backlog.record_coverage(self._core, source, snapshot_id, rows)
+
+    def detail_coverage(self, source: str | None = None) -> pl.DataFrame:
+        """source, snapshot_id, detail, scope, covered, total, at, ratio: the newest
+        measure of each snapshot's details coverage.
+
+        Example:
+            >>> store.detail_coverage("hub:model")["scope"].to_list()[:2]
+            ['all', 'top10000_downloads']
+        """
+        return backlog.coverage(self._core, source)
 
     # -- housekeeping -----------------------------------------------------------------
 

@@ -320,16 +320,9 @@ class SnapshotWriter:
                 f"detail kind {kind!r} unknown; kinds are {', '.join(schemas.DETAIL_SCHEMAS)}"
             )
         self.flush()  # the listing's batches before their details (see STAGE_FLUSH_BYTES)
-        repo_type = schemas.repo_type_of(self.source)
-        schema = schemas.DETAIL_SCHEMAS[kind]
-        records = [
-            {**r, "repo_type": repo_type, "snapshot_id": self.snapshot_id} for r in _records(rows)
-        ]
-        loose = pa.schema([f.with_nullable(True) for f in schema])
-        table, rejects = _conform_details(records, loose)
+        table, rejects = details_table(self.source, self.snapshot_id, kind, rows)
         if rejects:
             self._quarantine([Rejected(f"{kind}: {r.reason}", r.payload) for r in rejects], seq)
-        table = table.cast(schema)
         rel = detail_table(kind)
         return self._core.tables.append_once(
             rel, table, txn_id(self.source, self.snapshot_id, kind), seq
@@ -1126,6 +1119,19 @@ def _ids_as_text(rows: Rows) -> Rows:
         else r
         for r in rows
     ]
+
+
+def details_table(
+    source: str, snapshot_id: int, kind: DetailKind, rows: Rows
+) -> tuple[pa.Table, list[Rejected]]:
+    """Detail rows of a Hub source's snapshot as a table of the kind's schema, and the rows
+    that do not fit it (a missing key column, a wrong type)."""
+    repo_type = schemas.repo_type_of(source)
+    schema = schemas.DETAIL_SCHEMAS[kind]
+    records = [{**r, "repo_type": repo_type, "snapshot_id": snapshot_id} for r in _records(rows)]
+    loose = pa.schema([f.with_nullable(True) for f in schema])
+    table, rejects = _conform_details(records, loose)
+    return table.cast(schema), rejects
 
 
 def _records(rows: Rows) -> list[dict[str, Any]]:

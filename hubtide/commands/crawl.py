@@ -305,5 +305,20 @@ def _summary(sources: list[str], done: dict[str, CrawlResult], fmt: Format) -> N
                 markup=False,
                 soft_wrap=True,
             )
+    _details_lines(sources, done)
     if any(r.status == "running" for r in done.values()):
         err_console.print("stopped: the next `hubtide crawl` of these sources resumes them")
+
+
+def _details_lines(sources: list[str], done: dict[str, CrawlResult]) -> None:
+    """Per Hub source: its details coverage and what the backlog still holds."""
+    from crawler.backlog import coverage_line
+
+    for src in sources:
+        r = done.get(src)
+        if r is None or not r.details_coverage:
+            continue
+        line = coverage_line(r.details_coverage)  # type: ignore[arg-type]
+        if r.details_pending:
+            line += f"; {r.details_pending:,} repos wait for details (crawler.details_per_crawl)"
+        console.print(f"{src} details: {line}", highlight=False, markup=False, soft_wrap=True)

@@ -201,6 +201,7 @@ def _status_frame(report: object) -> pl.DataFrame:
             "failing": s.source in report.failing_sources,
             "running_snapshot_id": (s.running or {}).get("snapshot_id"),
             "waiting": ((s.running or {}).get("waiting") or {}).get("text"),
+            "details": s.details,
         }
         for s in report.sources
     ]
@@ -208,12 +209,14 @@ def _status_frame(report: object) -> pl.DataFrame:
 
 
 def _print_status(report: object) -> None:
-    from scheduler.status import StatusReport, human_age, human_bytes
+    from scheduler.status import StatusReport, coverage_text, human_age, human_bytes
 
     assert isinstance(report, StatusReport)
     table = Table(title="hubtide status")
-    for col in ("source", "last snapshot", "finished", "age", "stale after", "state", "running"):
+    cols = ("source", "last snapshot", "finished", "age", "stale after", "state", "running")
+    for col in cols:
         table.add_column(col)
+    table.add_column("details")
     for s in report.sources:
         run = ""
         if s.running:
@@ -234,6 +237,7 @@ def _print_status(report: object) -> None:
             if s.source in report.failing_sources
             else "[green]ok[/green]",
             run,
+            coverage_text(s.details_coverage, ("commits",)) or "-",  # all of it: --format json
         )
     console.print(table)
     console.print(

@@ -5,10 +5,8 @@ store in tmp, real processes."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +18,7 @@ from tests.crawler.truth import (
     advance,
     compare_state,
     expected_rows,
+    kill_when,
     stored_commits,
     truth_commits,
     truth_discussions,
@@ -53,21 +52,27 @@ def _batches(store: Path) -> int:
     return n
 
 
+def _paced() -> dict[str, str]:
+    """The killed run's Hub quota, one request a second: a listing without details (they
+    are drained after it) is over in a blink otherwise, and its batches wait up to the
+    writer's STAGE_FLUSH_SECONDS (10 s) to be staged together, so a kill after a staged
+    commit lands mid-listing only in a listing that takes longer (15 pages: ~15 s)."""
+    return {
+        **_env(),
+        "HUBTIDE_CRAWLER_HUB_REQUESTS_PER_WINDOW": "1",
+        "HUBTIDE_CRAWLER_HUB_WINDOW_SECONDS": "1",
+    }
+
+
 def _kill_after(store: Path, url: str, more_batches: int) -> None:
     """Start a crawl and SIGKILL it once `more_batches` further batches are committed."""
     start = _batches(store)
-    proc = subprocess.Popen(
-        _crawl(store, url), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    kill_when(
+        _crawl(store, url),
+        _paced(),
+        lambda: _batches(store) >= start + more_batches,
+        f"{more_batches} more batches committed (from {start})",
     )
-    deadline = time.monotonic() + 120
-    try:
-        while _batches(store) < start + more_batches:
-            assert proc.poll() is None, "the crawl ended before it could be killed"
-            assert time.monotonic() < deadline, "no batches committed in 120 s"
-            time.sleep(0.02)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
 
 
 def _check(store_path: Path, url: str, day: int) -> None:
@@ -101,7 +106,7 @@ def test_sigkill_mid_crawl_then_resume_equals_truth(tmp_path: Path) -> None:
         for day in range(2):
             if day:
                 advance(url, 1)
-            _kill_after(store, url, more_batches=3 if day == 0 else 2)
+            _kill_after(store, url, more_batches=1)
             done = Store.open(str(store)).snapshots("hub:model", include_partial=True)
             assert done.filter(pl.col("status") == "complete").height == day, "killed too late"
             res = subprocess.run(

@@ -4,7 +4,11 @@ the crawler should have stored, and a field-by-field comparison."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -153,3 +157,17 @@ def stored_discussions(
         .collect()
     )
     return {(r["entity_id"], r["num"]): _disc(r) for r in df.to_dicts()}
+
+
+def kill_when(cmd: list[str], env: dict[str, str], ready: Callable[[], bool], what: str) -> None:
+    """Run `cmd` and SIGKILL it as soon as `ready()` (polled); `what` names the wait."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while not ready():
+            assert proc.poll() is None, "the crawl ended before it could be killed"
+            assert time.monotonic() < deadline, f"no {what} in 120 s"
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)

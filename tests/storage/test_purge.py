@@ -118,6 +118,18 @@ def build(store: Store) -> None:
             ]
         )
         w.finish("complete")
+    # the details backlog: which sha each repo's details were fetched at
+    for entry in ("claim", "done"):
+        store.mark_details(
+            "hub:model",
+            1,
+            entry,
+            5,
+            [
+                {"entity_id": eid, "name": nm, "detail": "cards", "sha": f"{eid}-5"}
+                for eid, nm in ((BAD, "evil/renamed"), ("id1", "org/m1"))
+            ],
+        )
     w = store.begin_snapshot("hub:model", as_of=day(6))
     w.write_batch(0, [good(1, 6), bad(6)])
     w.write_batch(1, [good(2, 6)])
@@ -158,6 +170,8 @@ def rows_of_bad(store: Store) -> dict[str, int]:
         keys = KEYS
     KEYS.update(keys)
     out = {"hub/repos": attrs.select(pl.len()).collect().item()}
+    backlog = pl.scan_delta(DeltaTable(uri("ops/detail_backlog")))
+    out["ops/detail_backlog"] = backlog.filter(pl.col("entity_id") == BAD).collect().height
     for rel in ("hub/repo_counters", "derived/topk", "observed/times"):
         lf = pl.scan_delta(DeltaTable(uri(rel))).filter(pl.col("entity_key").is_in(list(keys)))
         out[rel] = lf.select(pl.len()).collect().item()

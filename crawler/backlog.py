@@ -1,0 +1,314 @@
+"""The details backlog of a Hub source: what its repos still need, drained most valuable
+first, and the details coverage of its snapshots (docs/crawler.md, Details).
+
+A listing snapshot completes without details. What a repo needs is read off the store:
+its sha in the newest complete snapshot against the sha each of its details (commits,
+discussions, card) was last fetched at (`Store.detailed`, the `done` rows of
+`ops/detail_backlog`). A new repo needs all three; a repo whose sha moved needs them again;
+one whose details were fetched at its listed sha needs nothing, so no sha is detailed
+twice. The backlog lives in the store, so it carries over crawls and restarts.
+
+`drain` fetches the backlog in numbered batches of `DRAIN_BATCH_REPOS` repos, highest
+`weight` first, until `crawler.details_per_crawl` detail requests are spent or it is
+empty, through the same downloader middlewares (quota, retries) as the listing. A batch is
+claimed (`claim` rows) before it is fetched and marked `done` after its detail rows are in;
+a drain killed mid-batch runs that batch again first (its detail appends already in are
+skipped by their transaction ids, so no row lands twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from crawler.context import CrawlContext
+from crawler.engine import run_spider
+from crawler.hub_details import DetailPlan, Fetched, HubDetails
+from crawler.prev import newest_commits
+from storage import Store
+from storage.errors import SnapshotNotFound, StoreError
+from storage.layout import DETAIL_KINDS
+from storage.schemas import repo_type_of
+
+if TYPE_CHECKING:
+    from storage.layout import DetailKind
+
+log = logging.getLogger("hubtide.crawler")
+
+# repos per drain batch (each costs ~3 requests: commits, discussions, card): one claim,
+# three detail appends and one done append per batch
+DRAIN_BATCH_REPOS = 100
+# expected requests per repo needing every detail (sizes the last batch to the budget)
+REQUESTS_PER_REPO = 3
+# the second coverage scope: the top N of the snapshot by its ranking counter
+COVERAGE_TOP_N = 10_000
+
+
+def rank_by(source: str) -> str:
+    """The counter coverage ranks by: downloads (spaces have none: likes)."""
+    return "likes" if source == "hub:space" else "downloads"
+
+
+def weight() -> pl.Expr:
+    """`hub_details.activity` of a repo whose details are due, as an expression over its
+    listed downloads and likes and its open discussions known to the store (`open`)."""
+    return 2.0 * (
+        0.2
+        + pl.col("downloads").fill_null(0).clip(0).log1p() / 10
+        + pl.col("likes").fill_null(0).clip(0).log1p() / 5
+        + 4.0 * pl.col("open").fill_null(0).cast(pl.Float64).sqrt()
+    )
+
+
+def _open_discussions(store: Store, repo_type: str) -> pl.DataFrame:
+    try:
+        return (
+            store.discussions(repo_type)
+            .group_by("entity_id")
+            .agg(pl.col("status").is_in(["open", "draft"]).sum().cast(pl.Int64).alias("open"))
+            .collect()
+        )
+    except StoreError:
+        return pl.DataFrame(schema={"entity_id": pl.String, "open": pl.Int64})
+
+
+def _needs(store: Store, source: str, snapshot_id: int) -> pl.DataFrame:
+    """One row per (listed repo, detail): entity_id, name, sha, downloads, likes,
+    card_fields, detail and `have` (its details fetched at the listed sha)."""
+    cols = ["entity_id", "name", "sha", "downloads", "likes", "card_fields"]
+    state = store.as_of(source, snapshot_id, columns=cols).collect()
+    kinds = pl.DataFrame({"detail": list(DETAIL_KINDS)})
+    done = store.detailed(source).rename({"sha": "sha_done"}).with_columns(pl.lit(True).alias("d"))
+    return (
+        state.join(kinds, how="cross")
+        .join(done, on=["entity_id", "detail"], how="left")
+        .with_columns(
+            (pl.col("d").fill_null(False) & pl.col("sha").eq_missing(pl.col("sha_done"))).alias(
+                "have"
+            )
+        )
+        .drop("d", "sha_done")
+    )
+
+
+def newest_complete(store: Store, source: str) -> int | None:
+    try:
+        return store.resolve_snapshot(source)
+    except SnapshotNotFound:
+        return None
+
+
+def pending(store: Store, source: str, snapshot_id: int) -> pl.DataFrame:
+    """The backlog as of complete snapshot `snapshot_id`, most valuable first: per repo
+    entity_id, name, sha, card_fields, weight and `details` (the kinds it still needs)."""
+    need = _needs(store, source, snapshot_id).filter(~pl.col("have"))
+    if need.height == 0:
+        return need.select("entity_id", "name", "sha", "card_fields").with_columns(
+            pl.lit(0.0).alias("weight"), pl.lit([]).cast(pl.List(pl.String)).alias("details")
+        )
+    open_ = _open_discussions(store, repo_type_of(source))
+    per_repo = need.group_by("entity_id", maintain_order=True).agg(
+        pl.col("name", "sha", "downloads", "likes", "card_fields").first(),
+        pl.col("detail").alias("details"),
+    )
+    return (
+        per_repo.join(open_, on="entity_id", how="left")
+        .with_columns(weight().alias("weight"))
+        .sort(["weight", "entity_id"], descending=[True, False])
+        .select("entity_id", "name", "sha", "card_fields", "weight", "details")
+    )
+
+
+def measure(
+    store: Store, source: str, snapshot_id: int, top_n: int = COVERAGE_TOP_N
+) -> list[dict[str, Any]]:
+    """The details coverage of a complete snapshot: per detail, of all its repos and of
+    its top `top_n` by `rank_by`, how many had that detail fetched at their listed sha."""
+    need = _needs(store, source, snapshot_id)
+    by = rank_by(source)
+    top = (
+        need.select("entity_id", by)
+        .unique("entity_id")
+        .sort([by, "entity_id"], descending=[True, False], nulls_last=True)
+        .head(top_n)
+        .select("entity_id")
+    )
+    scopes = {"all": need, f"top{top_n}_{by}": need.join(top, on="entity_id", how="semi")}
+    out = []
+    for scope, df in scopes.items():
+        for kind in DETAIL_KINDS:
+            part = df.filter(pl.col("detail") == kind)
+            out.append(
+                {
+                    "detail": kind,
+                    "scope": scope,
+                    "covered": int(part["have"].sum()),
+                    "total": part.height,
+                }
+            )
+    return out
+
+
+def record_coverage(store: Store, source: str) -> list[dict[str, Any]]:
+    """Measure and store the coverage of the newest complete snapshot (none: [])."""
+    sid = newest_complete(store, source)
+    if sid is None:
+        return []
+    rows = measure(store, source, sid)
+    store.record_detail_coverage(source, sid, rows)
+    return [{**r, "snapshot_id": sid} for r in rows]
+
+
+def coverage_line(rows: list[dict[str, Any]], detail: str = "commits") -> str:
+    """'commits complete for 12 % of repos, 100 % of the top 10000 by downloads'."""
+    parts: list[str] = []
+    for r in rows:
+        if r["detail"] != detail:
+            continue
+        pct = 100.0 * r["covered"] / r["total"] if r["total"] else 100.0
+        if r["scope"] == "all":
+            parts.insert(0, f"{detail} complete for {pct:.0f} % of repos")
+        else:
+            n, _, by = r["scope"].removeprefix("top").partition("_")
+            parts.append(f"{pct:.0f} % of the top {n} by {by}")
+    return ", ".join(parts)
+
+
+@dataclass
+class DrainOutcome:
+    requests: int = 0  # detail requests spent
+    repos: int = 0  # repos whose details were fetched
+    batches: int = 0
+    pending: int = 0  # repos still needing a detail after the drain
+    coverage: list[dict[str, Any]] | None = None
+
+
+class DrainSpider(HubDetails):
+    """Fetches backlog batches; yields no requests of its own (every fetch goes through
+    `engine.download_async`, so the quota and retry middlewares apply)."""
+
+    name = "hubtide-details"
+
+    def __init__(self, ctx: CrawlContext, outcome: DrainOutcome, **kw: Any) -> None:
+        super().__init__(ctx, **kw)
+        self.repo_type = repo_type_of(ctx.source)
+        self.detail_sem: asyncio.Semaphore | None = None
+        self.outcome = outcome
+
+    async def refetch(self, item: Any, name: str | None) -> dict[str, Any] | None:
+        return None  # a drain cannot change a finished listing (`card_mismatch` is filed)
+
+    async def start(self) -> AsyncIterator[Any]:
+        try:
+            await self.drain()
+        except Exception:  # a broken store: the listing snapshot stands, the backlog too
+            log.exception("details drain of %s failed", self.ctx.source)
+            self.ctx.fail("details drain failed")
+        return
+        yield  # an async generator that yields nothing
+
+    async def drain(self) -> None:
+        ctx, store, source = self.ctx, self.ctx.store, self.ctx.source
+        self.detail_sem = asyncio.Semaphore(max(1, ctx.settings.concurrency * 2))
+        budget = ctx.settings.details_per_crawl
+        out = self.outcome
+        ctx.known_commits = await asyncio.to_thread(newest_commits, store, self.repo_type)
+        batch, claim = await asyncio.to_thread(store.open_detail_batch, source)
+        if claim is not None and claim.height:
+            # a drain killed mid-batch: that batch first, as claimed
+            sid = int(claim["snapshot_id"][0])
+            repos = (
+                claim.group_by("entity_id", maintain_order=True)
+                .agg(pl.col("name", "sha").first(), pl.col("detail").alias("details"))
+                .with_columns(pl.lit(None, dtype=pl.List(pl.String)).alias("card_fields"))
+            )
+            log.info("%s: finishing details batch %s left open", source, batch)
+            await self.run_batch(batch, sid, repos.to_dicts(), claimed=True)
+            batch += 1
+        sid_now = await asyncio.to_thread(newest_complete, store, source)
+        if sid_now is None:
+            return
+        todo = await asyncio.to_thread(pending, store, source, sid_now)
+        # `max_detail_repos` (0: none) caps the repos a drain takes on, whatever the budget
+        cap = ctx.settings.max_detail_repos or todo.height
+        end = min(todo.height, cap)
+        i = 0
+        while i < end and out.requests < budget:
+            if ctx.stop_requested:
+                ctx.stopped = True
+                break
+            left = budget - out.requests
+            n = min(DRAIN_BATCH_REPOS, max(1, math.ceil(left / REQUESTS_PER_REPO)), end - i)
+            chunk = todo.slice(i, n).to_dicts()
+            i += n
+            await self.run_batch(batch, sid_now, chunk)
+            batch += 1
+        out.pending = max(0, todo.height - i)
+
+    async def run_batch(
+        self, batch: int, sid: int, repos: list[dict[str, Any]], *, claimed: bool = False
+    ) -> None:
+        ctx, store, source = self.ctx, self.ctx.store, self.ctx.source
+        claims = [
+            {"entity_id": r["entity_id"], "name": r["name"], "detail": d, "sha": r["sha"]}
+            for r in repos
+            for d in r["details"]
+        ]
+        if not claimed:
+            await asyncio.to_thread(store.mark_details, source, batch, "claim", sid, claims)
+        plans = [
+            DetailPlan(
+                "commits" in r["details"], "discussions" in r["details"], "cards" in r["details"]
+            )
+            for r in repos
+        ]
+        outs: list[Fetched] = await asyncio.gather(
+            *(self.repo_details(r, p) for r, p in zip(repos, plans, strict=True))
+        )
+        rows: dict[str, list[dict[str, Any]]] = {k: [] for k in DETAIL_KINDS}
+        done = []
+        for r, o in zip(repos, outs, strict=True):
+            self.outcome.requests += o.requests
+            if not o.ok:
+                continue  # stays in the backlog
+            if o.card_mismatch:
+                ctx.event("card_mismatch", f"{r['name']}: card front matter differs from cardData")
+            rows["commits"].extend(o.commits)
+            rows["discussions"].extend(o.discussions)
+            if o.card is not None:
+                rows["cards"].append(o.card)
+            done += [c for c in claims if c["entity_id"] == r["entity_id"]]
+            self.outcome.repos += 1
+        events, ctx.events = ctx.events, []
+
+        def write() -> None:
+            kind: DetailKind
+            for kind in DETAIL_KINDS:
+                if rows[kind]:
+                    store.append_details(source, sid, kind, batch, rows[kind])
+            store.mark_details(source, batch, "done", sid, done)
+            if events:
+                ctx.writer.record_events(events)
+
+        await asyncio.to_thread(write)
+        self.outcome.batches += 1
+
+
+async def drain(ctx: CrawlContext) -> DrainOutcome:
+    """Drain the backlog of `ctx.source` under `details_per_crawl` detail requests, then
+    record the newest complete snapshot's coverage."""
+    out = DrainOutcome()
+    if ctx.settings.details_per_crawl > 0:
+        await run_spider(DrainSpider, ctx.settings, ctx=ctx, outcome=out)
+    out.coverage = await asyncio.to_thread(record_coverage, ctx.store, ctx.source)
+    if ctx.settings.details_per_crawl <= 0:
+        sid = await asyncio.to_thread(newest_complete, ctx.store, ctx.source)
+        if sid is not None:
+            out.pending = (await asyncio.to_thread(pending, ctx.store, ctx.source, sid)).height
+    return out
