@@ -19,6 +19,7 @@ from typing import Literal
 
 import polars as pl
 
+from backfill.pgdump import read_dump
 from backfill.versions import Revision, revisions
 
 Coverage = Literal["full", "top", "subset"]
@@ -331,17 +332,62 @@ def _hub_reader(archive: str) -> Callable[[Path], Iterator[Listing]]:
     return read
 
 
-# -- ecosyste.ms packages (CSV export) ----------------------------------------------------
+# -- ecosyste.ms packages (pg_dump or CSV export) -----------------------------------------
 
 ECOSYSTEM_SOURCES = {"pypi.org": "pypi", "npmjs.org": "npm"}
+DUMP_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".sql.gz", ".sql", ".dump", ".csv")
+
+
+def _dump_stem(path: Path) -> str:
+    name = path.name
+    for suffix in DUMP_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _ecosystems_frame(path: Path) -> pl.DataFrame:
+    """`packages` joined to `registries` (registry_name, registry_ecosystem), as strings:
+    a CSV export as is, a pg_dump (plain, custom format, or a .tar.gz of one) joined here."""
+    if path.name.lower().endswith(".csv"):
+        return pl.read_csv(path, infer_schema_length=0)
+    tables = read_dump(path, {"packages", "registries"})
+    for t in ("packages", "registries"):
+        if t not in tables:
+            raise ValueError(f"{path}: the dump holds no COPY data of table {t!r}")
+    pk, reg = tables["packages"], tables["registries"]
+    if "registry_id" not in pk.columns or not {"id", "name"} <= set(reg.columns):
+        raise ValueError(
+            f"{path}: expected packages.registry_id and registries(id, name), found "
+            f"packages({', '.join(pk.columns)}), registries({', '.join(reg.columns)})"
+        )
+    names = reg.select(
+        pl.col("id").alias("registry_id"),
+        pl.col("name").alias("registry_name"),
+        _col(reg, "ecosystem", pl.String).alias("registry_ecosystem"),
+    )
+    joined = pk.join(names, on="registry_id", how="left")
+    orphans = joined["registry_name"].null_count()
+    if orphans:
+        raise ValueError(f"{path}: {orphans} packages name a registry_id not in registries")
+    return joined
 
 
 def read_ecosystems(path: Path) -> Iterator[Listing]:
-    """packages-YYYY-MM-DD.csv (packages joined to registries; docs/backfill.md): one `full`
-    snapshot per registry per dump, at the newest `last_synced_at` of its rows."""
-    files = sorted(path.glob("packages-*.csv")) if path.is_dir() else [path]
+    """ecosyste.ms packages dumps: `packages-YYYY-MM-DD.tar.gz` (pg_dump custom format, read
+    through pg_restore), a plain `.sql`/`.sql.gz` dump, or a CSV export of packages joined
+    to registries (docs/backfill.md). One `full` snapshot per registry per dump, at the
+    newest `last_synced_at` of its rows."""
+    if path.is_dir():
+        files = sorted(
+            (p for p in path.glob("packages-*") if p.name.lower().endswith(DUMP_SUFFIXES)),
+            key=lambda p: (_label_instant(p.name) or datetime.min.replace(tzinfo=UTC), p.name),
+        )
+    else:
+        files = [path]
     for f in files:
-        df = pl.read_csv(f, infer_schema_length=0)
+        df = _ecosystems_frame(f)
+        stem = _dump_stem(f)
         for registry, part in df.group_by("registry_name", maintain_order=True):
             reg = str(registry[0])
             source = ECOSYSTEM_SOURCES.get(reg, f"registry:{reg}")
@@ -367,7 +413,7 @@ def read_ecosystems(path: Path) -> Iterator[Listing]:
                 raise ValueError(f"{f}: no last_synced_at and no dated name")
             yield Listing(
                 source,
-                f"{f.stem}:{reg}",
+                f"{stem}:{reg}",
                 at,
                 "newest last_synced_at (rows have different ages)",
                 "full",

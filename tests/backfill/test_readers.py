@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 from backfill import breaks_frame, daily_deltas, run_backfill
 from backfill.readers import parse_top_download
@@ -255,11 +254,3 @@ def test_ecosystems_csv_and_peatmoss(tmp_path: Path) -> None:
 def test_breaks_are_data() -> None:
     b = breaks_frame("hub:dataset")
     assert "2024-09-01" in [str(d) for d in b["start"]]
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(
-    subprocess.run(["which", "pg_dump"], capture_output=True).returncode, reason="no pg_dump"
-)
-def test_pg_dump_custom_format_is_out_of_scope_here() -> None:
-    pytest.skip("a pg_dump custom-format reader is not built yet: export to CSV (docs/backfill.md)")
