@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
+from backfill.breaks import break_events
 from backfill.readers import ARCHIVES, Listing
 from storage import CrawlEvent, Store
 
@@ -164,8 +165,10 @@ def _one(
         w.write_batch(seq, rows.slice(start, BATCH_ROWS))
     present = [c for c in rows.columns if rows[c].null_count() < rows.height]
     absent = [c for c in rows.columns if c not in present]
+    # the known methodology breaks of this source go in with its first imported snapshot
     w.record_events(
         [
+            *break_events(store, lst.source),
             CrawlEvent(
                 COLUMNS_EVENT,
                 f"{archive} {lst.key}",
@@ -178,7 +181,7 @@ def _one(
                         "notes": lst.notes,
                     }
                 ),
-            )
+            ),
         ]
     )
     info = w.finish("complete", message=f"backfill {archive} {lst.key} ({lst.instant_rule})")
