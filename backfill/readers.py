@@ -406,6 +406,8 @@ def read_ecosystems(path: Path) -> Iterator[Listing]:
                 _col(part, "downloads", pl.Int64).alias("downloads"),
                 _col(part, "dependent_packages_count", pl.Int64).alias("dependent_packages"),
                 _col(part, "dependent_repos_count", pl.Int64).alias("dependent_repos"),
+                # rows in one dump have different ages: each row's own observation time
+                _ts(part, "last_synced_at").alias("observed_at"),
             ).unique("entity_id", keep="first", maintain_order=True)
             synced = part.select(_ts(part, "last_synced_at").max()).item()
             at = synced or _label_instant(f.name)

@@ -13,6 +13,7 @@ import polars as pl
 from backfill.breaks import break_events
 from backfill.readers import ARCHIVES, Listing
 from storage import CrawlEvent, Store
+from storage.schemas import entity_schema
 
 COLUMNS_EVENT = "archive-columns"  # the crawl-event kind recording a version's columns
 BATCH_ROWS = 50_000
@@ -80,6 +81,18 @@ def _resolve(rows: pl.DataFrame, known: dict[str, str]) -> tuple[pl.DataFrame, i
     filled = pl.coalesce(rows["entity_id"], ids, rows["name"])
     out = rows.with_columns(filled.alias("entity_id"))
     return out.unique("entity_id", keep="first", maintain_order=True), unresolved
+
+
+def with_observed_at(rows: pl.DataFrame, lst: Listing) -> pl.DataFrame:
+    """Per-row observation time, where the source's schema has `observed_at`: the archive's
+    own per-row time (ecosyste.ms `last_synced_at`), else the version's instant (commit
+    time, `last_update`, ...). Without that column the per-row times are dropped."""
+    schema = entity_schema(lst.source)
+    if schema is None or "observed_at" not in schema.names:
+        return rows.drop("observed_at", strict=False)
+    if "observed_at" not in rows.columns:
+        return rows.with_columns(pl.lit(lst.observed_at).alias("observed_at"))
+    return rows.with_columns(pl.col("observed_at").fill_null(lst.observed_at))
 
 
 def run_backfill(
@@ -151,6 +164,7 @@ def _one(
         )
         return out
     rows, unresolved = _resolve(lst.rows, known) if lst.source.startswith("hub:") else (lst.rows, 0)
+    rows = with_observed_at(rows, lst)
     full = lst.coverage == "full"
     w = store.begin_snapshot(
         lst.source,

@@ -12,9 +12,10 @@ from pathlib import Path
 import polars as pl
 
 from backfill import breaks_frame, daily_deltas, run_backfill
-from backfill.readers import parse_top_download
+from backfill.readers import parse_top_download, read_ecosystems
 from backfill.run import archive_columns
 from storage import Store
+from storage.schemas import REGISTRY_PACKAGE
 
 
 def commit(repo: Path, rel: str, data: bytes, when: str) -> None:
@@ -238,6 +239,14 @@ def test_ecosystems_csv_and_peatmoss(tmp_path: Path) -> None:
     assert sorted(o.source for o in res.outcomes) == ["npm", "pypi"]
     assert store.snapshot_info("pypi").coverage == "full"
     assert store.snapshots("npm")["as_of"][0] == datetime(2023, 12, 31, tzinfo=UTC)
+    # each row's own observation time (rows in one dump have different ages)
+    pypi = next(x for x in read_ecosystems(csv) if x.source == "pypi")
+    assert pypi.rows["observed_at"].to_list() == [datetime(2023, 12, 30, tzinfo=UTC)]
+    if "observed_at" in REGISTRY_PACKAGE.names:  # the store keeps it per row
+        got = store.as_of("pypi", columns=["observed_at"]).collect()
+        assert got["observed_at"].to_list() == [datetime(2023, 12, 30, tzinfo=UTC)]
+    else:  # not yet: dropped, never written under another name
+        assert "observed_at" not in store.columns("pypi")
     db = tmp_path / "PeaTMOSS-2023-09-01.db"
     con = sqlite3.connect(db)
     con.execute(
