@@ -27,19 +27,38 @@ Coverage = Literal["full", "top", "subset"]
 
 @dataclass
 class Listing:
-    """One archive version as one snapshot of `source`."""
+    """One archive version as one snapshot of `source`.
+
+    A big version (a hub-stats day is 350 MB to 1.6 GB) is lazy: `frame` is None and
+    `loader` reads it when the driver gets to it, so a run holds one version at a time.
+    """
 
     source: str
     key: str  # the version's identity (commit sha or revision name): the run id is built on it
     observed_at: datetime  # the snapshot's instant (see `instant_rule`)
     instant_rule: str  # where observed_at came from (commit time, last_update, ...)
     coverage: Coverage
-    rows: pl.DataFrame  # the source's logical columns; id/name columns resolved later
+    frame: pl.DataFrame | None  # the source's logical columns; id/name columns resolved later
     archive_columns: list[str]  # the columns this version of the archive actually had
     archive_bytes: int
     top_by: str | None = None
     by_name: bool = False  # hub rows without `_id`: entity_id is to be resolved from name
     notes: list[str] = field(default_factory=list)
+    loader: Callable[[], Listing] | None = None  # a lazy version: reads it (never cached)
+
+    def load(self) -> Listing:
+        """This version with its rows read (itself when it already holds them)."""
+        if self.frame is not None:
+            return self
+        assert self.loader is not None
+        return self.loader()
+
+    @property
+    def rows(self) -> pl.DataFrame:
+        """The version's rows (read now for a lazy version)."""
+        frame = self.load().frame
+        assert frame is not None
+        return frame
 
 
 def _utc(text: str) -> datetime:
@@ -292,7 +311,15 @@ def map_hub(df: pl.DataFrame, source: str) -> pl.DataFrame:
     return out
 
 
+def _newest(rows: pl.DataFrame) -> datetime | None:
+    """The newest lastModified/createdAt of mapped rows: the latest instant a file proves."""
+    return rows.select(  # type: ignore[no-any-return]
+        pl.max_horizontal(pl.col("last_modified").max(), pl.col("created_at").max())
+    ).item()
+
+
 def _hub_listing(rev: Revision, source: str, archive: str) -> Listing:
+    """One version of a hub file, read now."""
     data = rev.read_bytes()
     df = pl.read_parquet(io.BytesIO(data))
     rows = map_hub(df, source)
@@ -301,9 +328,7 @@ def _hub_listing(rev: Revision, source: str, archive: str) -> Listing:
     else:
         # the folder date of hub_weekly_snapshots is the week's start, not when the file
         # was made: the newest lastModified/createdAt in it is the latest instant it proves
-        newest = rows.select(
-            pl.max_horizontal(pl.col("last_modified").max(), pl.col("created_at").max())
-        ).item()
+        newest = _newest(rows)
         if newest is None:
             raise ValueError(f"{rev.key}: no commit time and no lastModified to date it by")
         at, rule = newest, "newest lastModified in the file (never the folder label)"
@@ -320,15 +345,38 @@ def _hub_listing(rev: Revision, source: str, archive: str) -> Listing:
     )
 
 
+def _hub_lazy(rev: Revision, source: str, archive: str) -> Listing:
+    """One version of a hub file, dated without reading all of it: git's commit time
+    (hub-stats), or a file's two date columns; read in full only when imported."""
+    at: datetime | None = None
+    if rev.committed_at is not None and archive == "hub-stats":
+        at, rule = rev.committed_at, "commit time"
+    elif rev.file is not None:
+        have = pl.read_parquet_schema(rev.file)
+        cols: list[str] = [c for c in ("lastModified", "createdAt") if c in have]
+        dates = pl.read_parquet(rev.file, columns=cols) if cols else pl.DataFrame()
+        at = _newest(map_hub(dates, source)) if cols else None
+        rule = "newest lastModified in the file (never the folder label)"
+    if at is None:  # a git clone of hub-weekly: the file itself has to be read to date it
+        eager = _hub_listing(rev, source, archive)
+        eager.frame, eager.loader = None, lambda: _hub_listing(rev, source, archive)
+        return eager
+    size = rev.file.stat().st_size if rev.file is not None else 0
+    return Listing(
+        source, rev.key, at, rule, "full", None, [], size,
+        loader=lambda: _hub_listing(rev, source, archive),
+    )  # fmt: skip
+
+
 def _hub_reader(archive: str) -> Callable[[Path], Iterator[Listing]]:
     def read(path: Path) -> Iterator[Listing]:
         listings: list[Listing] = []
         for source, name in HUB_FILES.items():
             for rev in revisions(path, name):
-                listings.append(_hub_listing(rev, source, archive))
+                listings.append(_hub_lazy(rev, source, archive))
         yield from sorted(listings, key=lambda x: (x.observed_at, x.source))
 
-    read.__doc__ = f"Every version of {archive}'s models/datasets/spaces.parquet (`full`)."
+    read.__doc__ = f"Every version of {archive}'s models/datasets/spaces.parquet (`full`, lazy)."
     return read
 
 

@@ -59,14 +59,18 @@ def run_id_of(archive: str, listing: Listing) -> str:
 
 def _known_names(store: Store, source: str, listings: list[Listing]) -> dict[str, str]:
     """name -> the `_id` known for it: the store's current state, then every archive
-    version that has `_id` (a later era resolves an earlier one's names)."""
+    version that has `_id` (a later era resolves an earlier one's names). Lazy versions
+    are read one at a time for their (name, _id) pairs and let go."""
     known: dict[str, str] = {}
     if source in store.sources():
         cur = store.as_of(source, columns=["name"]).collect()
         known.update(zip(cur["name"].to_list(), cur["entity_id"].to_list(), strict=True))
     for lst in listings:
-        if lst.source == source and not lst.by_name:
-            pairs = lst.rows.select("name", "entity_id").drop_nulls()
+        if lst.source != source:
+            continue
+        full = lst.load()
+        if not full.by_name:
+            pairs = full.rows.select("name", "entity_id").drop_nulls()
             known.update(zip(pairs["name"].to_list(), pairs["entity_id"].to_list(), strict=True))
     return known
 
@@ -132,9 +136,14 @@ def run_backfill(
     ]
     listings.sort(key=lambda x: (x.observed_at, x.source))
     result = BackfillResult(archive)
-    known = {s: _known_names(store, s, listings) for s in {x.source for x in listings}}
-    for i, lst in enumerate(listings):
-        out = _one(store, archive, lst, known[lst.source], max_shrink)
+    known: dict[str, dict[str, str]] = {}
+    for i, lazy in enumerate(listings):
+        done = _done(store, archive, lazy)
+        lst = done[1] if done else lazy.load()  # one version in memory at a time
+        if done is None and lst.by_name and lst.source not in known:
+            # an era without `_id`: names resolve through the store and every later version
+            known[lst.source] = _known_names(store, lst.source, listings[i + 1 :])
+        out = done[0] if done else _one(store, archive, lst, known.get(lst.source, {}), max_shrink)
         result.outcomes.append(out)
         if out.status == "imported":
             result.archive_bytes += lst.archive_bytes
@@ -144,16 +153,17 @@ def run_backfill(
     return result
 
 
-def _one(
-    store: Store, archive: str, lst: Listing, known: dict[str, str], max_shrink: float | None
-) -> Outcome:
-    run_id = run_id_of(archive, lst)
+def _done(store: Store, archive: str, lst: Listing) -> tuple[Outcome, Listing] | None:
+    """The outcome of a version that needs no reading: imported before, or not after the
+    store's newest snapshot (time runs forward); None when it is to be imported."""
     out = Outcome(lst.source, lst.key, lst.observed_at, "skipped")
     cat = store.snapshots(lst.source, all_statuses=True)
-    mine = cat.filter((pl.col("run_id") == run_id) & (pl.col("status") == "complete"))
+    mine = cat.filter(
+        (pl.col("run_id") == run_id_of(archive, lst)) & (pl.col("status") == "complete")
+    )
     if mine.height:
         out.status, out.snapshot_id = "already imported", int(mine["snapshot_id"][0])
-        return out
+        return out, lst
     held = cat.filter(pl.col("status") != "failed")["as_of"].drop_nulls()
     if held.len() and lst.observed_at <= held.max():  # type: ignore[operator]
         same = lst.observed_at == held.max()
@@ -162,7 +172,15 @@ def _one(
             if same
             else "before the store's newest snapshot (time runs forward)"
         )
-        return out
+        return out, lst
+    return None
+
+
+def _one(
+    store: Store, archive: str, lst: Listing, known: dict[str, str], max_shrink: float | None
+) -> Outcome:
+    run_id = run_id_of(archive, lst)
+    out = Outcome(lst.source, lst.key, lst.observed_at, "skipped")
     rows, unresolved = _resolve(lst.rows, known) if lst.source.startswith("hub:") else (lst.rows, 0)
     rows = with_observed_at(rows, lst)
     full = lst.coverage == "full"
