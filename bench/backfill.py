@@ -24,6 +24,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
@@ -127,7 +128,7 @@ def write_versions(root: Path, versions: int, n: int) -> int:
             downloadsAllTime=pl.Series(total, dtype=pl.Int64),
             likes=pl.Series(total // 1000, dtype=pl.Int64),
             trendingScore=pl.Series(step / 10.0),
-        ).write_parquet(day / "models.parquet")
+        ).write_parquet(day / "models.parquet", compression="snappy")  # pandas' default
         size += (day / "models.parquet").stat().st_size
     return size
 
@@ -159,6 +160,8 @@ def main() -> None:
             f"({res.archive_bytes / res.rows:.0f} B/row), store {store_bytes / 1e6:,.1f} MB "
             f"({ratio:.3f}x the archive)"
         )
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+        print(f"peak RSS {peak:.2f} GB (generation and backfill; one version read at a time)")
         per_row = res.archive_bytes / res.rows
         for mb in (350, 1600):
             rows_day = mb * 1e6 / per_row
