@@ -155,14 +155,21 @@ def dump_lines(path: Path, tables: set[str]) -> Iterator[Iterator[str]]:
         args = [exe, "--data-only", "-f", "-"]
         for t in sorted(tables):
             args += ["-t", t]
-        proc = subprocess.Popen([*args, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert proc.stdout is not None and proc.stderr is not None
-        try:
-            yield _text_lines(proc.stdout)
-        finally:
-            proc.stdout.close()
-            err = proc.stderr.read().decode("utf-8", "replace").strip()
+        # stderr to a file, not a pipe: a chatty pg_restore never blocks
+        with tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen([*args, str(path)], stdout=subprocess.PIPE, stderr=errors)
+            assert proc.stdout is not None
+            try:
+                yield _text_lines(proc.stdout)
+            except BaseException:  # the reader's own error wins over pg_restore's broken pipe
+                proc.kill()
+                proc.wait()
+                raise
+            finally:
+                proc.stdout.close()
             if proc.wait() != 0:
+                errors.seek(0)
+                err = errors.read().decode("utf-8", "replace").strip()
                 raise ValueError(f"pg_restore could not read {path}: {err[:300]}")
         return
     with path.open("rb") as f:

@@ -111,6 +111,9 @@ def test_bad_dumps_say_what_is_wrong(tmp_path: Path) -> None:
         run_backfill(store, "ecosystems-dump", no_registries)
     custom = tmp_path / "packages-2024-04-01.dump"
     custom.write_bytes(b"PGDMP\x01\x0e\x00" + b"\x00" * 64)
+    if shutil.which("pg_restore"):  # a damaged custom-format file: pg_restore's own words
+        with pytest.raises(ValueError, match=r"pg_restore could not read .*packages-2024-04-01"):
+            read_dump(custom, {"packages"})
     env_path = os.environ["PATH"]
     try:
         os.environ["PATH"] = str(tmp_path)  # no pg_restore on the PATH
