@@ -12,8 +12,7 @@ import polars as pl
 
 from backfill.breaks import break_events
 from backfill.readers import ARCHIVES, Listing
-from storage import CrawlEvent, Store
-from storage.schemas import entity_schema
+from storage import CrawlEvent, Store, schemas
 
 COLUMNS_EVENT = "archive-columns"  # the crawl-event kind recording a version's columns
 BATCH_ROWS = 50_000
@@ -87,16 +86,14 @@ def _resolve(rows: pl.DataFrame, known: dict[str, str]) -> tuple[pl.DataFrame, i
     return out.unique("entity_id", keep="first", maintain_order=True), unresolved
 
 
-def with_observed_at(rows: pl.DataFrame, lst: Listing) -> pl.DataFrame:
-    """Per-row observation time, where the source's schema has `observed_at`: the archive's
-    own per-row time (ecosyste.ms `last_synced_at`), else the version's instant (commit
-    time, `last_update`, ...). Without that column the per-row times are dropped."""
-    schema = entity_schema(lst.source)
-    if schema is None or "observed_at" not in schema.names:
-        return rows.drop("observed_at", strict=False)
-    if "observed_at" not in rows.columns:
-        return rows.with_columns(pl.lit(lst.observed_at).alias("observed_at"))
-    return rows.with_columns(pl.col("observed_at").fill_null(lst.observed_at))
+def with_observed_at(rows: pl.DataFrame) -> pl.DataFrame:
+    """Keep a version's per-row observation times (ecosyste.ms `last_synced_at`: rows in
+    one dump have different ages) where the store takes them (`storage.schemas.OBSERVED_AT`,
+    issue 16); drop them on a store that has no such column. Archives whose rows all date
+    from the version's instant pass none: the snapshot's `as_of` already says it."""
+    if "observed_at" in rows.columns and getattr(schemas, "OBSERVED_AT", None) is None:
+        return rows.drop("observed_at")
+    return rows
 
 
 def run_backfill(
@@ -182,7 +179,7 @@ def _one(
     run_id = run_id_of(archive, lst)
     out = Outcome(lst.source, lst.key, lst.observed_at, "skipped")
     rows, unresolved = _resolve(lst.rows, known) if lst.source.startswith("hub:") else (lst.rows, 0)
-    rows = with_observed_at(rows, lst)
+    rows = with_observed_at(rows)
     full = lst.coverage == "full"
     w = store.begin_snapshot(
         lst.source,
