@@ -63,7 +63,7 @@ def compute_measure(
     if src not in data.sources():
         listed = ", ".join(data.sources()) or "none yet"
         raise ValueError(f"unknown source {src!r}; sources in the store: {listed}")
-    return m.compute(data, src, at)
+    return m.run(data, src, at)
 
 
 def turnover(
@@ -84,6 +84,9 @@ def turnover(
         store, Params.from_mapping({"k": k, "by": by, "renames_as_churn": renames_as_churn})
     )
     data.resolve(source)  # UnknownSource / NotEnoughData with a clear message
+    if by == "downloads" and source not in schemas.BUILTIN_SOURCES:
+        # a custom source without `downloads`: the default means its own popularity column
+        data = Data(store, Params.from_mapping({"k": k, "renames_as_churn": renames_as_churn}))
     return _t.consecutive(data, source).select(_t.TURNOVER_COLUMNS)
 
 

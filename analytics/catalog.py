@@ -1,43 +1,136 @@
-"""The catalog of measures: name -> what it is, which sources it applies to, how to compute it.
+"""What a measure is: one typed declaration (`Measure`) holding its compute function, the
+sources it applies to, its chart and its method text.
 
-`list_measures()` and `compute_measure()` (the contract) read this table, and so does the
-report, so a measure added here shows up in `hubtide measure --list`, the CLI and the page.
+The declarations themselves are in `analytics.measures.MEASURES`, a plain tuple (nothing
+registers itself on import); `registry()` reads it. `list_measures()` and
+`compute_measure()` (the contract), the CLI and the report all read the registry, so a
+measure added there shows up in `hubtide measure --list`, the CLI and the page, and
+`tests/analytics/test_docs.py` fails until docs/analytics.md lists it.
 """
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from analytics.data import Data
+from analytics.errors import NotEnoughData
 from storage import schemas
 
-Compute = Callable[[Data, str, Any], pl.DataFrame]
+if TYPE_CHECKING:
+    from analytics.charts import Chart
+    from analytics.terms import Terms
+
+Compute = Callable[..., pl.DataFrame]  # (data, source, at) for snapshot, (data, source) for series
 
 ANY = "*"
 HUB = "hub:*"
 ALL_SOURCES = (ANY,)
+PAPERS = ("longitudinal", "A", "B")
+KINDS = ("snapshot", "series")
 
 
 @dataclass(frozen=True)
 class MeasureInfo:
+    """The public description of a measure (docs/contracts.md)."""
+
     name: str
     description: str
     paper: str  # "A", "B" or "longitudinal"
     sources: tuple[str, ...]  # source names, "hub:*" (any Hub type) or "*" (any source)
     kind: str  # "snapshot" (one complete snapshot, --at) or "series" (all complete snapshots)
+    version: int = 1  # bumped when the definition changes (derived results are keyed by it)
 
 
 @dataclass(frozen=True)
 class Measure:
-    info: MeasureInfo
+    """One measure, declared once.
+
+    `compute` is the function of the module that does the work: `(data, source, at)` for a
+    snapshot measure, `(data, source)` for a series. `method` is the one paragraph the
+    report prints; its `{placeholders}` are the fields of `analytics.terms.Terms`, so it
+    names the source's own id, label and popularity columns and its snapshot cadence.
+    `chart` draws the frame (None: a table says it better), `x_title` overrides the
+    chart's x axis words. `pairs`: the measure compares consecutive complete snapshots and
+    says "not enough data" with fewer than two.
+    """
+
+    name: str
+    paper: str
+    kind: str
+    sources: tuple[str, ...]
     compute: Compute
+    summary: str
+    method: str
+    chart: Chart | None = None
+    x_title: str | None = None
+    version: int = 1
+    pairs: bool = False
+
+    def __post_init__(self) -> None:
+        if self.paper not in PAPERS:
+            raise ValueError(f"measure {self.name!r}: paper {self.paper!r} not in {PAPERS}")
+        if self.kind not in KINDS:
+            raise ValueError(f"measure {self.name!r}: kind {self.kind!r} not in {KINDS}")
+        if not self.sources:
+            raise ValueError(f"measure {self.name!r}: no sources")
+        if self.version < 1:
+            raise ValueError(f"measure {self.name!r}: version must be >= 1")
+        unknown = placeholders(self.method) - TERM_FIELDS
+        if unknown:
+            raise ValueError(
+                f"measure {self.name!r}: method names unknown placeholders {sorted(unknown)}; "
+                f"known: {sorted(TERM_FIELDS)}"
+            )
+
+    @property
+    def info(self) -> MeasureInfo:
+        return MeasureInfo(
+            self.name, self.summary, self.paper, self.sources, self.kind, self.version
+        )
+
+    def run(self, data: Data, source: str, at: Any = None) -> pl.DataFrame:
+        """The measure's frame for `source` (`at`: the snapshot of a snapshot measure)."""
+        if self.pairs and len(data.snapshot_ids(source)) < 2:
+            raise NotEnoughData(
+                f"not enough data: {source!r} needs two complete snapshots, has "
+                f"{len(data.snapshot_ids(source))}"
+            )
+        if self.kind == "series":
+            return self.compute(data, source)
+        return self.compute(data, source, at)
+
+    def method_for(self, terms: Terms) -> str:
+        """The method paragraph in the words of one source."""
+        return self.method.format(**terms.as_dict())
 
 
-def applies(info: MeasureInfo, source: str) -> bool:
+# the placeholders a method text may use: the fields of analytics.terms.Terms
+TERM_FIELDS = frozenset(
+    {
+        "source",
+        "entities",
+        "key",
+        "label",
+        "popularity",
+        "popularity_why",
+        "created",
+        "cadence",
+        "cadence_detail",
+        "interval",
+    }
+)
+
+
+def placeholders(text: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+
+
+def applies(info: MeasureInfo | Measure, source: str) -> bool:
     """Whether the measure can be computed for `source`."""
     for pattern in info.sources:
         if pattern in (ANY, source):
@@ -47,24 +140,13 @@ def applies(info: MeasureInfo, source: str) -> bool:
     return False
 
 
-_REGISTRY: dict[str, Measure] = {}
-
-
-def register(
-    name: str, description: str, paper: str, sources: tuple[str, ...], kind: str
-) -> Callable[[Compute], Compute]:
-    """Decorator: add a compute function to the catalog under `name`."""
-
-    def wrap(fn: Compute) -> Compute:
-        if name in _REGISTRY:
-            raise ValueError(f"measure {name!r} registered twice")
-        _REGISTRY[name] = Measure(MeasureInfo(name, description, paper, sources, kind), fn)
-        return fn
-
-    return wrap
-
-
 def registry() -> dict[str, Measure]:
-    from analytics import measures  # noqa: F401  (registers every measure on import)
+    """Every declared measure by name, in declaration order."""
+    from analytics.measures import MEASURES
 
-    return _REGISTRY
+    out: dict[str, Measure] = {}
+    for m in MEASURES:
+        if m.name in out:
+            raise ValueError(f"measure {m.name!r} declared twice")
+        out[m.name] = m
+    return out

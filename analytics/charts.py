@@ -14,11 +14,13 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import plotly.graph_objects as go
 import polars as pl
+
+if TYPE_CHECKING:  # plotly is imported when a chart is drawn, not when measures are declared
+    import plotly.graph_objects as go
 
 # Axis titles of the columns that several charts put on an axis; a chart may name its own.
 AXIS_TITLES: dict[str, str] = {
@@ -66,6 +68,8 @@ _LAYOUT = {
 
 
 def _fig(title: str, **axes: object) -> go.Figure:
+    import plotly.graph_objects as go
+
     fig = go.Figure()
     fig.update_layout(title=title, **_LAYOUT, **axes)
     return fig
@@ -85,8 +89,11 @@ def lines(
     def make(df: pl.DataFrame, xtitle: str) -> go.Figure | None:
         if df.is_empty() or x not in df.columns:
             return None
+        shown = [y for y in ys if y in df.columns and df[y].null_count() < df.height]
+        if not shown:  # e.g. entities of top-N snapshots: null, never an empty chart
+            return None
         fig = _fig(title, xaxis_title=xtitle, yaxis_title=ytitle)
-        for y in ys:
+        for y in shown:
             if y in df.columns:
                 fig.add_scatter(
                     x=df[x].to_list(),
@@ -105,9 +112,11 @@ def bars(x: str, y: str, title: str, *, vtitle: str, top: int = 20) -> Chart:
     """Horizontal bars: the first `top` rows, category `x`, value `y` titled `vtitle`."""
 
     def make(df: pl.DataFrame, xtitle: str) -> go.Figure | None:
-        if df.is_empty() or x not in df.columns:
+        if x not in df.columns or y not in df.columns:
             return None
-        d = df.head(top)
+        d = df.filter(pl.col(y).is_not_null()).head(top)
+        if d.is_empty():
+            return None
         fig = _fig(title, xaxis_title=vtitle)
         fig.add_bar(
             x=d[y].to_list()[::-1], y=[label(v) for v in d[x].to_list()][::-1], orientation="h"
@@ -133,6 +142,7 @@ def grouped_lines(
     """One line per value of `group` (at most `max_groups`)."""
 
     def make(df: pl.DataFrame, xtitle: str) -> go.Figure | None:
+        df = df.filter(pl.col(y).is_not_null()) if y in df.columns else df.clear()
         if df.is_empty() or group not in df.columns:
             return None
         fig = _fig(title, xaxis_title=xtitle, yaxis_title=ytitle)
@@ -230,9 +240,9 @@ def histogram(column: str, title: str, *, ytitle: str) -> Chart:
     """How many rows hold each value of `column`."""
 
     def make(df: pl.DataFrame, xtitle: str) -> go.Figure | None:
-        if df.is_empty() or column not in df.columns:
+        if column not in df.columns or df[column].null_count() == df.height:
             return None
-        counts = df.group_by(column).len().sort(column)
+        counts = df.filter(pl.col(column).is_not_null()).group_by(column).len().sort(column)
         fig = _fig(title, xaxis_title=xtitle, yaxis_title=ytitle)
         fig.add_bar(x=counts[column].to_list(), y=counts["len"].to_list())
         return fig
@@ -317,3 +327,17 @@ def facet_lines(
         return fig
 
     return Chart(x, make)
+
+
+def has_data(fig: go.Figure) -> bool:
+    """Whether some trace of `fig` has a value to draw (a chart of nulls is an empty box)."""
+    for trace in fig.data:
+        for attr in ("z", "y", "x"):
+            values = getattr(trace, attr, None)
+            if values is None:
+                continue
+            arr = np.asarray(values, dtype=object).ravel()
+            if any(v is not None and not (isinstance(v, float) and np.isnan(v)) for v in arr):
+                return True
+            break
+    return False

@@ -7,6 +7,7 @@ by several measures). Nothing here writes.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,9 +16,13 @@ import polars as pl
 
 from analytics.errors import NotEnoughData
 from analytics.params import Params
-from storage import Store
+from storage import Store, schemas
 from storage.errors import UnknownSource
 from storage.ranking import ranked
+
+_INTERVALS = (7, 30, 91, 365)  # turnover_interval: a week, a month, a quarter, a year
+# numeric columns of a custom source that order it but are no popularity (smaller = better)
+_NOT_POPULARITY = frozenset({"rank", "position", "place", "index", "row"})
 
 _CACHE_SIZE = 40  # > series_max: a series over 30 snapshots stays cached for the next one
 
@@ -66,6 +71,51 @@ class Data:
         r = snaps.row(0, named=True)
         return str(r["coverage"] or "full"), r.get("top_by"), r.get("top_n")
 
+    def cadence_days(self, source: str) -> float | None:
+        """The median gap between consecutive complete snapshots of `source`, in days
+        (None with fewer than two)."""
+        times = self.snapshots(source)["as_of"].drop_nulls()
+        if times.len() < 2:
+            return None
+        gaps = times.diff().drop_nulls().dt.total_seconds() / 86400.0
+        return float(gaps.median())  # type: ignore[arg-type]
+
+    def interval_days(self, source: str) -> int:
+        """The fixed interval of `turnover_interval`: `interval_days` when given, else
+        from the snapshot cadence: the first of a week, a month (30 days), a quarter (91)
+        or a year that spans at least 2.5 median snapshot gaps (so about three snapshots),
+        so a monthly source compares quarters, not weeks it has at most one snapshot in."""
+        if self.params.interval_days:
+            return self.params.interval_days
+        gap = self.cadence_days(source)
+        if gap is None:
+            return _INTERVALS[0]
+        for days in _INTERVALS:
+            if days >= 2.5 * gap:
+                return days
+        return math.ceil(2.5 * gap)
+
+    def popularity(self, source: str) -> str:
+        """The popularity column of `source`: `by` when given, the built-in source's
+        default (downloads, likes for spaces), else for a custom source `downloads` when
+        it has one, the column its top-N snapshots are ranked by, or its first numeric
+        column that is not a rank or position."""
+        if self.params.by or source in schemas.BUILTIN_SOURCES:
+            return self.params.popularity(source)
+        return self.memo(("popularity", source), lambda: self._custom_popularity(source))
+
+    def _custom_popularity(self, source: str) -> str:
+        cols = self.columns(source)
+        if "downloads" in cols or source not in self.sources():
+            return "downloads"
+        by = self.snapshots(source).get_column("top_by", default=None)
+        named = [b for b in by.drop_nulls().to_list() if b in cols] if by is not None else []
+        if named:
+            return str(named[-1])
+        numeric = schemas.rankable_columns(self.store.schema(source))
+        usable = [c for c in numeric if c.lower() not in _NOT_POPULARITY]
+        return usable[0] if usable else "downloads"
+
     def snapshot_ids(self, source: str) -> list[int]:
         return [int(i) for i in self.snapshots(source)["snapshot_id"].to_list()]
 
@@ -110,7 +160,7 @@ class Data:
         """The columns most measures read, fetched together so one as-of read per snapshot
         serves them all (lists of tags etc. included; ~12 MB per 100k models)."""
         have = self.columns(source)
-        want = ["entity_id", *WIDE_COLUMNS, self.params.popularity(source)]
+        want = ["entity_id", *WIDE_COLUMNS, self.popularity(source)]
         return [c for c in dict.fromkeys(want) if c in have]
 
     def state(self, source: str, sid: int, columns: Sequence[str]) -> pl.DataFrame:

@@ -78,7 +78,7 @@ def _groups(data: Data, source: str, at: Any) -> pl.DataFrame:
     """ranking, group (top|bottom), entity_id, name, completeness, availability, score."""
     sid = data.resolve(source, at)
     p = data.params
-    pop = p.popularity(source)
+    pop = data.popularity(source)
     models = data.state(
         source,
         sid,

@@ -198,7 +198,7 @@ def concentration_row(values: pl.Series) -> dict[str, Any]:
 def concentration(data: Data, source: str) -> pl.DataFrame:
     """Per snapshot (series_max evenly spread): Gini, top-1 % share, 80 %/99 % shares."""
     _need(data, source)
-    col = data.params.popularity(source)
+    col = data.popularity(source)
     if col not in data.columns(source):
         raise ValueError(
             f"popularity column {col!r} not in {source!r}; columns are "
@@ -210,6 +210,7 @@ def concentration(data: Data, source: str) -> pl.DataFrame:
         rows.append(
             {"snapshot_id": sid, "as_of": data.as_of_time(source, sid), "by": col}
             | concentration_row(st[col])
+            | {"coverage": data.coverage(source, sid)[0]}  # `top`: of the listed top N only
         )
     return pl.DataFrame(
         rows,
@@ -224,19 +225,21 @@ def concentration(data: Data, source: str) -> pl.DataFrame:
             "share_80": pl.Float64,
             "share_99": pl.Float64,
             "share_zero": pl.Float64,
+            "coverage": pl.String,
         },
     )
 
 
 def trajectories(data: Data, source: str) -> pl.DataFrame:
-    """snapshot_id, as_of, entity_id, name, rank, value per followed entity and snapshot.
+    """snapshot_id, as_of, entity_id, name, rank, value, counters, label (name, else the
+    entity id), by per followed entity and snapshot.
 
     Followed: `entity` (id or name) when given, else the top `trajectory_n` of the newest
     snapshot. Rank is over the whole source (null when the entity is not live).
     """
     ids = _need(data, source)
     p = data.params
-    col = p.popularity(source)
+    col = data.popularity(source)
     latest = data.state(source, ids[-1], ["name", col])
     if p.entity:
         hit = latest.filter((pl.col("entity_id") == p.entity) | (pl.col("name") == p.entity))
@@ -272,7 +275,12 @@ def trajectories(data: Data, source: str) -> pl.DataFrame:
             .collect()
         )
         frames.append(rows)
-    return pl.concat(frames).with_columns(by=pl.lit(col)).sort(["entity_id", "snapshot_id"])
+    out = pl.concat(frames).with_columns(
+        # what a chart or table shows for the entity: its name when it has one, else its id
+        label=pl.coalesce(pl.col("name").cast(pl.String), pl.col("entity_id")),
+        by=pl.lit(col),
+    )
+    return out.sort(["entity_id", "snapshot_id"])
 
 
 def maintenance(data: Data, source: str) -> pl.DataFrame:

@@ -19,6 +19,7 @@ from analytics import stats
 from analytics.data import Data
 from analytics.errors import NotEnoughData
 from analytics.lineage import edges, with_libraries
+from storage.ranking import ranked
 
 MODEL_COLUMNS = ["name", "library_name", "tags", "base_models", "base_model_relation"]
 
@@ -92,15 +93,16 @@ def m1_series(data: Data, source: str) -> pl.DataFrame:
 
 def _m3_frame(data: Data, source: str, sid: int) -> pl.DataFrame:
     p = data.params
-    col = p.popularity(source)
+    col = data.popularity(source)
     models = data.state(source, sid, [col])
     counts = data.descendants(source, sid).select("entity_id", "descendants")
+    # the top N by the store's one ranking rule (storage.ranking: nulls out, ties by id)
+    top = ranked(models.select("entity_id", col), col, p.top_n)
     return (
-        models.select("entity_id", pl.col(col).cast(pl.Float64).alias("popularity"))
+        top.select("rank", "entity_id", pl.col("value").alias("popularity"))
         .join(counts, on="entity_id")
-        .filter(pl.col("popularity").is_not_null())
-        .sort(["popularity", "entity_id"], descending=[True, False])
-        .head(p.top_n)
+        .sort("rank")
+        .drop("rank")
     )
 
 
@@ -129,7 +131,7 @@ def m3(data: Data, source: str, at: Any) -> pl.DataFrame:
     df = _m3_frame(data, source, sid)
     if df.height < 3:
         raise NotEnoughData(f"not enough data: {df.height} models with popularity in {source!r}")
-    row = {"snapshot_id": sid, "by": data.params.popularity(source), "top_n": data.params.top_n}
+    row = {"snapshot_id": sid, "by": data.popularity(source), "top_n": data.params.top_n}
     return pl.DataFrame([row | m3_summary(df)])
 
 

@@ -21,7 +21,9 @@ class Params:
     top_n: int = 15000  # M3/M4: the top-N models (paper A: 15,000)
     group_n: int = 1000  # M4: size of the top and bottom groups compared
     renames_as_churn: bool = False  # M2: key by name (paper A) instead of the Hub `_id`
-    interval_days: int = 7  # M2 per fixed interval; churn and maintenance intervals
+    # M2 per fixed interval, in days; 0 = from the source's snapshot cadence (Data.interval_days:
+    # a week for daily snapshots, a quarter for monthly ones)
+    interval_days: int = 0
     bots: tuple[str, ...] = ()  # extra bot accounts, besides analytics.people.BOTS
     identity_overrides: str = ""  # CSV author,merged_into (empty merged_into = never merge)
     similarity: float = 0.9  # identity merging: name similarity threshold
@@ -57,7 +59,6 @@ class Params:
             "k",
             "top_n",
             "group_n",
-            "interval_days",
             "heatmap_bins",
             "series_max",
             "people_series_max",
@@ -66,6 +67,11 @@ class Params:
                 raise ValueError(
                     f"analytics parameter {name} must be >= 1, got {getattr(out, name)}"
                 )
+        if int(out.interval_days) < 0:
+            raise ValueError(
+                f"analytics parameter interval_days must be >= 0 (0 = from the snapshot "
+                f"cadence), got {out.interval_days}"
+            )
         return out
 
     def popularity(self, source: str) -> str:

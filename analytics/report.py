@@ -37,251 +37,15 @@ from analytics.catalog import Measure, applies, registry
 from analytics.data import Data
 from analytics.errors import NotEnoughData
 from analytics.params import Params
+from analytics.terms import Terms, terms
 from storage import Store, schemas
 
 log = logging.getLogger(__name__)
 
-# measure -> chart; a measure not listed here is shown as a table only. Axis titles say
-# what is counted and in which unit; popularity is downloads over a rolling 30-day window
-# (likes for spaces) unless `by` says otherwise.
-CHARTS: dict[str, charts.Chart] = {
-    "turnover": charts.lines(
-        "as_of",
-        ["newcomers", "returning", "left"],
-        "Top-K newcomers, returning and left per snapshot",
-        ytitle="entities per snapshot",
-    ),
-    "turnover_interval": charts.lines(
-        "as_of",
-        ["newcomers", "returning", "left"],
-        "Top-K newcomers, returning and left per interval",
-        ytitle="entities per interval",
-    ),
-    "topk_survival": charts.lines(
-        "snapshots",
-        ["survival"],
-        "Survival in the top-K (Kaplan-Meier)",
-        ytitle="share still in the top-K (0-1)",
-    ),
-    "topk_lifespan": charts.histogram(
-        "snapshots_in_topk",
-        "Snapshots spent in the top-K (entities ever in it)",
-        ytitle="entities",
-    ),
-    "rank_correlation": charts.lines(
-        "as_of",
-        ["spearman", "kendall"],
-        "Rank correlation between consecutive top-K",
-        ytitle="rank correlation (-1 to 1)",
-        names={"spearman": "Spearman ρ", "kendall": "Kendall τ"},
-    ),
-    "growth": charts.lines(
-        "as_of",
-        ["entities", "fitted"],
-        "Entities per snapshot and exponential fit",
-        ytitle="entities (live in the snapshot)",
-        names={"fitted": "exponential fit"},
-    ),
-    "growth_monthly": charts.lines(
-        "month",
-        ["new", "fitted"],
-        "New entities per month",
-        ytitle="entities created per month (log scale)",
-        log_y=True,
-        names={"new": "created", "fitted": "exponential fit"},
-    ),
-    "churn": charts.lines(
-        "as_of",
-        ["created", "deleted", "renamed", "updated"],
-        "Churn per interval",
-        ytitle="entities per interval (since the previous snapshot)",
-    ),
-    "concentration": charts.lines(
-        "as_of",
-        ["gini", "top1_share", "share_80", "share_99"],
-        "Concentration over time",
-        ytitle="Gini or share of entities (0-1)",
-        names={
-            "top1_share": "share held by the top 1 %",
-            "share_80": "share of entities holding 80 %",
-            "share_99": "share of entities holding 99 %",
-        },
-    ),
-    "maintenance": charts.lines(
-        "month",
-        ["commits_per_repo", "share_committed"],
-        "Maintenance per month",
-        ytitle="commits per repo; share of repos committed (0-1)",
-    ),
-    "library_preservation": charts.bars(
-        "library",
-        "preservation_rate",
-        "Library preservation rate P_L (top 10)",
-        vtitle="share of descendants keeping the library (0-1)",
-        top=10,
-    ),
-    "library_preservation_series": charts.grouped_lines(
-        "as_of",
-        "preservation_rate",
-        "library",
-        "P_L over time",
-        ytitle="share of descendants keeping the library (0-1)",
-    ),
-    "descendants_heatmap": charts.heatmap(
-        "log_popularity",
-        "log_descendants",
-        "models",
-        "Descendants vs popularity (log10(1+x))",
-        ytitle="log10(1 + descendants)",
-        ztitle="models",
-    ),
-    "descendants_popularity_series": charts.lines(
-        "as_of",
-        ["slope", "pearson_log", "spearman"],
-        "M3 slope and correlations over time",
-        ytitle="slope (log-log) or correlation (-1 to 1)",
-        names={"pearson_log": "Pearson (log10)", "spearman": "Spearman ρ"},
-    ),
-    "documentation_scores": charts.box(
-        "group",
-        "score",
-        "ranking",
-        "Documentation score: top vs bottom",
-        ytitle="documentation score (0-1)",
-    ),
-    "activity_series": charts.facet_lines(
-        "as_of",
-        "value",
-        "variable",
-        "measure",
-        "Activity variables over time (bots removed, identities merged at each snapshot)",
-        ytitle="value",
-        prep=lambda df: df.unpivot(
-            index=["as_of", "variable"],
-            on=["gini", "share_zero", "share_80", "mean"],
-            variable_name="measure",
-        ),
-        log_y_facets=("mean",),
-        note="sampled",
-    ),
-    "activity_correlation_series": charts.facet_lines(
-        "as_of",
-        "spearman",
-        "pair",
-        "license_category",
-        "Spearman of likes and downloads with every other variable, per license category",
-        ytitle="Spearman ρ",
-        prep=lambda df: df.filter(pl.col("var_a").is_in(["n_likes", "n_downloads"])).with_columns(
-            pair=pl.col("var_a") + " ~ " + pl.col("var_b")
-        ),
-        panel_height=170,
-        note="sampled",
-    ),
-    "collaboration_kcore_series": charts.facet_lines(
-        "as_of",
-        "value",
-        "k_label",
-        "measure",
-        "Collaboration network k-cores over time",
-        ytitle="value",
-        prep=lambda df: df.unpivot(
-            index=["as_of", "k_label"],
-            on=["nodes", "density", "modularity", "avg_clustering"],
-            variable_name="measure",
-        ).with_columns(k_label="k = " + pl.col("k_label")),
-        note="sampled",
-        log_y_facets=("nodes",),
-    ),
-    "documentation_series": charts.facet_lines(
-        "as_of",
-        "value",
-        "group",
-        "ranking",
-        "M4 documentation score over time: mean of the top vs the bottom group, per ranking",
-        ytitle="mean score (0-1)",
-        prep=lambda df: df.filter(pl.col("metric") == "score").unpivot(
-            index=["as_of", "ranking"],
-            on=["mean_top", "mean_bottom"],
-            variable_name="group",
-        ),
-        panel_height=170,
-    ),
-    "activity_lorenz": charts.grouped_lines(
-        "population_share",
-        "value_share",
-        "variable",
-        "Lorenz curves",
-        ytitle=charts.axis_title("value_share"),
-    ),
-    "activity_ccdf": charts.grouped_lines(
-        "value",
-        "ccdf",
-        "variable",
-        "CCDF of activity variables",
-        ytitle="share of entities with at least this value (log scale)",
-        log_x=True,
-        log_y=True,
-    ),
-    "activity_correlation": charts.corr_matrix(
-        "Spearman correlation of activity variables (all licenses)"
-    ),
-    "licenses": charts.bars(
-        "label",
-        "share",
-        "License shares (categories, then licenses)",
-        vtitle="share of entities (0-1)",
-        top=15,
-    ),
-    "licenses_series": charts.grouped_lines(
-        "as_of",
-        "share",
-        "license_category",
-        "License categories over time",
-        ytitle="share of entities (0-1)",
-    ),
-    "collaboration_centrality": charts.bars(
-        "developer", "pagerank", "Developers by PageRank", vtitle="PageRank (sums to 1)", top=15
-    ),
-    "adoption_top_models": charts.bars(
-        "model", "spaces", "Most-used models in spaces", vtitle="spaces using the model", top=15
-    ),
-    "adoption_degrees": charts.grouped_lines(
-        "degree",
-        "models",
-        "network",
-        "Degree distributions",
-        ytitle="nodes with this degree (log scale)",
-        log_x=True,
-        log_y=True,
-        mode="markers",
-    ),
-    "adoption_series": charts.lines(
-        "as_of",
-        ["mean_usage", "median_usage", "max_usage"],
-        "Model usage in spaces over time",
-        ytitle="spaces per used model (log scale)",
-        log_y=True,
-    ),
-    "trajectories": charts.grouped_lines(
-        "as_of",
-        "rank",
-        "name",
-        "Rank over time (1 = most popular)",
-        ytitle="rank by popularity (1 = most popular)",
-    ),
-}
-# x titles of charts whose x column is not self-explaining from AXIS_TITLES
-_X_TITLES = {
-    "descendants_heatmap": "log10(1 + popularity: downloads, 30-day window)",
-    "activity_ccdf": "activity value (count; downloads over a 30-day window; log scale)",
-    "adoption_degrees": charts.axis_title("degree"),
-    "documentation_scores": "ranking",
-}
-
 _CHOICES = [
-    "Entities are keyed by the Hub `_id`: a renamed repo is the same entity (renames_as_churn keys by name, as paper A).",
-    "Popularity is `downloads` (rolling 30 days), `likes` for spaces; ties break by entity id ascending.",
-    "Only complete snapshots are read; partial and failed crawls never enter a measure.",
+    "Entities are keyed by their id (the Hub `_id`, a package name, an imported id column): a renamed repo is the same entity (renames_as_churn keys by name, as paper A).",
+    "Popularity is `downloads` (rolling 30 days on the Hub), `likes` for spaces, a custom source's own popularity column; nulls are never ranked and ties break by entity id ascending (storage/ranking.py, the one rule).",
+    "Only complete snapshots are read; partial and failed crawls never enter a measure. Growth counts and churn's created and deleted come from `full` snapshots only (a top-N or subset listing says nothing of what it leaves out).",
     "Series measures visit at most `series_max` snapshots, evenly spread, always including the newest.",
     "Rank correlation is over the entities in both consecutive top-K lists.",
     "Survival: Kaplan-Meier over maximal consecutive top-K spells; a spell reaching the newest snapshot is censored.",
@@ -449,7 +213,7 @@ def _glance(source: str, results: list[Result]) -> str:
     """A few headline figures for the source, from measures already computed."""
     items: list[str] = []
     g = _frame(results, "growth")
-    if g is not None:
+    if g is not None and g["entities"][-1] is not None:  # null: a top-N or subset listing
         items.append(f"<b>{g['entities'][-1]:,}</b> entities now")
         growth = _growth_glance(g) if g.height > 2 else None
         if growth:
@@ -466,13 +230,36 @@ def _glance(source: str, results: list[Result]) -> str:
             f"Gini of {html.escape(str(c['by'][-1]))} <b>{c['gini'][-1]:.2f}</b>, top 1 % hold <b>{c['top1_share'][-1]:.0%}</b>"
         )
     ch = _frame(results, "churn")
-    if ch is not None:
+    if ch is not None and ch["created"].null_count() < ch.height:
         items.append(
             f"<b>{ch['created'].sum():,}</b> created, <b>{ch['deleted'].sum():,}</b> deleted, <b>{ch['renamed'].sum():,}</b> renamed so far"
         )
     if not items:
         return "<p class=note>not enough data yet for headline figures.</p>"
     return "<div class=glance>" + " · ".join(items) + "</div>"
+
+
+def _reading(words: Terms, data: Data, source: str) -> str:
+    """How the source is read: its id, label and popularity columns, cadence, coverage."""
+    snaps = data.snapshots(source)
+    cov = (
+        snaps["coverage"].fill_null("full").value_counts(sort=True)
+        if "coverage" in snaps.columns and snaps.height
+        else None
+    )
+    coverage = (
+        ", ".join(f"{n} {c}" for c, n in cov.iter_rows())
+        if cov is not None
+        else f"{snaps.height} full"
+    )
+    created = md(words.created) if words.created.startswith("`") else "none"
+    return (
+        f"<p class=desc><b>How {html.escape(source)} is read.</b> An entity is keyed by "
+        f"{md(words.key)}; it is shown by {md(words.label)}. Popularity: "
+        f"{md(words.popularity)} ({md(words.popularity_why)}). Complete snapshots come "
+        f"{md(words.cadence)} ({md(words.cadence_detail)}); coverage {html.escape(coverage)}. "
+        f"Fixed turnover interval: {md(words.interval)}. Creation date: {created}.</p>"
+    )
 
 
 def _toc(source: str, results: list[Result]) -> str:
@@ -494,12 +281,12 @@ def run_measures(data: Data, sources: list[str]) -> list[Result]:
     out = []
     for source in sources:
         for m in registry().values():
-            if not applies(m.info, source):
+            if not applies(m, source):
                 continue
             r = Result(m, source)
             t0 = time.perf_counter()
             try:
-                r.frame = m.compute(data, source, None)
+                r.frame = m.run(data, source)
             except NotEnoughData as exc:
                 r.note = str(exc)
             except Exception as exc:  # one bad measure must not cost the whole page
@@ -611,6 +398,7 @@ nav a{margin-right:14px;color:#2456b3;text-decoration:none}
 section.src{margin-top:28px}h2{border-bottom:2px solid #1d2b45;padding-bottom:4px}
 .card{background:#fff;border:1px solid #e1e4ea;border-radius:8px;padding:12px 16px;margin:14px 0;min-width:0}
 .card h3{margin:0 0 4px;font-size:17px}.desc{color:#555;margin:0 0 8px;font-size:14px}
+.method{color:#444;margin:0 0 8px;font-size:13px}
 .meta{color:#888;font-size:12px}.note{color:#8a5a00;background:#fff6e0;padding:6px 10px;border-radius:4px}
 .tw{overflow-x:auto;max-width:100%}table{border-collapse:collapse;font-size:12.5px;margin:6px 0}
 th,td{border-bottom:1px solid #eceef2;padding:3px 8px;text-align:right;white-space:nowrap}
@@ -711,6 +499,8 @@ def build_report(
             for r in mine:
                 if r.measure.info.name == "growth" and r.frame is not None and r.frame.height:
                     r.frame = _per_snapshot_growth(r.frame)
+        words = terms(data, source)
+        parts.append(_reading(words, data, source))
         parts.append(_glance(source, mine))
         parts.append(_toc(source, mine))
         paper = None
@@ -731,14 +521,15 @@ def build_report(
                 f"<div class=card id='{_slug(source)}-{info.name}'><h3>{html.escape(info.name)}</h3>"
             )
             parts.append(
-                f"<p class=desc>{md(info.description)} <span class=meta>(paper {html.escape(info.paper)}, {html.escape(info.kind)})</span></p>"
+                f"<p class=desc>{md(info.description)} <span class=meta>(paper {html.escape(info.paper)}, {html.escape(info.kind)}, version {info.version})</span></p>"
+                f"<p class=method>{md(r.measure.method_for(words))}</p>"
             )
             if r.frame is None:
                 parts.append(f"<p class=note>{md(r.note or 'not enough data')}</p></div>")
                 continue
             stem = f"{info.name}__{_slug(source)}"
             r.files = _write_tables(r.frame, tables, stem)
-            chart = CHARTS.get(info.name)
+            chart = r.measure.chart
             fig = None
             if chart is not None and r.frame.height:
                 try:
@@ -747,9 +538,11 @@ def build_report(
                         if fig is not None:  # whole snapshots only: no tick at 1.5
                             fig.update_xaxes(dtick=max(1, math.ceil(clock.snapshots / 12)))
                     else:
-                        fig = chart(r.frame, x_title=_X_TITLES.get(info.name))
+                        fig = chart(r.frame, x_title=r.measure.x_title)
                 except Exception as exc:  # a chart must not cost the table
                     log.warning("chart of %s on %s failed: %s", info.name, source, exc)
+            if fig is not None and not charts.has_data(fig):
+                fig = None  # every plotted value is null (e.g. counts of top-N listings)
             note = breaks.series_note(data, source, r.frame, fig) if info.kind == "series" else ""
             if fig is not None:
                 parts.append(fig_html(fig))

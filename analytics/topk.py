@@ -35,7 +35,7 @@ TURNOVER_COLUMNS = (
 def top_sets(data: Data, source: str, ids: Sequence[int]) -> list[pl.DataFrame]:
     """The ranked top-K of each snapshot in `ids` (rank, key, entity_id, name, value)."""
     p = data.params
-    by = p.popularity(source)
+    by = data.popularity(source)
     if p.renames_as_churn and "name" not in data.columns(source):
         # keyed by a column that is not there, every entity would be one key
         raise ValueError(
@@ -134,9 +134,10 @@ def interval_ids(data: Data, source: str, days: int) -> list[int]:
 
 def per_interval(data: Data, source: str) -> pl.DataFrame:
     """Turnover between fixed intervals of `interval_days` (the last snapshot of each)."""
-    ids = interval_ids(data, source, data.params.interval_days)
+    days = data.interval_days(source)
+    ids = interval_ids(data, source, days)
     df = turnover_rows(data, source, ids)
-    return df.with_columns(interval_days=pl.lit(data.params.interval_days, pl.Int64))
+    return df.with_columns(interval_days=pl.lit(days, pl.Int64))
 
 
 def _spells(data: Data, source: str) -> tuple[pl.DataFrame, int]:

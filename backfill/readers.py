@@ -425,7 +425,8 @@ def read_ecosystems(path: Path) -> Iterator[Listing]:
     """ecosyste.ms packages dumps: `packages-YYYY-MM-DD.tar.gz` (pg_dump custom format, read
     through pg_restore), a plain `.sql`/`.sql.gz` dump, or a CSV export of packages joined
     to registries (docs/backfill.md). One `full` snapshot per registry per dump, at the
-    newest `last_synced_at` of its rows."""
+    newest `last_synced_at` of its rows;
+    each row observed at its own `last_synced_at`."""
     if path.is_dir():
         files = sorted(
             (p for p in path.glob("packages-*") if p.name.lower().endswith(DUMP_SUFFIXES)),
@@ -454,7 +455,7 @@ def read_ecosystems(path: Path) -> Iterator[Listing]:
                 _col(part, "downloads", pl.Int64).alias("downloads"),
                 _col(part, "dependent_packages_count", pl.Int64).alias("dependent_packages"),
                 _col(part, "dependent_repos_count", pl.Int64).alias("dependent_repos"),
-                # rows in one dump have different ages: each row's own observation time
+                # each package's figures are as old as its last sync (issue 16 point 2)
                 _ts(part, "last_synced_at").alias("observed_at"),
             ).unique("entity_id", keep="first", maintain_order=True)
             synced = part.select(_ts(part, "last_synced_at").max()).item()

@@ -150,8 +150,28 @@ def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def ingest(store: Store, world: World, days: int, batch: int) -> tuple[int, float, float]:
+PAGE_ROWS = 1_000  # a Hub listing page (`limit=1000`)
+PAGE_SECONDS = 1.5  # one page answered after another, in creation order
+
+
+def page_times(day: int, start: int, n: int) -> pl.Series:
+    """`observed_at` of listing rows start..start+n of day `day`, as a crawl sets it: each
+    row carries the answer time of its listing page (PAGE_ROWS rows a page)."""
+    page = pl.int_range(start, start + n, eager=True) // PAGE_ROWS
+    t0 = T0 + timedelta(days=day)
+    return (
+        pl.select(pl.lit(t0) + pl.duration(milliseconds=page * int(PAGE_SECONDS * 1000)))
+        .to_series()
+        .cast(pl.Datetime("us", "UTC"))
+        .alias("observed_at")
+    )
+
+
+def ingest(
+    store: Store, world: World, days: int, batch: int, *, observed: bool = True
+) -> tuple[int, float, float]:
     """Rows ingested, wall seconds and process CPU seconds (all threads) of the store calls.
+    `observed`: every row carries its page's answer time (`observed_at`, see page_times).
 
     CPU seconds are reported too because this 2-core machine is shared: wall time moves
     2x with the load, CPU time much less (rows per CPU second x the cores the process
@@ -165,7 +185,10 @@ def ingest(store: Store, world: World, days: int, batch: int) -> tuple[int, floa
         c = time.process_time()
         w = store.begin_snapshot("hub:model", as_of=T0 + timedelta(days=d))
         for seq, start in enumerate(range(0, listing.height, batch)):
-            w.write_batch(seq, listing.slice(start, batch), checkpoint=f"page{seq}")
+            part = listing.slice(start, batch)
+            if observed:
+                part = part.with_columns(observed_at=page_times(d, start, part.height))
+            w.write_batch(seq, part, checkpoint=f"page{seq}")
         w.finish("complete")
         seconds += time.perf_counter() - t
         cpu += time.process_time() - c
@@ -350,6 +373,11 @@ def main() -> None:
     ap.add_argument("--scale-days", type=int, default=7, help="snapshots in the as-of store")
     ap.add_argument("--batch", type=int, default=25_000, help="rows per write_batch")
     ap.add_argument("--keyframe-every", type=int, default=7)
+    ap.add_argument(
+        "--no-observed",
+        action="store_true",
+        help="rows carry no observation time (observed_at; by default each its page's)",
+    )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument(
         "--asof-only", action="store_true", help="only the as-of read at --scale (part 2)"
@@ -400,7 +428,7 @@ def bytes_and_ingest(args: argparse.Namespace, work: Path) -> None:
         listing.write_parquet(f, compression="zstd")
         dump_bytes += f.stat().st_size
     store = Store.open(str(work / "store"), keyframe_every=args.keyframe_every)
-    rows, secs, cpu = ingest(store, world, args.days, args.batch)
+    rows, secs, cpu = ingest(store, world, args.days, args.batch, observed=not args.no_observed)
     stats = store.table_stats()
     live = sum(s.bytes for s in stats)
     # what `hubtide status` and /metrics report (every file under the tables' folders)
@@ -455,7 +483,9 @@ def asof_at_scale(args: argparse.Namespace, work: Path) -> None:
     else:
         big = Store.open(str(work / "big"), keyframe_every=args.keyframe_every)
         bworld = World(args.scale, args.seed + 1)
-        rows, secs, cpu = ingest(big, bworld, args.scale_days, args.batch * 4)
+        rows, secs, cpu = ingest(
+            big, bworld, args.scale_days, args.batch * 4, observed=not args.no_observed
+        )
         print(
             f"ingest: {rows:,} rows in {secs:.1f} s = {rows / secs:,.0f} rows/s; "
             f"{rows / cpu:,.0f} rows per CPU second"

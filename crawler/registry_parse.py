@@ -53,7 +53,19 @@ def package_row(item: Any, ecosystem: str | None = None) -> dict[str, Any]:
         "downloads": _opt(item, "downloads", int),
         "dependent_packages": _opt(item, "dependent_packages_count", int),
         "dependent_repos": _opt(item, "dependent_repos_count", int),
+        # when ecosyste.ms last synced the package: the age of its counters (None: the
+        # crawler gives the row its page's answer time)
+        "observed_at": _synced(item.get("last_synced_at")),
     }
+
+
+def _synced(value: Any) -> Any:
+    """`last_synced_at` as an aware UTC time; one that is not a time is unknown (None),
+    never a reason to refuse the package."""
+    try:
+        return parse_time(value, "last_synced_at")
+    except Malformed:
+        return None
 
 
 def registry_name(registries: Any, wanted: str) -> str | None:

@@ -38,7 +38,7 @@ from crawler.errors import Malformed
 from crawler.items import PageResult
 from crawler.services import NPM_DOWNLOADS, PYPI_STATS
 from crawler.settings import host_of
-from crawler.spider_base import GONE, BaseSpider
+from crawler.spider_base import GONE, BaseSpider, answer_time, observed_at
 
 log = logging.getLogger("hubtide.crawler")
 
@@ -162,6 +162,8 @@ class RegistrySpider(BaseSpider):
         # OFFSET paging over a moving ranking lists a package again on a later page when
         # it fell across the boundary: kept once, before any count is asked for it
         rows = self.first_seen(rows, response.url)
+        # ecosyste.ms's `last_synced_at` where the record has one, else the page's time
+        observed_at(rows, answer_time(response))
         more = len(data) == self.per_page and (page + 1) * self.per_page < self.top_n
         nxt = self.page_url(page + 1) if more else None
         request = None

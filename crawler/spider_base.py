@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,29 @@ GONE = object()  # a 404: the entity went away between listing and detail
 # 401/403 on a detail: a disabled, gated or private repo. The Hub answers so for good, not
 # by accident, so it is recorded and skipped rather than failing the snapshot.
 FORBIDDEN = object()
+
+
+def answer_time(response: Response) -> datetime:
+    """When a listing page answered: its HTTP `Date` header (RFC 9110: the instant the
+    server made the answer), else the instant it was received. Every row the page
+    carries was observed then (`observed_at`)."""
+    date = response.headers.get("Date")
+    if date:
+        try:
+            at = parsedate_to_datetime(date.decode("latin-1"))
+        except (TypeError, ValueError, IndexError):
+            at = None
+        if at is not None and at.tzinfo is not None:
+            return at.astimezone(UTC)
+    return datetime.now(UTC)
+
+
+def observed_at(rows: list[dict[str, Any]], at: datetime) -> None:
+    """Give each row its observation time: `at`, unless the row has its own (a
+    registry's `last_synced_at`)."""
+    for r in rows:
+        if r.get("observed_at") is None:
+            r["observed_at"] = at
 
 
 class SeenKeys:

@@ -24,7 +24,7 @@ from crawler.items import PageResult
 from crawler.links import next_link
 from crawler.middlewares import retry_request
 from crawler.registry_spider import RegistrySpider
-from crawler.spider_base import GONE
+from crawler.spider_base import GONE, answer_time, observed_at
 from storage import CrawlEvent
 from storage.schemas import repo_type_of
 
@@ -121,6 +121,8 @@ class HubSpider(HubDetails):
         # creation order cannot list a repo twice; should the server repeat one anyway
         # (an order it does not keep), it is kept once, before its details are fetched
         rows = self.first_seen(rows, response.url)
+        # refetched suspects included: the page's answer time is when the listing saw them
+        observed_at(rows, answer_time(response))
         result = PageResult(page, rows, nxt, last=last)
         if ctx.settings.details:
             await self.page_details(result)

@@ -31,7 +31,10 @@ from hubtide.plain import cause_of, hide_rust_panics
 # command -> (module under hubtide/commands/ whose `register(app)` adds it, one-line help);
 # in `--help` order. The help is the first line of the command's docstring (a test checks).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "import": ("store", "Write one listing file as one complete snapshot of SOURCE."),
+    "import": (
+        "store",
+        "Write listing files as complete snapshots of SOURCE, one per file, oldest first.",
+    ),
     "snapshots": ("store", "List snapshots (complete ones unless --all)."),
     "asof": ("store", "The state of SOURCE as of a snapshot: one row per entity."),
     "history": ("store", "Every change of one entity, one row per snapshot that changed it."),
@@ -40,6 +43,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "store",
         "Compact small files, checkpoint and vacuum every table (safe while a crawl writes).",
     ),
+    "purge": (
+        "purge",
+        "Remove an entity (or one of its fields) from every snapshot of every table.",
+    ),
+    "purges": ("purge", "List the purges of ops/purges: when, what, why, rows removed per table."),
     "backfill": (
         "backfill",
         "Import every version of a public archive missing from the store, oldest first.",
@@ -65,6 +73,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": (
         "analytics",
         "Every measure as one self-contained page (index.html) plus tables as Parquet/CSV.",
+    ),
+    "lineage": (
+        "lineage",
+        "A model's tree (bases, relation, descendants) at a snapshot, or its family series.",
     ),
     "demo": ("demo", "Run the whole loop offline: simulator -> daemon -> Delta store -> report."),
     "sql": ("sql", "Run a read-only SQL query (DuckDB) over the store; writes are refused."),
@@ -306,13 +318,14 @@ def _run(debug: bool) -> None:
 
 def _say(message: str) -> None:
     # imported here: hubtide.output loads polars and rich, which `--version` does not need
-    from rich.markup import escape
+    from rich.text import Text
 
-    from hubtide.output import err_console
+    from hubtide.output import err_console, inert
 
-    # soft_wrap: one line however narrow the terminal (or a pipe's 80 columns)
+    # soft_wrap: one line however narrow the terminal (or a pipe's 80 columns); the
+    # message often quotes stored text (an id, a name): `inert`, never markup
     err_console.print(
-        f"[red]error:[/red] {escape(message)}", highlight=False, markup=True, soft_wrap=True
+        Text.assemble(("error:", "red"), " ", inert(message)), highlight=False, soft_wrap=True
     )
 
 

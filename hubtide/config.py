@@ -192,7 +192,12 @@ class AnalyticsConfig:
         False, "n_commits leaves out bots' commits (default: every commit, as paper B)."
     )
     identity_overrides: str = _f("", "CSV of author,merged_into pairs overriding merges.")
-    interval_days: int = _f(7, "Fixed interval of turnover, churn and maintenance series.", min=1)
+    interval_days: int = _f(
+        0,
+        "Fixed interval of turnover_interval in days; 0 = from the source's snapshot cadence"
+        " (a week for daily snapshots, a quarter for monthly ones).",
+        min=0,
+    )
     people_series_max: int = _f(
         10,
         "Snapshots the people-based series sample (identity merging and networks are costly);"

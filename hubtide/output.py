@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -15,6 +16,7 @@ from typing import Any
 import polars as pl
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 class Format(StrEnum):
@@ -25,6 +27,18 @@ class Format(StrEnum):
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+# C0 and C1 control characters but tab and newline: an ESC in a stored name would
+# otherwise reach the terminal raw (colours, a screen clear, an OSC 8 hyperlink)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def inert(value: str) -> Text:
+    """Stored text as it is shown to a person: never read as rich markup (a name like
+    `[link=http://x]y[/link]` stays those characters), control characters written as
+    `\\x1b` escapes."""
+    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value))
 
 
 def _json_default(value: Any) -> Any:
@@ -83,7 +97,8 @@ def emit_frame(
     else:
         if show is not None:
             df = df.select([c for c in show if c in df.columns] or df.columns)
-        table = Table(title=title, show_lines=False)
+        # every cell, header and the title as plain text (stored strings: `inert`)
+        table = Table(title=inert(title) if title is not None else None, show_lines=False)
         rows = [["" if v is None else _cell(v) for v in row] for row in df.iter_rows()]
         texts = {c for c, t in df.schema.items() if t == pl.String or isinstance(t, pl.List)}
         natural = {c: max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(df.columns)}
@@ -94,7 +109,7 @@ def emit_frame(
         for col in df.columns:
             text = col in texts
             table.add_column(
-                col,
+                inert(col),
                 justify="right" if df.schema[col].is_numeric() else "left",
                 no_wrap=True,
                 overflow="ellipsis",
@@ -102,7 +117,7 @@ def emit_frame(
                 max_width=40 if text else None,
             )
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*map(inert, row))
         console.print(table)
 
 

@@ -82,7 +82,13 @@ def _clean(value: Any) -> Any:
 
 def json_response(body: Any, status: int = 200) -> web.Response:
     text = json.dumps(body, default=_json_default, allow_nan=False)
-    return web.Response(text=text, status=status, content_type="application/json")
+    # nosniff: a browser never reads a body as HTML, whatever stored text it quotes
+    return web.Response(
+        text=text,
+        status=status,
+        content_type="application/json",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 def _rows(df: pl.DataFrame) -> list[dict[str, Any]]:

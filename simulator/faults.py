@@ -88,9 +88,11 @@ def make_middleware(
             return limited
         if kind == "server_error":
             status = (500, 502, 503)[(h >> 8) % 3]
-            return hub_error(
+            failed = hub_error(
                 status, "Internal Error - We're working hard to fix this as soon as possible!"
             )
+            failed.headers.update(rl_headers)  # the request was counted: say so
+            return failed
         if kind == "slow":
             await asyncio.sleep(state.config.slow_seconds)
         if kind == "drop":
@@ -100,7 +102,12 @@ def make_middleware(
         if kind in ("malformed", "churn"):
             request[FAULT_KIND] = kind
             request[FAULT_DRAW] = h
-        resp = await handler(request)
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:  # the router's 404 / 405: counted, so headed too
+            for k, v in rl_headers.items():
+                exc.headers.setdefault(k, v)
+            raise
         for k, v in rl_headers.items():
             resp.headers.setdefault(k, v)
         if kind == "truncate" and isinstance(resp, web.Response) and resp.body:

@@ -9,6 +9,7 @@ path (web pages) the pages bucket. A client is its token when it sends one, else
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ class Verdict:
 
     def headers(self) -> dict[str, str]:
         w = max(1, int(self.window))
-        t = max(1, round(self.reset))
+        # rounded up: a client that waits t seconds finds the window reset
+        t = max(1, math.ceil(self.reset))
         return {
             "RateLimit": f'"{self.bucket}";r={self.remaining};t={t}',
             "RateLimit-Policy": f'"fixed window";"{self.bucket}";q={self.quota};w={w}',

@@ -40,7 +40,7 @@ Status = Literal["running", "complete", "partial", "failed"]
 Coverage = Literal["full", "top", "subset"]
 COVERAGES: tuple[Coverage, ...] = ("full", "top", "subset")
 # the catalog columns added after the first stores were written: read as null there
-_LATER_COLUMNS = ("coverage", "top_by", "top_n")
+_LATER_COLUMNS = ("coverage", "top_by", "top_n", "id_column", "digest")
 TerminalStatus = Literal["complete", "partial", "failed"]
 # which change-encoded table a keyframe question is about
 TableKind = Literal["attributes", "counters"]
@@ -420,6 +420,27 @@ class Catalog:
                 f"the first is at {first.isoformat() if first else 'unknown'}"
             )
         return int(before["snapshot_id"][-1])
+
+    def id_column(self, source: str) -> str | None:
+        """A custom source's id column name, as its first import recorded it (what its
+        outputs call `entity_id`); None for a source without one (crawled, built-in)."""
+        cat = self.read().filter(
+            (pl.col("source") == source)
+            & (pl.col("status") != "failed")
+            & pl.col("id_column").is_not_null()
+        )
+        return str(cat.sort("snapshot_id")["id_column"][0]) if cat.height else None
+
+    def imported(self, source: str, as_of: datetime, digest: str) -> SnapshotInfo | None:
+        """The complete snapshot of `source` at `as_of` that an import of the file with
+        this `digest` wrote, or None."""
+        cat = self.read().filter(
+            (pl.col("source") == source)
+            & (pl.col("status") == "complete")
+            & (pl.col("digest") == digest)
+            & (pl.col("as_of") == as_of)
+        )
+        return SnapshotInfo.from_row(cat.row(0, named=True)) if cat.height else None
 
     def info(self, source: str, snapshot_id: int) -> SnapshotInfo:
         """The newest catalog row of a snapshot that exists."""

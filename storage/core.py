@@ -28,7 +28,16 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from storage import schemas
 from storage.catalog import Catalog
 from storage.errors import StoreError
-from storage.layout import FAMILY_TABLES, META_COLUMNS, entity_table, fixed_tables, is_custom
+from storage.layout import (
+    FAMILY_TABLES,
+    META_COLUMNS,
+    OBSERVED,
+    OBSERVED_AT,
+    PURGES,
+    entity_table,
+    fixed_tables,
+    is_custom,
+)
 from storage.objects import check_conditional_put, delta_options, is_s3
 from storage.records import Rows
 from storage.staged import drop_staged
@@ -99,6 +108,10 @@ class LruCache(Generic[K, V]):
             if hit is not None:
                 self._items.move_to_end(key)
             return hit
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
     def put(self, key: K, value: V) -> None:
         with self._lock:
@@ -256,9 +269,11 @@ class StoreCore:
             return schema
         dt = self.tables.get(entity_table(source))
         if dt is None:
-            return pa.schema([pa.field("entity_id", pa.string())])
+            return pa.schema([pa.field("entity_id", pa.string()), schemas.OBSERVED_FIELD])
         phys = pa.schema(dt.schema().to_arrow())
-        return pa.schema([f for f in phys if f.name not in META_COLUMNS])
+        fields = [f for f in phys if f.name not in META_COLUMNS and f.name != OBSERVED_AT]
+        # the observation time lives apart (layout.OBSERVED): last, as in the built-ins
+        return pa.schema([*fields, schemas.OBSERVED_FIELD])
 
     def input_schema(self, source: str, rows: Rows) -> pa.Schema:
         """For a custom source: known columns keep their type, new ones are inferred."""
@@ -304,9 +319,13 @@ class StoreCore:
         """Every table of the store that exists, fixed ones first."""
         names = list(fixed_tables())
         names += [rel for rel in FAMILY_TABLES if self.tables.exists(rel)]
+        if self.tables.exists(OBSERVED):
+            names.append(OBSERVED)
         for src in self.catalog.sources():
             if is_custom(src) and self.tables.exists(entity_table(src)):
                 names.append(entity_table(src))
+        if self.tables.exists(PURGES):  # made by the first purge (storage/purge.py)
+            names.append(PURGES)
         return names
 
     def table_stats(self) -> list[TableStats]:

@@ -16,6 +16,11 @@ Two change-encoded tables per source family (docs/storage.md, "Tables"):
   changed (all of them at a counter keyframe). Rows sorted by key, so the key column's
   delta encoding costs ~1 byte. Custom sources have no counters table.
 
+Observation times (`observed/times`, every source): `source`, `entity_key`, `valid_from`,
+`observed_at`, written like a counters table of one column (a row when it changed; every
+listed key at an observation keyframe: reads.observed_keyframe), so the answer time that
+moves every crawl never makes an attribute or counters row.
+
 Each table is partitioned by `source` (custom tables hold one source and are not).
 
 This module is the one place that spells a table's name and builds a transaction id
@@ -48,10 +53,16 @@ def counters_of(source: str) -> tuple[str, ...]:
 
 META_COLUMNS = ("source", "valid_from", "op", "entity_key")
 KEY = "entity_key"
+# observation times of every source, partitioned by source (schemas.OBSERVED); created
+# at the first snapshot whose rows carry an `observed_at`
+OBSERVED = "observed/times"
+OBSERVED_AT = schemas.OBSERVED_AT
 
 CATALOG = "catalog/snapshots"
 HEARTBEATS = "catalog/heartbeats"
 EVENTS = "ops/crawl_events"
+# the audit trail of `hubtide purge` (storage/purge.py): one row per step of each purge
+PURGES = "ops/purges"
 TOPK = "derived/topk"
 # the `by` of the derived/topk rows that list a `top` snapshot's members (every entity its
 # listing named): what an as-of read of that snapshot returns
@@ -63,6 +74,14 @@ DETAIL_KINDS: tuple[DetailKind, ...] = ("commits", "discussions", "cards")
 FAMILY_TABLES = ("hub/repos", "hub/repo_counters", "registry/packages", "registry/package_counters")
 # The app id of a window compaction's commit (storage/maintenance.py, "COMPACT_APP").
 COMPACT_APP = "hubtide:compact"
+
+
+def purge_app(purge_id: int) -> str:
+    """The app id of purge `purge_id`'s commits (storage/purge.py): version 1 in each
+    table it rewrites, its steps' versions in `ops/purges`."""
+    return f"hubtide:purge:{purge_id}"
+
+
 # partitioned by snapshot so dropping a finished snapshot's batches is a metadata-only delete
 STAGING_PARTITION = ["source", "snapshot_id"]
 STAGING_SCHEMA = pa.schema(
@@ -130,7 +149,9 @@ def physical_schema(logical: pa.Schema, counters: tuple[str, ...] = ()) -> pa.Sc
     # refuse the append; the writer guarantees entity_key/valid_from/op are never null
     fields = [pa.field("source", pa.string()), pa.field(KEY, pa.int64())]
     fields += [
-        f.with_nullable(True) for f in logical if f.name not in META_COLUMNS + tuple(counters)
+        f.with_nullable(True)
+        for f in logical
+        if f.name not in (*META_COLUMNS, *counters, OBSERVED_AT)
     ]
     fields += [pa.field("valid_from", pa.int64()), pa.field("op", pa.string())]
     return pa.schema(fields)
@@ -154,7 +175,15 @@ def detail_table(kind: DetailKind) -> str:
 
 
 TxnPart = Literal[
-    "catalog", "changes", "counters", "topk", "commits", "discussions", "cards", "heartbeat"
+    "catalog",
+    "changes",
+    "counters",
+    "observed",
+    "topk",
+    "commits",
+    "discussions",
+    "cards",
+    "heartbeat",
 ]
 
 
@@ -164,7 +193,7 @@ def txn_id(source: str, snapshot_id: int, part: TxnPart | None = None) -> str:
 
     `{source}:{id}` for its staged batches (version = the highest seq staged), and
     `{source}:{id}:{part}` for its catalog rows (0 running, 1 terminal), its change rows
-    (1 keyframe, 0 not), counters, top-k members and each details kind (version = batch
+    (1 keyframe, 0 not), counters and observation times (the same), top-k members and each details kind (version = batch
     seq), and its heartbeats (version = the beat's Unix time in ms)."""
     app = f"{source}:{snapshot_id}"
     return app if part is None else f"{app}:{part}"

@@ -91,9 +91,18 @@ def drop_finished_staging(core: StoreCore) -> int:
     done = cat.filter(pl.col("status").is_in(["complete", "failed"])).select(
         "source", "snapshot_id"
     )
-    staged = (
-        pl.scan_delta(core.tables.must(STAGING)).select("source", "snapshot_id").unique().collect()
-    )
+    # from the log's partition values, not the files: a writer finishing next to this
+    # removes its snapshot's staged files from disk at once (staged.reclaim)
+    adds = pa.table(core.tables.must(STAGING).get_add_actions(flatten=True))
+    if not adds.num_rows:
+        return 0
+    staged = pl.DataFrame(
+        {
+            "source": adds.column("partition.source").to_pylist(),
+            "snapshot_id": [int(s) for s in adds.column("partition.snapshot_id").to_pylist()],
+        },
+        schema={"source": pl.String, "snapshot_id": pl.Int64},
+    ).unique()
     gone = staged.join(done, on=["source", "snapshot_id"], how="semi")
     for (source,), part in gone.group_by("source"):
         drop_staged(core.tables, str(source), part["snapshot_id"].to_list())
@@ -406,10 +415,12 @@ def leaf_paths(name: str, t: pa.DataType) -> list[str]:
 _STAT_TYPES = (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string)
 
 
-def file_stats(rows: pa.Table) -> dict[str, Any]:
+def file_stats(rows: pa.Table, *, max_text_chars: int | None = None) -> dict[str, Any]:
     """Delta statistics of a file: record count, null counts of the flat columns, min and
     max of the integer and string ones (what reads filter on: `valid_from`, `entity_key`,
-    `entity_id`). A column without min/max is read, never skipped."""
+    `entity_id`). A column without min/max is read, never skipped. `max_text_chars`: a
+    text column with a longer value gets no min/max (the statistics live in the log: a
+    purge must not copy a long text there)."""
     mins: dict[str, Any] = {}
     maxs: dict[str, Any] = {}
     nulls: dict[str, int] = {}
@@ -418,6 +429,15 @@ def file_stats(rows: pa.Table) -> dict[str, Any]:
         if pa.types.is_nested(t):
             continue
         nulls[name] = col.null_count
+        text = pa.types.is_string(t) or pa.types.is_large_string(t)
+        long = (
+            text
+            and max_text_chars is not None
+            and col.null_count < len(col)
+            and (pc.max(pc.utf8_length(col)).as_py() or 0) > max_text_chars
+        )
+        if long:
+            continue
         if any(is_(t) for is_ in _STAT_TYPES) and col.null_count < len(col):
             mm = pc.min_max(col)
             mins[name] = mm["min"].as_py()

@@ -11,6 +11,7 @@ kept snapshot.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -23,6 +24,8 @@ from storage.layout import (
     COVERED,
     EVENTS,
     KEY,
+    OBSERVED,
+    OBSERVED_AT,
     OP_DELETE,
     TOPK,
     DetailKind,
@@ -31,6 +34,7 @@ from storage.layout import (
     detail_table,
     entity_table,
     is_custom,
+    txn_id,
 )
 from storage.ranking import ranked
 from storage.staged import StagedBatches
@@ -103,20 +107,52 @@ def state_of(
     counters = counters_of(source)
     crel = counter_table(source)
     cdt = core.tables.get(crel) if crel is not None else None
+    odt = core.tables.get(OBSERVED) if OBSERVED_AT in cols else None
+    akf = core.catalog.keyframe_before(source, snapshot_id, "attributes")
+    ckf = core.catalog.keyframe_before(source, snapshot_id, "counters")
+    okf = observed_keyframe(core, source, snapshot_id) if odt is not None else None
     return read_state(
         pl.scan_delta(dt),
         pl.scan_delta(cdt) if cdt is not None else None,
         source,
         snapshot_id,
         core.catalog.complete_ids(source),
-        core.catalog.keyframe_before(source, snapshot_id, "attributes"),
-        core.catalog.keyframe_before(source, snapshot_id, "counters"),
+        akf,
+        ckf,
         cols,
         counters,
+        observed=pl.scan_delta(odt) if odt is not None else None,
+        observed_keyframe=okf,
         keys=keys,
         with_key=with_key,
         eager=eager,
     )
+
+
+def observed_keyframe(core: StoreCore, source: str, snapshot_id: int) -> int | None:
+    """The snapshot whose observation rows a read of `snapshot_id` starts from: the newest
+    observation keyframe at or before it (its rows give every live entity its time).
+
+    Every counters keyframe (a source without counters: attribute keyframe) is one; so
+    is any snapshot whose listing named every live entity with most times new (a Hub
+    crawl: every one), said by the version of its `observed` txn (1). Only the complete
+    snapshots after the counters keyframe are looked at (at most `keyframe_every`)."""
+    if counter_table(source) is not None:
+        base = core.catalog.keyframe_before(source, snapshot_id, "counters")
+    else:
+        base = core.catalog.keyframe_before(source, snapshot_id, "attributes")
+    odt = core.tables.get(OBSERVED)
+    if odt is None:
+        return base
+    lo = base if base is not None else 0
+    for sid in sorted(core.catalog.complete_ids(source), reverse=True):
+        if sid > snapshot_id:
+            continue
+        if sid <= lo:
+            break
+        if odt.transaction_version(txn_id(source, sid, "observed")) == 1:
+            return sid
+    return base
 
 
 def covered_keys(core: StoreCore, source: str, snapshot_id: int) -> list[int] | None:
@@ -180,16 +216,16 @@ def previous_state(
         return cached
     have = set(core.columns(source))
     counters = [c for c in counters_of(source) if c in types]
-    read = [c for c in [*attr_cols, *counters] if c in have]
+    kept = [*counters, OBSERVED_AT]  # the diff's narrow columns besides the hash
+    types = {**types, OBSERVED_AT: pl.Datetime("us", "UTC")}
+    read = [c for c in [*attr_cols, *kept] if c in have]
     lf = state_of(core, source, prev_id, read, with_key=True, covered=False)
-    missing = [c for c in [*attr_cols, *counters] if c not in read]
+    missing = [c for c in [*attr_cols, *kept] if c not in read]
     lf = lf.with_columns([pl.lit(None, types[c]).alias(c) for c in missing])
-    lf = lf.with_columns([pl.col(c).cast(types[c]) for c in [*attr_cols, *counters]])
+    lf = lf.with_columns([pl.col(c).cast(types[c]) for c in [*attr_cols, *kept]])
     # hashed inside the query and collected by the streaming engine: only the narrow
     # columns are ever whole in memory, not the wide state (2M Hub rows ~ 700 MB)
-    lf = lf.select(
-        "entity_id", KEY, hash_expr([c for c in attr_cols if c != "entity_id"]), *counters
-    )
+    lf = lf.select("entity_id", KEY, hash_expr([c for c in attr_cols if c != "entity_id"]), *kept)
     frame = lf.collect(engine="streaming")
     dt = core.tables.must(entity_table(source))
     ids = core.catalog.complete_ids(source)
@@ -224,12 +260,29 @@ def as_of(
     *,
     columns: Sequence[str] | None = None,
     include_partial: bool = False,
+    max_staleness: timedelta | None = None,
 ) -> pl.LazyFrame:
     """The state of `source` as of a snapshot: one row per live entity.
 
     `entity_id` always comes first, then `columns` (default: every logical column).
+    `max_staleness` keeps only the rows observed no longer than that before the
+    snapshot's instant (`stale_rows`).
     """
     sid = core.catalog.resolve(source, at, include_partial=include_partial)
+    if max_staleness is not None:
+        check_staleness(max_staleness)
+        lf = as_of(core, source, sid, columns=columns, include_partial=include_partial)
+        wanted = lf.collect_schema().names()
+        if OBSERVED_AT not in wanted:
+            lf = as_of(
+                core,
+                source,
+                sid,
+                columns=[*wanted, OBSERVED_AT],
+                include_partial=include_partial,
+            )
+        instant = core.catalog.info(source, sid).as_of
+        return fresh_rows(lf, instant, max_staleness).select(wanted)
     cols = check_columns(core, source, columns)
     status = core.catalog.snapshots(source, include_partial=True).filter(
         pl.col("snapshot_id") == sid
@@ -253,12 +306,40 @@ def as_of(
     return out.select(cols) if cols is not None else out
 
 
+def check_staleness(max_staleness: timedelta) -> None:
+    """ValueError for a staleness bound that is not a non-negative timedelta."""
+    if not isinstance(max_staleness, timedelta) or max_staleness < timedelta(0):
+        raise ValueError(
+            f"max_staleness must be a timedelta of zero or more, got {max_staleness!r}"
+        )
+
+
+def staleness(instant: datetime | None) -> pl.Expr:
+    """How long before `instant` (a snapshot's as_of) each row's values were observed,
+    as a Duration (`staleness`); null where `observed_at` is unknown. Negative when the
+    page answered after the snapshot's instant (a crawl's pages come after its start)."""
+    if instant is None:
+        return pl.lit(None, pl.Duration("us")).alias("staleness")
+    return (pl.lit(instant, pl.Datetime("us", "UTC")) - pl.col(OBSERVED_AT)).alias("staleness")
+
+
+def fresh_rows(
+    lf: pl.LazyFrame, instant: datetime | None, max_staleness: timedelta
+) -> pl.LazyFrame:
+    """The rows of `lf` (with `observed_at`) observed at most `max_staleness` before
+    `instant`. A row whose observation time is unknown is left out: nothing says it is
+    fresh."""
+    return lf.filter(staleness(instant) <= max_staleness)
+
+
 def history(core: StoreCore, source: str, entity_id: str) -> pl.LazyFrame:
     """Every change of one entity: snapshot_id, as_of, op, logical columns.
 
     One row per complete snapshot where the entity's state differs from the one
     before (`upsert`), or where it vanished (`delete`, columns null). Keyframe copies
-    and counter rows that repeat the previous values are not changes.
+    and counter rows that repeat the previous values are not changes, nor is a new
+    observation time alone: each row's `observed_at` is when that snapshot observed
+    the values (null: unknown).
     """
     core.catalog.check_known(source)
     cols = core.columns(source)
@@ -275,7 +356,7 @@ def history(core: StoreCore, source: str, entity_id: str) -> pl.LazyFrame:
     if dt is None:
         return pl.DataFrame(schema=out_schema).lazy()
     counters = [c for c in counters_of(source) if c in cols]
-    attr_cols = [c for c in cols if c not in counters]
+    attr_cols = [c for c in cols if c not in counters and c != OBSERVED_AT]
     attrs = (
         pl.scan_delta(dt)
         .filter((pl.col("source") == source) & (pl.col("entity_id") == entity_id))
@@ -299,6 +380,7 @@ def history(core: StoreCore, source: str, entity_id: str) -> pl.LazyFrame:
         )
         for r in crows.iter_rows():
             cnt.setdefault(r[0], []).append((r[1], tuple(r[2:])))
+    seen = _observed_series(core, source, keys, list(when))
     arows = attrs.rows()
     times = sorted({r[1] for r in arows} | {t for v in cnt.values() for t, _ in v})
     out: list[dict[str, Any]] = []
@@ -328,6 +410,8 @@ def history(core: StoreCore, source: str, entity_id: str) -> pl.LazyFrame:
         if prev is None or _key_of(state) != _key_of(prev):
             row = dict(zip([c for c in attr_cols if c != "entity_id"], values, strict=True))
             row.update(zip(counters, current, strict=True))
+            if OBSERVED_AT in cols:
+                row[OBSERVED_AT] = _observed_at(core, source, seen.get(key, []), t)
             out.append(
                 {
                     "snapshot_id": t,
@@ -344,6 +428,36 @@ def history(core: StoreCore, source: str, entity_id: str) -> pl.LazyFrame:
         else pl.DataFrame(schema=out_schema)
     )
     return frame.select(["snapshot_id", "as_of", "op", *cols]).lazy()
+
+
+def _observed_series(
+    core: StoreCore, source: str, keys: Sequence[int], ids: Sequence[int]
+) -> dict[int, list[tuple[int, Any]]]:
+    """Per entity key, its observation rows (valid_from, observed_at) among the complete
+    snapshots `ids`, oldest first."""
+    odt = core.tables.get(OBSERVED)
+    if odt is None or not keys:
+        return {}
+    rows = (
+        pl.scan_delta(odt)
+        .filter((pl.col("source") == source) & pl.col(KEY).is_in(list(keys)))
+        .filter(pl.col("valid_from").is_in(list(ids)))
+        .select(KEY, "valid_from", OBSERVED_AT)
+        .sort("valid_from")
+        .collect()
+    )
+    out: dict[int, list[tuple[int, Any]]] = {}
+    for k, vf, at in rows.iter_rows():
+        out.setdefault(k, []).append((vf, at))
+    return out
+
+
+def _observed_at(core: StoreCore, source: str, series: list[tuple[int, Any]], t: int) -> Any:
+    """The observation time of snapshot `t` from one key's rows: the newest at or before
+    `t` and not before its keyframe (as `read_state` reads it)."""
+    lo = observed_keyframe(core, source, t) or 0
+    hits = [at for vf, at in series if lo <= vf <= t]
+    return hits[-1] if hits else None
 
 
 def named(core: StoreCore, source: str, name: str) -> pl.DataFrame:
@@ -507,6 +621,8 @@ def changed(core: StoreCore, source: str, from_snapshot: At, to_snapshot: At) ->
     )
     differs = pl.lit(False)
     for c in value_cols:
+        if c == OBSERVED_AT:
+            continue  # a new observation of the same values is no change
         differs = differs | pl.col(c).ne_missing(pl.col(c + "__a"))
     renamed = (
         pl.col("name").ne_missing(pl.col("name__a")) if "name" in value_cols else pl.lit(False)

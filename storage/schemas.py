@@ -22,6 +22,12 @@ import pyarrow as pa
 
 TS = pa.timestamp("us", tz="UTC")
 STR_LIST = pa.list_(pa.string())
+# When a row's values were observed (the listing page's answer time, ecosyste.ms's
+# `last_synced_at`), apart from the snapshot's instant: every source's rows may carry it
+# and as-of reads return it (null: unknown). Never an attribute: it is kept in a table of
+# its own (`OBSERVED`), so a crawl that sees nothing change writes no change rows.
+OBSERVED_AT = "observed_at"
+OBSERVED_FIELD = pa.field(OBSERVED_AT, TS)
 
 # ---------------------------------------------------------------------------------------
 # Sources
@@ -77,6 +83,7 @@ HUB_REPO = pa.schema(
         pa.field("downloads_all_time", pa.int64()),
         pa.field("likes", pa.int64()),
         pa.field("trending_score", pa.float64()),
+        OBSERVED_FIELD,  # when the listing page carrying the row answered
     ]
 )
 
@@ -97,6 +104,7 @@ REGISTRY_PACKAGE = pa.schema(
         pa.field("downloads", pa.int64()),
         pa.field("dependent_packages", pa.int64()),
         pa.field("dependent_repos", pa.int64()),
+        OBSERVED_FIELD,  # ecosyste.ms's `last_synced_at`, else the page's answer time
     ]
 )
 
@@ -165,6 +173,11 @@ CATALOG_SNAPSHOTS = pa.schema(
         pa.field("coverage", pa.string()),
         pa.field("top_by", pa.string()),
         pa.field("top_n", pa.int64()),
+        # an import's provenance (storage/importing.py): a custom source's id column name
+        # (what its outputs call entity_id) and the imported file's `sha256:HEX`, so the
+        # same file at the same instant is not imported twice; null for crawls
+        pa.field("id_column", pa.string()),
+        pa.field("digest", pa.string()),
     ]
 )
 
@@ -217,6 +230,21 @@ DERIVED_TOPK = pa.schema(
         pa.field("snapshot_id", pa.int64(), nullable=False),
         pa.field("by", pa.string(), nullable=False),
         pa.field("entity_key", pa.int64(), nullable=False),
+    ]
+)
+
+# Observation times (storage/layout.py, OBSERVED), change-encoded like counters: a row
+# per (source, entity_key) whenever the entity's `observed_at` changed (every listed key
+# at an observation keyframe: reads.observed_keyframe). Rows sorted by key:
+# a Hub crawl pages in creation order, so a page's rows hold consecutive keys and one
+# answer time, and the Parquet dictionary's run-length encoding stores a page's times
+# in a few bytes (measured: docs/storage.md, "Observation time").
+OBSERVED = pa.schema(
+    [
+        pa.field("source", pa.string()),
+        pa.field("entity_key", pa.int64()),
+        pa.field("valid_from", pa.int64()),
+        OBSERVED_FIELD,
     ]
 )
 

@@ -13,6 +13,12 @@ complete snapshot:
   given as text (`FROM asof('hub:model', '2026-01-31')`), read by the store's date rule: a
   bare date means the last instant of that UTC day;
 
+for hub:model, the lineage (docs/lineage.md): `lineage_edges` (every declared base of every
+live model at every complete snapshot, resolved to a model by name, former name or not at
+all), the table macros `lineage_asof(at)` (one snapshot's edges), `lineage_tree(model, at)`
+(the nodes of a model's tree with their signed depth) and `lineage_family(model)` (its
+descendants and their downloads per snapshot);
+
 plus `snapshots` (the catalog, every status) and every `derived/...` table as
 `derived_<name>` (`derived_topk`). Nothing is copied: each Delta table is registered as
 `DeltaTable(uri).to_pyarrow_dataset()`, so DuckDB pushes filters and projections into its
@@ -38,7 +44,7 @@ from deltalake import DeltaTable
 
 from storage import schemas
 from storage.errors import StoreError
-from storage.layout import KEY, counter_table, entity_table
+from storage.layout import KEY, OBSERVED, OBSERVED_AT, counter_table, entity_table
 
 
 class Store(Protocol):
@@ -144,6 +150,8 @@ def connect(store: Store) -> duckdb.DuckDBPyConnection:
     if not sources:
         dispatch = "error('the store has no complete snapshot')"
     con.execute(f'CREATE MACRO "asof"(src, point) AS TABLE FROM query({dispatch})')
+    if LINEAGE_SOURCE in sources and set(LINEAGE_COLUMNS) <= set(store.columns(LINEAGE_SOURCE)):
+        _lineage_views(con)
     for name in schemas.TABLES:
         if name.startswith("derived/") and table(name) is not None:
             con.execute(f"CREATE VIEW derived_{_alias(name[8:])} AS FROM {registered[name]}")
@@ -159,15 +167,23 @@ def _source_views(con: duckdb.DuckDBPyConnection, store: Store, source: str, tab
     crel = counter_table(source)
     counters_name = table(crel) if crel is not None else None
     columns = store.columns(source)
+    observed = table(OBSERVED) if OBSERVED_AT in columns else None
     in_attrs = set(con.execute(f"DESCRIBE {attrs}").fetchnumpy()["column_name"])
     counters: set[str] = set()
     if counters_name is not None:
         in_ctr = set(con.execute(f"DESCRIBE {counters_name}").fetchnumpy()["column_name"])
         counters = {c for c in columns if c in in_ctr and c not in in_attrs}
-    attr_cols = [c for c in columns if c not in counters]
+    attr_cols = [c for c in columns if c not in counters and c != OBSERVED_AT]
     src = _lit(source)
     s_macro = _ident("_asof_" + source)
-    select = ", ".join((f"c.{_ident(c)}" if c in counters else f"a.{_ident(c)}") for c in columns)
+
+    def pick(c: str) -> str:
+        if c == OBSERVED_AT:
+            # kept apart (layout.OBSERVED); null where no time was ever recorded
+            return f"o.{_ident(c)}" if observed is not None else f"NULL::TIMESTAMPTZ AS {c}"
+        return f"c.{_ident(c)}" if c in counters else f"a.{_ident(c)}"
+
+    select = ", ".join(pick(c) for c in columns)
     ctr = ""
     if counters_name is not None:
         ctr = f"""
@@ -175,6 +191,14 @@ def _source_views(con: duckdb.DuckDBPyConnection, store: Store, source: str, tab
                      WHERE source = {src} AND valid_from IN (SELECT snapshot_id FROM ids)
                      QUALIFY row_number() OVER (PARTITION BY {KEY}
                                                 ORDER BY valid_from DESC) = 1) c
+            USING ({KEY})"""
+    if observed is not None:
+        # its newest row at or before the point is the time (a time gone null has a row)
+        ctr += f"""
+          LEFT JOIN (SELECT {KEY}, {OBSERVED_AT} FROM {observed}
+                     WHERE source = {src} AND valid_from IN (SELECT snapshot_id FROM ids)
+                     QUALIFY row_number() OVER (PARTITION BY {KEY}
+                                                ORDER BY valid_from DESC) = 1) o
             USING ({KEY})"""
     con.execute(
         f"""
@@ -193,7 +217,9 @@ def _source_views(con: duckdb.DuckDBPyConnection, store: Store, source: str, tab
     assert newest is not None
     for name in dict.fromkeys([source, _alias(source)]):
         con.execute(f"CREATE VIEW {_ident(name)} AS FROM {s_macro}({_lit(str(newest[0]))})")
-    _history_view(con, source, attrs, counters_name, attr_cols, sorted(counters), columns)
+    # the history view lists changes of the values; observation times are as-of only
+    kept = [c for c in columns if c != OBSERVED_AT]
+    _history_view(con, source, attrs, counters_name, attr_cols, sorted(counters), kept)
 
 
 def _history_view(
@@ -219,14 +245,19 @@ def _history_view(
                     AND valid_from IN (SELECT snapshot_id FROM _complete
                                        WHERE source = {src}))"""
         win = f"PARTITION BY {KEY} ORDER BY snapshot_id ROWS UNBOUNDED PRECEDING"
+        # each value comes from the newest row of its own table (a null there is a value:
+        # a base_models cleared stays cleared), wrapped in a struct so IGNORE NULLS skips
+        # only the snapshots without such a row
         carried = ", ".join(
-            f"last_value(j.{_ident(c)} IGNORE NULLS) OVER ({win}) AS {_ident(c)}"
-            for c in [*attr_cols, *counters]
+            f"(last_value(CASE WHEN j.{flag} IS NOT NULL THEN {{'v': j.{_ident(c)}}} END "
+            f"IGNORE NULLS) OVER ({win})).v AS {_ident(c)}"
+            for flag, cols in (("op", attr_cols), ("_c_from", counters))
+            for c in cols
         )
         body = f"""
           SELECT snapshot_id, coalesce(op, 'counters') AS op, {KEY}, {carried}
           FROM (SELECT coalesce(a.valid_from, c.valid_from) AS snapshot_id,
-                       coalesce(a.{KEY}, c.{KEY}) AS {KEY}, a.op,
+                       coalesce(a.{KEY}, c.{KEY}) AS {KEY}, a.op, c.valid_from AS _c_from,
                        {", ".join(f"a.{_ident(c)}" for c in attr_cols)},
                        {", ".join(f"c.{_ident(c)}" for c in counters)}
                 FROM {rows} a FULL OUTER JOIN {crow} c
@@ -238,6 +269,173 @@ def _history_view(
     """
     for name in dict.fromkeys([source + "_history", _alias(source) + "_history"]):
         con.execute(f"CREATE VIEW {_ident(name)} AS {view}")
+
+
+LINEAGE_SOURCE = "hub:model"
+LINEAGE_COLUMNS = ("name", "base_models", "base_model_relation", "downloads")
+RELATIONS = ("finetune", "adapter", "quantized", "merge")  # as analytics.lineage.RELATIONS
+_MISSING = "missing:"  # the node key of a base no model of the store answers to
+
+
+def _lineage_views(con: duckdb.DuckDBPyConnection) -> None:
+    """`lineage_edges`, `lineage_asof(at)`, `lineage_tree(model, at)` and
+    `lineage_family(model)` over hub:model (analytics/lineage.py computes the same in Polars;
+    tests/analytics/test_lineage.py checks one against the other and both by hand)."""
+    src = _lit(LINEAGE_SOURCE)
+    cols = ", ".join(f"h.{_ident(c)}" for c in LINEAGE_COLUMNS)
+    # every live model at every complete snapshot: each history row holds from its
+    # snapshot up to the entity's next row
+    con.execute(
+        f"""
+        CREATE VIEW _lineage_states AS
+        WITH h AS (SELECT *, lead(snapshot_id) OVER (PARTITION BY {KEY} ORDER BY snapshot_id)
+                             AS _until
+                   FROM {_ident(LINEAGE_SOURCE + "_history")})
+        SELECT s.snapshot_id, s.as_of, h.entity_id, {cols}
+        FROM _complete s JOIN h ON s.source = {src} AND h.snapshot_id <= s.snapshot_id
+             AND (h._until IS NULL OR s.snapshot_id < h._until)
+        WHERE h.op <> 'delete'
+        """
+    )
+    # a declared base resolves to the model live under that name (ties: smallest id), else
+    # to the model that held the name most recently (renamed: live now; deleted: gone),
+    # else it is missing; a model naming itself is not its own base
+    con.execute(
+        """
+        CREATE VIEW lineage_edges AS
+        WITH decl AS (
+          SELECT DISTINCT snapshot_id, as_of, entity_id AS child_id, name AS child_name,
+                 base_model_relation AS relation, unnest(base_models) AS declared
+          FROM _lineage_states),
+        d AS (SELECT * FROM decl WHERE declared IS NOT NULL AND declared <> ''
+                AND declared IS DISTINCT FROM child_name),
+        live AS (SELECT snapshot_id, name, min(entity_id) AS live_id
+                 FROM _lineage_states WHERE name IS NOT NULL GROUP BY ALL),
+        held AS (SELECT d.snapshot_id, d.declared, s.entity_id, max(s.snapshot_id) AS last
+                 FROM (SELECT DISTINCT snapshot_id, declared FROM d) d
+                 JOIN _lineage_states s ON s.name = d.declared AND s.snapshot_id <= d.snapshot_id
+                 GROUP BY ALL),
+        former AS (SELECT snapshot_id, declared, entity_id AS old_id FROM held
+                   QUALIFY row_number() OVER (PARTITION BY snapshot_id, declared
+                                              ORDER BY last DESC, entity_id) = 1),
+        r AS (
+          SELECT d.*, l.live_id, f.old_id, n.name AS now,
+                 coalesce(l.live_id, f.old_id) AS base_id
+          FROM d
+          LEFT JOIN live l ON l.snapshot_id = d.snapshot_id AND l.name = d.declared
+          LEFT JOIN former f ON f.snapshot_id = d.snapshot_id AND f.declared = d.declared
+          LEFT JOIN _lineage_states n ON n.snapshot_id = d.snapshot_id AND n.entity_id = f.old_id)
+        SELECT snapshot_id, as_of, child_id, child_name, relation, declared, base_id,
+               CASE WHEN live_id IS NULL AND now IS NOT NULL THEN now ELSE declared END
+                 AS base_name,
+               CASE WHEN live_id IS NOT NULL THEN 'live' WHEN old_id IS NULL THEN 'missing'
+                    WHEN now IS NOT NULL THEN 'renamed' ELSE 'deleted' END AS base_status
+        FROM r WHERE base_id IS NULL OR base_id <> child_id
+        """
+    )
+    con.execute(
+        f"""
+        CREATE MACRO lineage_asof(point) AS TABLE
+        FROM lineage_edges WHERE snapshot_id = _resolve({src}, point)
+        """
+    )
+    # the model a name means: an id, else the newest holder of the name, else the name as
+    # a missing base
+    con.execute(
+        f"""
+        CREATE MACRO _lineage_root(model) AS coalesce(
+          (SELECT entity_id FROM _lineage_states WHERE entity_id = model LIMIT 1),
+          (SELECT entity_id FROM _lineage_states WHERE name = model
+           ORDER BY snapshot_id DESC, entity_id LIMIT 1),
+          {_lit(_MISSING)} || model)
+        """
+    )
+    miss = _lit(_MISSING)
+    by_relation = ", ".join(
+        f"count(*) FILTER (WHERE s.base_model_relation = {_lit(r)}) AS n_{r}" for r in RELATIONS
+    )
+    keyed = f"coalesce(base_id, {miss} || declared) AS base_key"
+    # the parameters resolved once, and the tables the walks read, materialised once
+    params = f"""
+          p AS MATERIALIZED (SELECT _lineage_root(model) AS root,
+                                    starts_with(_lineage_root(model), {miss}) AS missing),
+          st AS MATERIALIZED (FROM _lineage_states)"""
+
+    # breadth first, each node once at its shortest distance (USING KEY keeps one row per
+    # key, and a node already reached is never re-entered: cycles end)
+    def walk(name: str, far: str, near: str) -> str:
+        return f"""{name}(node, depth) USING KEY (node) AS (
+            SELECT root, 0 FROM p
+            UNION
+            SELECT {far}, min(t.depth) + 1 FROM {name} t JOIN e ON {near} = t.node
+            WHERE {far} NOT IN (SELECT node FROM recurring.{name})
+            GROUP BY {far})"""
+
+    con.execute(
+        f"""
+        CREATE MACRO lineage_tree(model, point) AS TABLE
+        WITH RECURSIVE {params},
+          pt AS MATERIALIZED (SELECT _resolve({src}, point) AS sid),
+          e AS MATERIALIZED (SELECT *, {keyed} FROM lineage_edges
+                             WHERE snapshot_id = (SELECT sid FROM pt)),
+          {walk("down", "e.child_id", "e.base_key")},
+          {walk("up", "e.base_key", "e.child_id")},
+          nodes AS (SELECT node, depth FROM down
+                    UNION ALL SELECT node, -depth FROM up WHERE depth > 0),
+          known AS (SELECT entity_id, max_by(name, snapshot_id) AS name FROM st
+                    WHERE snapshot_id <= (SELECT sid FROM pt) GROUP BY entity_id)
+        SELECT CAST(n.depth AS BIGINT) AS depth,
+               CASE WHEN k.entity_id IS NULL AND starts_with(n.node, {miss})
+                    THEN NULL ELSE n.node END AS entity_id,
+               coalesce(s.name, k.name, n.node[{len(_MISSING) + 1}:]) AS name,
+               CASE WHEN s.entity_id IS NOT NULL THEN 'live'
+                    WHEN k.entity_id IS NOT NULL THEN 'deleted'
+                    ELSE 'missing' END AS status,
+               s.downloads
+        FROM nodes n
+        LEFT JOIN known k ON k.entity_id = n.node
+        LEFT JOIN st s ON s.snapshot_id = (SELECT sid FROM pt) AND s.entity_id = n.node
+        ORDER BY abs(n.depth), n.depth, name
+        """
+    )
+    con.execute(
+        f"""
+        CREATE MACRO lineage_family(model) AS TABLE
+        WITH RECURSIVE {params},
+          e AS MATERIALIZED (SELECT *, {keyed} FROM lineage_edges),
+          fam(snapshot_id, node) USING KEY (snapshot_id, node) AS (
+            SELECT snapshot_id, root FROM _complete, p WHERE source = {src}
+            UNION
+            SELECT e.snapshot_id, e.child_id FROM fam t
+            JOIN e ON e.snapshot_id = t.snapshot_id AND e.base_key = t.node
+            WHERE (e.snapshot_id, e.child_id) NOT IN
+                  (SELECT (snapshot_id, node) FROM recurring.fam)),
+          agg AS (SELECT f.snapshot_id, count(*) AS descendants, {by_relation},
+                         CAST(coalesce(sum(s.downloads), 0) AS BIGINT) AS descendant_downloads
+                  FROM fam f JOIN st s ON s.snapshot_id = f.snapshot_id AND s.entity_id = f.node
+                  WHERE f.node <> (SELECT root FROM p) GROUP BY f.snapshot_id),
+          me AS (SELECT snapshot_id, name, downloads FROM st
+                 WHERE entity_id = (SELECT root FROM p)),
+          kids AS (SELECT snapshot_id, count(DISTINCT child_id) AS direct FROM e
+                   WHERE base_key = (SELECT root FROM p) GROUP BY snapshot_id)
+        SELECT c.snapshot_id, c.as_of,
+               CASE WHEN p.missing THEN NULL ELSE p.root END AS root_id,
+               coalesce(me.name, CASE WHEN p.missing THEN model END) AS root_name,
+               me.snapshot_id IS NOT NULL AS root_live,
+               coalesce(k.direct, 0) AS direct,
+               coalesce(a.descendants, 0) AS descendants,
+               {", ".join(f"coalesce(a.n_{r}, 0) AS n_{r}" for r in RELATIONS)},
+               me.downloads AS root_downloads,
+               coalesce(a.descendant_downloads, 0) AS descendant_downloads,
+               coalesce(me.downloads, 0) + coalesce(a.descendant_downloads, 0)
+                 AS family_downloads
+        FROM _complete c CROSS JOIN p LEFT JOIN me ON me.snapshot_id = c.snapshot_id
+        LEFT JOIN agg a ON a.snapshot_id = c.snapshot_id
+        LEFT JOIN kids k ON k.snapshot_id = c.snapshot_id
+        WHERE c.source = {src}
+        ORDER BY c.snapshot_id
+        """
+    )
 
 
 def run(store: Store, query: str) -> pa.Table:

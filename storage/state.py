@@ -10,6 +10,9 @@ State as of S, on integer keys (layout.py):
   row means all counters null: a new key gets a row only when some counter is not null,
   a keyframe copies every live key, and a key dies with its entity (a re-appearance
   gets a new key), so a counters row can never attach to the wrong incarnation.
+* observed_at: the same as a counter, from the observation table (layout.OBSERVED) in
+  `[Ko, S]`: `Ko` the newest observation keyframe, a snapshot that wrote every listed
+  key's time (reads.observed_keyframe).
 
 Rows of snapshots that never completed (a finish killed midway) are dropped by the
 `is_in` filter, so they can never leak into a read. Each (entity_key, valid_from) pair
@@ -23,9 +26,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from storage.layout import KEY, OP_DELETE, OP_KEEP, OP_UPSERT
+from storage.layout import KEY, OBSERVED_AT, OP_DELETE, OP_KEEP, OP_UPSERT
 
 HASH = "__h"
+OBSERVED_TYPE = pl.Datetime("us", "UTC")
 # where a listing row sits in the staged batches: batch seq, row within the batch
 SEQ = "__seq"
 ROW = "__row"
@@ -98,13 +102,16 @@ def read_state(
     columns: Sequence[str],
     counter_cols: Sequence[str] = (),
     *,
+    observed: pl.LazyFrame | None = None,
+    observed_keyframe: int | None = None,
     keys: Sequence[int] | None = None,
     with_key: bool = False,
     eager: bool = False,
 ) -> pl.LazyFrame:
     """The logical `columns` (plus `entity_key` first when `with_key`) as of `snapshot_id`.
 
-    `attrs` / `counters` are the scanned tables; `visible` the complete ids of the source;
+    `attrs` / `counters` / `observed` are the scanned tables (None: not written yet, so
+    those columns are null); `visible` the complete ids of the source;
     `keys` restricts the read to those entity keys (top-k members). `eager` collects the
     rows after each keyframe now (`_newest_now`): for a read that is collected whole at
     once; a plan for the streaming engine (the previous state of a diff) keeps `eager`
@@ -112,20 +119,27 @@ def read_state(
     """
     newest = _newest_now if eager else _newest
     wanted = [c for c in columns if c in counter_cols]
-    attr_cols = [c for c in columns if c not in counter_cols]
+    attr_cols = [c for c in columns if c not in counter_cols and c != OBSERVED_AT]
     a = window(attrs, source, snapshot_id, visible, attr_keyframe, keys)
     a = newest(a.select([KEY, "valid_from", "op", *attr_cols]), attr_keyframe)
     a = a.filter(pl.col("op") != OP_DELETE)
-    if wanted:
-        if counters is None:
-            a = a.with_columns([pl.lit(None).alias(c) for c in wanted])
-        else:
-            c = window(counters, source, snapshot_id, visible, counter_keyframe, keys)
-            c = newest(c.select([KEY, "valid_from", *wanted]), counter_keyframe)
-            c = c.drop("valid_from")
-            # keeping the attributes' order lets Polars skip gathering the wide rows:
-            # 1.5-1.9 s at 1M entities where the default join took 3.2-3.8 s
-            a = a.join(c, on=KEY, how="left", maintain_order="left")
+    # (table, its columns wanted, its keyframe, the type of a column not written yet)
+    apart: list[tuple[pl.LazyFrame | None, list[str], int | None, pl.DataType | None]]
+    apart = [(counters, wanted, counter_keyframe, None)]
+    if OBSERVED_AT in columns:
+        apart.append((observed, [OBSERVED_AT], observed_keyframe, OBSERVED_TYPE))
+    for table, cols, kf, null_type in apart:
+        if not cols:
+            continue
+        if table is None:
+            a = a.with_columns([pl.lit(None, null_type).alias(c) for c in cols])
+            continue
+        c = window(table, source, snapshot_id, visible, kf, keys)
+        c = newest(c.select([KEY, "valid_from", *cols]), kf)
+        c = c.drop("valid_from")
+        # keeping the attributes' order lets Polars skip gathering the wide rows:
+        # 1.5-1.9 s at 1M entities where the default join took 3.2-3.8 s
+        a = a.join(c, on=KEY, how="left", maintain_order="left")
     out = ([KEY] if with_key else []) + list(columns)
     return a.select(out)
 
@@ -160,7 +174,7 @@ class PreviousState:
     hash of its attributes and its counters; and the largest key ever assigned."""
 
     snapshot_id: int
-    frame: pl.DataFrame  # entity_id, entity_key, __h, counters...
+    frame: pl.DataFrame  # entity_id, entity_key, __h, counters..., observed_at
     max_key: int
     attr_cols: tuple[str, ...]
 
@@ -169,9 +183,9 @@ class Diff:
     """A complete listing against the previous complete state, on integer keys.
 
     Works on the listing's *narrow* columns only: `entity_id`, the attribute hash `__h`,
-    the counters, and where each row sits in the staged batches (`__seq`, `__row`), so a
-    2M-row listing costs ~100 bytes a row here; the wide rows to write are gathered
-    batch by batch afterwards (`picks`).
+    the counters, `observed_at`, and where each row sits in the staged batches (`__seq`,
+    `__row`), so a 2M-row listing costs ~100 bytes a row here; the wide rows to write
+    are gathered batch by batch afterwards (`picks`).
     """
 
     def __init__(
@@ -186,19 +200,24 @@ class Diff:
         absence then says nothing, so nothing is gone and the new state keeps every
         entity of the previous one that the listing did not name."""
         self.counter_cols = list(counter_cols)
+        if OBSERVED_AT not in narrow.columns:
+            narrow = narrow.with_columns(pl.lit(None, OBSERVED_TYPE).alias(OBSERVED_AT))
+        self.kept_cols = [*self.counter_cols, OBSERVED_AT]  # what the state keeps apart
         max_key = previous.max_key if previous is not None else 0
-        prev_cols = {HASH: "__hp", **{c: c + "__p" for c in self.counter_cols}}
+        prev_cols = {HASH: "__hp", **{c: c + "__p" for c in self.kept_cols}}
         if previous is None:
             p = pl.DataFrame(
                 schema={
                     "entity_id": pl.String,
                     KEY: pl.Int64,
                     HASH: pl.UInt64,
-                    **{c: narrow.schema[c] for c in self.counter_cols},
+                    **{c: narrow.schema[c] for c in self.kept_cols},
                 }
             )
         else:
             p = previous.frame
+            if OBSERVED_AT not in p.columns:
+                p = p.with_columns(pl.lit(None, OBSERVED_TYPE).alias(OBSERVED_AT))
         # one left join keeping the listing's order, then only Series work
         j = narrow.join(p.rename(prev_cols), on="entity_id", how="left", maintain_order="left")
         keys = j[KEY]
@@ -219,6 +238,7 @@ class Diff:
             keys.alias(KEY),
             __attr=pl.col(HASH).ne_missing(pl.col("__hp")),
             __cnt=cnt_changed,
+            __obs=pl.col(OBSERVED_AT).ne_missing(pl.col(OBSERVED_AT + "__p")),
         ).drop(*prev_cols.values())
         absent = p.filter(~pl.col(KEY).is_in(seen.implode()))
         # not named by a partial-coverage listing: carried on unchanged (see state)
@@ -226,6 +246,7 @@ class Diff:
         self.gone = (absent if tombstones else absent.clear()).select("entity_id", KEY)
         self.attribute_changes = int(self.rows["__attr"].sum()) + self.gone.height
         self.counter_changes = int(self.rows["__cnt"].sum())
+        self.observed_changes = int(self.rows["__obs"].sum())
         self.changed_entities = int((self.rows["__attr"] | self.rows["__cnt"]).sum())
 
     def picks(self, keyframe: bool) -> pl.DataFrame:
@@ -246,10 +267,21 @@ class Diff:
         rows = self.rows if keyframe else self.rows.filter(pl.col("__cnt"))
         return rows.select(KEY, *self.counter_cols).sort(KEY)
 
+    def observed_rows(self, keyframe: bool) -> pl.DataFrame:
+        """entity_key and observed_at of every listed entity whose observation time
+        changed (at a keyframe: every listed one that has one, too); sorted by key. A
+        time gone null is a row too (unknown now), so the newest row at or before a
+        snapshot is always its time; a new key without one gets none."""
+        if keyframe:
+            rows = self.rows.filter(pl.col(OBSERVED_AT).is_not_null() | pl.col("__obs"))
+        else:
+            rows = self.rows.filter(pl.col("__obs"))
+        return rows.select(KEY, OBSERVED_AT).sort(KEY)
+
     def state(self, snapshot_id: int, attr_cols: Sequence[str]) -> PreviousState:
         """The new state, for the next diff."""
-        frame = self.rows.select("entity_id", KEY, HASH, *self.counter_cols)
+        frame = self.rows.select("entity_id", KEY, HASH, *self.kept_cols)
         if self.carried.height:
-            carried = self.carried.select("entity_id", KEY, HASH, *self.counter_cols)
+            carried = self.carried.select("entity_id", KEY, HASH, *self.kept_cols)
             frame = pl.concat([frame, carried], how="vertical_relaxed")
         return PreviousState(snapshot_id, frame, self.max_key, tuple(attr_cols))

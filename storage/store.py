@@ -10,18 +10,19 @@ kept snapshot.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
 
-from storage import lease, maintenance, reads, writer
+from storage import lease, maintenance, purge, reads, writer
 from storage.catalog import At, Coverage, Heartbeat, SnapshotInfo
 from storage.core import CODE_VERSION, KEYFRAME_COST, StoreCore, StoreOptions, TableStats
 from storage.layout import check_source
 from storage.lease import Lease, LeaseHeld, LeaseState
 from storage.maintenance import MaintenanceReport, TableMaintenance
+from storage.purge import PurgeReport
 from storage.writer import ShrinkStatus, SnapshotWriter
 
 if TYPE_CHECKING:
@@ -214,6 +215,8 @@ class Store:
         top_n: int | None = None,
         max_shrink: float | None = None,
         on_shrink: ShrinkStatus = "partial",
+        id_column: str | None = None,
+        digest: str | None = None,
     ) -> SnapshotWriter:
         """Start a new snapshot of `source` (status running); ids increase per source.
 
@@ -233,6 +236,9 @@ class Store:
             on_shrink: how such a snapshot ends instead: `partial` (a crawl: its pages
                 stay staged) or `failed` (an import); either way a `shrink` crawl event
                 and the terminal row's message give the numbers.
+            id_column: a custom source's id column name (`Store.id_column`), recorded
+                in the catalog by its imports.
+            digest: the imported file's `sha256:HEX` (`Store.imported`).
 
         Returns:
             A writer for the new snapshot.
@@ -258,7 +264,28 @@ class Store:
             top_n=top_n,
             max_shrink=max_shrink,
             on_shrink=on_shrink,
+            id_column=id_column,
+            digest=digest,
         )
+
+    def id_column(self, source: str) -> str | None:
+        """A custom source's id column name, as its first import recorded it: what the
+        CLI's outputs call `entity_id`; None for a source without one (built-in, crawled).
+
+        Example:
+            >>> store.id_column("custom:papers")
+            'doi'
+        """
+        return self._core.catalog.id_column(source)
+
+    def imported(self, source: str, as_of: datetime, digest: str) -> SnapshotInfo | None:
+        """The complete snapshot an import of the file with `digest` wrote at `as_of`.
+
+        Example:
+            >>> store.imported("custom:papers", day, "sha256:9f86d0...").snapshot_id
+            3
+        """
+        return self._core.catalog.imported(source, as_of, digest)
 
     def snapshot_info(
         self, source: str, at: At = None, *, include_partial: bool = False
@@ -394,6 +421,7 @@ class Store:
         *,
         columns: Sequence[str] | None = None,
         include_partial: bool = False,
+        max_staleness: timedelta | None = None,
     ) -> pl.LazyFrame:
         """The state of `source` as of a snapshot: one row per live entity.
 
@@ -404,6 +432,9 @@ class Store:
                 always comes first.
             include_partial: a partial snapshot may be meant; its state is the previous
                 complete state overlaid with what the partial listing saw.
+            max_staleness: only the rows whose values were observed (`observed_at`) at
+                most this long before the snapshot's instant; a row observed at an
+                unknown time is left out.
 
         Returns:
             A lazy frame, read when collected.
@@ -411,12 +442,20 @@ class Store:
         Raises:
             UnknownSource, SnapshotNotFound: as `resolve_snapshot`.
             ColumnNotFound: a column `source` does not have.
+            ValueError: a negative `max_staleness`.
 
         Example:
             >>> store.as_of("hub:model", 2, columns=["downloads"]).collect().columns
             ['entity_id', 'downloads']
         """
-        return reads.as_of(self._core, source, at, columns=columns, include_partial=include_partial)
+        return reads.as_of(
+            self._core,
+            source,
+            at,
+            columns=columns,
+            include_partial=include_partial,
+            max_staleness=max_staleness,
+        )
 
     def sql(self) -> duckdb.DuckDBPyConnection:
         """A read-only DuckDB connection over this store (`storage.sql.connect`).
@@ -599,6 +638,55 @@ class Store:
             24
         """
         return maintenance.maintain(self._core, retention_hours=retention_hours)
+
+    def purge(
+        self,
+        source: str,
+        entity_id: str,
+        *,
+        reason: str,
+        field: str | None = None,
+        dry_run: bool = False,
+    ) -> PurgeReport:
+        """Take an entity (or one of its fields) out of every table and snapshot, with an
+        audit row in `ops/purges` (storage/purge.py). Run again after a kill, it resumes.
+
+        Hold the source's lease (`acquire_lease(source, purpose="purge")`) meanwhile, and
+        do not run `maintain` at the same time.
+
+        Args:
+            source: the entity's source.
+            entity_id: its stable id (`resolve_entity` turns a name into it).
+            reason: why; kept in the audit row.
+            field: only this column, set to null in every row of the entity.
+            dry_run: count what would change, write nothing.
+
+        Returns:
+            Rows removed (or changed) and files rewritten, per table.
+
+        Raises:
+            ValueError: an empty reason.
+            UnknownSource: no snapshot of `source`.
+            ColumnNotFound: `field` is no column of the source's tables, or a key column.
+            EntityNotFound: no table holds the entity (nothing written).
+
+        Example:
+            >>> store.purge("hub:model", "65f1c0ffee", reason="takedown").rows["hub/repos"]
+            3
+        """
+        return purge.purge(
+            self._core, source, entity_id, reason=reason, field=field, dry_run=dry_run
+        )
+
+    def purges(self) -> pl.DataFrame:
+        """The audit trail: one row per purge (purge_id, status, started, finished, source,
+        entity_id, field, reason, rows, tables).
+
+        Example:
+            >>> store.purges()["reason"].to_list()
+            ['takedown']
+        """
+        return purge.purges(self._core)
 
     def wait_for_tidying(self) -> None:
         """Wait until the staging drops and catalog compactions of finished snapshots

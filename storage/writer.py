@@ -56,6 +56,8 @@ from storage.layout import (
     COVERED,
     EVENTS,
     KEY,
+    OBSERVED,
+    OBSERVED_AT,
     OP_DELETE,
     STAGING,
     STAGING_PARTITION,
@@ -149,8 +151,13 @@ class SnapshotWriter:
         top_n: int | None = None,
         max_shrink: float | None = None,
         on_shrink: ShrinkStatus = "partial",
+        id_column: str | None = None,
+        digest: str | None = None,
     ) -> None:
         self._core = core
+        # an import's provenance, in both catalog rows (storage/importing.py)
+        self.id_column = id_column
+        self.digest = digest
         self.max_shrink = max_shrink
         self.on_shrink: ShrinkStatus = on_shrink
         # what the listing covers (storage/catalog.py, Coverage): only a `full` one
@@ -430,6 +437,8 @@ class SnapshotWriter:
             "message": message,
             **self._coverage_row(counts.get("entities")),
             **counts,
+            "id_column": self.id_column,
+            "digest": self.digest,
         }
         table = pa.Table.from_pylist([row], schema=schemas.CATALOG_SNAPSHOTS)
         with self._step("terminal catalog row", CATALOG):
@@ -545,8 +554,10 @@ class SnapshotWriter:
             else:
                 columns = core.logical_columns(source, pl.DataFrame(schema=types))
             types = {c: types.get(c, pl.String()) for c in columns}
-            attr_cols = [c for c in columns if c not in counters]
+            # the observation time is kept apart, like a counter (layout.OBSERVED)
+            attr_cols = [c for c in columns if c not in counters and c != OBSERVED_AT]
             ccols = [c for c in counters if c in columns]
+            narrow_cols = [*ccols, *([OBSERVED_AT] if OBSERVED_AT in columns else [])]
         with self._step("read the previous state", rel):
             previous = reads.previous_state(core, source, prev_id, attr_cols, types)
         # read back from staging: keep the surely changed wide rows from pass 1 (see
@@ -557,7 +568,7 @@ class SnapshotWriter:
             kept = {}
             prev_hashes = np.sort(previous.frame[HASH].to_numpy())
         with self._step("read the staged listing", STAGING):
-            narrow = _narrow(staged, columns, types, attr_cols, ccols, prev_hashes, kept)
+            narrow = _narrow(staged, columns, types, attr_cols, narrow_cols, prev_hashes, kept)
         del prev_hashes
         # an empty listing says nothing of who is gone (a header-only file, a dead page):
         # it never tombstones (issue 16 point 4), whatever the shrink guard's setting
@@ -593,6 +604,16 @@ class SnapshotWriter:
                 ("append counter rows", crel, pool.submit(self._write_counters, d, ckeyframe))
             )
         jobs.append(("append top-k members", TOPK, pool.submit(self._write_topk, d)))
+        # observation times keyframe with the counters (custom sources: the attributes),
+        # and whenever a listing of every live entity brings most of them a new time (a
+        # Hub crawl: each page's answer time is new), at no cost: those rows are written
+        # anyway, and a read then starts at this snapshot (reads.observed_keyframe)
+        okeyframe = (ckeyframe if crel is not None else keyframe) or (
+            may_keyframe and live > 0 and 2 * d.observed_changes >= live
+        )
+        jobs.append(
+            ("append observation times", OBSERVED, pool.submit(self._write_observed, d, okeyframe))
+        )
         try:
             with self._step("append attribute rows", rel):
                 arows = self._write_attributes(staged, d, columns, types, keyframe, kept)
@@ -645,7 +666,9 @@ class SnapshotWriter:
         picks = d.picks(keyframe)
         by_seq = dict(picks.partition_by(SEQ, as_dict=True, include_key=False))
         wanted = {int(k[0]): v for k, v in by_seq.items()}
-        attr_names = [c for c in columns if c != "entity_id" and c not in counters]
+        attr_names = [
+            c for c in columns if c != "entity_id" and c not in counters and c != OBSERVED_AT
+        ]
         tombs = (
             d.gone.select(
                 KEY,
@@ -739,6 +762,32 @@ class SnapshotWriter:
         )
         return cframe.height
 
+    def _write_observed(self, d: Diff, keyframe: bool) -> int:
+        """Append the observation-time rows (a worker thread); returns how many. Nothing
+        at all when there are none: a store whose listings never carry `observed_at`
+        never gets the table."""
+        rows = d.observed_rows(keyframe)
+        if not rows.height:
+            return 0
+        core = self._core
+        table = (
+            rows.with_columns(
+                source=pl.lit(self.source), valid_from=pl.lit(self.snapshot_id, pl.Int64)
+            )
+            .select(schemas.OBSERVED.names)
+            .to_arrow()
+            .cast(schemas.OBSERVED)
+        )
+        core.tables.ensure(OBSERVED, schemas.OBSERVED, ["source"])
+        core.tables.append_once(
+            OBSERVED,
+            table,
+            txn_id(self.source, self.snapshot_id, "observed"),
+            1 if keyframe else 0,
+            partition_by=["source"],
+        )
+        return int(table.num_rows)
+
     def _is_keyframe(
         self, rel: str, app: str, prev_id: int | None, changes: int, live: int, kind: TableKind
     ) -> bool:
@@ -807,6 +856,8 @@ def begin(
     top_n: int | None = None,
     max_shrink: float | None = None,
     on_shrink: ShrinkStatus = "partial",
+    id_column: str | None = None,
+    digest: str | None = None,
 ) -> SnapshotWriter:
     """Start a new snapshot of `source` (status running); ids increase per source. Two
     processes racing for an id: the catalog txn lets one win, the other takes the next.
@@ -835,6 +886,8 @@ def begin(
             "coverage": coverage,
             "top_by": top_by,
             "top_n": top_n,
+            "id_column": id_column,
+            "digest": digest,
         }
         table = pa.Table.from_pylist([row], schema=schemas.CATALOG_SNAPSHOTS)
         if core.catalog.append(table, txn_id(source, sid, "catalog"), 0):
@@ -850,6 +903,8 @@ def begin(
                 top_n=top_n,
                 max_shrink=max_shrink,
                 on_shrink=on_shrink,
+                id_column=id_column,
+                digest=digest,
             )
         # another process took this id first: take the next one
     raise StoreError(f"could not allocate a snapshot id for {source!r}")
@@ -939,6 +994,8 @@ def resume(core: StoreCore, source: str) -> SnapshotWriter | None:
         coverage=coverage_of(row.get("coverage")),
         top_by=row.get("top_by"),
         top_n=row.get("top_n"),
+        id_column=row.get("id_column"),
+        digest=row.get("digest"),
     )
 
 

@@ -114,6 +114,7 @@ def register(app: typer.Typer) -> None:
                     "name": [m.name for m in infos],
                     "paper": [m.paper for m in infos],
                     "kind": [m.kind for m in infos],
+                    "version": [m.version for m in infos],
                     "sources": [", ".join(m.sources) for m in infos],
                     "description": [m.description for m in infos],
                 }

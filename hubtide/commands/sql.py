@@ -26,7 +26,8 @@ def sql_cmd(
 
     Views: one per source for its newest complete state ("hub:model" or hub_model),
     hub_model_history (change rows with snapshot ids and instants), snapshots, derived_topk,
-    and the table macro asof(source, at).
+    the table macro asof(source, at), and the lineage: lineage_edges, lineage_asof(at),
+    lineage_tree(model, at), lineage_family(model).
 
     Example: hubtide sql "SELECT name, downloads FROM asof('hub:model', '2026-01-31')
     ORDER BY downloads DESC LIMIT 10"

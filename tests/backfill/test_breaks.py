@@ -98,7 +98,8 @@ def test_the_report_shows_breaks_on_every_affected_series(tmp_path: Path) -> Non
     # on every series card of the source, never on a snapshot measure's card
     cards = ds.split("<div class=card id=")[1:]
     # (a series that could not be computed has no card body to annotate)
-    series = [c for c in cards if "series)</span>" in c and " rows · " in c]
+    series = [c for c in cards if re.search(r"\(paper [^,]+, series[,)]", c) and " rows · " in c]
     missing = [c[:40] for c in series if "Methodology break inside this series" not in c]
     assert series and not missing, missing
-    assert all("Methodology break" not in c for c in cards if "snapshot)</span>" in c)
+    snapshot = [c for c in cards if re.search(r"\(paper [^,]+, snapshot[,)]", c)]
+    assert snapshot and all("Methodology break" not in c for c in snapshot)

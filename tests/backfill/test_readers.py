@@ -14,7 +14,7 @@ import polars as pl
 from backfill import ARCHIVES, breaks_frame, daily_deltas, run_backfill
 from backfill.readers import parse_top_download, read_ecosystems
 from backfill.run import archive_columns
-from storage import Store, schemas
+from storage import Store
 
 
 def commit(repo: Path, rel: str, data: bytes, when: str) -> None:
@@ -240,14 +240,12 @@ def test_ecosystems_csv_and_peatmoss(tmp_path: Path) -> None:
     assert sorted(o.source for o in res.outcomes) == ["npm", "pypi"]
     assert store.snapshot_info("pypi").coverage == "full"
     assert store.snapshots("npm")["as_of"][0] == datetime(2023, 12, 31, tzinfo=UTC)
-    # each row's own observation time (rows in one dump have different ages)
+    # a dump mixes figures of different ages: each row says its own
+    got = store.as_of("pypi", columns=["observed_at"]).collect().rows()
+    assert got == [("requests", datetime(2023, 12, 30, tzinfo=UTC))]
+    # the reader carries it per row
     pypi = next(x for x in read_ecosystems(csv) if x.source == "pypi")
     assert pypi.rows["observed_at"].to_list() == [datetime(2023, 12, 30, tzinfo=UTC)]
-    if getattr(schemas, "OBSERVED_AT", None):  # the store keeps it per row
-        got = store.as_of("pypi", columns=["observed_at"]).collect()
-        assert got["observed_at"].to_list() == [datetime(2023, 12, 30, tzinfo=UTC)]
-    else:  # not yet: dropped, never written under another name
-        assert "observed_at" not in store.columns("pypi")
     db = tmp_path / "PeaTMOSS-2023-09-01.db"
     con = sqlite3.connect(db)
     con.execute(

@@ -91,7 +91,12 @@ def compare_state(
     n = 0
     # spaces: the Hub's expand vocabulary for spaces has no `gated` (hub-api.md §2), so a
     # listing cannot return it; the simulator's truth carries it anyway
-    fields = [f for f in schema.names if not (source == "hub:space" and f == "gated")]
+    # `observed_at` is when the crawl saw a row, not a value of the world
+    fields = [
+        f
+        for f in schema.names
+        if not (source == "hub:space" and f == "gated") and f != "observed_at"
+    ]
     for eid in sorted(set(expected) & set(have)):
         for f in fields:
             a, b = _norm(have[eid].get(f)), _norm(expected[eid].get(f))

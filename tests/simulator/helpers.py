@@ -32,3 +32,15 @@ def truth(url: str, source: str, **params: str) -> list[dict[str, Any]]:
     status, _h, raw = get(f"{url}/_sim/truth?source={source}&{q}")
     assert status == 200, raw[:200]
     return [json.loads(line) for line in raw.decode().splitlines() if line]
+
+
+def page_bodies(url: str) -> list[bytes]:
+    """Follow a listing's `Link: <...>; rel="next"` from `url` to its end; each page's body."""
+    bodies: list[bytes] = []
+    nxt: str | None = url
+    while nxt:
+        _s, h, body = get(nxt)
+        bodies.append(body)
+        link = h.get("Link")
+        nxt = link.split(";")[0].strip("<>") if link else None
+    return bodies

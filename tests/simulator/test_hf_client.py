@@ -1,8 +1,11 @@
-"""The official huggingface_hub client works against the simulator, field types included."""
+"""The official huggingface_hub client works against the simulator, field types included: every
+Link page of a full-expand walk, of `sort=createdAt`, of `sort=downloads` while the world is
+live under the Hub's quotas, and a 429 it waits out and retries after."""
 
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from pathlib import Path
 
@@ -15,7 +18,9 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from simulator.testing import SimServer
+from simulator.app import FAULTS, WORLD
+from simulator.config import QUOTA_TIERS, QuotaConfig
+from simulator.testing import SimServer, simulator_server
 
 
 def truth(url: str, source: str, **params: str) -> list[dict]:
@@ -168,3 +173,62 @@ def test_list_models_walks_every_page_in_creation_order(api: HfApi, url: str) ->
     assert len(ms) == len(want) and {m.id for m in ms} == want  # each once, none missing
     created = [m.created_at for m in ms]
     assert all(a is not None for a in created) and created == sorted(created, reverse=True)  # type: ignore[type-var]
+
+
+# a live world moving a simulated day every 20 requests, under the Hub's quotas (1 s windows)
+LIVE = {"models": 200, "datasets": 30, "spaces": 30, "npm": 10, "pypi": 10, "page_size": 5,
+        "live_seconds_per_request": 86_400 / 20}  # fmt: skip
+
+
+def live_downloads_walk(seed: int) -> tuple[list[tuple[str, int]], int, set[str], set[str]]:
+    """The official client's walk of every `sort=downloads` page of a fresh live world:
+    ((id, downloads) in the order listed, the day it ended on, ids alive before, after)."""
+    with simulator_server(seed=seed, quota=QuotaConfig(time_scale=300.0), **LIVE) as srv:
+        before = {r["id"] for r in truth(srv.url, "hub:model")}
+        api = HfApi(endpoint=srv.url, token=False)
+        ms = list(api.list_models(sort="downloads", expand=["downloads"], limit=None))
+        after = {r["id"] for r in truth(srv.url, "hub:model")}
+        with urllib.request.urlopen(f"{srv.url}/_sim/faults") as r:
+            assert json.loads(r.read())["quota"]["enabled"]
+        walked = [(m.id, m.downloads) for m in ms]
+        assert all(isinstance(d, int) for _i, d in walked)
+        return walked, srv.app[WORLD].day, before, after  # type: ignore[return-value]
+
+
+def test_list_models_walks_every_downloads_page_while_the_world_is_live() -> None:
+    walked, day, before, after = live_downloads_walk(5)
+    assert day >= 1  # two simulated days passed during the walk (40 pages)
+    # each page (5 items) is in downloads order as the world stood when it was asked
+    pages = [walked[i : i + 5] for i in range(0, len(walked), 5)]
+    assert len(pages) >= 40
+    for page in pages:
+        d = [n for _i, n in page]
+        assert d == sorted(d, reverse=True), page
+    # ... but the order moved under the cursor: repos met twice or never, as on the Hub
+    ids = [i for i, _n in walked]
+    repeated = {i for i in ids if ids.count(i) > 1}
+    skipped = (before & after) - set(ids)
+    assert repeated or skipped, "no repo crossed the cursor"
+    assert len(set(ids) & after) > 0.8 * len(after)
+    # a live world is a function of (seed, requests): the same walk gives the same listing
+    assert live_downloads_walk(5)[0] == walked
+
+
+def test_list_models_waits_out_a_429_and_retries() -> None:
+    small = {"models": 60, "datasets": 20, "spaces": 20, "npm": 10, "pypi": 10, "page_size": 20}
+    with simulator_server(seed=4, quota=QuotaConfig(time_scale=150.0), **small) as srv:  # 2 s
+        quota = srv.app[FAULTS].quota
+        assert quota is not None
+        with urllib.request.urlopen(f"{srv.url}/api/models?limit=5") as r:  # opens the window
+            want = [m["id"] for m in json.loads(r.read())]
+        # spend the rest of the api bucket, as a long crawl would have
+        key = next(k for k in quota.windows if k[1] == "api")
+        start, _used = quota.windows[key]
+        quota.windows[key] = (start, QUOTA_TIERS["anonymous"]["api"])
+        reset = start + 300 / 150 - quota.clock()
+        t0 = time.monotonic()
+        got = [m.id for m in HfApi(endpoint=srv.url, token=False).list_models(limit=5)]
+        waited = time.monotonic() - t0
+        assert got == want
+        assert quota.refused == 1  # one 429, then the retry after the window's reset
+        assert reset - 0.05 <= waited < 30, (reset, waited)

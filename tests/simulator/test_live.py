@@ -1,18 +1,14 @@
 """A live world: each Hub request moves the simulated clock, a day's changes happen as the
 clock passes their instants and a day completes at each simulated midnight, the result is a
 function of (seed, requests), and truth answers as of now or as of an earlier instant.
-(Changes within one day: tests/simulator/test_live_day.py.)"""
+(Changes within one day: tests/simulator/test_live_day.py; the official client's walk while
+live: tests/simulator/test_hf_client.py.)"""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from datetime import datetime
 
-from huggingface_hub import HfApi
-
 from simulator.app import WORLD
-from simulator.config import QuotaConfig
 from simulator.testing import simulator_server
 from tests.simulator.helpers import get, get_json, truth
 
@@ -73,18 +69,3 @@ def test_truth_as_of_an_instant() -> None:
         future = "2100-01-01T00:00:00Z"
         status, _h, body = get(f"{srv.url}/_sim/truth?source=hub:model&at={future}")
         assert status == 400 and b"after" in body
-
-
-def test_official_client_walks_downloads_while_live_under_quotas() -> None:
-    quota = QuotaConfig(time_scale=300.0)  # 1 s windows
-    with simulator_server(seed=5, quota=quota, **{**LIVE, "page_size": 5}) as srv:
-        api = HfApi(endpoint=srv.url, token=False)
-        ms = list(api.list_models(sort="downloads", expand=["downloads"], limit=None))
-        w = srv.app[WORLD]
-        assert w.day >= 1  # the world moved during the walk (40 pages: 2 days)
-        ids = [m.id for m in ms]
-        alive = {r["id"] for r in truth(srv.url, "hub:model")}
-        # a walk in a moving order: most repos seen, some may be skipped or repeated
-        assert len(set(ids) & alive) > 0.8 * len(alive)
-        with urllib.request.urlopen(f"{srv.url}/_sim/faults") as r:
-            assert json.loads(r.read())["quota"]["enabled"]

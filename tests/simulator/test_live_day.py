@@ -14,7 +14,7 @@ import pytest
 
 from simulator.config import SimConfig
 from simulator.testing import SimServer, simulator_server
-from tests.simulator.helpers import get, get_json, truth
+from tests.simulator.helpers import get, get_json, page_bodies, truth
 
 DAY = 86_400
 SMALL = {"models": 300, "datasets": 30, "spaces": 30, "npm": 10, "pypi": 10}
@@ -141,14 +141,7 @@ def test_truth_as_of_an_instant_within_the_day_differs_from_now() -> None:
 
 
 def walk(url: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    nxt: str | None = url
-    while nxt:
-        _s, h, body = get(nxt)
-        out += json.loads(body)
-        link = h.get("Link")
-        nxt = link.split(";")[0].strip("<>") if link else None
-    return out
+    return [item for body in page_bodies(url) for item in json.loads(body)]
 
 
 def test_a_downloads_walk_while_live_sees_repos_cross_the_cursor() -> None:
@@ -172,14 +165,9 @@ def test_a_downloads_walk_while_live_sees_repos_cross_the_cursor() -> None:
 def run_sequence(seed: int) -> list[bytes]:
     """A fixed sequence of requests against a fresh live world; every answer's body."""
     live = {**SMALL, "live_seconds_per_request": 1800.0, "page_size": 40}
-    bodies: list[bytes] = []
     with simulator_server(seed=seed, **live) as srv:
-        nxt: str | None = f"{srv.url}/api/models?sort=downloads&expand=downloads&expand=likes"
-        while nxt:  # 8 pages
-            _s, h, body = get(nxt)
-            bodies.append(body)
-            link = h.get("Link")
-            nxt = link.split(";")[0].strip("<>") if link else None
+        q = "/api/models?sort=downloads&expand=downloads&expand=likes"
+        bodies = page_bodies(srv.url + q)  # 8 pages
         ids = [it["id"] for it in json.loads(bodies[0])[:5]]
         for rid in ids:
             bodies.append(get(f"{srv.url}/api/models/{rid}")[2])

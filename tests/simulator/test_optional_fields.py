@@ -4,6 +4,8 @@ omitted, `author` omitted for a few repos) and expand allowlists answering the r
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 from huggingface_hub import HfApi
 
@@ -62,3 +64,14 @@ def test_expand_outside_the_allowlist_is_a_400_for_the_whole_request() -> None:
         status, _h, body = get(f"{srv.url}/api/models/{rid}?expand=bogus")
         assert status == 400 and "usedStorage" in json.loads(body)["error"]
         assert set(LISTING_EXPAND["space"]) < set(EXPAND["space"])
+
+
+def test_the_docs_list_the_allowlists_of_the_code() -> None:
+    # docs/simulator.md's table is the allowlists' public copy: it must not drift from the code
+    doc = (Path(__file__).parents[2] / "docs" / "simulator.md").read_text()
+    for kind in ("model", "dataset", "space"):
+        row = re.search(rf"^\| {kind} \| (.*?) \| (.*?) \|$", doc, re.M)
+        assert row is not None, kind
+        listed, adds = ([x.strip() for x in cell.split(",")] for cell in row.groups())
+        assert listed == sorted(LISTING_EXPAND[kind]), kind
+        assert adds == sorted(set(EXPAND[kind]) - set(LISTING_EXPAND[kind])), kind

@@ -1,6 +1,6 @@
 """The Hub's quotas: three buckets per client (token or address), the tiers' quotas, the
-RateLimit headers on every answer, 429 when spent, `quota off`, `time_scale`, and the
-official client waiting out a 429."""
+RateLimit headers on every answer, 429 when spent, `quota off`, `time_scale` (the official
+client waiting out a 429: tests/simulator/test_hf_client.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from huggingface_hub import HfApi
 
-from simulator.app import FAULTS
+from simulator.app import FAULTS, WORLD
 from simulator.config import QUOTA_TIERS, QuotaConfig
 from simulator.quota import OPEN_QUOTA, QuotaState
 from simulator.testing import SimServer, simulator_server
+from tests.simulator.helpers import get_json
 
 SMALL = {"models": 60, "datasets": 20, "spaces": 20, "npm": 10, "pypi": 10, "page_size": 20}
 
@@ -29,12 +30,21 @@ class FakeClock:
         return self.now
 
 
-def call(url: str, token: str | None = None) -> tuple[int, dict[str, str]]:
-    req = urllib.request.Request(url)
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+OPENER = urllib.request.build_opener(NoRedirect)
+
+
+def call(url: str, token: str | None = None, method: str = "GET") -> tuple[int, dict[str, str]]:
+    """One request, redirects not followed; (status, headers)."""
+    req = urllib.request.Request(url, method=method)
     if token is not None:
         req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=30) as r:
+        with OPENER.open(req, timeout=30) as r:
             r.read()
             return r.status, dict(r.headers)
     except urllib.error.HTTPError as e:
@@ -73,6 +83,44 @@ def test_every_bucket_has_its_headers_and_the_anonymous_quota(hub) -> None:
     assert h["RateLimit-Policy"] == '"fixed window";"pages";q=100;w=300', status
     status, h = call(f"{url}/_sim/clock")
     assert status == 200 and "RateLimit" not in h  # admin is never metered
+
+
+def test_every_kind_of_answer_names_its_bucket(hub) -> None:
+    url = fresh(hub)
+    srv, _clock = hub
+    t = srv.app[WORLD].hub["model"]
+    rid = t.names[0]
+    old = next(iter(t.moved))  # a legacy id moved under its owner: a 307
+    answers = {
+        "listing": call(f"{url}/api/models?limit=1"),
+        "bad expand": call(f"{url}/api/models?expand=usedStorage"),
+        "bad sort": call(f"{url}/api/models?sort=bogus"),
+        "no repo": call(f"{url}/api/models/nobody/nothing"),
+        "old name": call(f"{url}/api/models/{old}"),
+        "method": call(f"{url}/api/models/{rid}", method="POST"),  # the router's own 405
+        "no route": call(f"{url}/api/nothing-here"),
+        "file": call(f"{url}/{rid}/resolve/main/README.md", method="HEAD"),
+        "no file": call(f"{url}/{rid}/resolve/main/nope.bin"),
+        "page": call(f"{url}/{rid}"),
+    }
+    statuses = {k: s for k, (s, _h) in answers.items()}
+    assert statuses == {"listing": 200, "bad expand": 400, "bad sort": 400, "no repo": 404,
+                        "old name": 307, "method": 405, "no route": 404, "file": 200,
+                        "no file": 404, "page": 404}  # fmt: skip
+    buckets = {k: h.get("RateLimit-Policy", "").split(";")[1] for k, (_s, h) in answers.items()}
+    want = {k: '"resolvers"' if "file" in k else '"pages"' if k == "page" else '"api"'
+            for k in answers}  # fmt: skip
+    assert buckets == want
+    # ten api requests so far in this window, each counted and headed in turn
+    assert answers["no route"][1]["RateLimit"].startswith('"api";r=493;')
+    # a fault's 5xx was counted too, so it carries the headers (setting faults starts every
+    # window afresh: this is the window's first request)
+    get_json(f"{url}/_sim/faults", "POST", {"server_error": 1.0})
+    try:
+        status, h = call(f"{url}/api/models?limit=1")
+    finally:
+        get_json(f"{url}/_sim/faults", "POST", {"rate": 0})
+    assert status in (500, 502, 503) and h["RateLimit"].startswith('"api";r=499;')
 
 
 def test_pages_bucket_spent_answers_429_until_the_window_ends(hub) -> None:
@@ -134,22 +182,6 @@ def test_quota_off_advertises_an_open_quota_and_never_refuses() -> None:
         got = [call(f"{srv.url}/x") for _ in range(QUOTA_TIERS["anonymous"]["pages"] + 5)]
         assert {s for s, _h in got} == {404}
         assert f"q={OPEN_QUOTA};" in got[-1][1]["RateLimit-Policy"]
-
-
-def test_official_client_waits_out_a_429() -> None:
-    with simulator_server(seed=4, quota=QuotaConfig(time_scale=150.0), **SMALL) as srv:
-        quota = srv.app[FAULTS].quota
-        assert quota is not None
-        call(f"{srv.url}/api/models?limit=1")  # opens the client's window
-        # spend the rest of the api bucket, as a long crawl would have
-        key = next(k for k in quota.windows if k[1] == "api")
-        start, _used = quota.windows[key]
-        quota.windows[key] = (start, QUOTA_TIERS["anonymous"]["api"])
-        t0 = time.monotonic()
-        got = list(HfApi(endpoint=srv.url).list_models(limit=5))
-        assert len(got) == 5
-        assert quota.refused >= 1  # it met the 429 and retried after the reset
-        assert time.monotonic() - t0 < 30
 
 
 def test_parse_forms() -> None:

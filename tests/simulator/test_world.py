@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pyarrow.parquet as pq
 from huggingface_hub import HfApi
@@ -12,7 +13,7 @@ from simulator.config import SimConfig
 from simulator.hub_gen import rename
 from simulator.testing import simulator_server
 from simulator.world import World
-from tests.simulator.helpers import get, get_json, truth
+from tests.simulator.helpers import get, get_json, page_bodies, truth
 
 
 def test_same_seed_same_world_other_seed_other_world() -> None:
@@ -25,6 +26,34 @@ def test_same_seed_same_world_other_seed_other_world() -> None:
 
     assert digest(5) == digest(5)
     assert digest(5) != digest(6)
+
+
+def not_live_answers(seed: int, noise: int) -> list[bytes]:
+    """Bodies of a fixed set of requests to a world that is not live, after `noise` other
+    requests before and after advancing 3 days (an idle crawler or a busy one)."""
+    sizes = {"models": 150, "datasets": 40, "spaces": 30, "npm": 50, "pypi": 50, "page_size": 40}
+    with simulator_server(seed=seed, **sizes) as srv:
+        for i in range(noise):
+            get(f"{srv.url}/api/models?sort=likes&limit=7&search={'abcdefg'[i % 7]}")
+        get_json(f"{srv.url}/_sim/advance?days=3", method="POST")
+        for i in range(noise):
+            get(f"{srv.url}/api/datasets?sort=downloads&limit={i + 1}")
+        bodies = page_bodies(f"{srv.url}/api/models?sort=downloads&full=true")  # 4 pages
+        first = json.loads(bodies[0])[0]["id"]
+        for path in (f"/api/models/{first}", f"/api/models/{first}/commits/main",
+                     "/api/spaces?expand=sdk&expand=models&expand=likes", "/_sim/clock",
+                     "/_sim/truth?source=hub:model", "/_sim/truth?source=npm"):  # fmt: skip
+            bodies.append(get(srv.url + path)[2])
+        return bodies
+
+
+def test_a_world_not_live_is_a_function_of_the_seed_and_days_only() -> None:
+    # issue 13 point 7: no live clock, so the requests before an answer do not change it
+    idle = not_live_answers(8, 0)
+    assert len(idle) == 10 and all(idle)
+    assert not_live_answers(8, 30) == idle
+    other = not_live_answers(9, 0)
+    assert len(other) == len(idle) and all(a != b for a, b in zip(other, idle, strict=True))
 
 
 def test_advance_changes_world_and_truth_follows() -> None:

@@ -213,9 +213,10 @@ def test_bad_records_quarantined_rest_written(store: Store) -> None:
 def test_custom_source_gains_columns(store: Store) -> None:
     write_snapshot(store, "custom:x", [{"entity_id": 1, "a": "one"}])
     write_snapshot(store, "custom:x", [{"entity_id": 1, "a": "one", "b": 2.5}])
-    assert store.columns("custom:x") == ["entity_id", "a", "b"]
+    # every source's rows may say when they were observed (null: unknown), last
+    assert store.columns("custom:x") == ["entity_id", "a", "b", "observed_at"]
     old = store.as_of("custom:x", 1).collect().to_dicts()
-    assert old == [{"entity_id": "1", "a": "one", "b": None}]
+    assert old == [{"entity_id": "1", "a": "one", "b": None, "observed_at": None}]
     assert store.as_of("custom:x", 2).collect()["b"].to_list() == [2.5]
 
 

@@ -198,9 +198,11 @@ def test_import_custom_source_then_gain_column(tmp_path: Path) -> None:
         )
         assert res.returncode == 0, res.stderr
     res = hub(store, "asof", "custom:papers", "--at", "1", "-f", "json")
+    # the output keeps the user's id column name (issue 16, point 6), and every source's
+    # rows may say when they were observed: null, these files did not
     assert json.loads(res.stdout) == [
-        {"entity_id": "10/x", "cites": 1, "venue": None},
-        {"entity_id": "10/y", "cites": 2, "venue": None},
+        {"doi": "10/x", "cites": 1, "venue": None, "observed_at": None},
+        {"doi": "10/y", "cites": 2, "venue": None, "observed_at": None},
     ]
     bad = tmp_path / "c.csv"
     bad.write_text("doi,cites\n10/z,many\n")

@@ -231,7 +231,7 @@ def test_a_second_crawl_of_a_source_being_crawled_exits_1_naming_the_first(
 ) -> None:
     store = tmp_path / "store"
     # slow pages: the first crawl is still writing when the second starts
-    faults = {"slow": 1.0, "slow_seconds": 0.25}
+    faults = {"slow": 1.0, "slow_seconds": 0.5}
     with running_simulator(seed=3, models=10, npm=200, pypi=10, faults=faults) as url:
         crawl = ["crawl", "--endpoint", url, "--source", "npm", "--no-progress"]
         first = subprocess.Popen(
@@ -239,6 +239,15 @@ def test_a_second_crawl_of_a_source_being_crawled_exits_1_naming_the_first(
         )
         try:
             _wait_for_lease(store, "npm", first.pid, first)
+            # --wait starts at once (a loaded machine can take seconds per command, and the
+            # first crawl must still hold the lease when it looks), then waits, then crawls
+            waiting = subprocess.Popen(
+                _hubtide(store, *crawl, "--wait", "--format", "json"),
+                env=_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             second = subprocess.run(
                 _hubtide(store, *crawl), env=_env(), capture_output=True, text=True, timeout=60
             )
@@ -257,21 +266,15 @@ def test_a_second_crawl_of_a_source_being_crawled_exits_1_naming_the_first(
                 timeout=60,
             )
             assert imported.returncode == 1 and "npm is being written by crawl" in imported.stderr
-            # --wait: the second crawl waits for the first, then crawls
-            waited = subprocess.run(
-                _hubtide(store, *crawl, "--wait", "--format", "json"),
-                env=_env(),
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
             assert first.wait(60) == 0, first.stderr.read() if first.stderr else ""
+            _, waited_err = waiting.communicate(timeout=120)
         finally:
-            if first.poll() is None:
-                first.kill()
-                first.wait(10)
-    assert waited.returncode == 0, waited.stderr
-    assert f"waiting: npm is being written by crawl pid {first.pid}" in waited.stderr
+            for proc in (first, waiting):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+    assert waiting.returncode == 0, waited_err
+    assert f"waiting: npm is being written by crawl pid {first.pid}" in waited_err
     snaps = Store.open(str(store)).snapshots("npm")
     assert snaps["status"].to_list() == ["complete", "complete"]  # one after the other
     text = "".join(p.read_text(errors="replace") for p in store.rglob("_hubtide/leases/**/*.json"))
