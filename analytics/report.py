@@ -32,7 +32,7 @@ import plotly.offline
 import plotly.utils
 import polars as pl
 
-from analytics import charts
+from analytics import breaks, charts
 from analytics.catalog import Measure, applies, registry
 from analytics.data import Data
 from analytics.errors import NotEnoughData
@@ -561,8 +561,10 @@ def build_report(
                     log.warning("chart of %s on %s failed: %s", info.name, source, exc)
             if fig is not None and not charts.has_data(fig):
                 fig = None  # every plotted value is null (e.g. counts of top-N listings)
+            note = breaks.series_note(data, source, r.frame, fig) if info.kind == "series" else ""
             if fig is not None:
                 parts.append(fig_html(fig))
+            parts.append(note)
             if r.frame.height == 0:
                 parts.append(
                     "<p class=note>not enough data: the measure is empty for this source.</p>"

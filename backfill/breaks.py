@@ -1,11 +1,22 @@
-"""Known methodology breaks in the archives' counters: data, one table, read from Python."""
+"""Known methodology breaks in the archives' counters: data, one table.
+
+`BREAKS` is the table. A backfill writes the rows of each source it imports into the store
+(`ops/crawl_events`, kind `methodology-break`, one JSON payload per break: `break_events`),
+so analytics, which reads storage only, shows them on the series they affect.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
+
+from storage import CrawlEvent, Store
+
+BREAK_EVENT = "methodology-break"  # the crawl-event kind carrying one row of BREAKS
 
 
 @dataclass(frozen=True)
@@ -94,3 +105,34 @@ def breaks_frame(source: str | None = None) -> pl.DataFrame:
         "reference": pl.String,
     }
     return pl.DataFrame(rows, schema=schema)
+
+
+def _key(b: Mapping[str, object]) -> tuple[str, str, str]:
+    return (str(b["source"]), str(b["column"]), str(b["start"]))
+
+
+def break_events(store: Store, source: str) -> list[CrawlEvent]:
+    """The rows of BREAKS for `source` the store does not hold yet, as crawl events."""
+    have = set()
+    if source in store.sources():
+        ev = (
+            store.events()
+            .filter((pl.col("kind") == BREAK_EVENT) & (pl.col("source") == source))
+            .collect()
+        )
+        have = {_key(json.loads(p)) for p in ev["payload"].to_list()}
+    out = []
+    for b in BREAKS:
+        row = {
+            "source": b.source,
+            "column": b.column,
+            "start": b.start.isoformat(),
+            "end": b.end.isoformat() if b.end else None,
+            "what": b.what,
+            "reference": b.reference,
+        }
+        if b.source == source and _key(row) not in have:
+            out.append(
+                CrawlEvent(BREAK_EVENT, f"{b.column} from {row['start']}", payload=json.dumps(row))
+            )
+    return out

@@ -19,6 +19,7 @@ from typing import Literal
 
 import polars as pl
 
+from backfill.pgdump import read_dump
 from backfill.versions import Revision, revisions
 
 Coverage = Literal["full", "top", "subset"]
@@ -26,19 +27,38 @@ Coverage = Literal["full", "top", "subset"]
 
 @dataclass
 class Listing:
-    """One archive version as one snapshot of `source`."""
+    """One archive version as one snapshot of `source`.
+
+    A big version (a hub-stats day is 350 MB to 1.6 GB) is lazy: `frame` is None and
+    `loader` reads it when the driver gets to it, so a run holds one version at a time.
+    """
 
     source: str
     key: str  # the version's identity (commit sha or revision name): the run id is built on it
     observed_at: datetime  # the snapshot's instant (see `instant_rule`)
     instant_rule: str  # where observed_at came from (commit time, last_update, ...)
     coverage: Coverage
-    rows: pl.DataFrame  # the source's logical columns; id/name columns resolved later
+    frame: pl.DataFrame | None  # the source's logical columns; id/name columns resolved later
     archive_columns: list[str]  # the columns this version of the archive actually had
     archive_bytes: int
     top_by: str | None = None
     by_name: bool = False  # hub rows without `_id`: entity_id is to be resolved from name
     notes: list[str] = field(default_factory=list)
+    loader: Callable[[], Listing] | None = None  # a lazy version: reads it (never cached)
+
+    def load(self) -> Listing:
+        """This version with its rows read (itself when it already holds them)."""
+        if self.frame is not None:
+            return self
+        assert self.loader is not None
+        return self.loader()
+
+    @property
+    def rows(self) -> pl.DataFrame:
+        """The version's rows (read now for a lazy version)."""
+        frame = self.load().frame
+        assert frame is not None
+        return frame
 
 
 def _utc(text: str) -> datetime:
@@ -291,7 +311,15 @@ def map_hub(df: pl.DataFrame, source: str) -> pl.DataFrame:
     return out
 
 
+def _newest(rows: pl.DataFrame) -> datetime | None:
+    """The newest lastModified/createdAt of mapped rows: the latest instant a file proves."""
+    return rows.select(  # type: ignore[no-any-return]
+        pl.max_horizontal(pl.col("last_modified").max(), pl.col("created_at").max())
+    ).item()
+
+
 def _hub_listing(rev: Revision, source: str, archive: str) -> Listing:
+    """One version of a hub file, read now."""
     data = rev.read_bytes()
     df = pl.read_parquet(io.BytesIO(data))
     rows = map_hub(df, source)
@@ -300,9 +328,7 @@ def _hub_listing(rev: Revision, source: str, archive: str) -> Listing:
     else:
         # the folder date of hub_weekly_snapshots is the week's start, not when the file
         # was made: the newest lastModified/createdAt in it is the latest instant it proves
-        newest = rows.select(
-            pl.max_horizontal(pl.col("last_modified").max(), pl.col("created_at").max())
-        ).item()
+        newest = _newest(rows)
         if newest is None:
             raise ValueError(f"{rev.key}: no commit time and no lastModified to date it by")
         at, rule = newest, "newest lastModified in the file (never the folder label)"
@@ -319,30 +345,98 @@ def _hub_listing(rev: Revision, source: str, archive: str) -> Listing:
     )
 
 
+def _hub_lazy(rev: Revision, source: str, archive: str) -> Listing:
+    """One version of a hub file, dated without reading all of it: git's commit time
+    (hub-stats), or a file's two date columns; read in full only when imported."""
+    at: datetime | None = None
+    if rev.committed_at is not None and archive == "hub-stats":
+        at, rule = rev.committed_at, "commit time"
+    elif rev.file is not None:
+        have = pl.read_parquet_schema(rev.file)
+        cols: list[str] = [c for c in ("lastModified", "createdAt") if c in have]
+        dates = pl.read_parquet(rev.file, columns=cols) if cols else pl.DataFrame()
+        at = _newest(map_hub(dates, source)) if cols else None
+        rule = "newest lastModified in the file (never the folder label)"
+    if at is None:  # a git clone of hub-weekly: the file itself has to be read to date it
+        eager = _hub_listing(rev, source, archive)
+        eager.frame, eager.loader = None, lambda: _hub_listing(rev, source, archive)
+        return eager
+    size = rev.file.stat().st_size if rev.file is not None else 0
+    return Listing(
+        source, rev.key, at, rule, "full", None, [], size,
+        loader=lambda: _hub_listing(rev, source, archive),
+    )  # fmt: skip
+
+
 def _hub_reader(archive: str) -> Callable[[Path], Iterator[Listing]]:
     def read(path: Path) -> Iterator[Listing]:
         listings: list[Listing] = []
         for source, name in HUB_FILES.items():
             for rev in revisions(path, name):
-                listings.append(_hub_listing(rev, source, archive))
+                listings.append(_hub_lazy(rev, source, archive))
         yield from sorted(listings, key=lambda x: (x.observed_at, x.source))
 
-    read.__doc__ = f"Every version of {archive}'s models/datasets/spaces.parquet (`full`)."
+    read.__doc__ = f"Every version of {archive}'s models/datasets/spaces.parquet (`full`, lazy)."
     return read
 
 
-# -- ecosyste.ms packages (CSV export) ----------------------------------------------------
+# -- ecosyste.ms packages (pg_dump or CSV export) -----------------------------------------
 
 ECOSYSTEM_SOURCES = {"pypi.org": "pypi", "npmjs.org": "npm"}
+DUMP_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".sql.gz", ".sql", ".dump", ".csv")
+
+
+def _dump_stem(path: Path) -> str:
+    name = path.name
+    for suffix in DUMP_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _ecosystems_frame(path: Path) -> pl.DataFrame:
+    """`packages` joined to `registries` (registry_name, registry_ecosystem), as strings:
+    a CSV export as is, a pg_dump (plain, custom format, or a .tar.gz of one) joined here."""
+    if path.name.lower().endswith(".csv"):
+        return pl.read_csv(path, infer_schema_length=0)
+    tables = read_dump(path, {"packages", "registries"})
+    for t in ("packages", "registries"):
+        if t not in tables:
+            raise ValueError(f"{path}: the dump holds no COPY data of table {t!r}")
+    pk, reg = tables["packages"], tables["registries"]
+    if "registry_id" not in pk.columns or not {"id", "name"} <= set(reg.columns):
+        raise ValueError(
+            f"{path}: expected packages.registry_id and registries(id, name), found "
+            f"packages({', '.join(pk.columns)}), registries({', '.join(reg.columns)})"
+        )
+    names = reg.select(
+        pl.col("id").alias("registry_id"),
+        pl.col("name").alias("registry_name"),
+        _col(reg, "ecosystem", pl.String).alias("registry_ecosystem"),
+    )
+    joined = pk.join(names, on="registry_id", how="left")
+    orphans = joined["registry_name"].null_count()
+    if orphans:
+        raise ValueError(f"{path}: {orphans} packages name a registry_id not in registries")
+    return joined
 
 
 def read_ecosystems(path: Path) -> Iterator[Listing]:
-    """packages-YYYY-MM-DD.csv (packages joined to registries; docs/backfill.md): one `full`
-    snapshot per registry per dump, at the newest `last_synced_at` of its rows; each row
-    observed at its own `last_synced_at`."""
-    files = sorted(path.glob("packages-*.csv")) if path.is_dir() else [path]
+    """ecosyste.ms packages dumps: `packages-YYYY-MM-DD.tar.gz` (pg_dump custom format, read
+    through pg_restore), a plain `.sql`/`.sql.gz` dump, or a CSV export of packages joined
+    to registries (docs/backfill.md). One `full` snapshot per registry per dump, at the
+    newest `last_synced_at` of its rows;
+    each row observed at its own `last_synced_at`."""
+    if path.is_dir():
+        files = sorted(
+            (p for p in path.glob("packages-*") if p.name.lower().endswith(DUMP_SUFFIXES)),
+            key=lambda p: (_label_instant(p.name) or datetime.min.replace(tzinfo=UTC), p.name),
+        )
+    else:
+        files = [path]
     for f in files:
-        df = pl.read_csv(f, infer_schema_length=0)
+        df = _ecosystems_frame(f)
+        stem = _dump_stem(f)
         for registry, part in df.group_by("registry_name", maintain_order=True):
             reg = str(registry[0])
             source = ECOSYSTEM_SOURCES.get(reg, f"registry:{reg}")
@@ -370,7 +464,7 @@ def read_ecosystems(path: Path) -> Iterator[Listing]:
                 raise ValueError(f"{f}: no last_synced_at and no dated name")
             yield Listing(
                 source,
-                f"{f.stem}:{reg}",
+                f"{stem}:{reg}",
                 at,
                 "newest last_synced_at (rows have different ages)",
                 "full",

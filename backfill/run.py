@@ -10,8 +10,9 @@ from pathlib import Path
 
 import polars as pl
 
+from backfill.breaks import break_events
 from backfill.readers import ARCHIVES, Listing
-from storage import CrawlEvent, Store
+from storage import CrawlEvent, Store, schemas
 
 COLUMNS_EVENT = "archive-columns"  # the crawl-event kind recording a version's columns
 BATCH_ROWS = 50_000
@@ -57,14 +58,18 @@ def run_id_of(archive: str, listing: Listing) -> str:
 
 def _known_names(store: Store, source: str, listings: list[Listing]) -> dict[str, str]:
     """name -> the `_id` known for it: the store's current state, then every archive
-    version that has `_id` (a later era resolves an earlier one's names)."""
+    version that has `_id` (a later era resolves an earlier one's names). Lazy versions
+    are read one at a time for their (name, _id) pairs and let go."""
     known: dict[str, str] = {}
     if source in store.sources():
         cur = store.as_of(source, columns=["name"]).collect()
         known.update(zip(cur["name"].to_list(), cur["entity_id"].to_list(), strict=True))
     for lst in listings:
-        if lst.source == source and not lst.by_name:
-            pairs = lst.rows.select("name", "entity_id").drop_nulls()
+        if lst.source != source:
+            continue
+        full = lst.load()
+        if not full.by_name:
+            pairs = full.rows.select("name", "entity_id").drop_nulls()
             known.update(zip(pairs["name"].to_list(), pairs["entity_id"].to_list(), strict=True))
     return known
 
@@ -79,6 +84,16 @@ def _resolve(rows: pl.DataFrame, known: dict[str, str]) -> tuple[pl.DataFrame, i
     filled = pl.coalesce(rows["entity_id"], ids, rows["name"])
     out = rows.with_columns(filled.alias("entity_id"))
     return out.unique("entity_id", keep="first", maintain_order=True), unresolved
+
+
+def with_observed_at(rows: pl.DataFrame) -> pl.DataFrame:
+    """Keep a version's per-row observation times (ecosyste.ms `last_synced_at`: rows in
+    one dump have different ages) where the store takes them (`storage.schemas.OBSERVED_AT`,
+    issue 16); drop them on a store that has no such column. Archives whose rows all date
+    from the version's instant pass none: the snapshot's `as_of` already says it."""
+    if "observed_at" in rows.columns and getattr(schemas, "OBSERVED_AT", None) is None:
+        return rows.drop("observed_at")
+    return rows
 
 
 def run_backfill(
@@ -118,9 +133,14 @@ def run_backfill(
     ]
     listings.sort(key=lambda x: (x.observed_at, x.source))
     result = BackfillResult(archive)
-    known = {s: _known_names(store, s, listings) for s in {x.source for x in listings}}
-    for i, lst in enumerate(listings):
-        out = _one(store, archive, lst, known[lst.source], max_shrink)
+    known: dict[str, dict[str, str]] = {}
+    for i, lazy in enumerate(listings):
+        done = _done(store, archive, lazy)
+        lst = done[1] if done else lazy.load()  # one version in memory at a time
+        if done is None and lst.by_name and lst.source not in known:
+            # an era without `_id`: names resolve through the store and every later version
+            known[lst.source] = _known_names(store, lst.source, listings[i + 1 :])
+        out = done[0] if done else _one(store, archive, lst, known.get(lst.source, {}), max_shrink)
         result.outcomes.append(out)
         if out.status == "imported":
             result.archive_bytes += lst.archive_bytes
@@ -130,16 +150,17 @@ def run_backfill(
     return result
 
 
-def _one(
-    store: Store, archive: str, lst: Listing, known: dict[str, str], max_shrink: float | None
-) -> Outcome:
-    run_id = run_id_of(archive, lst)
+def _done(store: Store, archive: str, lst: Listing) -> tuple[Outcome, Listing] | None:
+    """The outcome of a version that needs no reading: imported before, or not after the
+    store's newest snapshot (time runs forward); None when it is to be imported."""
     out = Outcome(lst.source, lst.key, lst.observed_at, "skipped")
     cat = store.snapshots(lst.source, all_statuses=True)
-    mine = cat.filter((pl.col("run_id") == run_id) & (pl.col("status") == "complete"))
+    mine = cat.filter(
+        (pl.col("run_id") == run_id_of(archive, lst)) & (pl.col("status") == "complete")
+    )
     if mine.height:
         out.status, out.snapshot_id = "already imported", int(mine["snapshot_id"][0])
-        return out
+        return out, lst
     held = cat.filter(pl.col("status") != "failed")["as_of"].drop_nulls()
     if held.len() and lst.observed_at <= held.max():  # type: ignore[operator]
         same = lst.observed_at == held.max()
@@ -148,8 +169,17 @@ def _one(
             if same
             else "before the store's newest snapshot (time runs forward)"
         )
-        return out
+        return out, lst
+    return None
+
+
+def _one(
+    store: Store, archive: str, lst: Listing, known: dict[str, str], max_shrink: float | None
+) -> Outcome:
+    run_id = run_id_of(archive, lst)
+    out = Outcome(lst.source, lst.key, lst.observed_at, "skipped")
     rows, unresolved = _resolve(lst.rows, known) if lst.source.startswith("hub:") else (lst.rows, 0)
+    rows = with_observed_at(rows)
     full = lst.coverage == "full"
     w = store.begin_snapshot(
         lst.source,
@@ -164,8 +194,10 @@ def _one(
         w.write_batch(seq, rows.slice(start, BATCH_ROWS))
     present = [c for c in rows.columns if rows[c].null_count() < rows.height]
     absent = [c for c in rows.columns if c not in present]
+    # the known methodology breaks of this source go in with its first imported snapshot
     w.record_events(
         [
+            *break_events(store, lst.source),
             CrawlEvent(
                 COLUMNS_EVENT,
                 f"{archive} {lst.key}",
@@ -178,7 +210,7 @@ def _one(
                         "notes": lst.notes,
                     }
                 ),
-            )
+            ),
         ]
     )
     info = w.finish("complete", message=f"backfill {archive} {lst.key} ({lst.instant_rule})")

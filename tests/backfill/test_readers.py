@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
-import pytest
 
-from backfill import breaks_frame, daily_deltas, run_backfill
-from backfill.readers import parse_top_download
+from backfill import ARCHIVES, breaks_frame, daily_deltas, run_backfill
+from backfill.readers import parse_top_download, read_ecosystems
 from backfill.run import archive_columns
 from storage import Store
 
@@ -173,6 +172,8 @@ def test_hub_stats_eras_rename_and_deltas(tmp_path: Path) -> None:
     for day, (a, b) in enumerate([(100, 50), (100, 60), (190, 70)]):
         rows = [{**r, "downloadsAllTime": v} for r, v in zip(era2, (a, b), strict=True)]
         commit(repo, "models.parquet", hub_file(scratch, rows), f"2025-03-0{day + 1}T13:00:00Z")
+    # a day of real hub-stats is up to 1.6 GB: versions are read one at a time, when imported
+    assert all(x.frame is None for x in ARCHIVES["hub-stats"](repo))
     store = Store.open(str(tmp_path / "store"))
     res = run_backfill(store, "hub-stats", repo)
     assert res.count("imported") == 6
@@ -242,6 +243,9 @@ def test_ecosystems_csv_and_peatmoss(tmp_path: Path) -> None:
     # a dump mixes figures of different ages: each row says its own
     got = store.as_of("pypi", columns=["observed_at"]).collect().rows()
     assert got == [("requests", datetime(2023, 12, 30, tzinfo=UTC))]
+    # the reader carries it per row
+    pypi = next(x for x in read_ecosystems(csv) if x.source == "pypi")
+    assert pypi.rows["observed_at"].to_list() == [datetime(2023, 12, 30, tzinfo=UTC)]
     db = tmp_path / "PeaTMOSS-2023-09-01.db"
     con = sqlite3.connect(db)
     con.execute(
@@ -258,11 +262,3 @@ def test_ecosystems_csv_and_peatmoss(tmp_path: Path) -> None:
 def test_breaks_are_data() -> None:
     b = breaks_frame("hub:dataset")
     assert "2024-09-01" in [str(d) for d in b["start"]]
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(
-    subprocess.run(["which", "pg_dump"], capture_output=True).returncode, reason="no pg_dump"
-)
-def test_pg_dump_custom_format_is_out_of_scope_here() -> None:
-    pytest.skip("a pg_dump custom-format reader is not built yet: export to CSV (docs/backfill.md)")
