@@ -65,6 +65,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "analytics",
         "One measure of metrics.md for a source, at a snapshot or as a series.",
     ),
+    "analyze": (
+        "analytics",
+        "Compute and store every measure result missing from derived/measures (resumable).",
+    ),
     "report": (
         "analytics",
         "Every measure as one self-contained page (index.html) plus tables as Parquet/CSV.",

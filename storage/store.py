@@ -9,16 +9,17 @@ kept snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
 
-from storage import lease, maintenance, reads, writer
+from storage import derived, lease, maintenance, reads, writer
 from storage.catalog import At, Coverage, Heartbeat, SnapshotInfo
 from storage.core import CODE_VERSION, KEYFRAME_COST, StoreCore, StoreOptions, TableStats
+from storage.derived import DerivedFrame
 from storage.layout import check_source
 from storage.lease import Lease, LeaseHeld, LeaseState
 from storage.maintenance import MaintenanceReport, TableMaintenance
@@ -594,6 +595,59 @@ class Store:
             ['rejected']
         """
         return reads.events(self._core, run_id)
+
+    # -- derived results ----------------------------------------------------------------
+
+    def write_derived(self, table: str, frames: Iterable[DerivedFrame]) -> int:
+        """Store results computed from the store under `derived/NAME` (storage/derived.py),
+        one row per (source, snapshot_id, name, version, params) key, exactly once: a key
+        already stored at its version is left out (each key carries its own txn). Returns
+        the rows this call wrote.
+
+        Example:
+            >>> store.write_derived("derived/measures", [frame])
+            1
+        """
+        return derived.write(self._core.tables, table, frames)
+
+    def derived_stored(self, table: str, keys: Iterable[DerivedFrame]) -> list[bool]:
+        """Per key (its frame unread): whether `table` holds it at its version."""
+        return derived.has(self._core.tables, table, keys)
+
+    def derived_index(
+        self,
+        table: str,
+        *,
+        source: str | None = None,
+        name: str | None = None,
+        snapshot_id: int | None = None,
+        version: int | None = None,
+        params: str | None = None,
+    ) -> pl.DataFrame:
+        """The stored keys of `table` (no frames) matching the parts given."""
+        return derived.index(
+            self._core.tables,
+            table,
+            source=source,
+            name=name,
+            snapshot_id=snapshot_id,
+            version=version,
+            params=params,
+        )
+
+    def read_derived(
+        self, table: str, *, source: str, snapshot_id: int, name: str, version: int, params: str
+    ) -> DerivedFrame | None:
+        """One stored key with its frame; None when it is not stored."""
+        return derived.read(
+            self._core.tables,
+            table,
+            source=source,
+            snapshot_id=snapshot_id,
+            name=name,
+            version=version,
+            params=params,
+        )
 
     # -- housekeeping -----------------------------------------------------------------
 
