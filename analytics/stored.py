@@ -208,14 +208,7 @@ def stored_frame(
         sid = ids[-1]
     else:
         sid = data.resolve(source, at)
-    row = store.read_derived(
-        TABLE,
-        source=source,
-        snapshot_id=sid,
-        name=m.name,
-        version=m.version,
-        params=params_digest(data.params),
-    )
+    row = store.read_derived(TABLE, _Key(m, source, sid).frame(params_digest(data.params)))
     if row is None:
         return None
     if row.status == "empty":

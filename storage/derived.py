@@ -169,66 +169,47 @@ def has(tables: Tables, rel: str, keys: Iterable[DerivedFrame]) -> list[bool]:
     return [(dt.transaction_version(_app_id(rel, k)) or 0) >= k.version for k in keys]
 
 
-def _filters(
-    source: str | None,
-    name: str | None,
-    snapshot_id: int | None,
-    version: int | None,
-    params: str | None,
-) -> list[tuple[str, str, object]]:
-    out: list[tuple[str, str, object]] = []
-    for col, value in (
-        ("source", source),
-        ("name", name),
-        ("snapshot_id", snapshot_id),
-        ("version", version),
-        ("params", params),
-    ):
-        if value is not None:
-            out.append((col, "=", value))
-    return out
+KEY_COLUMNS = ("source", "name", "snapshot_id", "version", "params")
 
 
-def index(
-    tables: Tables,
-    rel: str,
-    *,
-    source: str | None = None,
-    name: str | None = None,
-    snapshot_id: int | None = None,
-    version: int | None = None,
-    params: str | None = None,
-) -> pl.DataFrame:
+def _filters(match: dict[str, str | int | None]) -> list[tuple[str, str, object]]:
+    unknown = set(match) - set(KEY_COLUMNS)
+    if unknown:
+        raise ValueError(f"derived key parts are {KEY_COLUMNS}, got {sorted(unknown)}")
+    return [(col, "=", value) for col, value in match.items() if value is not None]
+
+
+def index(tables: Tables, rel: str, **match: str | int | None) -> pl.DataFrame:
     """The rows of `rel` matching the given key parts, without their frames."""
     check_table(rel)
+    flt = _filters(match)
     dt = tables.get(rel)
     if dt is None:
         empty = pl.from_arrow(SCHEMA.empty_table().select(INDEX_COLUMNS))
         assert isinstance(empty, pl.DataFrame)
         return empty
-    flt = _filters(source, name, snapshot_id, version, params)
     arrow = dt.to_pyarrow_table(columns=INDEX_COLUMNS, filters=flt or None)
     out = pl.from_arrow(arrow)
     assert isinstance(out, pl.DataFrame)
     return out.sort(["source", "name", "snapshot_id", "version"])
 
 
-def read(
-    tables: Tables,
-    rel: str,
-    *,
-    source: str,
-    snapshot_id: int,
-    name: str,
-    version: int,
-    params: str,
-) -> DerivedFrame | None:
-    """The one row of that key, with its frame; None when it is not stored."""
+def read(tables: Tables, rel: str, key: DerivedFrame) -> DerivedFrame | None:
+    """The stored row of `key`'s key (its frame and status unread), with its frame;
+    None when it is not stored."""
     check_table(rel)
     dt = tables.get(rel)
     if dt is None:
         return None
-    flt = _filters(source, name, snapshot_id, version, params)
+    flt = _filters(
+        {
+            "source": key.source,
+            "name": key.name,
+            "snapshot_id": key.snapshot_id,
+            "version": key.version,
+            "params": key.params,
+        }
+    )
     arrow = dt.to_pyarrow_table(filters=flt)
     if arrow.num_rows == 0:
         return None

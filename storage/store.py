@@ -614,40 +614,15 @@ class Store:
         """Per key (its frame unread): whether `table` holds it at its version."""
         return derived.has(self._core.tables, table, keys)
 
-    def derived_index(
-        self,
-        table: str,
-        *,
-        source: str | None = None,
-        name: str | None = None,
-        snapshot_id: int | None = None,
-        version: int | None = None,
-        params: str | None = None,
-    ) -> pl.DataFrame:
-        """The stored keys of `table` (no frames) matching the parts given."""
-        return derived.index(
-            self._core.tables,
-            table,
-            source=source,
-            name=name,
-            snapshot_id=snapshot_id,
-            version=version,
-            params=params,
-        )
+    def derived_index(self, table: str, **match: str | int | None) -> pl.DataFrame:
+        """The stored keys of `table` (no frames) whose parts equal those given (source,
+        name, snapshot_id, version, params; None = any)."""
+        return derived.index(self._core.tables, table, **match)
 
-    def read_derived(
-        self, table: str, *, source: str, snapshot_id: int, name: str, version: int, params: str
-    ) -> DerivedFrame | None:
-        """One stored key with its frame; None when it is not stored."""
-        return derived.read(
-            self._core.tables,
-            table,
-            source=source,
-            snapshot_id=snapshot_id,
-            name=name,
-            version=version,
-            params=params,
-        )
+    def read_derived(self, table: str, key: DerivedFrame) -> DerivedFrame | None:
+        """The stored row of `key` (its source, snapshot_id, name, version and params),
+        with its frame; None when it is not stored."""
+        return derived.read(self._core.tables, table, key)
 
     # -- housekeeping -----------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from analytics.data import Data
 from analytics.errors import NotEnoughData
 from analytics.params import Params
 from analytics.stored import TABLE, analyze, params_digest
-from storage import Store
+from storage import DerivedFrame, Store
 from tests.analytics.test_cli import run
 from tests.analytics.test_turnover import _world
 from tests.analytics.world import paper_world
@@ -49,14 +49,10 @@ def test_stored_results_equal_the_computation_from_scratch(analyzed: Store) -> N
     for row in index.iter_rows(named=True):
         m = measures[row["name"]]
         seen_kinds.add(m.kind)
-        stored = analyzed.read_derived(
-            TABLE,
-            source=row["source"],
-            snapshot_id=row["snapshot_id"],
-            name=m.name,
-            version=m.version,
-            params=digest,
+        key = DerivedFrame(
+            row["source"], row["snapshot_id"], m.name, m.version, digest, None, status="empty"
         )
+        stored = analyzed.read_derived(TABLE, key)
         assert stored is not None
         fresh = Data(analyzed)  # a new Data: nothing memoised from the analyze run
         if stored.status == "empty":
