@@ -157,3 +157,18 @@ def test_readers_use_the_stored_result_and_say_when_they_compute(tmp_path: Path)
     assert res.returncode == 0 and "0 computed" in res.stderr and "1 already stored" in res.stderr
     res = run("--store", str(tmp_path / "store"), "analyze", "--measure", "nope")
     assert res.returncode == 1 and "unknown measure 'nope'" in res.stderr
+
+
+def test_the_report_reads_the_stored_results(analyzed: Store, tmp_path: Path) -> None:
+    from analytics import write_report
+
+    write_report(analyzed, tmp_path / "r")
+    timings = pl.read_csv(tmp_path / "r" / "tables" / "timings.csv")
+    ok = timings.filter(pl.col("status") == "ok")
+    assert ok.height > 20
+    assert set(ok["result"]) == {"stored"}
+    # other parameters are other keys: the report computes them and says so
+    write_report(analyzed, tmp_path / "k", params={"k": 2})
+    other = pl.read_csv(tmp_path / "k" / "tables" / "timings.csv")
+    assert set(other.filter(pl.col("status") == "ok")["result"]) == {"computed"}
+    assert "computed now" in (tmp_path / "k" / "index.html").read_text()
