@@ -52,6 +52,7 @@ class Summary:
     already: int = 0  # already stored
     written: int = 0  # rows written (ok + empty)
     empty: int = 0  # of those, "not enough data"
+    updated: int = 0  # series carried forward from their previous result (Measure.update)
     failures: dict[str, str] = field(default_factory=dict)  # "measure source@sid" -> error
     failed_measures: dict[str, int] = field(default_factory=dict)  # measure -> failures
     seconds: dict[str, float] = field(default_factory=dict)  # measure -> compute seconds
@@ -166,7 +167,12 @@ def _compute(data: Data, k: _Key, digest: str, summary: Summary) -> DerivedFrame
     t0 = time.perf_counter()
     try:
         if m.kind == "series":
-            frame = m.run(data, k.source)
+            previous = _previous(data, k, digest) if m.update is not None else None
+            if previous is not None:
+                frame = m.run_update(data, k.source, previous)
+                summary.updated += 1
+            else:
+                frame = m.run(data, k.source)
         else:
             frame = m.run(data, k.source, k.snapshot_id)
         status, message = "ok", None
@@ -194,6 +200,18 @@ def _compute(data: Data, k: _Key, digest: str, summary: Summary) -> DerivedFrame
         message=message,
         seconds=took,
     )
+
+
+def _previous(data: Data, k: _Key, digest: str) -> pl.DataFrame | None:
+    """The newest stored result of a series before `k` (same version and params)."""
+    index = data.store.derived_index(
+        TABLE, source=k.source, name=k.measure.name, version=k.measure.version, params=digest
+    ).filter(pl.col("status") == "ok", pl.col("snapshot_id") < k.snapshot_id)
+    if index.is_empty():
+        return None
+    before = _Key(k.measure, k.source, int(index["snapshot_id"].max()))  # type: ignore[arg-type]
+    row = data.store.read_derived(TABLE, before.frame(digest))
+    return row.frame if row is not None else None
 
 
 def stored_frame(

@@ -172,3 +172,24 @@ def test_the_report_reads_the_stored_results(analyzed: Store, tmp_path: Path) ->
     other = pl.read_csv(tmp_path / "k" / "tables" / "timings.csv")
     assert set(other.filter(pl.col("status") == "ok")["result"]) == {"computed"}
     assert "computed now" in (tmp_path / "k" / "index.html").read_text()
+
+
+def test_a_series_with_an_update_carries_its_previous_result_forward(tmp_path: Path) -> None:
+    from tests.analytics.world import day, hub, snapshot
+
+    store = _world(tmp_path)
+    first = analyze(store, measures=["growth"])
+    assert (first.written, first.updated) == (1, 0)
+    rows = [hub(e, downloads=d) for e, d in (("A", 5), ("B", 4), ("Z", 1))]
+    sid = snapshot(store, "hub:model", day(60), rows)
+    second = analyze(store, measures=["growth"])
+    assert (second.written, second.updated) == (1, 1)
+    key = DerivedFrame("hub:model", sid, "growth", 1, params_digest(Params()), None, "empty")
+    got = store.read_derived(TABLE, key)
+    assert got is not None and got.frame is not None
+    assert got.frame["entities"].to_list() == [5, 5, 5, 7, 3]
+    assert_frame_equal(got.frame, registry()["growth"].run(Data(store), "hub:model"))
+    # a series without one says why it is computed anew
+    assert registry()["growth"].recompute_reason is None
+    assert "top-K list" in (registry()["turnover"].recompute_reason or "")
+    assert "series_max" in (registry()["concentration"].recompute_reason or "")
