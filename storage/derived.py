@@ -160,13 +160,24 @@ def write(tables: Tables, rel: str, items: Iterable[DerivedFrame]) -> int:
 
 
 def has(tables: Tables, rel: str, keys: Iterable[DerivedFrame]) -> list[bool]:
-    """Per key: whether its row (at its version or later) is in `rel`."""
+    """Per key: whether `rel` holds its row (at its version or a later one). One read of
+    the key columns, not a txn look-up per key (0.4 ms each: 28 s for a year of daily
+    snapshots of 5 sources x 38 measures); rows and txns land in the same commit."""
     check_table(rel)
-    dt = tables.get(rel)
     keys = list(keys)
-    if dt is None:
+    dt = tables.get(rel)
+    if dt is None or not keys:
         return [False] * len(keys)
-    return [(dt.transaction_version(_app_id(rel, k)) or 0) >= k.version for k in keys]
+    cols = ["source", "snapshot_id", "name", "params", "version"]
+    names = sorted({k.name for k in keys})
+    arrow = dt.to_pyarrow_table(columns=cols, filters=[("name", "in", names)])
+    best: dict[tuple[str, int, str, str], int] = {}
+    for src, sid, name, params, version in zip(
+        *(arrow.column(c).to_pylist() for c in cols), strict=True
+    ):
+        key = (src, sid, name, params)
+        best[key] = max(best.get(key, 0), version)
+    return [best.get((k.source, k.snapshot_id, k.name, k.params), 0) >= k.version for k in keys]
 
 
 KEY_COLUMNS = ("source", "name", "snapshot_id", "version", "params")
