@@ -30,6 +30,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
+from storage import schemas
 from storage.errors import CommitConflict, StoreError
 from storage.tables import NO_HOOKS, WRITER_PROPS, Tables
 
@@ -38,21 +39,7 @@ PREFIX = "derived/"
 MEASURES = "derived/measures"
 STATUSES = ("ok", "empty")
 PARTITION = ["name"]
-SCHEMA = pa.schema(
-    [
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("snapshot_id", pa.int64(), nullable=False),
-        pa.field("name", pa.string(), nullable=False),
-        pa.field("version", pa.int64(), nullable=False),
-        pa.field("params", pa.string(), nullable=False),
-        pa.field("status", pa.string(), nullable=False),
-        pa.field("message", pa.string()),
-        pa.field("rows", pa.int64()),
-        pa.field("seconds", pa.float64()),
-        pa.field("computed_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("payload", pa.large_binary()),
-    ]
-)
+SCHEMA = schemas.DERIVED_MEASURES
 INDEX_COLUMNS = [f.name for f in SCHEMA if f.name != "payload"]
 _RETRIES = 50
 

@@ -129,6 +129,9 @@ def test_resumable_only_missing_keys_are_computed(tmp_path: Path) -> None:
     rest = analyze(store)
     assert rest.already == 5 and rest.written == rest.keys - 5
     assert "growth_monthly" not in rest.seconds and "turnover" not in rest.seconds
+    # every stored row, no doubles, is in SQL too
+    n = store.sql().execute("SELECT count(*) FROM derived_measures").fetchone()
+    assert n == (rest.keys,)
 
 
 def test_readers_use_the_stored_result_and_say_when_they_compute(tmp_path: Path) -> None:
