@@ -196,3 +196,38 @@ def test_a_series_with_an_update_carries_its_previous_result_forward(tmp_path: P
     assert registry()["growth"].recompute_reason is None
     assert "top-K list" in (registry()["turnover"].recompute_reason or "")
     assert "series_max" in (registry()["concentration"].recompute_reason or "")
+
+
+@pytest.mark.slow
+def test_a_killed_analyze_redoes_only_the_missing_keys(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "store"
+    store = paper_world(Store.open(str(root)))
+    log = root / "derived" / "measures" / "_delta_log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hubtide", "--store", str(root), "analyze"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    # the table's creation is commit 0; kill once the first results (commit 1) are in
+    while not (log / f"{1:020d}.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "analyze ended before it could be killed"
+    done_before = store.derived_index(TABLE).height
+    summary = analyze(store)
+    assert 0 < done_before == summary.already < summary.keys
+    assert summary.written == summary.keys - done_before and summary.failures == {}
+    index = store.derived_index(TABLE)
+    assert index.height == summary.keys
+    assert (
+        index.select("source", "snapshot_id", "name", "version", "params").is_duplicated().sum()
+        == 0
+    )
