@@ -160,6 +160,10 @@ def test_readers_use_the_stored_result_and_say_when_they_compute(tmp_path: Path)
     assert res.returncode == 0 and "0 computed" in res.stderr and "1 already stored" in res.stderr
     res = run("--store", str(tmp_path / "store"), "analyze", "--measure", "nope")
     assert res.returncode == 1 and "unknown measure 'nope'" in res.stderr
+    res = run("--store", str(tmp_path / "store"), "analyze", "--source", "npm")
+    assert (
+        res.returncode == 1 and "unknown source 'npm'" in res.stderr and "hub:model" in res.stderr
+    )
 
 
 def test_the_report_reads_the_stored_results(analyzed: Store, tmp_path: Path) -> None:
