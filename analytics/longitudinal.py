@@ -141,11 +141,28 @@ def churn(data: Data, source: str) -> pl.DataFrame:
     Created and deleted need two `full` snapshots: leaving a top-N list is not a deletion
     nor entering it a creation, and a subset says nothing of what it left out; they are
     null otherwise. Renamed and updated count the entities both snapshots cover."""
-    ids = _need(data, source)
+    return _churn_rows(data, source, list(itertools.pairwise(_need(data, source))))
+
+
+def churn_update(data: Data, source: str, previous: pl.DataFrame) -> pl.DataFrame:
+    """`churn` from its previous result: the rows of the consecutive pairs that are still
+    consecutive kept as they were, only the pairs since computed (two states each)."""
+    pairs = list(itertools.pairwise(_need(data, source)))
+    wanted = pl.DataFrame(
+        {"previous_snapshot_id": [a for a, _ in pairs], "snapshot_id": [b for _, b in pairs]},
+        schema={"previous_snapshot_id": pl.Int64, "snapshot_id": pl.Int64},
+    )
+    kept = previous.join(wanted, on=["previous_snapshot_id", "snapshot_id"], how="semi")
+    done = set(zip(kept["previous_snapshot_id"], kept["snapshot_id"], strict=True))
+    new = _churn_rows(data, source, [p for p in pairs if p not in done])
+    return pl.concat([kept, new]).sort("snapshot_id")
+
+
+def _churn_rows(data: Data, source: str, pairs: list[tuple[int, int]]) -> pl.DataFrame:
     cols = data.columns(source)
     watch = [c for c in ("name", "sha", "last_modified", "latest_version") if c in cols]
     rows = []
-    for a, b in itertools.pairwise(ids):
+    for a, b in pairs:
         sa = data.state(source, a, watch)
         sb = data.state(source, b, watch)
         j = sb.join(sa, on="entity_id", how="inner", suffix="__a")

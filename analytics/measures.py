@@ -100,7 +100,7 @@ MEASURES: tuple[Measure, ...] = (
             ytitle="entities (since the previous snapshot)",
         ),
         pairs=True,
-        across="its rows compare consecutive pairs, which a stored result would let it carry forward, but it is not written that way yet: computed anew from the as-of states",
+        update=longitudinal.churn_update,
     ),
     Measure(
         "concentration",

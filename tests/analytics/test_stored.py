@@ -185,17 +185,22 @@ def test_a_series_with_an_update_carries_its_previous_result_forward(tmp_path: P
     from tests.analytics.world import day, hub, snapshot
 
     store = _world(tmp_path)
-    first = analyze(store, measures=["growth"])
-    assert (first.written, first.updated) == (1, 0)
+    first = analyze(store, measures=["growth", "churn"])
+    assert (first.written, first.updated) == (2, 0)
     rows = [hub(e, downloads=d) for e, d in (("A", 5), ("B", 4), ("Z", 1))]
     sid = snapshot(store, "hub:model", day(60), rows)
-    second = analyze(store, measures=["growth"])
-    assert (second.written, second.updated) == (1, 1)
-    key = DerivedFrame("hub:model", sid, "growth", 1, params_digest(Params()), None, "empty")
-    got = store.read_derived(TABLE, key)
-    assert got is not None and got.frame is not None
-    assert got.frame["entities"].to_list() == [5, 5, 5, 7, 3]
-    assert_frame_equal(got.frame, registry()["growth"].run(Data(store), "hub:model"))
+    second = analyze(store, measures=["growth", "churn"])
+    assert (second.written, second.updated) == (2, 2)
+    for name in ("growth", "churn"):
+        key = DerivedFrame("hub:model", sid, name, 1, params_digest(Params()), None, "empty")
+        got = store.read_derived(TABLE, key)
+        assert got is not None and got.frame is not None
+        assert_frame_equal(got.frame, registry()[name].run(Data(store), "hub:model"))
+        if name == "growth":
+            assert got.frame["entities"].to_list() == [5, 5, 5, 7, 3]
+        else:  # the new pair: F, G, C, D, E gone, Z new (B renamed back to org/B)
+            last = got.frame.row(-1, named=True)
+            assert (last["previous_snapshot_id"], last["created"], last["deleted"]) == (4, 1, 5)
     # a series without one says why it is computed anew
     assert registry()["growth"].recompute_reason is None
     assert "top-K list" in (registry()["turnover"].recompute_reason or "")
