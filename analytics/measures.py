@@ -244,7 +244,7 @@ MEASURES: tuple[Measure, ...] = (
             names={"spearman": "Spearman ρ", "kendall": "Kendall τ"},
         ),
         pairs=True,
-        across="its rows compare consecutive pairs and could be carried forward, but it is not written that way yet: computed anew from the top-K lists in derived/topk",
+        update=topk.rank_correlation_update,
     ),
     # -- Paper A, M1 / M3 / M4 ----------------------------------------------------------------
     Measure(

@@ -185,20 +185,21 @@ def test_a_series_with_an_update_carries_its_previous_result_forward(tmp_path: P
     from tests.analytics.world import day, hub, snapshot
 
     store = _world(tmp_path)
-    first = analyze(store, measures=["growth", "churn"])
-    assert (first.written, first.updated) == (2, 0)
+    carried = ["growth", "churn", "rank_correlation"]
+    first = analyze(store, measures=carried)
+    assert (first.written, first.updated) == (3, 0)
     rows = [hub(e, downloads=d) for e, d in (("A", 5), ("B", 4), ("Z", 1))]
     sid = snapshot(store, "hub:model", day(60), rows)
-    second = analyze(store, measures=["growth", "churn"])
-    assert (second.written, second.updated) == (2, 2)
-    for name in ("growth", "churn"):
+    second = analyze(store, measures=carried)
+    assert (second.written, second.updated) == (3, 3)
+    for name in carried:
         key = DerivedFrame("hub:model", sid, name, 1, params_digest(Params()), None, "empty")
         got = store.read_derived(TABLE, key)
         assert got is not None and got.frame is not None
         assert_frame_equal(got.frame, registry()[name].run(Data(store), "hub:model"))
         if name == "growth":
             assert got.frame["entities"].to_list() == [5, 5, 5, 7, 3]
-        else:  # the new pair: F, G, C, D, E gone, Z new (B renamed back to org/B)
+        elif name == "churn":  # the new pair: F, G, C, D, E gone, Z new
             last = got.frame.row(-1, named=True)
             assert (last["previous_snapshot_id"], last["created"], last["deleted"]) == (4, 1, 5)
     # a series without one says why it is computed anew
