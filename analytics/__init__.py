@@ -47,8 +47,15 @@ def compute_measure(
     source: str | None = None,
     at: Any = None,
     params: dict[str, Any] | Params | None = None,
+    stored: list[bool] | None = None,
 ) -> pl.DataFrame:
-    """One measure as a frame. `at` picks the complete snapshot of snapshot measures."""
+    """One measure as a frame. `at` picks the complete snapshot of snapshot measures.
+
+    The stored result (`derived/measures`, `hubtide analyze`) of these parameters is read
+    when there is one, else the measure is computed now; `stored`, when given, gets True
+    or False appended to say which."""
+    from analytics.stored import measure_frame
+
     measures = registry()
     if name not in measures:
         raise ValueError(f"unknown measure {name!r}; measures: {', '.join(measures)}")
@@ -63,7 +70,10 @@ def compute_measure(
     if src not in data.sources():
         listed = ", ".join(data.sources()) or "none yet"
         raise ValueError(f"unknown source {src!r}; sources in the store: {listed}")
-    return m.run(data, src, at)
+    frame, was_stored = measure_frame(store, m, data, src, at)
+    if stored is not None:
+        stored.append(was_stored)
+    return frame
 
 
 def turnover(

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from analytics.terms import Terms
 
 Compute = Callable[..., pl.DataFrame]  # (data, source, at) for snapshot, (data, source) for series
+# (data, source, previous result) -> the result with every complete snapshot since
+Update = Callable[[Data, str, pl.DataFrame], pl.DataFrame]
 
 ANY = "*"
 HUB = "hub:*"
@@ -57,6 +59,11 @@ class Measure:
     `chart` draws the frame (None: a table says it better), `x_title` overrides the
     chart's x axis words. `pairs`: the measure compares consecutive complete snapshots and
     says "not enough data" with fewer than two.
+
+    Stored results (analytics/stored.py): a series measure's result at each new complete
+    snapshot comes from `update(data, source, previous result)` when it has one (the new
+    snapshots only), else it is computed again over every snapshot and `across` says why
+    the previous result cannot be carried forward (`recompute_reason`).
     """
 
     name: str
@@ -70,6 +77,8 @@ class Measure:
     x_title: str | None = None
     version: int = 1
     pairs: bool = False
+    update: Update | None = None
+    across: str = ""
 
     def __post_init__(self) -> None:
         if self.paper not in PAPERS:
@@ -80,6 +89,11 @@ class Measure:
             raise ValueError(f"measure {self.name!r}: no sources")
         if self.version < 1:
             raise ValueError(f"measure {self.name!r}: version must be >= 1")
+        if self.kind == "snapshot" and (self.update is not None or self.across):
+            raise ValueError(
+                f"measure {self.name!r}: update and across are for series measures (a "
+                "snapshot measure's result is one snapshot's)"
+            )
         unknown = placeholders(self.method) - TERM_FIELDS
         if unknown:
             raise ValueError(
@@ -104,10 +118,32 @@ class Measure:
             return self.compute(data, source)
         return self.compute(data, source, at)
 
+    @property
+    def recompute_reason(self) -> str | None:
+        """Why a series measure is computed again over every snapshot (None: it is not)."""
+        if self.kind != "series" or self.update is not None:
+            return None
+        return self.across or SAMPLED
+
+    def run_update(self, data: Data, source: str, previous: pl.DataFrame) -> pl.DataFrame:
+        """The series from its `previous` result and the complete snapshots since."""
+        if self.update is None:
+            raise ValueError(f"measure {self.name!r} has no update; it is computed anew")
+        if self.pairs and len(data.snapshot_ids(source)) < 2:
+            return self.run(data, source)  # says "not enough data" in the usual words
+        return self.update(data, source, previous)
+
     def method_for(self, terms: Terms) -> str:
         """The method paragraph in the words of one source."""
         return self.method.format(**terms.as_dict())
 
+
+# why most series are computed anew (Measure.across's default)
+SAMPLED = (
+    "it samples at most `series_max` (people series: `people_series_max`) complete "
+    "snapshots evenly spread over all of them, "
+    "so a new snapshot can change which earlier ones are in"
+)
 
 # the placeholders a method text may use: the fields of analytics.terms.Terms
 TERM_FIELDS = frozenset(

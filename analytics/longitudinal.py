@@ -51,7 +51,18 @@ def growth(data: Data, source: str) -> pl.DataFrame:
 
     Only a `full` snapshot counts the source: a `top` one lists its top N and a `subset`
     one a filtered part, so their `entities` is null and the fit skips them."""
-    ids = _need(data, source)
+    return _fit_columns(_growth_rows(data, source, _need(data, source)), "as_of", "entities")
+
+
+_GROWTH_ROWS: dict[str, pl.DataType] = {
+    "snapshot_id": pl.Int64(),
+    "as_of": _TS,
+    "entities": pl.Int64(),
+    "coverage": pl.String(),
+}
+
+
+def _growth_rows(data: Data, source: str, ids: list[int]) -> pl.DataFrame:
     rows = []
     for sid in ids:
         cov = data.coverage(source, sid)[0]
@@ -64,16 +75,19 @@ def growth(data: Data, source: str) -> pl.DataFrame:
                 "coverage": cov,
             }
         )
-    df = pl.DataFrame(
-        rows,
-        schema={
-            "snapshot_id": pl.Int64,
-            "as_of": _TS,
-            "entities": pl.Int64,
-            "coverage": pl.String,
-        },
-    )
-    return _fit_columns(df, "as_of", "entities")
+    return pl.DataFrame(rows, schema=_GROWTH_ROWS)
+
+
+def growth_update(data: Data, source: str, previous: pl.DataFrame) -> pl.DataFrame:
+    """`growth` from its previous result: the previous snapshots' rows as they were, a row
+    per complete snapshot since (one state read each, not one per snapshot ever), and the
+    fit over them all again (it is cheap; the states are not)."""
+    ids = _need(data, source)
+    kept = previous.select(list(_GROWTH_ROWS)).filter(pl.col("snapshot_id").is_in(ids))
+    done = set(kept["snapshot_id"].to_list())
+    new = _growth_rows(data, source, [i for i in ids if i not in done])
+    rows = pl.concat([kept, new]).sort("snapshot_id")
+    return _fit_columns(rows, "as_of", "entities")
 
 
 def _created_column(data: Data, source: str) -> str | None:
@@ -127,11 +141,28 @@ def churn(data: Data, source: str) -> pl.DataFrame:
     Created and deleted need two `full` snapshots: leaving a top-N list is not a deletion
     nor entering it a creation, and a subset says nothing of what it left out; they are
     null otherwise. Renamed and updated count the entities both snapshots cover."""
-    ids = _need(data, source)
+    return _churn_rows(data, source, list(itertools.pairwise(_need(data, source))))
+
+
+def churn_update(data: Data, source: str, previous: pl.DataFrame) -> pl.DataFrame:
+    """`churn` from its previous result: the rows of the consecutive pairs that are still
+    consecutive kept as they were, only the pairs since computed (two states each)."""
+    pairs = list(itertools.pairwise(_need(data, source)))
+    wanted = pl.DataFrame(
+        {"previous_snapshot_id": [a for a, _ in pairs], "snapshot_id": [b for _, b in pairs]},
+        schema={"previous_snapshot_id": pl.Int64, "snapshot_id": pl.Int64},
+    )
+    kept = previous.join(wanted, on=["previous_snapshot_id", "snapshot_id"], how="semi")
+    done = set(zip(kept["previous_snapshot_id"], kept["snapshot_id"], strict=True))
+    new = _churn_rows(data, source, [p for p in pairs if p not in done])
+    return pl.concat([kept, new]).sort("snapshot_id")
+
+
+def _churn_rows(data: Data, source: str, pairs: list[tuple[int, int]]) -> pl.DataFrame:
     cols = data.columns(source)
     watch = [c for c in ("name", "sha", "last_modified", "latest_version") if c in cols]
     rows = []
-    for a, b in itertools.pairwise(ids):
+    for a, b in pairs:
         sa = data.state(source, a, watch)
         sb = data.state(source, b, watch)
         j = sb.join(sa, on="entity_id", how="inner", suffix="__a")

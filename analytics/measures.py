@@ -58,6 +58,7 @@ MEASURES: tuple[Measure, ...] = (
             ytitle="entities (live in the snapshot)",
             names={"fitted": "exponential fit"},
         ),
+        update=longitudinal.growth_update,
     ),
     Measure(
         "growth_monthly",
@@ -99,6 +100,7 @@ MEASURES: tuple[Measure, ...] = (
             ytitle="entities (since the previous snapshot)",
         ),
         pairs=True,
+        update=longitudinal.churn_update,
     ),
     Measure(
         "concentration",
@@ -141,6 +143,7 @@ MEASURES: tuple[Measure, ...] = (
             "Rank over time (1 = most popular)",
             ytitle="rank by popularity (1 = most popular)",
         ),
+        across="it follows the newest snapshot's top entities: a new snapshot changes who is followed through every earlier one",
     ),
     Measure(
         "maintenance",
@@ -159,6 +162,7 @@ MEASURES: tuple[Measure, ...] = (
             "Maintenance per month",
             ytitle="commits per repo; share of repos committed (0-1)",
         ),
+        across="it reads the commit history whole: a later crawl adds commits of earlier months (a repo seen for the first time brings its whole history)",
     ),
     # -- Paper A, M2 --------------------------------------------------------------------------
     Measure(
@@ -175,6 +179,7 @@ MEASURES: tuple[Measure, ...] = (
         "left and distinct ever; turnover share = (newcomers + returning) / K.",
         chart=_turnover_chart("snapshot"),
         pairs=True,
+        across="newcomers (never in the top K before) and distinct_ever need every earlier top-K list, which the previous result does not hold; the lists come from derived/topk, so no state is re-read",
     ),
     Measure(
         "turnover_interval",
@@ -187,6 +192,7 @@ MEASURES: tuple[Measure, ...] = (
         "each fixed interval of {interval}; snapshots come {cadence}.",
         chart=_turnover_chart("interval"),
         pairs=True,
+        across="its interval follows the snapshot cadence (the median gap over all snapshots), which a new snapshot can change, moving every interval",
     ),
     Measure(
         "topk_lifespan",
@@ -202,6 +208,7 @@ MEASURES: tuple[Measure, ...] = (
             "Snapshots spent in the top-K (entities ever in it)",
             ytitle="entities",
         ),
+        across="an entity's longest consecutive spell needs its membership in every top-K list, which the previous totals do not hold (the lists come from derived/topk)",
     ),
     Measure(
         "topk_survival",
@@ -218,6 +225,7 @@ MEASURES: tuple[Measure, ...] = (
             "Survival in the top-K (Kaplan-Meier)",
             ytitle="share still in the top-K (0-1)",
         ),
+        across="Kaplan-Meier over every spell: a spell censored at the previous newest snapshot may go on or end, and the curve is refitted from every spell (the lists come from derived/topk)",
     ),
     Measure(
         "rank_correlation",
@@ -236,6 +244,7 @@ MEASURES: tuple[Measure, ...] = (
             names={"spearman": "Spearman ρ", "kendall": "Kendall τ"},
         ),
         pairs=True,
+        update=topk.rank_correlation_update,
     ),
     # -- Paper A, M1 / M3 / M4 ----------------------------------------------------------------
     Measure(

@@ -37,6 +37,7 @@ from analytics.catalog import Measure, applies, registry
 from analytics.data import Data
 from analytics.errors import NotEnoughData
 from analytics.params import Params
+from analytics.stored import measure_frame
 from analytics.terms import Terms, terms
 from storage import Store, schemas
 
@@ -68,6 +69,7 @@ class Result:
     note: str | None = None
     seconds: float = 0.0
     files: list[str] = field(default_factory=list)
+    stored: bool = False  # read from derived/measures (`hubtide analyze`), not computed now
 
 
 _PAPER_ORDER = ["longitudinal", "A", "B"]
@@ -277,6 +279,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
+def _origin(r: Result) -> str:
+    if r.stored:
+        return f"stored result (v{r.measure.version})"
+    return "computed now (not stored yet: <code>hubtide analyze</code> stores it)"
+
+
 def run_measures(data: Data, sources: list[str]) -> list[Result]:
     """Compute every applicable measure for every source; never raises for one measure."""
     out = []
@@ -287,7 +295,7 @@ def run_measures(data: Data, sources: list[str]) -> list[Result]:
             r = Result(m, source)
             t0 = time.perf_counter()
             try:
-                r.frame = m.run(data, source)
+                r.frame, r.stored = measure_frame(data.store, m, data, source)
             except NotEnoughData as exc:
                 r.note = str(exc)
             except Exception as exc:  # one bad measure must not cost the whole page
@@ -533,6 +541,7 @@ def build_report(
                     "measure": info.name,
                     "seconds": r.seconds,
                     "status": "ok" if r.frame is not None else (r.note or "")[:120],
+                    "result": "stored" if r.stored else "computed",
                 }
             )
             parts.append(
@@ -573,7 +582,8 @@ def build_report(
                 parts.append(_table_html(r.frame))
             links = " · ".join(f"<a href='{f}'>{f.rsplit('.', 1)[1]}</a>" for f in r.files)
             parts.append(
-                f"<p class=meta>{r.frame.height} rows · {links} · {r.seconds:.2f} s</p></div>"
+                f"<p class=meta>{r.frame.height} rows · {links} · {r.seconds:.2f} s · "
+                f"{_origin(r)}</p></div>"
             )
         parts.append("</section>")
     total = time.perf_counter() - t0
@@ -584,6 +594,7 @@ def build_report(
             "measure": pl.String,
             "seconds": pl.Float64,
             "status": pl.String,
+            "result": pl.String,
         },
     )
     _write_tables(timings, tables, "timings")

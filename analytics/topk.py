@@ -227,7 +227,21 @@ def survival(data: Data, source: str) -> pl.DataFrame:
 
 def rank_correlation(data: Data, source: str) -> pl.DataFrame:
     """Spearman and Kendall between the ranks of consecutive top-K lists, over the remained."""
+    return _rank_rows(data, source, data.snapshot_ids(source))
+
+
+def rank_correlation_update(data: Data, source: str, previous: pl.DataFrame) -> pl.DataFrame:
+    """`rank_correlation` from its previous result: its rows are kept when they are the
+    pairs of the snapshots still there (else everything is computed again), and only the
+    pairs since are ranked."""
     ids = data.snapshot_ids(source)
+    n = previous.height
+    if previous["snapshot_id"].to_list() != ids[1 : n + 1]:
+        return rank_correlation(data, source)
+    return pl.concat([previous, _rank_rows(data, source, ids[n:])])
+
+
+def _rank_rows(data: Data, source: str, ids: list[int]) -> pl.DataFrame:
     tops = top_sets(data, source, ids)
     rows = []
     for i in range(1, len(ids)):

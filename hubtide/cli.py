@@ -70,6 +70,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "analytics",
         "One measure of metrics.md for a source, at a snapshot or as a series.",
     ),
+    "analyze": (
+        "analytics",
+        "Compute and store every measure result missing from derived/measures (resumable).",
+    ),
     "report": (
         "analytics",
         "Every measure as one self-contained page (index.html) plus tables as Parquet/CSV.",
@@ -224,6 +228,7 @@ registries in Delta Lake tables, and computes how they change over time.
   hubtide asof hub:model --at 2026-01-31 --columns name,downloads --out models.parquet
   hubtide top hub:model --by downloads --k 20
   hubtide turnover hub:model --k 1000          # top-K turnover between snapshots
+  hubtide analyze                              # store every missing measure result
   hubtide report --out report/                 # every measure as one offline page
   hubtide daemon --config hubtide.toml         # crawl on a schedule, serve /metrics
 

@@ -174,3 +174,16 @@ def configure_logging(debug: bool) -> None:
     )
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def progress_bar() -> Any:
+    """A transient bar on stderr (description, bar, done/total) for long-running commands."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        transient=True,
+    )

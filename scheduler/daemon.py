@@ -4,8 +4,12 @@ Jobs (APScheduler 3 `AsyncIOScheduler`, memory job store re-filled at every boot
 
 * `crawl:<source>` per source on its interval or cron, `max_instances=1` (two crawls of a
   source never overlap) and `coalesce=True` (missed runs become one);
-* `analytics` after each complete snapshot: `analytics.write_report`, coalesced (a snapshot
-  landing during a refresh marks it dirty and one more refresh follows);
+* `analytics` after each complete snapshot: `analytics.stored.analyze` (every measure
+  result missing from `derived/measures`, the new snapshot's included; its wall time in
+  `hubtide_analyze_seconds`, each failing measure logged and counted in
+  `hubtide_analyze_failures_total{measure}`), then `analytics.write_report`; coalesced (a
+  snapshot landing during a refresh marks it dirty and one more refresh follows). It runs
+  in a thread beside the crawls: a failing measure never blocks a crawl;
 * `maintenance` on `maintenance_cron` (weekly by default): `store.maintain()`; also after
   every `maintain_every_snapshots` complete snapshots when set (accelerated clocks), at a
   quiet point (between lockstep rounds, or when no crawl runs);
@@ -492,6 +496,7 @@ class Daemon:
                 except ImportError as exc:
                     log.warning("analytics not available: %s", exc)
                     return
+                await self._analyze_job()
                 try:
                     out = await _in_daemon_thread(
                         lambda: write_report(
@@ -505,6 +510,34 @@ class Daemon:
                     log.error("analytics refresh failed: %s", exc)
         finally:
             self._analytics_running = False
+
+    async def _analyze_job(self) -> None:
+        """Store every missing measure result (the per-snapshot job); never raises."""
+        from analytics.stored import analyze
+
+        t0 = time.monotonic()
+        try:
+            summary = await _in_daemon_thread(
+                lambda: analyze(self.store, params=self.plan.analytics_params)
+            )
+        except Exception as exc:
+            self.metrics.jobs.labels("analyze", "error").inc()
+            log.error("analyze failed: %s", exc)
+            return
+        finally:
+            self.metrics.analyze_seconds.observe(time.monotonic() - t0)
+        for measure, n in summary.failed_measures.items():
+            self.metrics.analyze_failures.labels(measure).inc(n)
+        for what, why in summary.failures.items():
+            log.error("analyze: measure %s failed: %s", what, why)
+        outcome = "error" if summary.failures else "success"
+        self.metrics.jobs.labels("analyze", outcome).inc()
+        log.info(
+            "analyze: %d results stored, %d already, %d failed",
+            summary.written,
+            summary.already,
+            len(summary.failures),
+        )
 
     def _count_for_maintenance(self) -> None:
         """Maintenance by snapshot count runs at a quiet point: between rounds in lockstep

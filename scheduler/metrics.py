@@ -41,6 +41,9 @@ from crawler.stats import CrawlStats, global_stats
 
 # Crawls last from seconds (a small registry) to hours (the whole Hub).
 CRAWL_DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+# the per-snapshot analyze job: a small world takes well under a second, a Hub-scale
+# snapshot minutes
+ANALYZE_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600)
 
 
 @dataclass(frozen=True)
@@ -380,6 +383,20 @@ class DaemonMetrics:
         self.maintenance_seconds = Gauge(
             "hubtide_last_maintenance_duration_seconds",
             "How long the last store maintenance took.",
+            registry=r,
+        )
+
+        self.analyze_seconds = Histogram(
+            "hubtide_analyze_seconds",
+            "Wall time of the per-snapshot analyze job (measure results stored in "
+            "derived/measures).",
+            buckets=ANALYZE_BUCKETS,
+            registry=r,
+        )
+        self.analyze_failures = Counter(
+            "hubtide_analyze_failures",
+            "Measure results the analyze job failed to compute, by measure.",
+            ["measure"],
             registry=r,
         )
 

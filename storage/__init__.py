@@ -29,11 +29,13 @@ from storage.errors import (
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and readers
     from storage.catalog import SnapshotInfo, parse_at
+    from storage.derived import DerivedFrame
     from storage.store import MaintenanceReport, Store, TableMaintenance, TableStats
     from storage.writer import CrawlEvent, SnapshotWriter
 
 # name -> the module that defines it, imported when the name is first asked for
 _LAZY = {
+    "DerivedFrame": "storage.derived",
     "SnapshotInfo": "storage.catalog",
     "parse_at": "storage.catalog",
     "MaintenanceReport": "storage.store",
@@ -65,6 +67,7 @@ __all__ = [
     "ColumnNotFound",
     "CommitConflict",
     "CrawlEvent",
+    "DerivedFrame",
     "EntityNotFound",
     "MaintenanceReport",
     "SchemaViolation",

@@ -27,6 +27,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 
 from storage import schemas
 from storage.catalog import Catalog
+from storage.derived import MEASURES as DERIVED_MEASURES
 from storage.errors import StoreError
 from storage.layout import (
     FAMILY_TABLES,
@@ -322,6 +323,8 @@ class StoreCore:
         names += [rel for rel in (*FAMILY_TABLES, *OPS_TABLES) if self.tables.exists(rel)]
         if self.tables.exists(OBSERVED):
             names.append(OBSERVED)
+        if self.tables.exists(DERIVED_MEASURES):
+            names.append(DERIVED_MEASURES)
         for src in self.catalog.sources():
             if is_custom(src) and self.tables.exists(entity_table(src)):
                 names.append(entity_table(src))

@@ -233,6 +233,24 @@ DERIVED_TOPK = pa.schema(
     ]
 )
 
+# derived/measures (storage/derived.py): one row per (source, snapshot_id, name, version,
+# params) key, the result frame as an Arrow IPC stream in `payload`
+DERIVED_MEASURES = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("snapshot_id", pa.int64(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("version", pa.int64(), nullable=False),
+        pa.field("params", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("message", pa.string()),
+        pa.field("rows", pa.int64()),
+        pa.field("seconds", pa.float64()),
+        pa.field("computed_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("payload", pa.large_binary()),
+    ]
+)
+
 # Observation times (storage/layout.py, OBSERVED), change-encoded like counters: a row
 # per (source, entity_key) whenever the entity's `observed_at` changed (every listed key
 # at an observation keyframe: reads.observed_keyframe). Rows sorted by key:
@@ -304,6 +322,11 @@ TABLES: dict[str, TableInfo] = {
     "hub/cards": TableInfo("hub/cards", HUB_CARDS, ("repo_type", "entity_id", "sha")),
     "derived/topk": TableInfo(
         "derived/topk", DERIVED_TOPK, ("source", "snapshot_id", "by", "entity_key")
+    ),
+    "derived/measures": TableInfo(
+        "derived/measures",
+        DERIVED_MEASURES,
+        ("source", "snapshot_id", "name", "version", "params"),
     ),
     "ops/crawl_events": TableInfo("ops/crawl_events", CRAWL_EVENTS, ("run_id", "seq")),
 }

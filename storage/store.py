@@ -9,16 +9,17 @@ kept snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
 
-from storage import backlog, lease, maintenance, purge, reads, writer
+from storage import backlog, derived, lease, maintenance, purge, reads, writer
 from storage.catalog import At, Coverage, Heartbeat, SnapshotInfo
 from storage.core import CODE_VERSION, KEYFRAME_COST, StoreCore, StoreOptions, TableStats
+from storage.derived import DerivedFrame
 from storage.layout import DetailKind, check_source
 from storage.lease import Lease, LeaseHeld, LeaseState
 from storage.maintenance import MaintenanceReport, TableMaintenance
@@ -671,6 +672,34 @@ class Store:
             ['all', 'top10000_downloads']
         """
         return backlog.coverage(self._core, source)
+
+    # -- derived results ----------------------------------------------------------------
+
+    def write_derived(self, table: str, frames: Iterable[DerivedFrame]) -> int:
+        """Store results computed from the store under `derived/NAME` (storage/derived.py),
+        one row per (source, snapshot_id, name, version, params) key, exactly once: a key
+        already stored at its version is left out (each key carries its own txn). Returns
+        the rows this call wrote.
+
+        Example:
+            >>> store.write_derived("derived/measures", [frame])
+            1
+        """
+        return derived.write(self._core.tables, table, frames)
+
+    def derived_stored(self, table: str, keys: Iterable[DerivedFrame]) -> list[bool]:
+        """Per key (its frame unread): whether `table` holds it at its version."""
+        return derived.has(self._core.tables, table, keys)
+
+    def derived_index(self, table: str, **match: str | int | None) -> pl.DataFrame:
+        """The stored keys of `table` (no frames) whose parts equal those given (source,
+        name, snapshot_id, version, params; None = any)."""
+        return derived.index(self._core.tables, table, **match)
+
+    def read_derived(self, table: str, key: DerivedFrame) -> DerivedFrame | None:
+        """The stored row of `key` (its source, snapshot_id, name, version and params),
+        with its frame; None when it is not stored."""
+        return derived.read(self._core.tables, table, key)
 
     # -- housekeeping -----------------------------------------------------------------
 

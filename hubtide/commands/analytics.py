@@ -131,10 +131,66 @@ def register(app: typer.Typer) -> None:
             people_series_max=people_series_max,
             commits_without_bots=commits_without_bots,
         )
-        df = compute_measure(_store(app_ctx), name, source=source, at=at_value, params=params)
+        stored: list[bool] = []
+        df = compute_measure(
+            _store(app_ctx), name, source=source, at=at_value, params=params, stored=stored
+        )
+        if stored and not stored[0]:
+            from hubtide.output import err_console
+
+            err_console.print(
+                f"{name}: no stored result for these parameters; computed now "
+                "(`hubtide analyze` stores it)"
+            )
         emit_frame(
             df, fmt, title=f"{name} ({source or 'default source'})", show=split_columns(columns)
         )
+
+    @app.command("analyze")
+    def analyze_cmd(
+        ctx: typer.Context,
+        source: Annotated[
+            list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")
+        ] = None,
+        measure: Annotated[
+            list[str] | None, typer.Option("--measure", help="Only these measures (repeatable).")
+        ] = None,
+        fmt: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
+    ) -> None:
+        """Compute and store every measure result missing from derived/measures (resumable)."""
+        import time
+
+        from analytics.stored import analyze
+        from hubtide.output import err_console, progress_bar
+
+        app_ctx = app_context(ctx)
+        t0 = time.perf_counter()
+        with progress_bar() as bar:
+            task = bar.add_task("analyze", total=None)
+
+            def tick(done: int, total: int, what: str) -> None:
+                bar.update(task, completed=done, total=total, description=what)
+
+            summary = analyze(
+                _store(app_ctx),
+                sources=source or None,
+                measures=measure or None,
+                params=_params(app_ctx),
+                progress=tick,
+            )
+        took = time.perf_counter() - t0
+        todo = summary.keys - summary.already
+        err_console.print(
+            f"analyze: {summary.keys} results, {summary.already} already stored, "
+            f"{todo} computed: {summary.written} written ({summary.empty} not enough data), "
+            f"{len(summary.failures)} failed, in {took:.1f} s"
+        )
+        for what, why in summary.failures.items():
+            err_console.print(f"  failed: {what}: {why}")
+        if summary.seconds:
+            emit_frame(summary.frame(), fmt, title="analyze: seconds per measure")
+        if summary.failures:
+            raise typer.Exit(1)
 
     @app.command("report")
     def report_cmd(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from hubtide.context import app_context, open_store
-from hubtide.output import Format, emit_frame, err_console
+from hubtide.output import Format, emit_frame, err_console, progress_bar
 
 
 def backfill_cmd(
@@ -37,8 +37,6 @@ def backfill_cmd(
 
     Example: hubtide backfill top-pypi ./top-pypi-packages --since 2024-01-01
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from backfill import run_backfill
     from storage import parse_at
 
@@ -54,13 +52,7 @@ def backfill_cmd(
         raise FileNotFoundError(f"{path}: no such file or folder")
     store = open_store(app_context(ctx).settings, create=True)
     settings = app_context(ctx).settings
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task(f"backfill {archive}", total=None)
 
         def step(out, done: int, total: int) -> None:  # type: ignore[no-untyped-def]

@@ -7,11 +7,13 @@ import asyncio
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from analytics.stored import TABLE
 from crawler.stats import CrawlStats
 from scheduler.daemon import Daemon
 from scheduler.plan import DaemonPlan, SourcePlan
@@ -181,6 +183,20 @@ def test_cron_sources_wait_for_their_time(tmp_path: Path, cron: str) -> None:
     assert (nxt.hour, nxt.minute) == (3, 0)
 
 
+def _run_until(daemon: Daemon, done: Callable[[], bool], seconds: float = 120) -> None:
+    """Run the daemon until `done()` (or `seconds`), then stop it and wait for its exit."""
+
+    async def main() -> None:
+        task = asyncio.create_task(daemon.run())
+        deadline = time.monotonic() + seconds
+        while not done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        daemon.request_stop()
+        await task
+
+    asyncio.run(main())
+
+
 def test_a_complete_snapshot_refreshes_the_report(tmp_path: Path) -> None:
     store = Store.open(str(tmp_path / "store"))
     crawl = ScriptedCrawl(batches=2, delay=0.0)
@@ -190,19 +206,54 @@ def test_a_complete_snapshot_refreshes_the_report(tmp_path: Path) -> None:
         report_dir=str(tmp_path / "report"),
     )
     daemon = Daemon(store, plan, crawl=crawl, stats=CrawlStats())
-
-    async def main() -> None:
-        task = asyncio.create_task(daemon.run())
-        deadline = time.monotonic() + 120
-        while daemon.live.last_report is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        daemon.request_stop()
-        await task
-
-    asyncio.run(main())
+    _run_until(daemon, lambda: daemon.live.last_report is not None)
     assert daemon.live.last_report is not None, "no report within 120 s"
     assert (tmp_path / "report" / "index.html").is_file()
     text = daemon.metrics.registry.get_sample_value(
         "hubtide_scheduler_jobs_total", {"job": "analytics", "outcome": "success"}
     )
     assert text == 1.0
+    # the per-snapshot job stored every measure result of the new snapshot first
+    stored = store.derived_index(TABLE, source="hub:model", snapshot_id=1)
+    assert {"growth", "growth_monthly", "concentration", "licenses"} <= set(stored["name"])
+    registry = daemon.metrics.registry
+    assert registry.get_sample_value("hubtide_analyze_seconds_count") == 1.0
+    assert registry.get_sample_value("hubtide_analyze_seconds_sum") > 0
+    assert (
+        registry.get_sample_value(
+            "hubtide_scheduler_jobs_total", {"job": "analyze", "outcome": "success"}
+        )
+        == 1.0
+    )
+
+
+def test_a_failing_measure_is_counted_and_never_blocks_the_crawl(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "store"))
+    crawl = ScriptedCrawl(batches=1, delay=0.0)
+    # a popularity column the source does not have: every measure ranking by it fails
+    plan = _plan(
+        sources=(SourcePlan("hub:model", interval_seconds=0.2),),
+        analytics_after_snapshot=True,
+        analytics_params={"by": "no_such_column"},
+        report_dir=str(tmp_path / "report"),
+    )
+    daemon = Daemon(store, plan, crawl=crawl, stats=CrawlStats())
+    registry = daemon.metrics.registry
+    _run_until(
+        daemon,
+        lambda: (
+            len(_complete(store, "hub:model")) >= 3
+            and (registry.get_sample_value("hubtide_analyze_seconds_count") or 0) >= 1
+        ),
+    )
+    assert len(_complete(store, "hub:model")) >= 3  # crawls went on meanwhile
+    failures = {
+        s.labels["measure"]: s.value
+        for m in registry.collect()
+        if m.name == "hubtide_analyze_failures"
+        for s in m.samples
+        if s.name == "hubtide_analyze_failures_total"
+    }
+    assert failures.get("concentration", 0) >= 1, failures
+    names = set(store.derived_index(TABLE, source="hub:model")["name"])
+    assert "growth" in names and "concentration" not in names

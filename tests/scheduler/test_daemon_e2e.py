@@ -9,6 +9,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from crawler import CrawlSettings
 from crawler.stats import CrawlStats
 from scheduler.daemon import Daemon, stop_twisted_threads
@@ -83,3 +85,44 @@ def test_two_rounds_against_the_simulator_match_its_truth(tmp_path: Path) -> Non
 def _text(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as r:
         return r.read().decode()
+
+
+def test_a_crawled_snapshot_gets_its_measures_stored_and_metrics_say_so(tmp_path: Path) -> None:
+    from analytics.stored import TABLE
+
+    store = Store.open(str(tmp_path / "store"))
+    seen: dict[str, Any] = {}
+    with running_simulator(seed=3, models=120, datasets=10, spaces=10, npm=10, pypi=10) as sim:
+        plan = DaemonPlan(
+            sources=(SourcePlan("hub:model", interval_seconds=3600),),
+            crawl_settings=_settings(sim),
+            listen="127.0.0.1:0",
+            maintenance_cron="",
+            analytics_after_snapshot=True,
+            report_dir=str(tmp_path / "report"),
+        )
+        daemon = Daemon(store, plan, stats=CrawlStats())
+        registry = daemon.metrics.registry
+
+        async def main() -> None:
+            task = asyncio.create_task(daemon.run())
+            deadline = asyncio.get_running_loop().time() + 120
+            while (registry.get_sample_value("hubtide_analyze_seconds_count") or 0) < 1:
+                assert asyncio.get_running_loop().time() < deadline, "no analyze in 120 s"
+                await asyncio.sleep(0.1)
+            url = f"http://127.0.0.1:{daemon.site_port}/metrics"
+            seen["metrics"] = await asyncio.to_thread(_text, url)
+            daemon.request_stop()
+            await task
+
+        try:
+            asyncio.run(main())
+        finally:
+            stop_twisted_threads()
+    stored = store.derived_index(TABLE, source="hub:model", snapshot_id=1)
+    assert {"growth", "concentration", "licenses", "turnover"} <= set(stored["name"])
+    assert set(stored.filter(pl.col("name") == "turnover")["status"]) == {"empty"}  # one snapshot
+    text = seen["metrics"]
+    assert "hubtide_analyze_seconds_count 1.0" in text
+    assert "# TYPE hubtide_analyze_failures_total counter" in text
+    assert 'hubtide_scheduler_jobs_total{job="analyze",outcome="success"} 1.0' in text
