@@ -369,6 +369,22 @@ class SnapshotWriter:
         if status == "failed":
             # a failed snapshot's staged batches are dropped: the waiting ones need no commit
             self._waiting, self._waiting_bytes = [], 0
+        try:
+            return self._finish(status, message=message, requests=requests, errors=errors)
+        except StoreError:
+            # a racing writer of the same snapshot may have finished it meanwhile and
+            # reclaimed the staged files this one was reading: its terminal row is the
+            # outcome (the change rows are the same, keyed by the same txns)
+            done = core.catalog.terminal_info(self.source, self.snapshot_id, fresh=True)
+            if done is None:
+                raise
+            self._finished = done
+            return done
+
+    def _finish(
+        self, status: TerminalStatus, *, message: str | None, requests: int, errors: int
+    ) -> SnapshotInfo:
+        core = self._core
         # one catalog read for the whole finish (see Catalog.pinned)
         with core.catalog.pinned():
             with self._step("check for a terminal row", CATALOG):

@@ -57,7 +57,8 @@ def _check_same(store: Store, reference: Store, sim: str) -> None:
         want = latest_state(reference, source)
         assert got["entity_id"].n_unique() == got.height, f"{source}: doubled entities"
         assert set(got["entity_id"]) == truth_ids(sim, source), f"{source}: differs from truth"
-        cols = [c for c in want.columns if c in got.columns]
+        # every value but when it was observed (two runs read the pages at other instants)
+        cols = [c for c in want.columns if c in got.columns and c != "observed_at"]
         assert got.select(cols).equals(want.select(cols)), f"{source}: differs from a clean run"
         cat = store.snapshots(source, all_statuses=True)
         assert set(cat["status"]) <= {"complete", "failed"}, cat
