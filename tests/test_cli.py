@@ -118,3 +118,34 @@ def test_demo_claims_only_new_empty_or_its_own_folders(tmp_path: Path) -> None:
         _claim(other, force=False)
     _claim(other, force=True)
     assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_demo_summary_says_details_coverage_and_stored_measures(tmp_path: Path) -> None:
+    from hubtide.commands.demo import _print_summary
+    from hubtide.output import console
+    from storage import Store
+    from storage.derived import MEASURES, DerivedFrame
+
+    store = Store.open(str(tmp_path / "s"))
+    for source in ("hub:model", "npm"):
+        w = store.begin_snapshot(source)
+        w.write_batch(0, [{"entity_id": "a", "name": "o/a"}, {"entity_id": "b", "name": "o/b"}])
+        info = w.finish("complete")
+    store.record_detail_coverage(
+        "hub:model", 1, [{"detail": "commits", "scope": "all", "covered": 1, "total": 2}]
+    )
+    import polars as pl
+
+    frame = pl.DataFrame({"x": [1]})
+    store.write_derived(MEASURES, [DerivedFrame("npm", info.snapshot_id, "growth", 1, "p", frame)])
+    with console.capture() as cap:
+        _print_summary(tmp_path / "s")
+    cells = {
+        c[0]: c[1:]
+        for ln in cap.get().splitlines()
+        if ln.startswith("│")
+        for c in [[x.strip() for x in ln.strip("│").split("│")]]
+    }
+    # snapshots, entities, rows, deleted, commits %, measures
+    assert cells["hub:model"] == ["1", "2", "2", "0", "50", "0"]
+    assert cells["npm"] == ["1", "2", "2", "0", "-", "1"]

@@ -219,6 +219,11 @@ def register(app: typer.Typer) -> None:
             f"  metrics  {api_url}/metrics while it ran; last scrape saved to {logs / 'metrics.txt'}"
         )
         console.print(f"  logs     {logs}")
+        console.print(
+            f'  more     hubtide --store {store_dir} sql "SELECT count(*) FROM hub_model"; '
+            "... lineage MODEL; ... status; ... analyze",
+            highlight=False,
+        )
         console.print("  everything the demo started has been stopped.")
 
 
@@ -248,26 +253,46 @@ def _follow(daemon: subprocess.Popen[bytes], api_url: str, rounds: int, metrics_
 
 
 def _print_summary(store_dir: Path) -> None:
-    """One line per source: complete snapshots, entities in the newest, changes written."""
+    """One line per source: complete snapshots, entities in the newest, change rows
+    written, deletions, commits coverage of the details backlog, measure results stored."""
     import polars as pl
     from rich.table import Table
 
     from storage import Store
+    from storage.derived import MEASURES
 
-    snaps = Store.open(str(store_dir)).snapshots()
+    store = Store.open(str(store_dir))
+    snaps = store.snapshots()
     summary = (
         snaps.group_by("source")
         .agg(
             pl.len().alias("snapshots"),
-            pl.col("entities").sort_by("snapshot_id").last().alias("entities now"),
-            pl.col("upserts").sum().alias("rows written"),
-            pl.col("tombstones").sum().alias("deletions"),
+            pl.col("entities").sort_by("snapshot_id").last().alias("entities"),
+            pl.col("upserts").sum().alias("rows"),
+            pl.col("tombstones").sum().alias("deleted"),
         )
+        .sort("source")
+    )
+    # the details backlog drained after each listing (newest coverage of all repos), and
+    # the measure results the daemon stored after each snapshot
+    cov = store.detail_coverage()
+    commits = (
+        cov.filter((pl.col("detail") == "commits") & (pl.col("scope") == "all"))
+        .sort("snapshot_id")
+        .group_by("source")
+        .agg(pl.col("ratio").last())
+        .select("source", (pl.col("ratio") * 100).round(0).cast(pl.Int64).alias("commits %"))
+    )
+    stored = store.derived_index(MEASURES).group_by("source").agg(pl.len().alias("measures"))
+    summary = (
+        summary.join(commits, on="source", how="left")
+        .join(stored, on="source", how="left")
+        .with_columns(pl.col("measures").fill_null(0))
         .sort("source")
     )
     table = Table(title="complete snapshots in the store")
     for col in summary.columns:
         table.add_column(col, justify="left" if col == "source" else "right")
     for row in summary.iter_rows():
-        table.add_row(*[str(v) for v in row])
+        table.add_row(*["-" if v is None else str(v) for v in row])
     console.print(table)
