@@ -32,6 +32,7 @@ from deltalake.exceptions import CommitFailedError
 
 from storage import schemas
 from storage.errors import CommitConflict, StoreError
+from storage.layout import PURGES
 from storage.tables import NO_HOOKS, WRITER_PROPS, Tables
 
 PREFIX = "derived/"
@@ -76,8 +77,21 @@ def check_table(rel: str) -> None:
         raise ValueError(f"a derived table is named derived/NAME, got {rel!r}")
 
 
-def _app_id(rel: str, item: DerivedFrame) -> str:
-    return f"{rel}:{item.app_id}"
+def _app_id(rel: str, item: DerivedFrame, generation: int = 0) -> str:
+    # a purge deletes a source's results (they counted the purged entity); the keys
+    # written after it carry the count of its done purges, so they are new keys
+    return f"{rel}:{item.app_id}" + (f":g{generation}" if generation else "")
+
+
+def generation(tables: Tables, source: str) -> int:
+    """How many purges of `source` are done (ops/purges; storage/purge.py)."""
+    dt = tables.get(PURGES)
+    if dt is None:
+        return 0
+    done = dt.to_pyarrow_table(
+        columns=["purge_id"], filters=[("source", "=", source), ("step", "=", "done")]
+    )
+    return len(set(done.column("purge_id").to_pylist()))
 
 
 def encode(frame: pl.DataFrame) -> bytes:
@@ -122,11 +136,16 @@ def write(tables: Tables, rel: str, items: Iterable[DerivedFrame]) -> int:
         seen.add(_app_id(rel, it))
     tables.ensure(rel, SCHEMA, PARTITION)
     dt = tables.must(rel)
+    gen = {s: generation(tables, s) for s in {it.source for it in batch}}
+
+    def app(it: DerivedFrame) -> str:
+        return _app_id(rel, it, gen[it.source])
+
     for _ in range(_RETRIES):
-        todo = [it for it in batch if (dt.transaction_version(_app_id(rel, it)) or 0) < it.version]
+        todo = [it for it in batch if (dt.transaction_version(app(it)) or 0) < it.version]
         if not todo:
             return 0
-        txns = [Transaction(_app_id(rel, it), it.version) for it in todo]
+        txns = [Transaction(app(it), it.version) for it in todo]
         try:
             write_deltalake(
                 dt,

@@ -68,6 +68,7 @@ from deltalake.transaction import AddAction, RemoveAction
 
 from storage import ranking, reads, schemas
 from storage.core import StoreCore
+from storage.derived import MEASURES
 from storage.errors import ColumnNotFound, CommitConflict, EntityNotFound, StoreError
 from storage.layout import (
     BACKLOG,
@@ -194,6 +195,9 @@ def steps(source: str) -> list[str]:
         out.append(crel)
     if not is_custom(source):
         out.append(TOPK)
+    # every stored measure result of the source counted the entity: all go, and the next
+    # `analyze` computes them again under new keys (derived.generation)
+    out.append(MEASURES)
     # before the attributes table: its keys are read from there (a resume needs them)
     out.append(OBSERVED)
     out.append(entity_table(source))
@@ -232,7 +236,7 @@ def purge(
             job = _plan(core, rel, target)
             rows[rel] = job.rows if job is not None else 0
             files[rel] = len(job.replace) if job is not None else 0
-        if not sum(rows.values()) and running is None:
+        if not sum(n for rel, n in rows.items() if rel != MEASURES) and running is None:
             raise _nothing(target)
         return PurgeReport(None, source, entity_id, field, reason, rows, files, dry_run=True)
     resumed = running is not None
@@ -240,7 +244,9 @@ def purge(
         # nothing of it anywhere: say so before an audit row claims a purge (an entity
         # the attributes table holds is surely there; else, or for a field, look)
         look = field is not None or not target.keys
-        if look and not any(_rows_in(core, rel, target) for rel in steps(source)):
+        # (the source's stored measure results hold no entity: they are no evidence)
+        held = [rel for rel in steps(source) if rel != MEASURES]
+        if look and not any(_rows_in(core, rel, target) for rel in held):
             raise _nothing(target)
         _ensure_purges(core)
         purge_id = _begin(core, target, reason)
@@ -559,6 +565,8 @@ def _might_hold(rel: str, probe: pa.Table, target: Target) -> bool:
                 if pc.any(pc.match_substring(col, tok)).as_py():
                     return True
         return False
+    if rel == MEASURES:
+        return pc.any(pc.equal(probe["source"], target.source)).as_py() is True
     if KEY in probe.column_names and "entity_id" not in probe.column_names:
         return (
             bool(target.keys)
@@ -598,6 +606,12 @@ def _transform_of(core: StoreCore, rel: str, target: Target) -> tuple[Transform 
             return (t.filter(pc.invert(mask)), n) if n else (None, 0)
 
         return topk, [KEY]
+    if rel == MEASURES:
+
+        def results(t: pa.Table, _p: dict[str, str | None]) -> tuple[pa.Table | None, int]:
+            return _apply(t, pc.equal(t["source"], target.source), None)
+
+        return results, ["source"]
     if rel == OBSERVED:
         if target.field is not None and target.field != OBSERVED_AT:
             return None, []  # the table holds no other field

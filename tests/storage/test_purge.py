@@ -457,7 +457,8 @@ def test_a_custom_source_keeps_every_other_row(tmp_path: Path) -> None:
     assert report.rows["custom/papers"] >= 2 and set(report.rows) == {
         "ops/crawl_events",
         "staging/batches",
-        "observed/times",  # a step whatever the source; this one's files had no times
+        "derived/measures",  # steps whatever the source; this store has none of them
+        "observed/times",
         "custom/papers",
     }
     for s, old in before.items():
@@ -583,3 +584,26 @@ def test_a_counter_field_purge_reranks_that_column_only(built: Store) -> None:
         assert BAD not in want["entity_id"].to_list()
         assert after[f"top {sid} likes"].equals(before[f"top {sid} likes"]), sid
         assert after[f"top {sid} likes"]["entity_id"][0] == BAD
+
+
+def test_a_purge_drops_the_sources_stored_results_and_they_can_be_stored_again(
+    built: Store,
+) -> None:
+    # every measure result of the source counted the entity: all go; `analyze` stores them
+    # again under new keys (a key's txn would otherwise say "already written")
+    from storage.derived import MEASURES, DerivedFrame
+
+    def result(source: str, n: int) -> DerivedFrame:
+        return DerivedFrame(source, 5, "growth", 1, "p", pl.DataFrame({"n": [n]}))
+
+    assert built.write_derived(MEASURES, [result("hub:model", 7), result("npm", 3)]) == 2
+    report = built.purge("hub:model", BAD, reason="takedown")
+    assert report.rows["derived/measures"] == 1
+    assert built.derived_index(MEASURES)["source"].to_list() == ["npm"]
+    assert built.derived_stored(MEASURES, [result("hub:model", 6)]) == [False]
+    assert built.write_derived(MEASURES, [result("hub:model", 6), result("npm", 3)]) == 1
+    got = built.read_derived(MEASURES, result("hub:model", 0))
+    assert got is not None and got.frame["n"].to_list() == [6]
+    # a purge of an id the store never held finds nothing, the results notwithstanding
+    with pytest.raises(EntityNotFound, match="nothing to purge"):
+        built.purge("hub:model", "never-there", reason="x")
