@@ -251,6 +251,14 @@ def print_day(label: str, crawls: list[Crawl], f: float, wall: float) -> None:
         f"{hours(lf)}; measured {listing_wall:.0f} s wall (x{f:g} = {hours(listing_wall * f)});"
         f" real {hours(max(lf, listing_wall))}"
     )
+    # as run: each listing followed by its drain, so the last listing waits for the drains
+    as_api = sum(c.api for c in crawls[:-1]) + crawls[-1].listing_requests
+    as_res = sum(c.resolvers for c in crawls[:-1])
+    print(
+        f"    as run (each listing followed by its drain): the last listing closed after "
+        f"{as_api:,} api + {as_res:,} resolver requests -> quota floor "
+        f"{hours(quota_floor(as_api, as_res))}"
+    )
     # the day's mandatory details: every changed repo's commits, discussions (api) and card
     # (resolvers) - what a day's snapshot owes before its history is whole
     mand_api, mand_res = listing_api + 2 * changed, changed
@@ -268,7 +276,8 @@ def print_day(label: str, crawls: list[Crawl], f: float, wall: float) -> None:
     per = (details / changed) if changed else float("nan")
     print(
         f"    requests per changed repo: details {per:.2f}, all (incl. listing) "
-        f"{(api + res) / max(changed, 1):.2f}; 429s {lim}, retries {retries}"
+        f"{(api + res) / max(changed, 1):.2f} (the drain spends up to details_per_crawl, "
+        f"backlog first by weight, not per changed repo); 429s {lim}, retries {retries}"
     )
 
 
