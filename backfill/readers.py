@@ -382,7 +382,9 @@ def _hub_reader(archive: str) -> Callable[[Path], Iterator[Listing]]:
 
 # -- ecosyste.ms packages (pg_dump or CSV export) -----------------------------------------
 
-ECOSYSTEM_SOURCES = {"pypi.org": "pypi", "npmjs.org": "npm"}
+# a registry becomes a built-in source by its ecosystem (registries.ecosystem), never by
+# its host name; any other registry is `registry:NAME`
+ECOSYSTEM_SOURCES = {"pypi": "pypi", "npm": "npm"}
 DUMP_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".sql.gz", ".sql", ".dump", ".csv")
 
 
@@ -437,9 +439,12 @@ def read_ecosystems(path: Path) -> Iterator[Listing]:
     for f in files:
         df = _ecosystems_frame(f)
         stem = _dump_stem(f)
-        for registry, part in df.group_by("registry_name", maintain_order=True):
-            reg = str(registry[0])
-            source = ECOSYSTEM_SOURCES.get(reg, f"registry:{reg}")
+        if "registry_ecosystem" not in df.columns:
+            df = df.with_columns(registry_ecosystem=pl.lit(None, pl.String))
+        groups = df.group_by("registry_name", "registry_ecosystem", maintain_order=True)
+        for (registry, eco), part in groups:
+            reg = str(registry)
+            source = ECOSYSTEM_SOURCES.get(str(eco), f"registry:{reg}")
             rows = part.select(
                 pl.col("name").alias("entity_id"),
                 pl.col("name"),

@@ -21,7 +21,7 @@ from backfill import run_backfill
 from backfill.pgdump import read_dump, unescape
 from storage import Store
 
-# rows of `packages` (registry 1 = pypi.org, 2 = npmjs.org, 3 = crates.io), with the text
+# rows of `packages` (registry 1 and 2 of the pypi and npm ecosystems, 3 = crates.io), with the text
 # COPY must escape: a tab, a newline, a backslash, a literal "\N", non-ASCII, an empty string
 PACKAGES = [
     # id, registry_id, name, ecosystem, description, downloads, last_synced_at
@@ -31,7 +31,7 @@ PACKAGES = [
     (4, 2, "@scope/ü", "npm", "", None, "2024-01-31 23:59:59"),
     (5, 3, "serde", "cargo", "ser/de", 50, "2024-01-28 00:00:00"),
 ]
-REGISTRIES = [(1, "pypi.org", "pypi"), (2, "npmjs.org", "npm"), (3, "crates.io", "cargo")]
+REGISTRIES = [(1, "pypi-mirror", "pypi"), (2, "npm-mirror", "npm"), (3, "crates.io", "cargo")]
 
 
 def _copy_field(v: object) -> str:
@@ -88,8 +88,8 @@ def test_plain_sql_dump_and_gzip_in_date_order(tmp_path: Path) -> None:
     res = run_backfill(store, "ecosystems-dump", folder)
     assert res.count("imported") == 6, res.frame()
     assert [o.key for o in res.outcomes if o.source == "pypi"] == [
-        "packages-2024-01-01:pypi.org",
-        "packages-2024-02-01:pypi.org",
+        "packages-2024-01-01:pypi-mirror",
+        "packages-2024-02-01:pypi-mirror",
     ]
     check_store(store, datetime(2024, 1, 31, 11, 30, tzinfo=UTC))
     assert run_backfill(store, "ecosystems-dump", folder).count("already imported") == 6

@@ -231,7 +231,7 @@ def test_ecosystems_csv_and_peatmoss(tmp_path: Path) -> None:
             "latest_release_published_at": ["2023-12-01T00:00:00Z", "2016-03-01T00:00:00Z"],
             "last_synced_at": ["2023-12-30T00:00:00Z", "2023-12-31T00:00:00Z"],
             "status": [None, None],
-            "registry_name": ["pypi.org", "npmjs.org"],
+            "registry_name": ["pypi-mirror", "npm-mirror"],
             "registry_ecosystem": ["pypi", "npm"],
         }
     ).write_csv(csv)
