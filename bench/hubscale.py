@@ -2,10 +2,21 @@
 
 A simulator in a child process (`python -m simulator`, quotas on, every token the free
 tier: api 1,000 / resolvers 5,000 / pages 200 per 5 minutes, the window divided by
-`--time-scale F`), the real crawler (`crawl_source`, details on) crawling hub:model,
-hub:dataset and hub:space into a temporary store, one crawl of each per simulated day
-(`/_sim/advance?days=1` between days: the simulator's daily change rates). The world is not
-live (`--no-live`): a day's changes land at once, so each day is exactly one day.
+`--time-scale F`), the real crawler crawling hub:model, hub:dataset and hub:space into a
+temporary store, one simulated day at a time (`/_sim/advance?days=1` between days: the
+simulator's daily change rates; the world is not live, `--no-live`, so each day is exactly
+one day). A day runs as the daemon runs it:
+
+  1. the three listing snapshots, one after the other (`crawl_source` with
+     `details_per_crawl` 0: no drain between listings; each measures its coverage);
+  2. the details drain with what is left of the day's quota (`drain_source` passes of
+     `--pass-requests`, the source whose next backlog repo comes first, as the daemon's
+     drain between crawls: every source's top-10,000 coverage scope first, then weight),
+     up to `--drain-hours` of quota (default: the rest of the day).
+
+"Mandatory details" of a day are those its snapshots' coverage promises: the top 10,000 of
+each source by downloads (spaces: likes) detailed at their listed sha. The daily snapshot
+with them is done when the last source's scope is (`DrainOutcome.scope_requests`).
 
 Real-world (unscaled) time of a stage is given two ways:
   * quota floor: the stage's requests per bucket over the free token's quota, in whole
@@ -16,10 +27,10 @@ The estimate printed as "real" is max(quota floor, wall seconds): the quota's ti
 this machine's own speed is slower.
 
 Details coverage of the top `--top` models (by downloads) is measured after each simulated
-day run; days past `--days` up to 30 are projected from the measured drain rate (labelled).
+day; days past `--days` up to 30 are projected from the measured drain (labelled).
 
     .venv/bin/python bench/hubscale.py [--scale hub | --models 100000] [--time-scale 60]
-        [--days 1] [--top 100000]
+        [--days 1] [--top 100000] [--drain-hours H] [--pass-requests N]
 """
 
 from __future__ import annotations
@@ -40,10 +51,12 @@ from typing import Any
 
 import psutil
 
-from crawler import CrawlSettings, crawl_source
-from crawler.backlog import measure
+from crawler import CrawlSettings, crawl_source, drain_source
+from crawler.backlog import COVERAGE_TOP_N as COVERAGE
+from crawler.backlog import UNKNOWN_KEY, first_to_drain, measure
 from crawler.budget import budgets, reset_budgets
 from crawler.engine import release_reactor_threads
+from crawler.services import HUB_API, HUB_RESOLVERS
 from crawler.stats import CrawlStats
 from hubtide.config import load_settings
 from hubtide.wiring import crawl_settings
@@ -53,6 +66,7 @@ from storage import Store
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = ("hub:model", "hub:dataset", "hub:space")
 WINDOW = 300.0  # the Hub's quota window, seconds
+DAY = 86400.0
 FREE = QUOTA_TIERS["free"]
 TOKEN = "hf_hubscale_bench"  # any token is the free tier on the simulator
 
@@ -158,23 +172,10 @@ class Crawl:
     listing_requests: int  # api bucket: listing pages (+ repo info of suspect records)
     detail_kinds: dict[str, int]
     listing_seconds: float  # wall, from the catalog's started_at to finished_at
-    seconds: float  # wall, listing + drain
+    seconds: float  # wall
     rate_limited: int
     retries: int
     pending: int | None
-
-    @property
-    def api(self) -> int:
-        # cards go through the resolvers; every other request is /api/...
-        return self.listing_requests + sum(n for k, n in self.detail_kinds.items() if k != "cards")
-
-    @property
-    def resolvers(self) -> int:
-        return self.detail_kinds.get("cards", 0)
-
-    @property
-    def details(self) -> int:
-        return sum(self.detail_kinds.values())
 
 
 def quota_floor(api: int, resolvers: int, pages: int = 0) -> float:
@@ -223,62 +224,121 @@ def top_coverage(store: Store, top: int) -> dict[str, tuple[int, int]]:
 
 
 def print_crawl(c: Crawl, f: float) -> None:
-    real = max(quota_floor(c.api, c.resolvers), c.seconds)
     print(
         f"  {c.source:<12} {c.status}: {c.items:,} listed, {c.changed:,} changed; "
         f"listing {c.listing_requests:,} api requests in {c.listing_seconds:.0f} s wall "
-        f"(x{f:g} = {hours(c.listing_seconds * f)}); details "
-        f"{dict(sorted(c.detail_kinds.items()))}, {c.pending if c.pending is not None else '?'}"
-        f" repos still pending; whole crawl {c.seconds:.0f} s wall (x{f:g} = "
-        f"{hours(c.seconds * f)}), quota floor {hours(quota_floor(c.api, c.resolvers))}, "
-        f"real {hours(real)}; 429s {c.rate_limited}, retries {c.retries}"
+        f"(x{f:g} = {hours(c.listing_seconds * f)}), quota floor "
+        f"{hours(quota_floor(c.listing_requests, 0))}; "
+        f"{c.pending if c.pending is not None else '?'} repos wait for details; "
+        f"429s {c.rate_limited}, retries {c.retries}"
     )
 
 
-def print_day(label: str, crawls: list[Crawl], f: float, wall: float) -> None:
-    api = sum(c.api for c in crawls)
-    res = sum(c.resolvers for c in crawls)
+def sent(host: str) -> tuple[int, int]:
+    """Requests the client's api and resolvers budgets of `host` have sent so far."""
+    b = budgets()
+    api, res = b.get((HUB_API, host)), b.get((HUB_RESOLVERS, host))
+    return (api.sent if api else 0, res.sent if res else 0)
+
+
+@dataclasses.dataclass
+class DayDrain:
+    api: int = 0
+    resolvers: int = 0
+    repos: int = 0
+    passes: int = 0
+    seconds: float = 0.0  # wall
+    # per source: api, resolver requests of the day's drain when its coverage scope was done
+    scope_done: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    pending: dict[str, int] = dataclasses.field(default_factory=dict)
+    rate_limited: int = 0
+    retries: int = 0
+
+
+async def drain_day(
+    store: Store, cs: CrawlSettings, api_budget: int, pass_requests: int
+) -> DayDrain:
+    """The day's details drain: passes of `pass_requests` detail requests, the source
+    whose next backlog repo comes first (`first_to_drain`, as the daemon), until
+    `api_budget` api requests are spent or every backlog is empty."""
+    host = cs.hub_host
+    out = DayDrain()
+    keys: dict[str, tuple[bool, float] | None] = {s: UNKNOWN_KEY for s in SOURCES}
+    stats = CrawlStats()
+    a0, r0 = sent(host)
+    t0 = time.perf_counter()
+    while True:
+        a, r = sent(host)
+        left = api_budget - (a - a0)
+        source = first_to_drain(keys)
+        if source is None or left <= 0:
+            break
+        # a repo costs ~2 api + 1 resolver request: a pass of n detail requests ~2n/3 api
+        n = min(pass_requests, max(3, left * 3 // 2))
+        res = await drain_source(store, source, cs.with_(details_per_crawl=n), stats=stats)
+        out.passes += 1
+        out.repos += res.repos
+        keys[source] = res.next_key if res.repos else None
+        out.pending[source] = res.pending
+        if source not in out.scope_done and res.scope_requests is not None:
+            # the scope was done within this pass: count the pass's requests up to it
+            a1, r1 = sent(host)
+            share = res.scope_requests / max(res.requests, 1)
+            out.scope_done[source] = (
+                (a - a0) + round((a1 - a) * share),
+                (r - r0) + round((r1 - r) * share),
+            )
+    a, r = sent(host)
+    out.api, out.resolvers = a - a0, r - r0
+    out.seconds = time.perf_counter() - t0
+    out.rate_limited = sum(stats.rate_limited.values())
+    out.retries = sum(stats.retries.values())
+    return out
+
+
+def print_day(label: str, crawls: list[Crawl], d: DayDrain, f: float, wall: float) -> float:
+    """Print the day's figures; returns the quota floor of the day's snapshot with its
+    mandatory details (seconds; inf when the drain did not get through them)."""
     listing_api = sum(c.listing_requests for c in crawls)
     listing_wall = sum(c.listing_seconds for c in crawls)
     changed = sum(c.changed for c in crawls)
-    details = sum(c.details for c in crawls)
-    lim = sum(c.rate_limited for c in crawls)
-    retries = sum(c.retries for c in crawls)
     lf = quota_floor(listing_api, 0)
     print(
-        f"  {label}: listings of all three: {listing_api:,} api requests = "
+        f"  {label}: listings of all three, back to back: {listing_api:,} api requests = "
         f"{listing_api / FREE['api']:.2f} windows of {FREE['api']:,} -> quota floor "
         f"{hours(lf)}; measured {listing_wall:.0f} s wall (x{f:g} = {hours(listing_wall * f)});"
         f" real {hours(max(lf, listing_wall))}"
     )
-    # as run: each listing followed by its drain, so the last listing waits for the drains
-    as_api = sum(c.api for c in crawls[:-1]) + crawls[-1].listing_requests
-    as_res = sum(c.resolvers for c in crawls[:-1])
     print(
-        f"    as run (each listing followed by its drain): the last listing closed after "
-        f"{as_api:,} api + {as_res:,} resolver requests -> quota floor "
-        f"{hours(quota_floor(as_api, as_res))}"
+        f"    drain: {d.passes} passes, {d.repos:,} repos detailed with {d.api:,} api + "
+        f"{d.resolvers:,} resolver requests ({(d.api + d.resolvers) / max(d.repos, 1):.2f} a "
+        f"repo) in {d.seconds:.0f} s wall (x{f:g} = {hours(d.seconds * f)}), quota floor "
+        f"{hours(quota_floor(d.api, d.resolvers))}; still pending: "
+        + ", ".join(f"{s} {n:,}" for s, n in d.pending.items())
+        + f"; 429s {d.rate_limited}, retries {d.retries}"
     )
-    # the day's mandatory details: every changed repo's commits, discussions (api) and card
-    # (resolvers) - what a day's snapshot owes before its history is whole
-    mand_api, mand_res = listing_api + 2 * changed, changed
-    mf = quota_floor(mand_api, mand_res)
+    mandatory = float("inf")
+    if len(d.scope_done) == len(SOURCES):
+        sa = max(a for a, _r in d.scope_done.values())
+        sr = max(r for _a, r in d.scope_done.values())
+        mandatory = quota_floor(listing_api + sa, sr)
+        print(
+            f"    with the day's mandatory details (every source's top {COVERAGE:,} detailed at "
+            f"its listed sha): listings + {sa:,} api + {sr:,} resolver requests -> quota floor "
+            f"{hours(mandatory)}"
+        )
+    else:
+        missing = ", ".join(s for s in SOURCES if s not in d.scope_done)
+        print(f"    the drain did not get through the mandatory details of: {missing}")
+    total_api, total_res = listing_api + d.api, d.resolvers
+    per = (d.api + d.resolvers) / changed if changed else float("nan")
     print(
-        f"    with the day's mandatory details ({changed:,} changed repos x (2 api + 1 resolver)):"
-        f" {mand_api:,} api + {mand_res:,} resolver requests -> quota floor {hours(mf)}"
+        f"    the day as run: {total_api:,} api + {total_res:,} resolver requests, quota floor "
+        f"{hours(quota_floor(total_api, total_res))}; {wall:.0f} s wall (x{f:g} = "
+        f"{hours(wall * f)}); changed repos {changed:,}; detail requests per changed repo "
+        f"{per:.2f} (the drain spends the day's quota on the backlog, not only on changes)"
     )
-    print(
-        f"    the whole crawl as run (listing + drain of up to details_per_crawl each): "
-        f"{api:,} api + {res:,} resolver requests, quota floor {hours(quota_floor(api, res))};"
-        f" {wall:.0f} s wall (x{f:g} = {hours(wall * f)}); "
-        f"real {hours(max(quota_floor(api, res), wall))}"
-    )
-    per = (details / changed) if changed else float("nan")
-    print(
-        f"    requests per changed repo: details {per:.2f}, all (incl. listing) "
-        f"{(api + res) / max(changed, 1):.2f} (the drain spends up to details_per_crawl, "
-        f"backlog first by weight, not per changed repo); 429s {lim}, retries {retries}"
-    )
+    return mandatory
 
 
 async def run(ns: argparse.Namespace) -> None:
@@ -305,9 +365,14 @@ async def run(ns: argparse.Namespace) -> None:
     sim = Simulator(world, f, ns.seed)
     print(f"  simulator built in {sim.built:.0f} s at {sim.url}")
     reset_budgets()
-    cs = settings(sim.url, f, ns.details_per_crawl)
-    print(f"  crawler: details_per_crawl {cs.details_per_crawl:,}, concurrency {cs.concurrency}")
+    cs = settings(sim.url, f, 0)
+    print(
+        f"  crawler: concurrency {cs.concurrency}; drain passes of {ns.pass_requests:,} detail "
+        f"requests, up to {ns.drain_hours if ns.drain_hours is not None else 'the rest of the day'}"
+        " hours of quota a day"
+    )
     coverage: list[tuple[int, dict[str, tuple[int, int]]]] = []
+    daily: list[float] = []
     try:
         with tempfile.TemporaryDirectory(dir=ns.tmp) as tmp:
             store = Store.open(tmp)
@@ -326,13 +391,21 @@ async def run(ns: argparse.Namespace) -> None:
                     c = await crawl_one(store, source, cs)
                     print_crawl(c, f)
                     crawls.append(c)
+                listing_api = sum(c.listing_requests for c in crawls)
+                hours_left = (DAY - quota_floor(listing_api, 0)) / 3600
+                drain_hours = hours_left if ns.drain_hours is None else ns.drain_hours
+                api_budget = int(drain_hours * 12 * FREE["api"])
+                d = await drain_day(store, cs, api_budget, ns.pass_requests)
                 wall = time.perf_counter() - t0
-                print_day("first snapshot" if day == 0 else "daily snapshot", crawls, f, wall)
+                label = "first snapshot" if day == 0 else "daily snapshot"
+                mandatory = print_day(label, crawls, d, f, wall)
+                if day:
+                    daily.append(mandatory)
                 cov = top_coverage(store, ns.top)
                 coverage.append((day, cov))
                 print(
                     f"    details coverage of the top {ns.top:,} models after day {day} "
-                    "(measured): "
+                    f"(measured, {drain_hours:.1f} h of drain): "
                     + ", ".join(
                         f"{k} {a:,}/{b:,} = {a / max(b, 1):.1%}" for k, (a, b) in cov.items()
                     )
@@ -350,6 +423,12 @@ async def run(ns: argparse.Namespace) -> None:
     finally:
         sim.stop()
     project(coverage, ns.top)
+    if daily:
+        print(
+            "  daily snapshot incl. the day's mandatory details (quota floor): "
+            + ", ".join(hours(x) for x in daily)
+            + " (target < 2 h)"
+        )
     b = {k: v for k, v in budgets().items()}
     waited = ", ".join(f"{svc} {bud.waited:.0f} s" for (svc, _h), bud in sorted(b.items()))
     print(f"  time requests waited on the client's budgets (wall): {waited}")
@@ -389,7 +468,15 @@ def main() -> None:
     ap.add_argument("--time-scale", type=float, default=60.0)
     ap.add_argument("--days", type=int, default=1, help="simulated days after day 0")
     ap.add_argument("--top", type=int, default=100_000, help="coverage of the top N models")
-    ap.add_argument("--details-per-crawl", type=int, default=None)
+    ap.add_argument(
+        "--drain-hours",
+        type=float,
+        default=None,
+        help="hours of quota the day's drain may spend (default: the day less the listings)",
+    )
+    ap.add_argument(
+        "--pass-requests", type=int, default=3000, help="detail requests per drain pass"
+    )
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--tmp", default=None, help="directory for the temporary store")
     ns = ap.parse_args()

@@ -21,20 +21,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from crawler.budget import listings_running
 from crawler.context import CrawlContext
 from crawler.engine import run_spider
 from crawler.hub_details import DetailPlan, Fetched, HubDetails
 from crawler.prev import newest_commits
+from crawler.settings import CrawlSettings
+from crawler.stats import CrawlStats, RunningCrawl
 from storage import Store
 from storage.errors import SnapshotNotFound, StoreError
 from storage.layout import DETAIL_KINDS
-from storage.schemas import repo_type_of
+from storage.schemas import HUB_SOURCES, repo_type_of
 
 if TYPE_CHECKING:
     from storage.layout import DetailKind
@@ -48,6 +53,8 @@ DRAIN_BATCH_REPOS = 100
 REQUESTS_PER_REPO = 3
 # the second coverage scope: the top N of the snapshot by its ranking counter
 COVERAGE_TOP_N = 10_000
+# how often a drain looks whether the listings it yields the quota to are done
+LISTING_POLL_SECONDS = 0.5
 
 
 def rank_by(source: str) -> str:
@@ -78,22 +85,46 @@ def _open_discussions(store: Store, repo_type: str) -> pl.DataFrame:
         return pl.DataFrame(schema={"entity_id": pl.String, "open": pl.Int64})
 
 
-def _needs(store: Store, source: str, snapshot_id: int) -> pl.DataFrame:
-    """One row per (listed repo, detail): entity_id, name, sha, downloads, likes,
-    card_fields, detail and `have` (its details fetched at the listed sha)."""
-    cols = ["entity_id", "name", "sha", "downloads", "likes", "card_fields"]
+def _have(kind: str) -> str:
+    return f"have_{kind}"
+
+
+def _needs(store: Store, source: str, snapshot_id: int, top_n: int | None = None) -> pl.DataFrame:
+    """One row per listed repo: entity_id, name, sha, downloads, likes, card_fields,
+    `have_<detail>` per detail (fetched at the listed sha) and `in_top` (among the top
+    `top_n` by `rank_by`, default `COVERAGE_TOP_N`: the coverage scope a snapshot
+    promises, drained first).
+
+    One wide row per repo rather than one per (repo, detail): at 3.2M models the long form
+    was a 9.6M-row frame of strings."""
+    by = rank_by(source)
+    top_n = COVERAGE_TOP_N if top_n is None else top_n
+    cols = list(
+        dict.fromkeys(["entity_id", "name", "sha", "downloads", "likes", "card_fields", by])
+    )
     state = store.as_of(source, snapshot_id, columns=cols).collect()
-    kinds = pl.DataFrame({"detail": list(DETAIL_KINDS)})
-    done = store.detailed(source).rename({"sha": "sha_done"}).with_columns(pl.lit(True).alias("d"))
-    return (
-        state.join(kinds, how="cross")
-        .join(done, on=["entity_id", "detail"], how="left")
-        .with_columns(
-            (pl.col("d").fill_null(False) & pl.col("sha").eq_missing(pl.col("sha_done"))).alias(
-                "have"
-            )
+    done = store.detailed(source)
+    for kind in DETAIL_KINDS:
+        got = done.filter(pl.col("detail") == kind).select(
+            "entity_id", pl.col("sha").alias("sha_done")
         )
-        .drop("d", "sha_done")
+        state = (
+            state.join(got, on="entity_id", how="left")
+            .with_columns(
+                (
+                    pl.col("sha_done").is_not_null() & pl.col("sha").eq_missing(pl.col("sha_done"))
+                ).alias(_have(kind))
+            )
+            .drop("sha_done")
+        )
+    top = (
+        state.select("entity_id", by)
+        .sort([by, "entity_id"], descending=[True, False], nulls_last=True)
+        .head(top_n)
+        .select("entity_id", pl.lit(True).alias("in_top"))
+    )
+    return state.join(top, on="entity_id", how="left").with_columns(
+        pl.col("in_top").fill_null(False)
     )
 
 
@@ -105,51 +136,45 @@ def newest_complete(store: Store, source: str) -> int | None:
 
 
 def pending(store: Store, source: str, snapshot_id: int) -> pl.DataFrame:
-    """The backlog as of complete snapshot `snapshot_id`, most valuable first: per repo
-    entity_id, name, sha, card_fields, weight and `details` (the kinds it still needs)."""
-    need = _needs(store, source, snapshot_id).filter(~pl.col("have"))
-    if need.height == 0:
-        return need.select("entity_id", "name", "sha", "card_fields").with_columns(
-            pl.lit(0.0).alias("weight"), pl.lit([]).cast(pl.List(pl.String)).alias("details")
-        )
-    open_ = _open_discussions(store, repo_type_of(source))
-    per_repo = need.group_by("entity_id", maintain_order=True).agg(
-        pl.col("name", "sha", "downloads", "likes", "card_fields").first(),
-        pl.col("detail").alias("details"),
+    """The backlog as of complete snapshot `snapshot_id`, in drain order: per repo
+    entity_id, name, sha, card_fields, in_top, weight and `details` (the kinds it still
+    needs). The repos of the coverage scope (`in_top`: the top `COVERAGE_TOP_N` by
+    `rank_by`, what each snapshot's coverage promises) come first, so a day's changed top
+    repos are detailed right after the listings; then the rest, highest `weight` first."""
+    state = _needs(store, source, snapshot_id)
+    missing = [pl.when(~pl.col(_have(k))).then(pl.lit(k)) for k in DETAIL_KINDS]
+    need = state.filter(~pl.all_horizontal([pl.col(_have(k)) for k in DETAIL_KINDS])).with_columns(
+        pl.concat_list(missing).list.drop_nulls().alias("details")
     )
+    cols = ["entity_id", "name", "sha", "card_fields", "in_top", "weight", "details"]
+    if need.height == 0:
+        return need.with_columns(pl.lit(0.0).alias("weight")).select(cols)
+    open_ = _open_discussions(store, repo_type_of(source))
     return (
-        per_repo.join(open_, on="entity_id", how="left")
+        need.join(open_, on="entity_id", how="left")
         .with_columns(weight().alias("weight"))
-        .sort(["weight", "entity_id"], descending=[True, False])
-        .select("entity_id", "name", "sha", "card_fields", "weight", "details")
+        .sort(["in_top", "weight", "entity_id"], descending=[True, True, False])
+        .select(cols)
     )
 
 
 def measure(
-    store: Store, source: str, snapshot_id: int, top_n: int = COVERAGE_TOP_N
+    store: Store, source: str, snapshot_id: int, top_n: int | None = None
 ) -> list[dict[str, Any]]:
     """The details coverage of a complete snapshot: per detail, of all its repos and of
     its top `top_n` by `rank_by`, how many had that detail fetched at their listed sha."""
-    need = _needs(store, source, snapshot_id)
-    by = rank_by(source)
-    top = (
-        need.select("entity_id", by)
-        .unique("entity_id")
-        .sort([by, "entity_id"], descending=[True, False], nulls_last=True)
-        .head(top_n)
-        .select("entity_id")
-    )
-    scopes = {"all": need, f"top{top_n}_{by}": need.join(top, on="entity_id", how="semi")}
+    top_n = COVERAGE_TOP_N if top_n is None else top_n
+    state = _needs(store, source, snapshot_id, top_n)
+    scopes = {"all": state, f"top{top_n}_{rank_by(source)}": state.filter(pl.col("in_top"))}
     out = []
     for scope, df in scopes.items():
         for kind in DETAIL_KINDS:
-            part = df.filter(pl.col("detail") == kind)
             out.append(
                 {
                     "detail": kind,
                     "scope": scope,
-                    "covered": int(part["have"].sum()),
-                    "total": part.height,
+                    "covered": int(df[_have(kind)].sum()),
+                    "total": df.height,
                 }
             )
     return out
@@ -187,6 +212,12 @@ class DrainOutcome:
     batches: int = 0
     pending: int = 0  # repos still needing a detail after the drain
     coverage: list[dict[str, Any]] | None = None
+    # the drain order key (in_top, weight) of the first repo the drain left in the backlog
+    # (None: it left none): what the daemon's drain between crawls compares across sources
+    next_key: tuple[bool, float] | None = None
+    # detail requests this drain had spent when the last repo of the coverage scope (the
+    # snapshot's top `COVERAGE_TOP_N`) it had to detail was done; None: not reached
+    scope_requests: int | None = None
 
 
 class DrainSpider(HubDetails):
@@ -195,11 +226,20 @@ class DrainSpider(HubDetails):
 
     name = "hubtide-details"
 
-    def __init__(self, ctx: CrawlContext, outcome: DrainOutcome, **kw: Any) -> None:
+    def __init__(
+        self,
+        ctx: CrawlContext,
+        outcome: DrainOutcome,
+        run_id: str | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(ctx, **kw)
         self.repo_type = repo_type_of(ctx.source)
         self.detail_sem: asyncio.Semaphore | None = None
         self.outcome = outcome
+        # a drain on its own (no listing's writer) records its events under this run id
+        self.run_id = run_id or f"{ctx.source}-drain-{uuid.uuid4().hex[:8]}"
+        self.snapshot_id = ctx.writer.snapshot_id if ctx.writer is not None else 0
 
     async def refetch(self, item: Any, name: str | None) -> dict[str, Any] | None:
         return None  # a drain cannot change a finished listing (`card_mismatch` is filed)
@@ -212,6 +252,16 @@ class DrainSpider(HubDetails):
             self.ctx.fail("details drain failed")
         return
         yield  # an async generator that yields nothing
+
+    async def yield_to_listings(self) -> bool:
+        """Wait while a Hub listing of the same host runs in this process (listings go
+        first on the shared quota). False when a stop was asked meanwhile."""
+        host = self.ctx.settings.hub_host
+        while listings_running(host):
+            if self.ctx.stop_requested:
+                return False
+            await asyncio.sleep(LISTING_POLL_SECONDS)
+        return not self.ctx.stop_requested
 
     async def drain(self) -> None:
         ctx, store, source = self.ctx, self.ctx.store, self.ctx.source
@@ -239,8 +289,11 @@ class DrainSpider(HubDetails):
         cap = ctx.settings.max_detail_repos or todo.height
         end = min(todo.height, cap)
         i = 0
+        in_scope = int(todo["in_top"].sum()) if todo.height else 0
+        if in_scope == 0:
+            out.scope_requests = 0
         while i < end and out.requests < budget:
-            if ctx.stop_requested:
+            if not await self.yield_to_listings():
                 ctx.stopped = True
                 break
             left = budget - out.requests
@@ -249,12 +302,17 @@ class DrainSpider(HubDetails):
             i += n
             await self.run_batch(batch, sid_now, chunk)
             batch += 1
+            if out.scope_requests is None and i >= in_scope:
+                out.scope_requests = out.requests
         out.pending = max(0, todo.height - i)
+        if i < todo.height:
+            out.next_key = (bool(todo["in_top"][i]), float(todo["weight"][i]))
 
     async def run_batch(
         self, batch: int, sid: int, repos: list[dict[str, Any]], *, claimed: bool = False
     ) -> None:
         ctx, store, source = self.ctx, self.ctx.store, self.ctx.source
+        self.snapshot_id = sid
         claims = [
             {"entity_id": r["entity_id"], "name": r["name"], "detail": d, "sha": r["sha"]}
             for r in repos
@@ -286,6 +344,7 @@ class DrainSpider(HubDetails):
             done += [c for c in claims if c["entity_id"] == r["entity_id"]]
             self.outcome.repos += 1
         events, ctx.events = ctx.events, []
+        writer, run_id = ctx.writer, self.run_id
 
         def write() -> None:
             kind: DetailKind
@@ -293,11 +352,28 @@ class DrainSpider(HubDetails):
                 if rows[kind]:
                     store.append_details(source, sid, kind, batch, rows[kind])
             store.mark_details(source, batch, "done", sid, done)
-            if events:
-                ctx.writer.record_events(events)
+            if events and writer is not None:
+                writer.record_events(events)
+            elif events:
+                store.record_events(source, sid, f"{run_id}-{batch}", events)
 
         await asyncio.to_thread(write)
         self.outcome.batches += 1
+
+
+# the drain order key of a source whose backlog is not known yet: it comes first
+UNKNOWN_KEY = (True, math.inf)
+
+
+def first_to_drain(keys: Mapping[str, tuple[bool, float] | None]) -> str | None:
+    """Of sources and the drain order key of their next backlog repo (None: nothing to
+    drain), the one to drain next: the highest key, so the coverage scopes of every
+    source come before any other repo, then the highest weight across sources."""
+    best: tuple[tuple[bool, float], str] | None = None
+    for source, key in keys.items():
+        if key is not None and (best is None or key > best[0]):
+            best = (key, source)
+    return None if best is None else best[1]
 
 
 async def drain(ctx: CrawlContext) -> DrainOutcome:
@@ -310,5 +386,49 @@ async def drain(ctx: CrawlContext) -> DrainOutcome:
     if ctx.settings.details_per_crawl <= 0:
         sid = await asyncio.to_thread(newest_complete, ctx.store, ctx.source)
         if sid is not None:
-            out.pending = (await asyncio.to_thread(pending, ctx.store, ctx.source, sid)).height
+            todo = await asyncio.to_thread(pending, ctx.store, ctx.source, sid)
+            out.pending = todo.height
+            if todo.height:
+                out.next_key = (bool(todo["in_top"][0]), float(todo["weight"][0]))
+    return out
+
+
+async def drain_source(
+    store: Store,
+    source: str,
+    settings: CrawlSettings,
+    *,
+    stats: CrawlStats | None = None,
+    stop: asyncio.Event | None = None,
+) -> DrainOutcome:
+    """One drain of `source`'s details backlog on its own, outside a crawl: up to
+    `settings.details_per_crawl` detail requests, most valuable first, yielding the quota
+    to any Hub listing running in this process; then the newest complete snapshot's
+    coverage is measured and recorded. What the daemon runs between crawls and the
+    hub-scale bench after the day's listings.
+
+    Args:
+        store: the open store; the caller holds the source's lease (the daemon does).
+        source: a Hub source (`hub:model`, `hub:dataset`, `hub:space`).
+        settings: the crawl settings (quota, concurrency, `details_per_crawl`).
+        stats: live counters for the requests (default: a private collector).
+        stop: when set, the current batch is finished and the drain returns.
+
+    Returns:
+        The `DrainOutcome`: requests and repos, pending repos, coverage, `next_key`.
+
+    Raises:
+        ValueError: `source` is not a Hub source.
+    """
+    if source not in HUB_SOURCES:
+        raise ValueError(
+            f"{source!r} has no details backlog; Hub sources: {', '.join(HUB_SOURCES)}"
+        )
+    stats = stats if stats is not None else CrawlStats()
+    sid = await asyncio.to_thread(newest_complete, store, source)
+    run = RunningCrawl(source, sid, time.time())
+    ctx = CrawlContext(source, settings, store, None, stats, run, stop)
+    out = await drain(ctx)
+    if ctx.failures:
+        log.warning("%s: details drain: %s", source, "; ".join(ctx.failures[:3]))
     return out

@@ -12,9 +12,12 @@ plain arithmetic on the loop's thread), so one budget survives several event loo
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 _RATELIMIT = re.compile(r'"?([A-Za-z_-]+)"?\s*;\s*r=(\d+)\s*;\s*t=(\d+)')
@@ -150,3 +153,30 @@ def budgets() -> dict[tuple[str, str], Budget]:
 def reset_budgets() -> None:
     """Forget every budget (tests, benches)."""
     _BUDGETS.clear()
+
+
+# Hub listings running in this process, by host. A details drain yields the quota to them
+# between its batches (crawler/backlog.py): a listing snapshot is what a day's history
+# waits for, details are the backlog behind it.
+_LISTINGS: dict[str, int] = {}
+_LISTINGS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def listing_running(host: str) -> Iterator[None]:
+    """Mark a Hub listing of `host` as running for the duration of the block."""
+    with _LISTINGS_LOCK:
+        _LISTINGS[host] = _LISTINGS.get(host, 0) + 1
+    try:
+        yield
+    finally:
+        with _LISTINGS_LOCK:
+            _LISTINGS[host] -= 1
+            if not _LISTINGS[host]:
+                del _LISTINGS[host]
+
+
+def listings_running(host: str) -> int:
+    """How many Hub listings of `host` run in this process now."""
+    with _LISTINGS_LOCK:
+        return _LISTINGS.get(host, 0)

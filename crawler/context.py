@@ -23,7 +23,8 @@ class CrawlContext:
     source: str
     settings: CrawlSettings
     store: Store
-    writer: SnapshotWriter
+    # None for a details drain run on its own, after its snapshot closed (`drain_source`)
+    writer: SnapshotWriter | None
     stats: CrawlStats
     run: RunningCrawl
     stop: asyncio.Event | None = None

@@ -217,6 +217,7 @@ class HubDetails(BaseSpider):
 
     repo_type: str
     detail_sem: asyncio.Semaphore | None
+    snapshot_id: int  # the complete snapshot whose listed shas are detailed
 
     async def repo_details(self, row: dict[str, Any], plan: DetailPlan) -> Fetched:
         assert self.detail_sem is not None
@@ -235,7 +236,7 @@ class HubDetails(BaseSpider):
         s = ctx.settings
         rt = self.repo_type
         eid, name = row["entity_id"], row["name"]
-        sid = ctx.writer.snapshot_id
+        sid = self.snapshot_id
         api = f"{s.hub_endpoint}/api/{rt}s/{quote(name, safe='/')}"
         if plan.commits:
             # newest first, back to the newest one already stored

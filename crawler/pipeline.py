@@ -171,6 +171,7 @@ class SnapshotPipeline:
             cards.extend(p.cards)
         events, ctx.events = ctx.events, []
         writer = ctx.writer
+        assert writer is not None  # a listing always has its snapshot's writer
 
         def write() -> None:
             if commits:

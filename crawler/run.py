@@ -2,7 +2,9 @@
 
 Status: `complete` when the whole listing came in (details are not waited for: once the
 listing snapshot is closed, the details backlog is drained under `details_per_crawl`
-requests, crawler/backlog.py, and the coverage of the newest complete snapshot recorded);
+requests, crawler/backlog.py, and the coverage of the newest complete snapshot recorded;
+a drain waits while a Hub listing of the same host runs in the process, so concurrent
+crawls' listings go first);
 `partial` when a page or record could not be had after retries (no tombstones); `failed`
 when the store refused a write or the crawl broke; left `running` when `stop` was set
 (resumable: the next crawl of the source resumes it by default). A running snapshot
@@ -21,6 +23,7 @@ import time
 from collections.abc import Iterator
 
 from crawler.backlog import drain
+from crawler.budget import listing_running
 from crawler.context import CrawlContext
 from crawler.engine import run_spider
 from crawler.heartbeat import beating, mark_failed, orphan_reason
@@ -163,8 +166,12 @@ async def _write(
                     newest_commits, store, repo_type_of(source)
                 )
         if not ctx.listing_done:
-            spider = HubSpider if source in HUB_SOURCES else RegistrySpider
-            await run_spider(spider, settings, ctx=ctx)
+            if source in HUB_SOURCES:
+                # details drains of this process yield the Hub quota to a listing
+                with listing_running(settings.hub_host):
+                    await run_spider(HubSpider, settings, ctx=ctx)
+            else:
+                await run_spider(RegistrySpider, settings, ctx=ctx)
         if ctx.events:
             events, ctx.events = ctx.events, []
             await asyncio.to_thread(writer.record_events, events)

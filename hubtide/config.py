@@ -183,6 +183,13 @@ class DaemonConfig:
     listen: str = _f("127.0.0.1:9477", "HOST:PORT of the health, metrics and query API.")
     maintenance_cron: str = _f(DEFAULT_MAINTENANCE_CRON, "When weekly maintenance runs (crontab).")
     analytics_after_snapshot: bool = _f(True, "Refresh analytics after each complete snapshot.")
+    drain_details: bool = _f(
+        True,
+        "Between crawls, keep draining the Hub sources' details backlogs (passes of"
+        " crawler.details_per_crawl requests, the most valuable repo of any source first)"
+        " with the quota the listings leave; a listing always goes first. Off: each crawl"
+        " drains details_per_crawl after its listing, and that is all.",
+    )
     report_dir: str = _f(
         "", "Where the daemon writes the report (empty: `report` beside a local store's folder)."
     )

@@ -71,6 +71,9 @@ CrawlFn = Callable[..., Awaitable[Any]]
 
 # A missed run is still worth doing late (coalesced to one): a day-long grace.
 MISFIRE_GRACE_SECONDS = 86400
+# the details drain between crawls: with nothing to drain (or no progress: a host down, no
+# budget), look again after this long, or when a crawl finishes
+DRAIN_IDLE_SECONDS = 600.0
 # With tracemalloc on (PYTHONTRACEMALLOC=1, the soak's --tracemalloc): heap diff every N rounds.
 TRACE_EVERY_ROUNDS = 5
 
@@ -106,6 +109,12 @@ def _default_crawl() -> CrawlFn:
     import crawler
 
     return crawler.crawl_source  # type: ignore[no-any-return,attr-defined]
+
+
+def _default_drain() -> CrawlFn:
+    import crawler
+
+    return crawler.drain_source  # type: ignore[no-any-return,attr-defined]
 
 
 class Daemon:
@@ -144,6 +153,13 @@ class Daemon:
         self._since_maintenance = 0
         self._trace = TraceDiff()
         self._round_lock = asyncio.Lock()
+        # the details drain between crawls (`_drain_loop`): per Hub source, the drain order
+        # key of its next backlog repo (absent: not known yet; None: nothing to drain)
+        self._drain_keys: dict[str, tuple[bool, float] | None] = {}
+        self._drain_wanted = asyncio.Event()
+        self._drain_stop = asyncio.Event()
+        self._drain_task: asyncio.Task[Any] | None = None
+        self.drain: CrawlFn | None = None
         self.site_port: int | None = None
         self.ready = False
         # the sources' leases held (storage/lease.py); TTL: 6 heartbeats (lease.ttl_for)
@@ -183,6 +199,10 @@ class Daemon:
         log.info("listening on http://%s:%s", host, self.site_port or port)
         self.scheduler = self._build_scheduler()
         self.scheduler.start()
+        if self._drains_between_crawls():
+            self.drain = self.drain or _default_drain()
+            self._drain_task = loop.create_task(self._drain_loop())
+            self._tasks.add(self._drain_task)  # a stop waits for its batch
         self.ready = True
         try:
             await self._exit.wait()
@@ -198,6 +218,8 @@ class Daemon:
         self._stopping = True
         for ev in self._stops.values():
             ev.set()
+        self._drain_stop.set()
+        self._drain_wanted.set()
         self._exit.set()
 
     async def _shutdown(self, runner: web.AppRunner) -> None:
@@ -364,7 +386,7 @@ class Daemon:
             result = await self.crawl(
                 self.store,
                 source,
-                self.plan.crawl_settings,
+                self._crawl_settings(source),
                 resume=resume,
                 stats=self.stats,
                 stop=stop,
@@ -417,6 +439,9 @@ class Daemon:
         if outcome == "complete":
             self._want_analytics()
             self._count_for_maintenance()
+        if outcome in ("complete", "partial"):
+            self._drain_keys.pop(source, None)  # a new listing: its backlog is new too
+            self._drain_wanted.set()
         self._finished[source] += 1
         if self.plan.lockstep:
             await self._maybe_end_round()
@@ -475,6 +500,82 @@ class Daemon:
         ):
             if resp.status >= 400:
                 raise RuntimeError(f"simulator advance: HTTP {resp.status} from {url}")
+
+    # ---- details between crawls ----------------------------------------------------------
+
+    def _drains_between_crawls(self) -> bool:
+        # lockstep runs (demo, tests) crawl one simulated day per round: no drain between
+        return self.plan.drain_details and not self.plan.lockstep and bool(self._hub_sources())
+
+    def _hub_sources(self) -> list[str]:
+        return [s.name for s in self.plan.sources if s.name.startswith("hub:")]
+
+    def _crawl_settings(self, source: str) -> Any:
+        """A crawl's settings: with the drain loop on, a Hub crawl drains nothing itself
+        (the loop does, so one source never has two drains at once); it still measures
+        its snapshot's details coverage."""
+        settings = self.plan.crawl_settings
+        if self._drain_task is not None and source.startswith("hub:"):
+            return settings.with_(details_per_crawl=0)
+        return settings
+
+    def _next_drain(self) -> str | None:
+        """The Hub source to drain next (`crawler.backlog.first_to_drain`) among those
+        whose lease is held and whose crawl is not running."""
+        from crawler.backlog import UNKNOWN_KEY, first_to_drain
+
+        keys = {
+            source: self._drain_keys.get(source, UNKNOWN_KEY)
+            for source in self._hub_sources()
+            if source not in self._stops and source in self._leases
+        }
+        return first_to_drain(keys)
+
+    async def _drain_loop(self) -> None:
+        """Drain the Hub sources' details backlogs between crawls, one pass of
+        `details_per_crawl` requests at a time, most valuable first across sources; a
+        listing always goes first (a drain yields the quota to it, crawler/backlog.py).
+        A failing pass is logged and counted; the crawls go on."""
+        assert self.drain is not None
+        while not self._stopping:
+            source = None if self._maintaining else self._next_drain()
+            if source is None:
+                self._drain_wanted.clear()
+                try:
+                    await asyncio.wait_for(self._drain_wanted.wait(), DRAIN_IDLE_SECONDS)
+                except TimeoutError:
+                    self._drain_keys.clear()  # look at every backlog again
+                continue
+            t0 = time.monotonic()
+            try:
+                out = await self.drain(
+                    self.store,
+                    source,
+                    self.plan.crawl_settings,
+                    stats=self.stats,
+                    stop=self._drain_stop,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.metrics.jobs.labels("drain", "error").inc()
+                log.error("%s: details drain failed: %s", source, str(exc).splitlines()[0])
+                self._drain_keys[source] = None
+                continue
+            repos = int(getattr(out, "repos", 0))
+            self.metrics.jobs.labels("drain", "success").inc()
+            # no repo detailed (a host down, nothing left): wait for a crawl or the idle time
+            self._drain_keys[source] = getattr(out, "next_key", None) if repos else None
+            log.info(
+                "%s: details drain: %d repos, %d requests, %s repos pending (%.1f s)",
+                source,
+                repos,
+                int(getattr(out, "requests", 0)),
+                getattr(out, "pending", "?"),
+                time.monotonic() - t0,
+            )
+            if repos:
+                await self._refresh_figures()
 
     # ---- analytics, maintenance, figures ------------------------------------------------
 

@@ -33,6 +33,8 @@ class DaemonPlan:
     release_memory: bool = True
     vacuum_retention_hours: int | None = None
     analytics_after_snapshot: bool = True
+    # keep draining the Hub sources' details backlogs between crawls (not in lockstep runs)
+    drain_details: bool = False
     report_dir: str = "./data/report"
     analytics_params: dict[str, Any] | None = None
     shutdown_grace_seconds: float = 8.0

@@ -24,7 +24,7 @@ from storage.layout import DetailKind, check_source
 from storage.lease import Lease, LeaseHeld, LeaseState
 from storage.maintenance import MaintenanceReport, TableMaintenance
 from storage.purge import PurgeReport
-from storage.writer import ShrinkStatus, SnapshotWriter
+from storage.writer import CrawlEvent, ShrinkStatus, SnapshotWriter
 
 if TYPE_CHECKING:
     import duckdb
@@ -662,6 +662,19 @@ class Store:
             ValueError: an unknown detail kind, or covered outside 0..total.
         """
         backlog.record_coverage(self._core, source, snapshot_id, rows)
+
+    def record_events(
+        self, source: str, snapshot_id: int, run_id: str, events: Sequence[CrawlEvent]
+    ) -> None:
+        """Append `events` (numbered from 0) to `ops/crawl_events` under `run_id`, for work
+        done on a snapshot after it closed by a run of its own: a details drain between
+        crawls (crawler/backlog.py, `drain_source`).
+
+        Raises:
+            UnknownSource: `source` is not a source.
+        """
+        check_source(source)
+        writer.append_events(self._core, source, snapshot_id, run_id, 0, list(events))
 
     def detail_coverage(self, source: str | None = None) -> pl.DataFrame:
         """source, snapshot_id, detail, scope, covered, total, at, ratio: the newest

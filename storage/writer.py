@@ -28,7 +28,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -130,6 +130,33 @@ class CrawlEvent:
     reason: str
     url: str | None = None
     payload: str | None = None
+
+
+def append_events(
+    core: StoreCore,
+    source: str,
+    snapshot_id: int,
+    run_id: str,
+    first_seq: int,
+    events: Sequence[CrawlEvent],
+) -> None:
+    """Append `events` of run `run_id` to `ops/crawl_events`, numbered from `first_seq`."""
+    at = now()
+    rows = [
+        {
+            "run_id": run_id,
+            "seq": first_seq + i,
+            "source": source,
+            "snapshot_id": snapshot_id,
+            "at": at,
+            "kind": ev.kind,
+            "reason": ev.reason,
+            "url": ev.url,
+            "payload": (ev.payload or None) and ev.payload[: 64 * 1024],
+        }
+        for i, ev in enumerate(events)
+    ]
+    core.append_plain(EVENTS, pa.Table.from_pylist(rows, schema=schemas.CRAWL_EVENTS))
 
 
 class SnapshotWriter:
@@ -332,25 +359,10 @@ class SnapshotWriter:
         """Append events to `ops/crawl_events`, numbered per run."""
         if not events:
             return
-        at = now()
-        rows = []
-        for ev in events:
-            rows.append(
-                {
-                    "run_id": self.run_id,
-                    "seq": self._event_seq,
-                    "source": self.source,
-                    "snapshot_id": self.snapshot_id,
-                    "at": at,
-                    "kind": ev.kind,
-                    "reason": ev.reason,
-                    "url": ev.url,
-                    "payload": (ev.payload or None) and ev.payload[: 64 * 1024],
-                }
-            )
-            self._event_seq += 1
-        table = pa.Table.from_pylist(rows, schema=schemas.CRAWL_EVENTS)
-        self._core.append_plain(EVENTS, table)
+        append_events(
+            self._core, self.source, self.snapshot_id, self.run_id, self._event_seq, events
+        )
+        self._event_seq += len(events)
 
     # -- finishing ----------------------------------------------------------------------
 

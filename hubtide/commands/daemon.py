@@ -129,6 +129,7 @@ def register(app: typer.Typer) -> None:
             release_memory=release_memory,
             vacuum_retention_hours=s.store.vacuum_retention_hours,
             analytics_after_snapshot=s.daemon.analytics_after_snapshot,
+            drain_details=s.daemon.drain_details and s.crawler.details,
             report_dir=report_dir(s),
             analytics_params=dataclasses.asdict(s.analytics),
             shutdown_grace_seconds=s.daemon.shutdown_grace_seconds,

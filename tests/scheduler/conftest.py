@@ -3,6 +3,7 @@ of npm, shared by the HTTP, metrics and status tests."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,3 +49,13 @@ def build_store(root: Path) -> Store:
 @pytest.fixture(scope="session")
 def small_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     return build_store(tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_reactor_threads() -> Iterator[None]:
+    """Daemons run real crawls in this process: stop Twisted's pool threads at the end, or
+    pytest hangs."""
+    yield
+    from crawler.engine import release_reactor_threads
+
+    release_reactor_threads()
