@@ -237,13 +237,21 @@ class HubDetails(BaseSpider):
         eid, name = row["entity_id"], row["name"]
         sid = ctx.writer.snapshot_id
         api = f"{s.hub_endpoint}/api/{rt}s/{quote(name, safe='/')}"
+        # at the listed sha, the one the backlog marks them fetched at: `main` may have moved
+        # on since the listing, and its newer commits (card) would be filed under the old sha
+        rev = quote(row["sha"], safe="") if row.get("sha") else "main"
         if plan.commits:
             # newest first, back to the newest one already stored
             known = ctx.known_commits.get(eid, frozenset())
-            url: str | None = f"{api}/commits/main"
+            url: str | None = f"{api}/commits/{rev}"
+            at_sha = rev != "main"
             while url:
                 out.requests += 1
                 body, resp = await self.fetch_json(url, detail="commits", forbidden_ok=True)
+                if body is GONE and at_sha and not out.commits:
+                    # the sha is gone from the history (a force push): the branch as it is
+                    at_sha, rev, url = False, "main", f"{api}/commits/main"
+                    continue
                 if body is GONE:
                     ctx.event("gone", f"{name}: commits answered 404", url)
                     out.commits = []
@@ -280,9 +288,12 @@ class HubDetails(BaseSpider):
                 p += 1
         if plan.card:
             # the card (README.md); 404 means the repo has none
-            curl = f"{s.hub_endpoint}/{_PREFIX[rt]}{quote(name, safe='/')}/resolve/main/README.md"
+            repo = f"{s.hub_endpoint}/{_PREFIX[rt]}{quote(name, safe='/')}"
             out.requests += 1
-            resp = await self.fetch(curl, detail="cards")
+            resp = await self.fetch(f"{repo}/resolve/{rev}/README.md", detail="cards")
+            if resp is not None and _revision_not_found(resp) and rev != "main":
+                out.requests += 1
+                resp = await self.fetch(f"{repo}/resolve/main/README.md", detail="cards")
             if resp is None or resp.status not in (200, 404, 401, 403):
                 ctx.fail(f"card of {name} could not be fetched")
                 out.ok = False
@@ -295,3 +306,9 @@ class HubDetails(BaseSpider):
                     listed is None or set(listed) != set(out.card["metadata_fields"])
                 ):
                     out.card_mismatch = True
+
+
+def _revision_not_found(resp: Any) -> bool:
+    """A 404 saying the revision, not the file, is missing (the Hub's `X-Error-Code`)."""
+    code = resp.headers.get("X-Error-Code") or b""
+    return bool(resp.status == 404 and code.decode(errors="replace") == "RevisionNotFound")
