@@ -233,11 +233,15 @@ def details_against_truth(store: Store, url: str, repo_type: str) -> tuple[list[
         stored.setdefault(r["entity_id"], set()).add((r["commit_id"], _ts(r["date"]), r["title"]))
     checked = 0
     for (eid, kind), sha in sorted(fetched.items()):
-        if kind != "commits" or eid not in truth_repos:
-            continue
+        if kind != "commits" or eid not in truth_repos or truth_repos[eid].get("disabled"):
+            continue  # gone, or disabled (its commits answer 403: the truth lists none)
         chain = [c[0] for c in history.get(eid, [])]
         if sha not in chain:
-            wrong.append(f"{eid}: commits fetched at {sha}, which the truth does not hold")
+            wrong.append(
+                f"{eid}: commits fetched at {sha}, which the truth does not hold"
+                f" (its head {truth_repos[eid]['sha']}, {len(chain)} commits;"
+                f" stored {sorted(c[0] for c in stored.get(eid, set()))})"
+            )
             continue
         want = set(history[eid][chain.index(sha) :])
         got = stored.get(eid, set())
@@ -275,7 +279,7 @@ def details_against_truth(store: Store, url: str, repo_type: str) -> tuple[list[
             wrong.append(f"discussion {k} stored {n} times in one snapshot")
     for r in disc.to_dicts():
         key = (r["entity_id"], r["num"])
-        if r["entity_id"] not in truth_repos:
+        if r["entity_id"] not in truth_repos or truth_repos[r["entity_id"]].get("disabled"):
             continue
         want_d = disc_truth.get(key)
         got_d = (r["title"], r["author"], r["is_pull_request"], r["created_at"])
