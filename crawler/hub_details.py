@@ -12,6 +12,7 @@ snapshot), kept with their tests but no longer run by a crawl.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -218,6 +219,22 @@ class HubDetails(BaseSpider):
     repo_type: str
     detail_sem: asyncio.Semaphore | None
 
+    async def fetch_file(self, url: str, *, detail: str) -> Any:
+        """GET a repo file, retrying a body its ETag disowns (cut short on the way: a
+        whole 200 on the wire, half the file); None when it kept failing."""
+        s = self.ctx.settings
+        for attempt in range(s.max_retries + 1):
+            resp = await self.fetch(url, detail=detail)
+            if resp is None or resp.status != 200 or _blob_matches(resp):
+                return resp
+            self.ctx.event("malformed", "body does not match its ETag (truncated)", url)
+            if attempt < s.max_retries:
+                from crawler.middlewares import backoff
+
+                await asyncio.sleep(backoff(attempt, s.backoff_base_seconds, s.backoff_max_seconds))
+        self.ctx.error("body kept failing to match its ETag", url)
+        return None
+
     async def repo_details(self, row: dict[str, Any], plan: DetailPlan) -> Fetched:
         assert self.detail_sem is not None
         out = Fetched()
@@ -290,10 +307,10 @@ class HubDetails(BaseSpider):
             # the card (README.md); 404 means the repo has none
             repo = f"{s.hub_endpoint}/{_PREFIX[rt]}{quote(name, safe='/')}"
             out.requests += 1
-            resp = await self.fetch(f"{repo}/resolve/{rev}/README.md", detail="cards")
+            resp = await self.fetch_file(f"{repo}/resolve/{rev}/README.md", detail="cards")
             if resp is not None and _revision_not_found(resp) and rev != "main":
                 out.requests += 1
-                resp = await self.fetch(f"{repo}/resolve/main/README.md", detail="cards")
+                resp = await self.fetch_file(f"{repo}/resolve/main/README.md", detail="cards")
             if resp is None or resp.status not in (200, 404, 401, 403):
                 ctx.fail(f"card of {name} could not be fetched")
                 out.ok = False
@@ -306,6 +323,18 @@ class HubDetails(BaseSpider):
                     listed is None or set(listed) != set(out.card["metadata_fields"])
                 ):
                     out.card_mismatch = True
+
+
+def _blob_matches(resp: Any) -> bool:
+    """The body is the file its ETag names: a git blob id (40 hex; the Hub's ETag of a file
+    kept in git) is the SHA-1 of `blob <size>\\0<body>`. Any other ETag (an LFS sha256,
+    none at all) cannot be checked, so it passes."""
+    raw = (resp.headers.get("ETag") or b"").decode(errors="replace")
+    etag = raw.removeprefix("W/").strip('"').lower()
+    if len(etag) != 40 or any(c not in "0123456789abcdef" for c in etag):
+        return True
+    body = bytes(resp.body)
+    return hashlib.sha1(b"blob %d\0" % len(body) + body).hexdigest() == etag
 
 
 def _revision_not_found(resp: Any) -> bool:
