@@ -26,7 +26,7 @@ from storage import Store
 from tests.crawler.truth import expected_rows, get_json_lines, truth_discussions
 
 # the Hub's free-token quotas (1,000 api / 5,000 resolvers / 200 pages per 5 minutes) with
-# windows of 3 s instead of 300 s: the request counts are real, the clock is scaled
+# windows of 3 s instead of 300 s: the request counts are real, the windows scaled
 TIME_SCALE = 100.0
 TOKEN = "hf_live_free"  # any token is the free tier
 QUOTA = QuotaConfig(token_tier="free", time_scale=TIME_SCALE)
@@ -72,6 +72,19 @@ class LiveSim:
 
     def truth_at(self, source: str, instant: float) -> dict[str, dict[str, Any]]:
         return expected_rows(self.url, source, at=instant)
+
+    def spend_api(self, leave: int) -> None:
+        """Leave the token's api bucket (the crawl's own) `leave` requests in a window that
+        starts now, as if another process of the same user had spent the rest: set on the
+        server's quota state (sending 1,000 requests would move the live world 20 days)."""
+        quota = self.srv.app[FAULTS].quota
+        assert quota is not None
+
+        def spend() -> None:
+            size, _window = quota.limits(QUOTA.token_tier, "api")
+            quota.windows[(f"token:{TOKEN}", "api")] = (quota.clock(), size - leave)
+
+        self.srv.call(spend)
 
 
 def _logger(sim: LiveSim, seconds_per_request: float) -> Any:

@@ -76,9 +76,14 @@ class LiveDays:
         self.verdicts: list[Verdict] = []
         self.moved: Counter[str] = Counter()  # what changed in the truth during the crawls
         self.checked_details = 0
+        self.refused = 0  # requests the quota refused
 
-    def crawl(self, source: str, **kw: object):  # type: ignore[no-untyped-def]
+    def crawl(self, source: str, spend: int | None = None, **kw: object):  # type: ignore[no-untyped-def]
+        """Crawl `source` and judge it; `spend`: first spend the token's api bucket down to
+        that many requests (the crawl meets the quota's 429 and its reset)."""
         sim, store = self.sim, self.store
+        if spend is not None:
+            sim.spend_api(spend)
         mark = sim.mark()
         before = expected_rows(sim.url, source)
         stats = CrawlStats()
@@ -87,6 +92,7 @@ class LiveDays:
         # every 429 the server sent, the crawl saw; each cost one retry after its reset
         assert sum(stats.rate_limited.values()) == sum(a.status == 429 for a in log)
         assert rate_limit_costs(log) == [], rate_limit_costs(log)
+        self.refused += sum(a.quota_refused for a in log)
         if r.status != "complete":
             return r
         if source.startswith("hub:"):
@@ -156,7 +162,8 @@ def test_days_equal_truth_with_faults_off(tmp_path: Path, kind: str) -> None:
             if day:
                 advance(url, 1)
             if live is not None:
-                results = {s: live.crawl(s) for s in SOURCES}
+                # day 1 starts on a spent api bucket: the quota refuses the crawl's requests
+                results = {s: live.crawl(s, spend=5 if day == 1 else None) for s in SOURCES}
                 assert all(r.status == "complete" for r in results.values()), results
             else:
                 results = {s: crawl(store, s, url) for s in SOURCES}
@@ -167,6 +174,7 @@ def test_days_equal_truth_with_faults_off(tmp_path: Path, kind: str) -> None:
                 detail_per_changed.append(m.detail_requests)  # type: ignore[attr-defined]
         if live is not None:
             live.moved_every_way()
+            assert live.refused > 0, "the quota never refused a request"
     # day 1+: details only for changed repos (a few %), so far fewer than day 0
     assert all(d < 0.5 * WORLD["models"] for d in detail_per_changed), detail_per_changed
 
