@@ -211,4 +211,8 @@ def test_days_with_five_percent_faults(tmp_path: Path, kind: str) -> None:
                     assert diffs == [], f"day {day} {source}: " + "; ".join(diffs)
                 else:
                     assert r.status == "partial", r
+        if live is not None:
+            # the retries of every fault went through the same buckets: none was refused
+            assert live.refused == 0, live.refused
+            live.moved_every_way()
     assert any(st == "complete" for _, _, st in statuses)
