@@ -56,6 +56,7 @@ class Answered:
 class LiveSim:
     srv: SimServer
     log: list[Answered] = field(default_factory=list)
+    spend_on_arrival: int | None = None  # see `spend_api`
 
     @property
     def url(self) -> str:
@@ -74,17 +75,12 @@ class LiveSim:
         return expected_rows(self.url, source, at=instant)
 
     def spend_api(self, leave: int) -> None:
-        """Leave the token's api bucket (the crawl's own) `leave` requests in a window that
-        starts now, as if another process of the same user had spent the rest: set on the
-        server's quota state (sending 1,000 requests would move the live world 20 days)."""
-        quota = self.srv.app[FAULTS].quota
-        assert quota is not None
-
-        def spend() -> None:
-            size, _window = quota.limits(QUOTA.token_tier, "api")
-            quota.windows[(f"token:{TOKEN}", "api")] = (quota.clock(), size - leave)
-
-        self.srv.call(spend)
+        """When the next api request arrives, leave the token's api bucket (the crawl's own)
+        `leave` requests in a window starting then, as if another process of the same user
+        had spent the rest (set on the server's quota state: sending 1,000 requests would
+        move the live world 20 days; set on arrival, so however long the crawl takes to
+        start, its first requests meet the spent window)."""
+        self.spend_on_arrival = leave
 
 
 def _logger(sim: LiveSim, seconds_per_request: float) -> Any:
@@ -95,10 +91,14 @@ def _logger(sim: LiveSim, seconds_per_request: float) -> Any:
     async def log(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        metered = bucket_of(request.path) is not None
-        if not metered:
+        bucket = bucket_of(request.path)
+        if bucket is None:
             return await handler(request)
         quota = faults.quota
+        if bucket == "api" and sim.spend_on_arrival is not None and quota is not None:
+            size, _window = quota.limits(QUOTA.token_tier, "api")
+            quota.windows[(f"token:{TOKEN}", "api")] = (quota.clock(), size - sim.spend_on_arrival)
+            sim.spend_on_arrival = None
         refused = quota.refused if quota is not None else 0
         wall = time.monotonic()
         # the live middleware ticks first thing: the state this request sees
