@@ -12,6 +12,7 @@ snapshot), kept with their tests but no longer run by a crawl.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,6 +220,22 @@ class HubDetails(BaseSpider):
     detail_sem: asyncio.Semaphore | None
     snapshot_id: int  # the complete snapshot whose listed shas are detailed
 
+    async def fetch_file(self, url: str, *, detail: str) -> Any:
+        """GET a repo file, retrying a body its ETag disowns (cut short on the way: a
+        whole 200 on the wire, half the file); None when it kept failing."""
+        s = self.ctx.settings
+        for attempt in range(s.max_retries + 1):
+            resp = await self.fetch(url, detail=detail)
+            if resp is None or resp.status != 200 or _blob_matches(resp):
+                return resp
+            self.ctx.event("malformed", "body does not match its ETag (truncated)", url)
+            if attempt < s.max_retries:
+                from crawler.middlewares import backoff
+
+                await asyncio.sleep(backoff(attempt, s.backoff_base_seconds, s.backoff_max_seconds))
+        self.ctx.error("body kept failing to match its ETag", url)
+        return None
+
     async def repo_details(self, row: dict[str, Any], plan: DetailPlan) -> Fetched:
         assert self.detail_sem is not None
         out = Fetched()
@@ -238,13 +255,21 @@ class HubDetails(BaseSpider):
         eid, name = row["entity_id"], row["name"]
         sid = self.snapshot_id
         api = f"{s.hub_endpoint}/api/{rt}s/{quote(name, safe='/')}"
+        # at the listed sha, the one the backlog marks them fetched at: `main` may have moved
+        # on since the listing, and its newer commits (card) would be filed under the old sha
+        rev = quote(row["sha"], safe="") if row.get("sha") else "main"
         if plan.commits:
             # newest first, back to the newest one already stored
             known = ctx.known_commits.get(eid, frozenset())
-            url: str | None = f"{api}/commits/main"
+            url: str | None = f"{api}/commits/{rev}"
+            at_sha = rev != "main"
             while url:
                 out.requests += 1
                 body, resp = await self.fetch_json(url, detail="commits", forbidden_ok=True)
+                if body is GONE and at_sha and not out.commits:
+                    # the sha is gone from the history (a force push): the branch as it is
+                    at_sha, rev, url = False, "main", f"{api}/commits/main"
+                    continue
                 if body is GONE:
                     ctx.event("gone", f"{name}: commits answered 404", url)
                     out.commits = []
@@ -281,9 +306,12 @@ class HubDetails(BaseSpider):
                 p += 1
         if plan.card:
             # the card (README.md); 404 means the repo has none
-            curl = f"{s.hub_endpoint}/{_PREFIX[rt]}{quote(name, safe='/')}/resolve/main/README.md"
+            repo = f"{s.hub_endpoint}/{_PREFIX[rt]}{quote(name, safe='/')}"
             out.requests += 1
-            resp = await self.fetch(curl, detail="cards")
+            resp = await self.fetch_file(f"{repo}/resolve/{rev}/README.md", detail="cards")
+            if resp is not None and _revision_not_found(resp) and rev != "main":
+                out.requests += 1
+                resp = await self.fetch_file(f"{repo}/resolve/main/README.md", detail="cards")
             if resp is None or resp.status not in (200, 404, 401, 403):
                 ctx.fail(f"card of {name} could not be fetched")
                 out.ok = False
@@ -296,3 +324,21 @@ class HubDetails(BaseSpider):
                     listed is None or set(listed) != set(out.card["metadata_fields"])
                 ):
                     out.card_mismatch = True
+
+
+def _blob_matches(resp: Any) -> bool:
+    """The body is the file its ETag names: a git blob id (40 hex; the Hub's ETag of a file
+    kept in git) is the SHA-1 of `blob <size>\\0<body>`. Any other ETag (an LFS sha256,
+    none at all) cannot be checked, so it passes."""
+    raw = (resp.headers.get("ETag") or b"").decode(errors="replace")
+    etag = raw.removeprefix("W/").strip('"').lower()
+    if len(etag) != 40 or any(c not in "0123456789abcdef" for c in etag):
+        return True
+    body = bytes(resp.body)
+    return hashlib.sha1(b"blob %d\0" % len(body) + body).hexdigest() == etag
+
+
+def _revision_not_found(resp: Any) -> bool:
+    """A 404 saying the revision, not the file, is missing (the Hub's `X-Error-Code`)."""
+    code = resp.headers.get("X-Error-Code") or b""
+    return bool(resp.status == 404 and code.decode(errors="replace") == "RevisionNotFound")

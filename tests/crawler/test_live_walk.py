@@ -9,10 +9,8 @@ walking that order); creation order cannot."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
-import polars as pl
 import pytest
 
 from crawler import crawl_source, spiders
@@ -20,6 +18,7 @@ from crawler.budget import reset_budgets
 from crawler.stats import CrawlStats
 from simulator.testing import simulator_server
 from storage import Store
+from tests.crawler.live import Verdict, judge
 from tests.crawler.truth import expected_rows, settings_for
 
 # a simulated day every 5 requests: a walk of 25 listing pages spans about five days, so
@@ -28,42 +27,6 @@ LIVE = {"models": 1200, "datasets": 10, "spaces": 10, "npm": 10, "pypi": 10,
         "live_seconds_per_request": 86_400 / 5}  # fmt: skip
 PAGE = 60
 CRAWLS = 3
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One complete snapshot judged against the truth at its crawl's start and end."""
-
-    missing: int  # alive at both ends, absent from the snapshot (skipped)
-    invented: int  # alive at neither end, present
-    repeats: int  # listed more than once (the crawler's `repeat` events)
-    false_tombstones: int  # tombstoned by this snapshot yet alive at the crawl's end
-    moved: dict[str, int]  # what changed in the truth during the crawl
-
-    @property
-    def clean(self) -> bool:
-        return not (self.missing or self.invented or self.repeats or self.false_tombstones)
-
-
-def _repeats(store: Store, source: str, snapshot_id: int) -> int:
-    cat = store.snapshots(source, all_statuses=True)
-    run_id = cat.filter(pl.col("snapshot_id") == snapshot_id)["run_id"][0]
-    ev = store.events(run_id).filter(pl.col("kind") == "repeat").collect()
-    return sum(int(r.split(" ", 1)[0]) for r in ev["reason"].to_list())
-
-
-def _moved(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, int]:
-    both = before.keys() & after.keys()
-    return {
-        "created": len(after.keys() - before.keys()),
-        "deleted": len(before.keys() - after.keys()),
-        "renamed": sum(before[i]["name"] != after[i]["name"] for i in both),
-        "counters": sum(
-            (before[i]["downloads"], before[i]["likes"])
-            != (after[i]["downloads"], after[i]["likes"])
-            for i in both
-        ),
-    }
 
 
 def walk_three_days(tmp_path: Any) -> list[Verdict]:
@@ -81,21 +44,7 @@ def walk_three_days(tmp_path: Any) -> list[Verdict]:
             r = asyncio.run(crawl_source(store, "hub:model", s, stats=CrawlStats()))
             after = expected_rows(srv.url, "hub:model")
             assert r.status == "complete", r
-            ids = set(store.as_of("hub:model", r.snapshot_id).collect()["entity_id"].to_list())
-            gone: set[str] = set()
-            if prev is not None:
-                ch = store.changed("hub:model", prev, r.snapshot_id).collect()
-                gone = set(ch.filter(pl.col("change") == "deleted")["entity_id"].to_list())
-            out.append(
-                Verdict(
-                    missing=len((before.keys() & after.keys()) - ids),
-                    invented=len(ids - (before.keys() | after.keys())),
-                    repeats=_repeats(store, "hub:model", r.snapshot_id),
-                    # an `_id` never comes back: one alive at the end was alive all along
-                    false_tombstones=len(gone & after.keys()),
-                    moved=_moved(before, after),
-                )
-            )
+            out.append(judge(store, "hub:model", r.snapshot_id, before, after, prev))
             prev = r.snapshot_id
     return out
 

@@ -58,9 +58,10 @@ def set_faults(url: str, spec: dict[str, Any]) -> None:
     post(f"{url}/_sim/faults", spec)
 
 
-def expected_rows(url: str, source: str) -> dict[str, dict[str, Any]]:
-    """entity_id -> the row the crawler should store, from the simulator's truth."""
-    recs = get_json_lines(f"{url}/_sim/truth?source={source}")
+def expected_rows(url: str, source: str, at: float | None = None) -> dict[str, dict[str, Any]]:
+    """entity_id -> the row the crawler should store, from the simulator's truth (as of
+    simulated instant `at`, unix seconds, if given)."""
+    recs = get_json_lines(f"{url}/_sim/truth?source={source}" + (f"&at={at}" if at else ""))
     if source.startswith("hub:"):
         rt = repo_type_of(source)
         rows = [repo_row(r, rt) for r in recs]
