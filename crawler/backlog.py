@@ -78,23 +78,29 @@ def _open_discussions(store: Store, repo_type: str) -> pl.DataFrame:
         return pl.DataFrame(schema={"entity_id": pl.String, "open": pl.Int64})
 
 
-def _needs(store: Store, source: str, snapshot_id: int) -> pl.DataFrame:
-    """One row per (listed repo, detail): entity_id, name, sha, downloads, likes,
-    card_fields, detail and `have` (its details fetched at the listed sha)."""
-    cols = ["entity_id", "name", "sha", "downloads", "likes", "card_fields"]
+def _needs(
+    store: Store, source: str, snapshot_id: int, columns: tuple[str, ...] = ()
+) -> pl.DataFrame:
+    """One row per listed repo: entity_id, sha, downloads, likes, `columns` and per detail
+    kind `have_{kind}` (that detail fetched at the listed sha). One row per repo, not per
+    (repo, detail): a cross join of 3.2M listed models with the three kinds held ~10M wide
+    rows (1.4 GB at 1M models, measured; docs/crawler.md, Peak memory)."""
+    cols = ["entity_id", "sha", "downloads", "likes", *columns]
     state = store.as_of(source, snapshot_id, columns=cols).collect()
-    kinds = pl.DataFrame({"detail": list(DETAIL_KINDS)})
-    done = store.detailed(source).rename({"sha": "sha_done"}).with_columns(pl.lit(True).alias("d"))
-    return (
-        state.join(kinds, how="cross")
-        .join(done, on=["entity_id", "detail"], how="left")
-        .with_columns(
-            (pl.col("d").fill_null(False) & pl.col("sha").eq_missing(pl.col("sha_done"))).alias(
-                "have"
-            )
+    done = store.detailed(source)
+    have = []
+    for kind in DETAIL_KINDS:
+        d = done.filter(pl.col("detail") == kind).select(
+            "entity_id", pl.col("sha").alias("__done"), pl.lit(True).alias("__d")
         )
-        .drop("d", "sha_done")
-    )
+        state = state.join(d, on="entity_id", how="left", maintain_order="left")
+        have.append(f"have_{kind}")
+        state = state.with_columns(
+            (pl.col("__d").fill_null(False) & pl.col("sha").eq_missing(pl.col("__done"))).alias(
+                have[-1]
+            )
+        ).drop("__done", "__d")
+    return state
 
 
 def newest_complete(store: Store, source: str) -> int | None:
@@ -107,19 +113,21 @@ def newest_complete(store: Store, source: str) -> int | None:
 def pending(store: Store, source: str, snapshot_id: int) -> pl.DataFrame:
     """The backlog as of complete snapshot `snapshot_id`, most valuable first: per repo
     entity_id, name, sha, card_fields, weight and `details` (the kinds it still needs)."""
-    need = _needs(store, source, snapshot_id).filter(~pl.col("have"))
+    need = _needs(store, source, snapshot_id, ("name", "card_fields")).filter(
+        ~pl.all_horizontal(*(pl.col(f"have_{k}") for k in DETAIL_KINDS))
+    )
     if need.height == 0:
         return need.select("entity_id", "name", "sha", "card_fields").with_columns(
             pl.lit(0.0).alias("weight"), pl.lit([]).cast(pl.List(pl.String)).alias("details")
         )
     open_ = _open_discussions(store, repo_type_of(source))
-    per_repo = need.group_by("entity_id", maintain_order=True).agg(
-        pl.col("name", "sha", "downloads", "likes", "card_fields").first(),
-        pl.col("detail").alias("details"),
-    )
+    # the kinds a repo still needs, in DETAIL_KINDS order
+    details = pl.concat_list(
+        [pl.when(~pl.col(f"have_{k}")).then(pl.lit(k)) for k in DETAIL_KINDS]
+    ).list.drop_nulls()
     return (
-        per_repo.join(open_, on="entity_id", how="left")
-        .with_columns(weight().alias("weight"))
+        need.join(open_, on="entity_id", how="left", maintain_order="left")
+        .with_columns(weight().alias("weight"), details.alias("details"))
         .sort(["weight", "entity_id"], descending=[True, False])
         .select("entity_id", "name", "sha", "card_fields", "weight", "details")
     )
@@ -130,26 +138,19 @@ def measure(
 ) -> list[dict[str, Any]]:
     """The details coverage of a complete snapshot: per detail, of all its repos and of
     its top `top_n` by `rank_by`, how many had that detail fetched at their listed sha."""
-    need = _needs(store, source, snapshot_id)
     by = rank_by(source)
-    top = (
-        need.select("entity_id", by)
-        .unique("entity_id")
-        .sort([by, "entity_id"], descending=[True, False], nulls_last=True)
-        .head(top_n)
-        .select("entity_id")
-    )
-    scopes = {"all": need, f"top{top_n}_{by}": need.join(top, on="entity_id", how="semi")}
+    need = _needs(store, source, snapshot_id)
+    top = need.sort([by, "entity_id"], descending=[True, False], nulls_last=True).head(top_n)
+    scopes = {"all": need, f"top{top_n}_{by}": top}
     out = []
     for scope, df in scopes.items():
         for kind in DETAIL_KINDS:
-            part = df.filter(pl.col("detail") == kind)
             out.append(
                 {
                     "detail": kind,
                     "scope": scope,
-                    "covered": int(part["have"].sum()),
-                    "total": part.height,
+                    "covered": int(df[f"have_{kind}"].sum()),
+                    "total": df.height,
                 }
             )
     return out
