@@ -178,10 +178,12 @@ class SnapshotWriter:
         # them back, while they stay under STAGED_MEMORY_BYTES (then none are kept)
         self._mine: dict[int, pl.DataFrame] = {}
         self._mine_bytes = 0
-        self._keep_mine = True
         # seqs 0..n were all committed by this object (a fresh writer, no replays): with
         # the staging txn still at n, `_mine` is then the whole listing
         self._mine_contiguous = last_committed_seq == -1
+        # a resumed writer's batches are never the whole listing: it keeps none
+        self._keep_mine = self._mine_contiguous
+        self._sized = False  # whether the listing's expected size was checked (_remember)
         self._mine_last = -1
         # accepted batches not staged yet (see STAGE_FLUSH_BYTES)
         self._waiting: list[_Waiting] = []
@@ -301,12 +303,30 @@ class SnapshotWriter:
             return
         df = rows if isinstance(rows, pl.DataFrame) else pl.from_arrow(rows)
         assert isinstance(df, pl.DataFrame)
-        self._mine_bytes += int(df.estimated_size())
+        size = int(df.estimated_size())
+        if not self._sized and df.height:
+            # a listing the size of the previous complete one would pass the cap: keep
+            # none from the start (kept, then dropped at the cap, they only raised the
+            # listing's peak: ~250 MB of RSS for 128 MB of frames)
+            self._sized = True
+            if size / df.height * self._previous_entities() > STAGED_MEMORY_BYTES:
+                self._keep_mine = False
+                return
+        self._mine_bytes += size
         if self._mine_bytes > STAGED_MEMORY_BYTES:
             self._keep_mine = False
             self._mine.clear()
             return
         self._mine[seq] = df
+
+    def _previous_entities(self) -> int:
+        """Entities of the source's previous complete snapshot (0: none, or unknown)."""
+        try:
+            prev = self._core.catalog.previous_complete(self.source, self.snapshot_id)
+            return self._core.catalog.info(self.source, prev).entities if prev else 0
+        except Exception as exc:  # only a memory hint: never fail a batch for it
+            log.debug("%s: previous snapshot's size unknown: %s", self, _describe(exc))
+            return 0
 
     def _quarantine(self, rejects: list[Rejected], seq: int) -> None:
         self.record_events(
