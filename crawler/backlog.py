@@ -89,8 +89,14 @@ def _have(kind: str) -> str:
     return f"have_{kind}"
 
 
-def _needs(store: Store, source: str, snapshot_id: int, top_n: int | None = None) -> pl.DataFrame:
-    """One row per listed repo: entity_id, name, sha, downloads, likes, card_fields,
+def _needs(
+    store: Store,
+    source: str,
+    snapshot_id: int,
+    top_n: int | None = None,
+    columns: tuple[str, ...] = (),
+) -> pl.DataFrame:
+    """One row per listed repo: entity_id, sha, downloads, likes, `columns`,
     `have_<detail>` per detail (fetched at the listed sha) and `in_top` (among the top
     `top_n` by `rank_by`, default `COVERAGE_TOP_N`: the coverage scope a snapshot
     promises, drained first).
@@ -99,9 +105,7 @@ def _needs(store: Store, source: str, snapshot_id: int, top_n: int | None = None
     was a 9.6M-row frame of strings."""
     by = rank_by(source)
     top_n = COVERAGE_TOP_N if top_n is None else top_n
-    cols = list(
-        dict.fromkeys(["entity_id", "name", "sha", "downloads", "likes", "card_fields", by])
-    )
+    cols = list(dict.fromkeys(["entity_id", "sha", "downloads", "likes", by, *columns]))
     state = store.as_of(source, snapshot_id, columns=cols).collect()
     done = store.detailed(source)
     for kind in DETAIL_KINDS:
@@ -141,7 +145,7 @@ def pending(store: Store, source: str, snapshot_id: int) -> pl.DataFrame:
     needs). The repos of the coverage scope (`in_top`: the top `COVERAGE_TOP_N` by
     `rank_by`, what each snapshot's coverage promises) come first, so a day's changed top
     repos are detailed right after the listings; then the rest, highest `weight` first."""
-    state = _needs(store, source, snapshot_id)
+    state = _needs(store, source, snapshot_id, columns=("name", "card_fields"))
     missing = [pl.when(~pl.col(_have(k))).then(pl.lit(k)) for k in DETAIL_KINDS]
     need = state.filter(~pl.all_horizontal([pl.col(_have(k)) for k in DETAIL_KINDS])).with_columns(
         pl.concat_list(missing).list.drop_nulls().alias("details")

@@ -78,7 +78,7 @@ from storage.layout import (
 from storage.records import Rejected, Rows, conform, conform_frame, to_ipc
 from storage.staged import StagedBatches
 from storage.state import HASH, ROW, SEQ, Diff, PreviousState, hash_expr
-from storage.tables import STAGING_PROPS
+from storage.tables import ROW_GROUP_ROWS, STAGING_PROPS
 
 log = logging.getLogger(__name__)
 
@@ -205,10 +205,12 @@ class SnapshotWriter:
         # them back, while they stay under STAGED_MEMORY_BYTES (then none are kept)
         self._mine: dict[int, pl.DataFrame] = {}
         self._mine_bytes = 0
-        self._keep_mine = True
         # seqs 0..n were all committed by this object (a fresh writer, no replays): with
         # the staging txn still at n, `_mine` is then the whole listing
         self._mine_contiguous = last_committed_seq == -1
+        # a resumed writer's batches are never the whole listing: it keeps none
+        self._keep_mine = self._mine_contiguous
+        self._sized = False  # whether the listing's expected size was checked (_remember)
         self._mine_last = -1
         # accepted batches not staged yet (see STAGE_FLUSH_BYTES)
         self._waiting: list[_Waiting] = []
@@ -328,12 +330,30 @@ class SnapshotWriter:
             return
         df = rows if isinstance(rows, pl.DataFrame) else pl.from_arrow(rows)
         assert isinstance(df, pl.DataFrame)
-        self._mine_bytes += int(df.estimated_size())
+        size = int(df.estimated_size())
+        if not self._sized and df.height:
+            # a listing the size of the previous complete one would pass the cap: keep
+            # none from the start (kept, then dropped at the cap, they only raised the
+            # listing's peak: ~250 MB of RSS for 128 MB of frames)
+            self._sized = True
+            if size / df.height * self._previous_entities() > STAGED_MEMORY_BYTES:
+                self._keep_mine = False
+                return
+        self._mine_bytes += size
         if self._mine_bytes > STAGED_MEMORY_BYTES:
             self._keep_mine = False
             self._mine.clear()
             return
         self._mine[seq] = df
+
+    def _previous_entities(self) -> int:
+        """Entities of the source's previous complete snapshot (0: none, or unknown)."""
+        try:
+            prev = self._core.catalog.previous_complete(self.source, self.snapshot_id)
+            return self._core.catalog.info(self.source, prev).entities if prev else 0
+        except Exception as exc:  # only a memory hint: never fail a batch for it
+            log.debug("%s: previous snapshot's size unknown: %s", self, _describe(exc))
+            return 0
 
     def _quarantine(self, rejects: list[Rejected], seq: int) -> None:
         self.record_events(
@@ -618,13 +638,6 @@ class SnapshotWriter:
             ckeyframe = may_keyframe and self._is_keyframe(
                 crel, capp, prev_id, d.counter_changes, live, "counters"
             )
-        pool = core.workers()
-        jobs = []
-        if crel is not None:
-            jobs.append(
-                ("append counter rows", crel, pool.submit(self._write_counters, d, ckeyframe))
-            )
-        jobs.append(("append top-k members", TOPK, pool.submit(self._write_topk, d)))
         # observation times keyframe with the counters (custom sources: the attributes),
         # and whenever a listing of every live entity brings most of them a new time (a
         # Hub crawl: each page's answer time is new), at no cost: those rows are written
@@ -632,19 +645,32 @@ class SnapshotWriter:
         okeyframe = (ckeyframe if crel is not None else keyframe) or (
             may_keyframe and live > 0 and 2 * d.observed_changes >= live
         )
-        jobs.append(
-            ("append observation times", OBSERVED, pool.submit(self._write_observed, d, okeyframe))
+        # one after another in one worker, beside the attributes: at a keyframe each is a
+        # table of every live entity, and side by side their peaks added up
+        steps: list[tuple[str, str, Callable[[], int]]] = []
+        if crel is not None:
+            steps.append(("append counter rows", crel, lambda: self._write_counters(d, ckeyframe)))
+        steps.append(("append top-k members", TOPK, lambda: self._write_topk(d)))
+        steps.append(
+            ("append observation times", OBSERVED, lambda: self._write_observed(d, okeyframe))
         )
+
+        def side() -> int:
+            crows = 0
+            for step, table, write in steps:
+                with self._step(step, table):
+                    n = write()
+                if table == crel:
+                    crows = n
+            return crows
+
+        job = core.workers().submit(side)
         try:
             with self._step("append attribute rows", rel):
                 arows = self._write_attributes(staged, d, columns, types, keyframe, kept)
         finally:
-            crows = 0
-            for step, table, job in jobs:
-                with self._step(step, table):
-                    n = job.result()
-                if table == crel:
-                    crows = n
+            with self._step("append counter rows, top-k members and observation times", TOPK):
+                crows = job.result()
         core.last_state[source] = d.state(self.snapshot_id, attr_cols)
         return {
             "entities": live,
@@ -685,8 +711,13 @@ class SnapshotWriter:
             logical = core.logical_schema(source)
         phys = physical_schema(logical, counters)
         picks = d.picks(keyframe)
-        by_seq = dict(picks.partition_by(SEQ, as_dict=True, include_key=False))
-        wanted = {int(k[0]): v for k, v in by_seq.items()}
+        # per seq, a zero-copy slice of the picks (sorted by seq): a partition copied
+        # every pick, 3.2M of them at a keyframe
+        wanted: dict[int, pl.DataFrame] = {}
+        off = 0
+        for run in picks[SEQ].rle().to_list():
+            wanted[int(run["value"])] = picks.slice(off, run["len"]).drop(SEQ)
+            off += run["len"]
         attr_names = [
             c for c in columns if c != "entity_id" and c not in counters and c != OBSERVED_AT
         ]
@@ -770,13 +801,17 @@ class SnapshotWriter:
         assert crel is not None
         counters = counters_of(source)
         cschema = counter_schema(core.logical_schema(source), counters)
-        cframe = d.counter_rows(keyframe).with_columns(
-            source=pl.lit(source), valid_from=pl.lit(self.snapshot_id, pl.Int64)
-        )
+        cframe = d.counter_rows(keyframe)
+        sid = self.snapshot_id
+
+        def physical(part: pl.DataFrame) -> pa.Table:
+            out = part.with_columns(source=pl.lit(source), valid_from=pl.lit(sid, pl.Int64))
+            return out.select(cschema.names).to_arrow().cast(cschema)
+
         core.tables.ensure(crel, cschema, partition_of(source))
         core.tables.append_once(
             crel,
-            cframe.select(cschema.names).to_arrow().cast(cschema),
+            _in_row_groups(cframe, cschema, physical),
             txn_id(self.source, self.snapshot_id, "counters"),
             1 if keyframe else 0,
             partition_by=partition_of(source),
@@ -791,23 +826,21 @@ class SnapshotWriter:
         if not rows.height:
             return 0
         core = self._core
-        table = (
-            rows.with_columns(
-                source=pl.lit(self.source), valid_from=pl.lit(self.snapshot_id, pl.Int64)
-            )
-            .select(schemas.OBSERVED.names)
-            .to_arrow()
-            .cast(schemas.OBSERVED)
-        )
+        source, sid = self.source, self.snapshot_id
+
+        def physical(part: pl.DataFrame) -> pa.Table:
+            out = part.with_columns(source=pl.lit(source), valid_from=pl.lit(sid, pl.Int64))
+            return out.select(schemas.OBSERVED.names).to_arrow().cast(schemas.OBSERVED)
+
         core.tables.ensure(OBSERVED, schemas.OBSERVED, ["source"])
         core.tables.append_once(
             OBSERVED,
-            table,
+            _in_row_groups(rows, schemas.OBSERVED, physical),
             txn_id(self.source, self.snapshot_id, "observed"),
             1 if keyframe else 0,
             partition_by=["source"],
         )
-        return int(table.num_rows)
+        return rows.height
 
     def _is_keyframe(
         self, rel: str, app: str, prev_id: int | None, changes: int, live: int, kind: TableKind
@@ -1046,6 +1079,25 @@ def wants_keyframe(
     return which == "counters" and since.height + 1 >= core.options.keyframe_every
 
 
+def _in_row_groups(
+    frame: pl.DataFrame, schema: pa.Schema, physical: Callable[[pl.DataFrame], pa.Table]
+) -> pa.Table | Callable[[], pa.RecordBatchReader]:
+    """`frame`'s rows as the physical table (`physical` of each part), handed to delta-rs
+    one row group (ROW_GROUP_ROWS) at a time: a keyframe of 3.2M counters rows was a
+    ~500 MB Arrow table beside its frame. A small frame goes as one table."""
+    if frame.height <= ROW_GROUP_ROWS:
+        return physical(frame)
+
+    def stream() -> Iterator[pa.RecordBatch]:
+        for off in range(0, frame.height, ROW_GROUP_ROWS):
+            yield from physical(frame.slice(off, ROW_GROUP_ROWS)).to_batches()
+
+    def reader() -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(schema, stream())
+
+    return reader
+
+
 def _conformed(
     batch: pl.DataFrame, columns: list[str], types: dict[str, pl.DataType]
 ) -> pl.DataFrame:
@@ -1113,7 +1165,8 @@ def _narrow(
                 ROW: pl.UInt32,
             }
         )
-    narrow = pl.concat(parts, rechunk=True)
+    # not rechunked: a contiguous copy beside the parts doubled the narrow listing
+    narrow = pl.concat(parts, rechunk=False)
     if narrow["entity_id"].n_unique() == narrow.height:
         return narrow  # the common case, checked 10x faster than the unique below
     return narrow.unique("entity_id", keep="last", maintain_order=True)
