@@ -436,3 +436,55 @@ async def drain_source(
     if ctx.failures:
         log.warning("%s: details drain: %s", source, "; ".join(ctx.failures[:3]))
     return out
+
+
+async def drain_sources(
+    store: Store,
+    sources: list[str],
+    settings: CrawlSettings,
+    *,
+    requests: int,
+    stats: CrawlStats | None = None,
+    stop: asyncio.Event | None = None,
+) -> dict[str, DrainOutcome]:
+    """Drain several Hub sources' backlogs with `requests` detail requests in all: passes
+    of at most `settings.details_per_crawl` requests, each on the source whose next backlog
+    repo comes first (`first_to_drain`), until the requests are spent, every backlog is
+    empty or `stop` is set (what `hubtide drain` runs).
+
+    Returns:
+        Per source, its passes summed: requests, repos, batches; pending, coverage and
+        `next_key` from its last pass (a source never drained has an empty outcome).
+
+    Raises:
+        ValueError: a source that is not a Hub source, or `requests` below 1.
+    """
+    if requests < 1:
+        raise ValueError(f"requests must be at least 1, got {requests}")
+    bad = [s for s in sources if s not in HUB_SOURCES]
+    if bad:
+        raise ValueError(
+            f"{', '.join(bad)}: no details backlog; Hub sources: {', '.join(HUB_SOURCES)}"
+        )
+    keys: dict[str, tuple[bool, float] | None] = dict.fromkeys(sources, UNKNOWN_KEY)
+    totals = {s: DrainOutcome() for s in sources}
+    left = requests
+    per_pass = settings.details_per_crawl or requests
+    while left > 0 and not (stop is not None and stop.is_set()):
+        source = first_to_drain(keys)
+        if source is None:
+            break
+        n = min(left, per_pass)
+        out = await drain_source(
+            store, source, settings.with_(details_per_crawl=n), stats=stats, stop=stop
+        )
+        t = totals[source]
+        t.requests += out.requests
+        t.repos += out.repos
+        t.batches += out.batches
+        t.pending, t.coverage, t.next_key = out.pending, out.coverage, out.next_key
+        if t.scope_requests is None and out.scope_requests is not None:
+            t.scope_requests = t.requests - out.requests + out.scope_requests
+        keys[source] = out.next_key if out.repos else None  # no progress: leave it be
+        left -= out.requests
+    return totals

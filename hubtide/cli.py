@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Import every version of a public archive missing from the store, oldest first.",
     ),
     "crawl": ("crawl", "Crawl each source once into the store: one snapshot per source."),
+    "drain": (
+        "crawl",
+        "Fetch details (commits, discussions, cards) from the Hub sources' backlogs, no listing.",
+    ),
     "daemon": (
         "daemon",
         "Crawl every enabled source on its schedule, refresh analytics, serve /metrics and the API.",

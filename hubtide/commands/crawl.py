@@ -15,7 +15,7 @@ import contextlib
 import math
 import signal
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -207,6 +207,130 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         if "partial" in statuses or "running" in statuses:
             raise typer.Exit(3)
+
+    @app.command("drain")
+    def drain(
+        ctx: typer.Context,
+        fmt: Annotated[
+            Format, typer.Option("--format", "-f", help="The summary: table, json or csv.")
+        ] = Format.table,
+        source: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--source",
+                "-s",
+                help="Hub source to drain (repeatable): hub:model, hub:dataset, hub:space. "
+                "Default: every enabled Hub source.",
+            ),
+        ] = None,
+        requests: Annotated[
+            int | None,
+            typer.Option(
+                "--requests",
+                "-n",
+                min=1,
+                help="Detail requests to spend in all (default: crawler.details_per_crawl;"
+                " a free token's quota is ~12,000 an hour).",
+            ),
+        ] = None,
+        endpoint: Annotated[
+            str | None,
+            typer.Option("--endpoint", help="The Hub's base URL (a simulator)."),
+        ] = None,
+        wait: Annotated[
+            bool,
+            typer.Option(
+                "--wait/--no-wait",
+                help="A source another crawl or daemon is writing: wait for it, or refuse with"
+                " exit 1 naming the writer (default).",
+            ),
+        ] = False,
+    ) -> None:
+        """Fetch details (commits, discussions, cards) from the Hub sources' backlogs, no listing.
+
+        Each snapshot's top 10,000 repos first, then the most valuable repo of any source,
+        in passes of crawler.details_per_crawl requests; never a sha twice. For crawls run
+        from cron without the daemon (the daemon drains between crawls by itself).
+
+        Examples:
+
+          hubtide drain --requests 100000
+
+          hubtide drain --source hub:model --endpoint http://127.0.0.1:8080
+        """
+        from crawler.backlog import coverage_line, drain_sources
+        from crawler.stats import CrawlStats
+        from hubtide.wiring import crawl_settings
+        from storage.lease import ttl_for
+        from storage.schemas import HUB_SOURCES
+
+        app_ctx = app_context(ctx)
+        settings = app_ctx.settings
+        enabled = [s for s in settings.enabled_sources() if s in HUB_SOURCES]
+        sources = list(dict.fromkeys(source)) if source else enabled
+        bad = [s for s in sources if s not in HUB_SOURCES]
+        if bad:
+            raise typer.BadParameter(
+                f"{', '.join(bad)}: only Hub sources have a details backlog: "
+                f"{', '.join(HUB_SOURCES)}",
+                param_hint="--source",
+            )
+        if not sources:
+            raise typer.BadParameter("no Hub source is enabled", param_hint="--source")
+        try:
+            csettings = crawl_settings(settings, endpoint=endpoint)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--endpoint") from exc
+        budget = requests or csettings.details_per_crawl
+        if budget < 1:
+            raise typer.BadParameter(
+                "crawler.details_per_crawl is 0: give --requests N", param_hint="--requests"
+            )
+        store = open_store(settings, create=False)
+        leases = _take_leases(store, sources, ttl_for(csettings.heartbeat_seconds), wait)
+        done: dict[str, Any] = {}
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, stop.set)
+
+            def on_lost(_why: str) -> None:  # another writer took a source: stop
+                loop.call_soon_threadsafe(stop.set)
+
+            for lease in leases.values():
+                lease.keep_renewed(on_lost)
+            done.update(
+                await drain_sources(
+                    store, sources, csettings, requests=budget, stats=CrawlStats(), stop=stop
+                )
+            )
+
+        try:
+            asyncio.run(main())
+        finally:
+            for lease in leases.values():
+                lease.release()
+            release_reactor_threads()
+        import polars as pl
+
+        rows = [
+            {
+                "source": src,
+                "repos": out.repos,
+                "requests": out.requests,
+                "pending": out.pending,
+                "coverage": coverage_line(out.coverage or []) if out.coverage else None,
+            }
+            for src, out in done.items()
+        ]
+        emit_frame(
+            pl.DataFrame(rows, infer_schema_length=None),
+            fmt,
+            title=f"details drain: {sum(r['requests'] for r in rows):,} of {budget:,} requests",
+        )
 
 
 def _take_leases(store: Store, sources: list[str], ttl: float, wait: bool) -> dict[str, Lease]:

@@ -213,3 +213,46 @@ def test_max_detail_repos_caps_what_a_drain_takes_on(tmp_path: Path) -> None:
     assert r.status == "complete", r
     assert _done(store)["entity_id"].n_unique() == 7
     assert r.details_pending == r.items - 7 > 0
+
+
+# -- `hubtide drain`: details without a listing -----------------------------------------
+
+
+def _hubtide(store: Path, *args: str, per_crawl: int = 0) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "hubtide", "--store", str(store), *args]
+    return subprocess.run(cmd, env=_env(per_crawl), capture_output=True, text=True, timeout=300)
+
+
+def test_hubtide_drain_spends_its_requests_then_empties_the_backlogs(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    with running_simulator(seed=8, models=60, datasets=20, spaces=5, npm=5, pypi=5) as url:
+        crawl = [
+            *("crawl", "--endpoint", url, "--no-progress"),
+            "-s",
+            "hub:model",
+            "-s",
+            "hub:dataset",
+        ]
+        res = _hubtide(path, *crawl)  # details_per_crawl 0: listings only
+        assert res.returncode == 0, res.stdout + res.stderr
+        drain = ["drain", "--endpoint", url, "-s", "hub:model", "-s", "hub:dataset"]
+        first = _hubtide(path, *drain, "--requests", "30", "--format", "json", per_crawl=12)
+        assert first.returncode == 0, first.stdout + first.stderr
+        rows = {r["source"]: r for r in json.loads(first.stdout)}
+        spent = sum(r["requests"] for r in rows.values())
+        assert 30 <= spent <= 30 + 12, rows  # the last pass may overrun by one repo's pages
+        assert sum(r["repos"] for r in rows.values()) >= 8
+        rest = _hubtide(path, *drain, "--requests", "100000", "--format", "json", per_crawl=50)
+        assert rest.returncode == 0, rest.stdout + rest.stderr
+        after = {r["source"]: r for r in json.loads(rest.stdout)}
+        assert all(r["pending"] == 0 for r in after.values()), after
+        assert all("100 % of repos" in r["coverage"] for r in after.values()), after
+        store = Store.open(str(path))
+        assert store.snapshots("hub:model")["snapshot_id"].to_list() == [1]  # no new listing
+        _no_detail_twice(store)
+        assert {c[:4] for c in stored_commits(store, "model")} == {
+            c[:4] for c in truth_commits(url, "model")
+        }
+        bad = _hubtide(path, "drain", "--endpoint", url, "-s", "npm")
+        assert bad.returncode == 2
+        assert "npm: only Hub sources have a details backlog" in bad.stderr, bad.stderr
