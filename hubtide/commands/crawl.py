@@ -77,15 +77,27 @@ def progress_table(stats: CrawlStats, sources: list[str], done: dict[str, CrawlR
     return table
 
 
+# options `crawl` and `drain` share
+SummaryFormat = Annotated[
+    Format, typer.Option("--format", "-f", help="The summary: table, json or csv.")
+]
+WaitForLease = Annotated[
+    bool,
+    typer.Option(
+        "--wait/--no-wait",
+        help="A source another crawl or daemon is writing (it holds the source's lease):"
+        " wait until it is done, or refuse with exit 1 naming the writer (default).",
+    ),
+]
+
+
 def register(app: typer.Typer) -> None:
     """Add this group's commands to `app`."""
 
     @app.command("crawl")
     def crawl(
         ctx: typer.Context,
-        fmt: Annotated[
-            Format, typer.Option("--format", "-f", help="The summary: table, json or csv.")
-        ] = Format.table,
+        fmt: SummaryFormat = Format.table,
         source: Annotated[
             list[str] | None,
             typer.Option(
@@ -113,14 +125,7 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[
             bool, typer.Option("--progress/--no-progress", help="Show the live progress table.")
         ] = True,
-        wait: Annotated[
-            bool,
-            typer.Option(
-                "--wait/--no-wait",
-                help="A source another crawl or daemon is writing (it holds the source's lease):"
-                " wait until it is done, or refuse with exit 1 naming the writer (default).",
-            ),
-        ] = False,
+        wait: WaitForLease = False,
     ) -> None:
         """Crawl each source once into the store: one snapshot per source.
 
@@ -211,9 +216,7 @@ def register(app: typer.Typer) -> None:
     @app.command("drain")
     def drain(
         ctx: typer.Context,
-        fmt: Annotated[
-            Format, typer.Option("--format", "-f", help="The summary: table, json or csv.")
-        ] = Format.table,
+        fmt: SummaryFormat = Format.table,
         source: Annotated[
             list[str] | None,
             typer.Option(
@@ -237,14 +240,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--endpoint", help="The Hub's base URL (a simulator)."),
         ] = None,
-        wait: Annotated[
-            bool,
-            typer.Option(
-                "--wait/--no-wait",
-                help="A source another crawl or daemon is writing: wait for it, or refuse with"
-                " exit 1 naming the writer (default).",
-            ),
-        ] = False,
+        wait: WaitForLease = False,
     ) -> None:
         """Fetch details (commits, discussions, cards) from the Hub sources' backlogs, no listing.
 
