@@ -373,6 +373,7 @@ async def run(ns: argparse.Namespace) -> None:
     )
     coverage: list[tuple[int, dict[str, tuple[int, int]]]] = []
     daily: list[float] = []
+    drains: list[tuple[int, int]] = []  # per day: (listing api, drain api) requests
     try:
         with tempfile.TemporaryDirectory(dir=ns.tmp) as tmp:
             store = Store.open(tmp)
@@ -401,6 +402,7 @@ async def run(ns: argparse.Namespace) -> None:
                 mandatory = print_day(label, crawls, d, f, wall)
                 if day:
                     daily.append(mandatory)
+                drains.append((listing_api, d.api))
                 cov = top_coverage(store, ns.top)
                 coverage.append((day, cov))
                 print(
@@ -423,10 +425,11 @@ async def run(ns: argparse.Namespace) -> None:
     finally:
         sim.stop()
     project(coverage, ns.top)
+    project_whole_days(coverage, drains, ns.top)
     if daily:
         print(
             "  daily snapshot incl. the day's mandatory details (quota floor): "
-            + ", ".join(hours(x) for x in daily)
+            + ", ".join(hours(x) if math.isfinite(x) else "not reached in the drain" for x in daily)
             + " (target < 2 h)"
         )
     b = {k: v for k, v in budgets().items()}
@@ -459,6 +462,39 @@ def project(coverage: list[tuple[int, dict[str, tuple[int, int]]]], top: int) ->
                 est = min(total, a1 + rate * (d - last_day))
                 parts.append(f"day {d} {est / max(total, 1):.1%} (projected)")
         print(f"  top {top:,} {kind}: drain rate {rate:,.0f} repos/day; " + ", ".join(parts))
+
+
+def project_whole_days(
+    coverage: list[tuple[int, dict[str, tuple[int, int]]]],
+    drains: list[tuple[int, int]],
+    top: int,
+) -> None:
+    """Coverage of the top models after 1, 7 and 30 days were the drain to spend the whole
+    day's quota (the daemon's drain between crawls): the measured coverage gained per drain
+    api request on the last day run, times a day's api quota less its listings, each day
+    (projected, linear: optimistic once the top fills, as the drain's order then reaches
+    repos outside it and changed repos come due again)."""
+    if len(coverage) != len(drains) or not drains:
+        return
+    per_day = int(DAY / WINDOW) * FREE["api"]
+    last_day, last = coverage[-1]
+    before = coverage[-2][1] if len(coverage) > 1 else None
+    listing_api, drain_api = drains[-1]
+    day_api = per_day - listing_api
+    for kind, (a1, total) in last.items():
+        gained = a1 - (before[kind][0] if before else 0)
+        per_api = gained / max(drain_api, 1)
+        parts = []
+        # the last day's drain was shorter than the day: its rest first, then whole days
+        rest = max(0, day_api - drain_api)
+        for d in (1, 7, 30):
+            est = min(total, a1 + per_api * (rest + day_api * max(0, d - last_day)))
+            parts.append(f"day {d} {est / max(total, 1):.1%}")
+        print(
+            f"  top {top:,} {kind}, projected with the whole day's quota for the drain "
+            f"({day_api:,} api requests a day; measured {per_api:.3f} top-{top:,} repos gained "
+            f"per drain api request on day {last_day}): " + ", ".join(parts)
+        )
 
 
 def main() -> None:
