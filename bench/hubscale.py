@@ -30,7 +30,8 @@ Details coverage of the top `--top` models (by downloads) is measured after each
 day; days past `--days` up to 30 are projected from the measured drain (labelled).
 
     .venv/bin/python bench/hubscale.py [--scale hub | --models 100000] [--time-scale 60]
-        [--days 1] [--top 100000] [--drain-hours H] [--pass-requests N]
+        [--days 1] [--top 100000] [--drain-hours H] [--first-drain-hours H0]
+        [--pass-requests N]
 """
 
 from __future__ import annotations
@@ -394,7 +395,10 @@ async def run(ns: argparse.Namespace) -> None:
                     crawls.append(c)
                 listing_api = sum(c.listing_requests for c in crawls)
                 hours_left = (DAY - quota_floor(listing_api, 0)) / 3600
-                drain_hours = hours_left if ns.drain_hours is None else ns.drain_hours
+                asked = (
+                    ns.first_drain_hours if day == 0 and ns.first_drain_hours else ns.drain_hours
+                )
+                drain_hours = hours_left if asked is None else asked
                 api_budget = int(drain_hours * 12 * FREE["api"])
                 d = await drain_day(store, cs, api_budget, ns.pass_requests)
                 wall = time.perf_counter() - t0
@@ -509,6 +513,12 @@ def main() -> None:
         type=float,
         default=None,
         help="hours of quota the day's drain may spend (default: the day less the listings)",
+    )
+    ap.add_argument(
+        "--first-drain-hours",
+        type=float,
+        default=None,
+        help="day 0's drain in hours of quota (default: as --drain-hours)",
     )
     ap.add_argument(
         "--pass-requests", type=int, default=3000, help="detail requests per drain pass"
