@@ -106,8 +106,12 @@ def write_report(
     *,
     sources: list[str] | None = None,
     params: dict[str, Any] | Params | None = None,
+    stored: bool = True,
 ) -> Path:
-    """Write index.html and tables/*.parquet|csv under `out_dir`; returns the page's path."""
+    """Write index.html and tables/*.parquet|csv under `out_dir`; returns the page's path.
+    `stored=False` computes every measure now, ignoring results stored by `analyze`."""
     from analytics.report import build_report
 
-    return build_report(store, Path(out_dir), sources=sources, params=Params.from_mapping(params))
+    return build_report(
+        store, Path(out_dir), sources=sources, params=Params.from_mapping(params), stored=stored
+    )

@@ -8,6 +8,7 @@ by several measures). Nothing here writes.
 from __future__ import annotations
 
 import math
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,6 +26,11 @@ _INTERVALS = (7, 30, 91, 365)  # turnover_interval: a week, a month, a quarter, 
 _NOT_POPULARITY = frozenset({"rank", "position", "place", "index", "row"})
 
 _CACHE_SIZE = 40  # > series_max: a series over 30 snapshots stays cached for the next one
+# ... and at most this many bytes of states (a wide state of 3.2M models is ~1 GB): beyond
+# it a new state is read with the asked columns only and not kept, so a series scanning more
+# snapshots than fit keeps hitting the ones held instead of evicting each before its next
+# use (LRU would thrash)
+STATE_CACHE_BYTES = int(float(os.environ.get("HUBTIDE_STATE_CACHE_GB", "2.5")) * 2**30)
 
 # read together in one as-of per snapshot (see Data._wide)
 WIDE_COLUMNS = (
@@ -42,6 +48,8 @@ class Data:
         self.store = store
         self.params = params or Params()
         self._states: OrderedDict[tuple[Any, ...], pl.DataFrame] = OrderedDict()
+        self._state_bytes: dict[tuple[Any, ...], int] = {}
+        self._wide_bytes: dict[str, int] = {}  # the size of a source's last wide state
         self._snaps: dict[str, pl.DataFrame] = {}
         self._columns: dict[str, list[str]] = {}
         self._memo: dict[tuple[Any, ...], Any] = {}
@@ -174,12 +182,23 @@ class Data:
             self._states.move_to_end(key)
             df = self._states[key]
         else:
+            held = sum(self._state_bytes.values())
+            room = not self._states or held + self._wide_bytes.get(source, 0) <= STATE_CACHE_BYTES
+            if not room:  # it would not be kept: read only the columns asked for (~5x less)
+                fetch = cols
             df = self.store.as_of(
                 source, sid, columns=[c for c in fetch if c != "entity_id"]
             ).collect()
-            self._states[key] = df
-            if len(self._states) > _CACHE_SIZE:
-                self._states.popitem(last=False)
+            if room:
+                size = int(df.estimated_size())
+                if fetch is wide:
+                    self._wide_bytes[source] = size
+                if not self._states or held + size <= STATE_CACHE_BYTES:
+                    self._states[key] = df
+                    self._state_bytes[key] = size
+                    if len(self._states) > _CACHE_SIZE:
+                        old, _ = self._states.popitem(last=False)
+                        self._state_bytes.pop(old, None)
         df = df.select(cols)
         missing = [c for c in columns if c not in df.columns]
         if missing:  # a column the source does not have (e.g. downloads of a custom source)

@@ -285,8 +285,9 @@ def _origin(r: Result) -> str:
     return "computed now (not stored yet: <code>hubtide analyze</code> stores it)"
 
 
-def run_measures(data: Data, sources: list[str]) -> list[Result]:
-    """Compute every applicable measure for every source; never raises for one measure."""
+def run_measures(data: Data, sources: list[str], *, stored: bool = True) -> list[Result]:
+    """Every applicable measure for every source (its stored result when there is one and
+    `stored`, else computed now); never raises for one measure."""
     out = []
     for source in sources:
         for m in registry().values():
@@ -295,7 +296,10 @@ def run_measures(data: Data, sources: list[str]) -> list[Result]:
             r = Result(m, source)
             t0 = time.perf_counter()
             try:
-                r.frame, r.stored = measure_frame(data.store, m, data, source)
+                if stored:
+                    r.frame, r.stored = measure_frame(data.store, m, data, source)
+                else:
+                    r.frame = m.run(data, source, None)
             except NotEnoughData as exc:
                 r.note = str(exc)
             except Exception as exc:  # one bad measure must not cost the whole page
@@ -473,9 +477,15 @@ def _template_json() -> str:
 
 
 def build_report(
-    store: Store, out_dir: Path, *, sources: list[str] | None = None, params: Params | None = None
+    store: Store,
+    out_dir: Path,
+    *,
+    sources: list[str] | None = None,
+    params: Params | None = None,
+    stored: bool = True,
 ) -> Path:
-    """Compute everything and write `out_dir/index.html` and `out_dir/tables/`."""
+    """Compute everything and write `out_dir/index.html` and `out_dir/tables/`
+    (`stored=False`: every measure computed now, stored results ignored)."""
     params = params or Params()
     data = Data(store, params)
     data.rank_from_states = True  # the series read every state: rank top-K from them too
@@ -488,7 +498,7 @@ def build_report(
             )
     chosen = _ordered(list(sources) if sources else known)
     t0 = time.perf_counter()
-    results = run_measures(data, chosen)
+    results = run_measures(data, chosen, stored=stored)
     clocks = _clocks(store, chosen)
     tables = out_dir / "tables"
     tables.mkdir(parents=True, exist_ok=True)

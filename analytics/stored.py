@@ -88,7 +88,9 @@ class _Key:
         )
 
 
-def _keys(data: Data, sources: list[str], measures: Mapping[str, Measure]) -> list[_Key]:
+def _keys(
+    data: Data, sources: list[str], measures: Mapping[str, Measure], newest: bool = False
+) -> list[_Key]:
     keys: list[_Key] = []
     for src in sources:
         ids = data.snapshot_ids(src)  # cached for the run: a snapshot completing meanwhile waits
@@ -97,7 +99,7 @@ def _keys(data: Data, sources: list[str], measures: Mapping[str, Measure]) -> li
         for m in measures.values():
             if not applies(m, src):
                 continue
-            if m.kind == "series":
+            if m.kind == "series" or newest:
                 keys.append(_Key(m, src, ids[-1]))
             else:
                 keys.extend(_Key(m, src, sid) for sid in ids)
@@ -112,13 +114,15 @@ def analyze(
     params: Mapping[str, Any] | Params | None = None,
     catalog: Mapping[str, Measure] | None = None,
     progress: Progress | None = None,
+    newest: bool = False,
 ) -> Summary:
     """Compute and store every missing (source, snapshot, measure, version) result.
 
     `sources` / `measures` narrow the run (unknown names raise ValueError listing the
     known ones); `catalog` replaces the registry (a plug-in's measures). Resumable: keys
     stored by an earlier (even killed) run are skipped, each snapshot's results are
-    committed as soon as they are computed."""
+    committed as soon as they are computed. `newest`: each source's newest complete
+    snapshot only (what a daemon that kept up computes after a snapshot completes)."""
     cat = dict(catalog if catalog is not None else registry())
     if measures:
         unknown = [m for m in measures if m not in cat]
@@ -136,7 +140,7 @@ def analyze(
             listed = ", ".join(have) or "none yet"
             raise ValueError(f"unknown source {unknown[0]!r}; sources in the store: {listed}")
         have = [s for s in have if s in sources]
-    keys = _keys(data, have, cat)
+    keys = _keys(data, have, cat, newest)
     summary = Summary(keys=len(keys))
     stored = store.derived_stored(TABLE, [k.frame(digest) for k in keys]) if keys else []
     todo = [k for k, done in zip(keys, stored, strict=True) if not done]

@@ -241,3 +241,64 @@ def test_a_killed_analyze_redoes_only_the_missing_keys(tmp_path: Path) -> None:
         index.select("source", "snapshot_id", "name", "version", "params").is_duplicated().sum()
         == 0
     )
+
+
+def test_newest_only_stores_each_source_newest_snapshot(tmp_path: Path) -> None:
+    store = _world(tmp_path)
+    summary = analyze(store, newest=True)
+    assert summary.failures == {} and summary.written == summary.keys > 0
+    index = store.derived_index(TABLE)
+    newest = {s: int(store.snapshots(s)["snapshot_id"].max()) for s in store.sources()}  # type: ignore[arg-type]
+    assert {(r["source"], r["snapshot_id"]) for r in index.iter_rows(named=True)} == set(
+        newest.items()
+    )
+    # the full catch-up then computes only the older snapshots' snapshot measures
+    rest = analyze(store)
+    assert rest.already == summary.keys and rest.written > 0
+    assert all(registry()[n].kind == "snapshot" for n in rest.seconds), (
+        "series were stored at the newest already"
+    )
+
+
+def test_the_report_from_scratch_ignores_stored_results_and_gives_the_same_tables(
+    analyzed: Store, tmp_path: Path
+) -> None:
+    from analytics import write_report
+
+    write_report(analyzed, tmp_path / "stored")
+    write_report(analyzed, tmp_path / "scratch", stored=False)
+    timings = pl.read_csv(tmp_path / "scratch" / "tables" / "timings.csv")
+    assert set(timings["result"]) == {"computed"}
+    names = sorted(p.name for p in (tmp_path / "stored" / "tables").glob("*.parquet"))
+    assert names == sorted(p.name for p in (tmp_path / "scratch" / "tables").glob("*.parquet"))
+    assert len(names) > 20
+    for name in names:
+        if name != "timings.parquet":
+            a = pl.read_parquet(tmp_path / "stored" / "tables" / name)
+            b = pl.read_parquet(tmp_path / "scratch" / "tables" / name)
+            assert_frame_equal(a, b, check_row_order=False)
+
+
+def test_a_state_cache_over_its_byte_budget_keeps_what_it_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import analytics.data as data_mod
+
+    analyzed = _world(tmp_path)
+    ids = analyzed.snapshots("hub:model")["snapshot_id"].to_list()
+    assert len(ids) >= 3
+    first = Data(analyzed).state("hub:model", ids[0], ["name", "downloads"])
+    monkeypatch.setattr(data_mod, "STATE_CACHE_BYTES", int(first.estimated_size()) + 1)
+    d = Data(analyzed)
+    got = [d.state("hub:model", sid, ["name", "downloads"]) for sid in ids]
+    assert len(d._states) == 1  # the first state fits, the others are used and dropped
+    assert next(iter(d._states))[1] == ids[0]
+    unbounded = Data(analyzed)
+    for sid, frame in zip(ids, got, strict=True):
+        assert_frame_equal(frame, unbounded.state("hub:model", sid, ["name", "downloads"]))
+    # a measure over every snapshot gives the same frame either way
+    for name in ("concentration", "turnover", "churn"):
+        assert_frame_equal(
+            registry()[name].run(Data(analyzed), "hub:model"),
+            registry()[name].run(unbounded, "hub:model"),
+        )
