@@ -81,6 +81,11 @@ def test_two_crawls_of_a_source_never_overlap_and_metrics_count_them(tmp_path: P
     async def main() -> int:
         task = asyncio.create_task(daemon.run())
         await asyncio.sleep(2.5)
+        # a loaded machine (CI beside other jobs) may need longer for the second crawl
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(_complete(store, "hub:model")) < 2 and not task.done():
+            assert asyncio.get_running_loop().time() < deadline, "no second crawl in 30 s"
+            await asyncio.sleep(0.1)
         port = daemon.site_port
         body = await asyncio.to_thread(_text, f"http://127.0.0.1:{port}/metrics")
         ready = await asyncio.to_thread(_fetch, f"http://127.0.0.1:{port}/readyz")
