@@ -26,6 +26,7 @@ import polars as pl
 from scipy import stats as sps
 
 from analytics import licenses, people, stats
+from analytics.catalog import SeriesRows
 from analytics.data import Data
 from analytics.errors import NotEnoughData
 
@@ -378,21 +379,21 @@ def license_shares(data: Data, source: str, at: Any) -> pl.DataFrame:
     ).sort([pl.col("license") != "(all)", "repos", "license"], descending=[False, True, False])
 
 
-def license_series(data: Data, source: str) -> pl.DataFrame:
+def license_series_rows(data: Data, source: str, sid: int) -> pl.DataFrame:
+    """`licenses_series`' rows of snapshot `sid`: repos and share per license category."""
+    st = licenses.with_category(data.state(source, sid, ["license"]))
     rows = []
-    for sid in data.series_ids(source):
-        st = licenses.with_category(data.state(source, sid, ["license"]))
-        for cat in (*licenses.CATEGORIES, "other"):
-            k = st.filter(pl.col("license_category") == cat).height
-            rows.append(
-                {
-                    "snapshot_id": sid,
-                    "as_of": data.as_of_time(source, sid),
-                    "license_category": cat,
-                    "repos": k,
-                    "share": k / st.height if st.height else None,
-                }
-            )
+    for cat in (*licenses.CATEGORIES, "other"):
+        k = st.filter(pl.col("license_category") == cat).height
+        rows.append(
+            {
+                "snapshot_id": sid,
+                "as_of": data.as_of_time(source, sid),
+                "license_category": cat,
+                "repos": k,
+                "share": k / st.height if st.height else None,
+            }
+        )
     return pl.DataFrame(rows)
 
 
@@ -509,87 +510,107 @@ def _corr_row(
     }
 
 
-def _timeline(data: Data, source: str) -> dict[str, pl.DataFrame]:
-    """One pass over the series snapshots: every activity variable described, and the
+# the people variables proper: bots removed and identities merged, so counted only at the
+# `people_series_max` snapshots (commits and discussions are counted at every one)
+PEOPLE_ONLY = ("n_committers", "n_disc_starters", "n_community")
+
+
+def _timeline_at(data: Data, source: str, sid: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One snapshot of the activity series: every activity variable described, and the
     correlation matrices per license category. Likes, downloads, commits and discussions
-    at every series snapshot; the people counts (bots removed and identities merged at
-    each snapshot, analytics.people_series) and the correlations, which need them, at the
-    `people_series_max` snapshots the network series samples too."""
+    always; the people counts (bots removed and identities merged as of the snapshot,
+    analytics.people_series) and the correlations, which need them, when the snapshot is
+    one of the `people_series_max` the network series samples too."""
     from analytics import people_series
 
-    ids = data.series_ids(source)
-    if not ids:
-        raise NotEnoughData(f"not enough data: {source!r} has no complete snapshot yet")
-    sampled = set(data.series_ids(source, data.params.people_series_max))
-    dist: list[dict[str, Any]] = []
-    corr: list[pl.DataFrame] = []
-    for sid in ids:
-        st = data.state(source, sid, ["license", "likes", "downloads"])
-        full = sid in sampled
-        at = people_series.counts_at(data, source, sid, st, with_people=full)
-        df = licenses.with_category(
-            st.rename({"likes": "n_likes", "downloads": "n_downloads"}).join(
-                at.counts, on="entity_id", how="left"
-            )
+    st = data.state(source, sid, ["license", "likes", "downloads"])
+    full = sid in data.people_ids(source)
+    at = people_series.counts_at(data, source, sid, st, with_people=full)
+    df = licenses.with_category(
+        st.rename({"likes": "n_likes", "downloads": "n_downloads"}).join(
+            at.counts, on="entity_id", how="left"
         )
-        when = data.as_of_time(source, sid)
-        vs = variables(df)
-        for v in vs:
-            d = stats.describe(df[v])
-            dist.append(
-                {
-                    "snapshot_id": sid,
-                    "as_of": when,
-                    "variable": v,
-                    "repos": d["count"],
-                    "mean": d["mean"],
-                    "p50": d["p50"],
-                    "max": d["max"],
-                    "share_zero": d["share_zero"],
-                    "share_80": d["share_80"],
-                    "share_99": d["share_99"],
-                    "gini": d["gini"],
-                }
-            )
-        rows = correlation_rows(df, vs) if full else []
-        if rows:
-            corr.append(
-                pl.DataFrame(rows).select(
-                    pl.lit(sid, pl.Int64).alias("snapshot_id"),
-                    pl.lit(when, pl.Datetime("us", "UTC")).alias("as_of"),
-                    pl.all(),
-                )
-            )
-    note = f"people and correlations: {len(sampled)} of {len(ids)} snapshots"
-    return {
-        "dist": pl.DataFrame(dist).with_columns(sampled=pl.lit(note)) if dist else pl.DataFrame(),
-        "corr": pl.concat(corr, how="vertical_relaxed").with_columns(sampled=pl.lit(note))
-        if corr
-        else pl.DataFrame(),
-    }
+    )
+    when = data.as_of_time(source, sid)
+    vs = variables(df)
+    dist: list[dict[str, Any]] = []
+    for v in vs:
+        d = stats.describe(df[v])
+        dist.append(
+            {
+                "snapshot_id": sid,
+                "as_of": when,
+                "variable": v,
+                "repos": d["count"],
+                "mean": d["mean"],
+                "p50": d["p50"],
+                "max": d["max"],
+                "share_zero": d["share_zero"],
+                "share_80": d["share_80"],
+                "share_99": d["share_99"],
+                "gini": d["gini"],
+            }
+        )
+    rows = correlation_rows(df, vs) if full else []
+    corr = (
+        pl.DataFrame(rows).select(
+            pl.lit(sid, pl.Int64).alias("snapshot_id"),
+            pl.lit(when, pl.Datetime("us", "UTC")).alias("as_of"),
+            pl.all(),
+        )
+        if rows
+        else pl.DataFrame()
+    )
+    return pl.DataFrame(dist), corr
 
 
-def timeline(data: Data, source: str) -> dict[str, pl.DataFrame]:
-    result: dict[str, pl.DataFrame] = data.memo(
-        ("timeline", source), lambda: _timeline(data, source)
+def timeline_at(data: Data, source: str, sid: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(distribution rows, correlation rows) of snapshot `sid`, computed once per Data."""
+    result: tuple[pl.DataFrame, pl.DataFrame] = data.memo(
+        ("timeline_at", source, sid), lambda: _timeline_at(data, source, sid)
     )
     return result
 
 
-def series(data: Data, source: str) -> pl.DataFrame:
-    """Paper B distributions over time: per snapshot and variable (likes, downloads,
-    commits, discussions and the people counts: committers, discussion starters,
-    community), count, mean, median, max, share at zero, shares holding 80/99 %, Gini."""
-    df = timeline(data, source)["dist"]
+def _sampled_note(data: Data, source: str) -> str:
+    people, ids = data.people_ids(source), data.series_ids(source)
+    return f"people and correlations: {len(people)} of {len(ids)} snapshots"
+
+
+def series_rows(data: Data, source: str, sid: int) -> pl.DataFrame:
+    """`activity_series`' rows of snapshot `sid` (the people variables when it is one of
+    the `people_series_max` snapshots as of now; `series` keeps them only while it is)."""
+    df = timeline_at(data, source, sid)[0]
     if df.is_empty():
         raise NotEnoughData(f"not enough data: no activity variables in {source!r}")
     return df
 
 
-def correlation_series(data: Data, source: str) -> pl.DataFrame:
-    """Pearson and Spearman (with p-values) of every pair of activity variables per
-    snapshot, overall and per license category."""
-    df = timeline(data, source)["corr"]
+def series(data: Data, source: str, rows: SeriesRows) -> pl.DataFrame:
+    """Paper B distributions over time: per snapshot and variable (likes, downloads,
+    commits, discussions and the people counts: committers, discussion starters,
+    community), count, mean, median, max, share at zero, shares holding 80/99 %, Gini."""
+    df = rows.concat()
+    if df.is_empty():
+        raise NotEnoughData(f"not enough data: no activity variables in {source!r}")
+    people = data.people_ids(source)
+    return df.filter(
+        pl.col("snapshot_id").is_in(people) | ~pl.col("variable").is_in(PEOPLE_ONLY)
+    ).with_columns(sampled=pl.lit(_sampled_note(data, source)))
+
+
+def correlation_series_rows(data: Data, source: str, sid: int) -> pl.DataFrame:
+    """`activity_correlation_series`' rows of (a people-sampled) snapshot `sid`."""
+    df = timeline_at(data, source, sid)[1]
     if df.is_empty():
         raise NotEnoughData(f"not enough data: fewer than two activity variables in {source!r}")
     return df
+
+
+def correlation_series(data: Data, source: str, rows: SeriesRows) -> pl.DataFrame:
+    """Pearson and Spearman (with p-values) of every pair of activity variables per
+    snapshot, overall and per license category."""
+    df = rows.concat()
+    if df.is_empty():
+        raise NotEnoughData(f"not enough data: fewer than two activity variables in {source!r}")
+    return df.with_columns(sampled=pl.lit(_sampled_note(data, source)))

@@ -229,15 +229,15 @@ def co_usage_degree(data: Data, source: str, at: Any) -> pl.DataFrame:
     )
 
 
-def series(data: Data, source: str) -> pl.DataFrame:
-    """Usage distribution per space snapshot (no model counters: one read per snapshot)."""
-    rows = []
-    for sid in data.series_ids(source):
-        uses, _, n_spaces = _uses(data, source, sid, with_models=False)
-        if uses.is_empty():
-            continue
-        s = uses.group_by("model").agg(pl.col("space").n_unique())["space"].to_numpy()
-        rows.append(
+def series_rows(data: Data, source: str, sid: int) -> pl.DataFrame:
+    """`adoption_series`' row of space snapshot `sid`: the usage distribution (no model
+    counters: one read)."""
+    uses, _, n_spaces = _uses(data, source, sid, with_models=False)
+    if uses.is_empty():
+        raise NotEnoughData(f"not enough data: no space of {source!r} declares a model")
+    s = uses.group_by("model").agg(pl.col("space").n_unique())["space"].to_numpy()
+    return pl.DataFrame(
+        [
             {
                 "snapshot_id": sid,
                 "as_of": data.as_of_time(source, sid),
@@ -248,7 +248,5 @@ def series(data: Data, source: str) -> pl.DataFrame:
                 "median_usage": float(np.median(s)),
                 "max_usage": int(s.max()),
             }
-        )
-    if not rows:
-        raise NotEnoughData(f"not enough data: no space of {source!r} declares a model")
-    return pl.DataFrame(rows)
+        ]
+    )

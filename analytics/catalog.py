@@ -28,6 +28,40 @@ if TYPE_CHECKING:
 Compute = Callable[..., pl.DataFrame]  # (data, source, at) for snapshot, (data, source) for series
 # (data, source, previous result) -> the result with every complete snapshot since
 Update = Callable[[Data, str, pl.DataFrame], pl.DataFrame]
+# (data, source, snapshot id) -> one snapshot's rows of a series (NotEnoughData: none)
+Rows = Callable[[Data, str, int], pl.DataFrame]
+# (data, source, the visited snapshots' rows) -> the series
+Combine = Callable[[Data, str, "SeriesRows"], pl.DataFrame]
+SAMPLES = ("series", "people")
+
+
+@dataclass(frozen=True)
+class SeriesRows:
+    """The per-snapshot rows a series is assembled from, oldest snapshot first.
+
+    `frames[sid]`: the rows of each visited snapshot that has some; `empty[sid]`: why a
+    visited snapshot has none (its rows function said "not enough data")."""
+
+    ids: list[int]
+    frames: dict[int, pl.DataFrame]
+    empty: dict[int, str]
+
+    def concat(self) -> pl.DataFrame:
+        """Every visited snapshot's rows, oldest first (an empty frame when none has any)."""
+        parts = [self.frames[i] for i in self.ids if i in self.frames]
+        return pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame()
+
+    def last_reason(self, default: str) -> str:
+        return next((self.empty[i] for i in reversed(self.ids) if i in self.empty), default)
+
+
+def concat_rows(data: Data, source: str, rows: SeriesRows) -> pl.DataFrame:
+    """The default `Measure.combine`: the visited snapshots' rows one after another."""
+    df = rows.concat()
+    if df.is_empty():
+        raise NotEnoughData(rows.last_reason(f"not enough data: no rows in {source!r}"))
+    return df
+
 
 ANY = "*"
 HUB = "hub:*"
@@ -60,17 +94,24 @@ class Measure:
     chart's x axis words. `pairs`: the measure compares consecutive complete snapshots and
     says "not enough data" with fewer than two.
 
-    Stored results (analytics/stored.py): a series measure's result at each new complete
-    snapshot comes from `update(data, source, previous result)` when it has one (the new
-    snapshots only), else it is computed again over every snapshot and `across` says why
-    the previous result cannot be carried forward (`recompute_reason`).
+    A series made of per-snapshot rows declares `rows` instead of `compute`: `rows(data,
+    source, sid)` gives one snapshot's rows, `combine` (default `concat_rows`) makes the
+    series of the visited snapshots' rows (`sample`: `series` visits `series_max`
+    snapshots, `people` visits `people_series_max`; see `Data.series_ids`). Computed
+    from scratch or from stored rows, the series is the same frame.
+
+    Stored results (analytics/stored.py): a `rows` series stores each snapshot's rows
+    once (`derived/series_rows`) and at a new snapshot computes the new one's only; else
+    its result comes from `update(data, source, previous result)` when it has one (the
+    new snapshots only), else it is computed again over every snapshot and `across` says
+    why the previous result cannot be carried forward (`recompute_reason`).
     """
 
     name: str
     paper: str
     kind: str
     sources: tuple[str, ...]
-    compute: Compute
+    compute: Compute | None
     summary: str
     method: str
     chart: Chart | None = None
@@ -79,6 +120,9 @@ class Measure:
     pairs: bool = False
     update: Update | None = None
     across: str = ""
+    rows: Rows | None = None
+    combine: Combine = concat_rows
+    sample: str = "series"
 
     def __post_init__(self) -> None:
         if self.paper not in PAPERS:
@@ -94,6 +138,20 @@ class Measure:
                 f"measure {self.name!r}: update and across are for series measures (a "
                 "snapshot measure's result is one snapshot's)"
             )
+        if (self.compute is None) == (self.rows is None):
+            raise ValueError(f"measure {self.name!r}: give either compute or rows")
+        if self.rows is not None and (self.kind != "series" or self.update or self.across):
+            raise ValueError(
+                f"measure {self.name!r}: rows are for series measures, without update or "
+                "across (its stored rows are what carries it forward)"
+            )
+        if self.kind == "series" and not (self.rows or self.update or self.across):
+            raise ValueError(
+                f"measure {self.name!r}: a series without rows or update says in `across` "
+                "why it is computed anew over every snapshot"
+            )
+        if self.sample not in SAMPLES:
+            raise ValueError(f"measure {self.name!r}: sample {self.sample!r} not in {SAMPLES}")
         unknown = placeholders(self.method) - TERM_FIELDS
         if unknown:
             raise ValueError(
@@ -114,16 +172,46 @@ class Measure:
                 f"not enough data: {source!r} needs two complete snapshots, has "
                 f"{len(data.snapshot_ids(source))}"
             )
+        if self.rows is not None:
+            ids = self.visited(data, source)
+            return self.assemble(data, source, ids, {i: self.rows_at(data, source, i) for i in ids})
+        assert self.compute is not None  # __post_init__: compute or rows
         if self.kind == "series":
             return self.compute(data, source)
         return self.compute(data, source, at)
 
+    def visited(self, data: Data, source: str) -> list[int]:
+        """The complete snapshots a `rows` series visits (by its `sample`)."""
+        return data.people_ids(source) if self.sample == "people" else data.series_ids(source)
+
+    def rows_at(self, data: Data, source: str, sid: int) -> pl.DataFrame | str:
+        """One snapshot's rows of a `rows` series, or why it has none."""
+        assert self.rows is not None
+        try:
+            df = self.rows(data, source, sid)
+        except NotEnoughData as exc:
+            return str(exc)
+        return df if df.height else f"not enough data: no rows for {source!r} at snapshot {sid}"
+
+    def assemble(
+        self, data: Data, source: str, ids: list[int], got: dict[int, pl.DataFrame | str]
+    ) -> pl.DataFrame:
+        """The series from the rows (or reasons) of the visited snapshots `ids`."""
+        rows = SeriesRows(
+            ids,
+            {i: v for i, v in got.items() if isinstance(v, pl.DataFrame)},
+            {i: v for i, v in got.items() if isinstance(v, str)},
+        )
+        if not ids:
+            raise NotEnoughData(f"not enough data: {source!r} has no complete snapshot yet")
+        return self.combine(data, source, rows)
+
     @property
     def recompute_reason(self) -> str | None:
         """Why a series measure is computed again over every snapshot (None: it is not)."""
-        if self.kind != "series" or self.update is not None:
+        if self.kind != "series" or self.update is not None or self.rows is not None:
             return None
-        return self.across or SAMPLED
+        return self.across
 
     def run_update(self, data: Data, source: str, previous: pl.DataFrame) -> pl.DataFrame:
         """The series from its `previous` result and the complete snapshots since."""
@@ -137,13 +225,6 @@ class Measure:
         """The method paragraph in the words of one source."""
         return self.method.format(**terms.as_dict())
 
-
-# why most series are computed anew (Measure.across's default)
-SAMPLED = (
-    "it samples at most `series_max` (people series: `people_series_max`) complete "
-    "snapshots evenly spread over all of them, "
-    "so a new snapshot can change which earlier ones are in"
-)
 
 # the placeholders a method text may use: the fields of analytics.terms.Terms
 TERM_FIELDS = frozenset(

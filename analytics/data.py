@@ -41,6 +41,32 @@ WIDE_COLUMNS = (
 )  # fmt: skip
 
 
+def sampled_positions(n: int, most: int) -> list[int]:
+    """Positions (0 = oldest) of the snapshots a series of `n` snapshots visits: all when
+    `n <= most`, else every s-th from the oldest plus the newest, s the smallest power of
+    two that keeps them within `most`.
+
+    A power-of-two stride keeps the sample stable as snapshots arrive: a new snapshot
+    only adds itself (and drops the previous newest unless it falls on the stride), and
+    when the stride doubles the sample shrinks to a subset of itself. So every snapshot a
+    series ever visits was visited when it was the newest, and its per-snapshot rows,
+    stored then, are never computed again (analytics/stored.py)."""
+    if n <= 0:
+        return []
+    if n <= most:
+        return list(range(n))
+    if most <= 1:
+        return [n - 1]
+    stride = 1
+    while True:
+        picks = list(range(0, n, stride))
+        if picks[-1] != n - 1:
+            picks.append(n - 1)
+        if len(picks) <= most:
+            return picks
+        stride *= 2
+
+
 class Data:
     """Read access to one store for one set of parameters."""
 
@@ -141,15 +167,15 @@ class Data:
         return snaps["as_of"][0] if snaps.height else None
 
     def series_ids(self, source: str, most: int | None = None) -> list[int]:
-        """Complete snapshots a series measure visits: all, or `most` (default `series_max`)
-        evenly spread, always with the newest."""
+        """Complete snapshots a series measure visits: all, or at most `most` (default
+        `series_max`) spread over them by `sampled_positions`, always with the newest."""
         ids = self.snapshot_ids(source)
         m = self.params.series_max if most is None else min(most, self.params.series_max)
-        if len(ids) <= m:
-            return ids
-        step = (len(ids) - 1) / (m - 1) if m > 1 else 0
-        picked = sorted({ids[round(i * step)] for i in range(m)} | {ids[-1]})
-        return picked
+        return [ids[i] for i in sampled_positions(len(ids), m)]
+
+    def people_ids(self, source: str) -> list[int]:
+        """The snapshots the people-based series visit (`people_series_max` of them)."""
+        return self.series_ids(source, self.params.people_series_max)
 
     def columns(self, source: str) -> list[str]:
         if source not in self._columns:
@@ -161,6 +187,16 @@ class Data:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
+
+    def release(self, source: str, sid: int) -> None:
+        """Let go of what was memoised and cached for snapshot `sid` of `source` (memo keys
+        are `(what, source, sid, ...)`): a run that goes snapshot by snapshot keeps one
+        snapshot's frames at a time (a 3.2M-model snapshot's are gigabytes)."""
+        for key in [k for k in self._memo if len(k) >= 3 and k[1] == source and k[2] == sid]:
+            del self._memo[key]
+        for key in [k for k in self._states if k[0] == source and k[1] == sid]:
+            del self._states[key]
+            self._state_bytes.pop(key, None)
 
     # -- states -------------------------------------------------------------------------
 

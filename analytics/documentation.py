@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from analytics import card_rules, stats
+from analytics.catalog import SeriesRows
 from analytics.data import Data
 from analytics.errors import NotEnoughData
 from storage.ranking import ranked
@@ -160,22 +161,20 @@ def _compare(g: pl.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def m4_series(data: Data, source: str) -> pl.DataFrame:
-    """The M4 comparison at every series snapshot (population and groups re-drawn at each:
-    who is on top changes, and so do cards)."""
-    frames = []
-    for sid in data.series_ids(source):
-        try:
-            g = _groups(data, source, sid)
-        except NotEnoughData:
-            continue
-        frames.append(
-            pl.DataFrame(_compare(g)).select(
-                pl.lit(sid, pl.Int64).alias("snapshot_id"),
-                pl.lit(data.as_of_time(source, sid), pl.Datetime("us", "UTC")).alias("as_of"),
-                pl.all(),
-            )
-        )
-    if not frames:
+def m4_series_rows(data: Data, source: str, sid: int) -> pl.DataFrame:
+    """The M4 comparison at snapshot `sid` (population and groups drawn at it: who is on
+    top changes, and so do cards), `documentation_series`' rows."""
+    g = _groups(data, source, sid)
+    return pl.DataFrame(_compare(g)).select(
+        pl.lit(sid, pl.Int64).alias("snapshot_id"),
+        pl.lit(data.as_of_time(source, sid), pl.Datetime("us", "UTC")).alias("as_of"),
+        pl.all(),
+    )
+
+
+def m4_series(data: Data, source: str, rows: SeriesRows) -> pl.DataFrame:
+    """The M4 comparison at every visited snapshot."""
+    df = rows.concat()
+    if df.is_empty():
         raise NotEnoughData(f"not enough data: fewer than two models with popularity in {source!r}")
-    return pl.concat(frames, how="vertical_relaxed")
+    return df

@@ -226,39 +226,37 @@ def concentration_row(values: pl.Series) -> dict[str, Any]:
     }
 
 
-def concentration(data: Data, source: str) -> pl.DataFrame:
-    """Per snapshot (series_max evenly spread): Gini, top-1 % share, 80 %/99 % shares."""
-    _need(data, source)
+_CONCENTRATION: dict[str, pl.DataType | type[pl.DataType]] = {
+    "snapshot_id": pl.Int64,
+    "as_of": _TS,
+    "by": pl.String,
+    "n": pl.Int64,
+    "total": pl.Float64,
+    "gini": pl.Float64,
+    "top1_share": pl.Float64,
+    "share_80": pl.Float64,
+    "share_99": pl.Float64,
+    "share_zero": pl.Float64,
+    "coverage": pl.String,
+}
+
+
+def concentration_rows(data: Data, source: str, sid: int) -> pl.DataFrame:
+    """`concentration`'s row of snapshot `sid`: Gini, top-1 % share, 80 %/99 % shares of
+    the source's popularity (a `top` snapshot: of the listed top N only)."""
     col = data.popularity(source)
     if col not in data.columns(source):
         raise ValueError(
             f"popularity column {col!r} not in {source!r}; columns are "
             f"{', '.join(data.columns(source))}"
         )
-    rows = []
-    for sid in data.series_ids(source):
-        st = data.state(source, sid, [col])
-        rows.append(
-            {"snapshot_id": sid, "as_of": data.as_of_time(source, sid), "by": col}
-            | concentration_row(st[col])
-            | {"coverage": data.coverage(source, sid)[0]}  # `top`: of the listed top N only
-        )
-    return pl.DataFrame(
-        rows,
-        schema={
-            "snapshot_id": pl.Int64,
-            "as_of": _TS,
-            "by": pl.String,
-            "n": pl.Int64,
-            "total": pl.Float64,
-            "gini": pl.Float64,
-            "top1_share": pl.Float64,
-            "share_80": pl.Float64,
-            "share_99": pl.Float64,
-            "share_zero": pl.Float64,
-            "coverage": pl.String,
-        },
+    st = data.state(source, sid, [col])
+    row = (
+        {"snapshot_id": sid, "as_of": data.as_of_time(source, sid), "by": col}
+        | concentration_row(st[col])
+        | {"coverage": data.coverage(source, sid)[0]}
     )
+    return pl.DataFrame([row], schema=_CONCENTRATION)
 
 
 def trajectories(data: Data, source: str) -> pl.DataFrame:

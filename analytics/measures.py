@@ -107,7 +107,7 @@ MEASURES: tuple[Measure, ...] = (
         "longitudinal",
         "series",
         (ANY,),
-        longitudinal.concentration,
+        None,
         "Concentration of popularity per snapshot: Gini, top-1 % share, shares holding 80/99 %",
         "Per series snapshot, over the {entities} with a value of {popularity}: the Gini "
         "coefficient, the share of the total held by the top 1 %, the smallest shares of "
@@ -124,6 +124,8 @@ MEASURES: tuple[Measure, ...] = (
                 "share_99": "share of entities holding 99 %",
             },
         ),
+        rows=longitudinal.concentration_rows,
+        version=2,  # the series' snapshot sample: a power-of-two stride
     ),
     Measure(
         "trajectories",
@@ -143,6 +145,7 @@ MEASURES: tuple[Measure, ...] = (
             "Rank over time (1 = most popular)",
             ytitle="rank by popularity (1 = most popular)",
         ),
+        version=2,  # the series' snapshot sample: a power-of-two stride
         across="it follows the newest snapshot's top entities: a new snapshot changes who is followed through every earlier one",
     ),
     Measure(
@@ -271,7 +274,7 @@ MEASURES: tuple[Measure, ...] = (
         "A",
         "series",
         _MODEL,
-        paper_a.m1_series,
+        None,
         "M1 P_L of the top-10 libraries over time",
         "P_L at every series snapshot for the ten libraries with the most preserving "
         "descendants in the newest one.",
@@ -282,6 +285,9 @@ MEASURES: tuple[Measure, ...] = (
             "P_L over time",
             ytitle="share of descendants keeping the library (0-1)",
         ),
+        rows=paper_a.m1_series_rows,
+        combine=paper_a.m1_series,
+        version=2,  # the series' snapshot sample: a power-of-two stride
     ),
     Measure(
         "descendants_popularity",
@@ -318,7 +324,7 @@ MEASURES: tuple[Measure, ...] = (
         "A",
         "series",
         _MODEL,
-        paper_a.m3_series,
+        None,
         "M3 slope and correlations over time",
         "The M3 slope, Pearson (on logs) and Spearman by {popularity} at every series snapshot.",
         chart=charts.lines(
@@ -328,6 +334,8 @@ MEASURES: tuple[Measure, ...] = (
             ytitle="slope (log-log) or correlation (-1 to 1)",
             names={"pearson_log": "Pearson (log10)", "spearman": "Spearman ρ"},
         ),
+        rows=paper_a.m3_series_rows,
+        version=2,  # the series' snapshot sample: a power-of-two stride
     ),
     Measure(
         "documentation",
@@ -347,7 +355,7 @@ MEASURES: tuple[Measure, ...] = (
         "A",
         "series",
         _MODEL,
-        documentation.m4_series,
+        None,
         "M4 top vs bottom over time: medians, means and Mann-Whitney U per ranking and metric at "
         "every series snapshot",
         "M4 redone at every series snapshot (population and groups re-drawn each time, "
@@ -366,6 +374,9 @@ MEASURES: tuple[Measure, ...] = (
             ),
             panel_height=170,
         ),
+        rows=documentation.m4_series_rows,
+        combine=documentation.m4_series,
+        version=2,  # the series' snapshot sample: a power-of-two stride
     ),
     Measure(
         "documentation_scores",
@@ -404,13 +415,13 @@ MEASURES: tuple[Measure, ...] = (
         "B",
         "series",
         (HUB,),
-        activity.series,
+        None,
         "Activity distributions over time: mean, median, share at zero, shares holding 80/99 %, "
         "Gini of likes, downloads, commits, discussions per snapshot; of committers, discussion "
         "starters and community (bots removed, identities merged at each) on people_series_max",
         "The activity distributions at every series snapshot; the people variables "
         "(identity merging redone at each) on at most `people_series_max` snapshots, "
-        "evenly spread with the newest.",
+        "spread by a power-of-two stride with the newest.",
         chart=charts.facet_lines(
             "as_of",
             "value",
@@ -426,13 +437,16 @@ MEASURES: tuple[Measure, ...] = (
             log_y_facets=("mean",),
             note="sampled",
         ),
+        rows=activity.series_rows,
+        combine=activity.series,
+        version=2,  # the series' snapshot sample: a power-of-two stride
     ),
     Measure(
         "activity_correlation_series",
         "B",
         "series",
         (HUB,),
-        activity.correlation_series,
+        None,
         "Pearson and Spearman of every pair of activity variables over time, overall and per "
         "license category (on people_series_max snapshots)",
         "Pearson and Spearman (with p-values) of every pair of activity variables, overall "
@@ -450,6 +464,10 @@ MEASURES: tuple[Measure, ...] = (
             panel_height=170,
             note="sampled",
         ),
+        rows=activity.correlation_series_rows,
+        combine=activity.correlation_series,
+        sample="people",
+        version=2,  # the series' snapshot sample: a power-of-two stride
     ),
     Measure(
         "activity_lorenz",
@@ -521,7 +539,7 @@ MEASURES: tuple[Measure, ...] = (
         "B",
         "series",
         (HUB,),
-        activity.license_series,
+        None,
         "License category shares over time",
         "The share of {entities} per license category at every series snapshot.",
         chart=charts.grouped_lines(
@@ -531,6 +549,8 @@ MEASURES: tuple[Measure, ...] = (
             "License categories over time",
             ytitle="share of entities (0-1)",
         ),
+        rows=activity.license_series_rows,
+        version=2,  # the series' snapshot sample: a power-of-two stride
     ),
     Measure(
         "license_tests",
@@ -582,11 +602,11 @@ MEASURES: tuple[Measure, ...] = (
         "B",
         "series",
         (HUB,),
-        network.kcore_series,
+        None,
         "The k-core table of the whole collaboration network over time (sampled: at most "
         "people_series_max snapshots)",
         "The k-core table of the whole collaboration network on at most "
-        "`people_series_max` snapshots, evenly spread with the newest.",
+        "`people_series_max` snapshots, spread by a power-of-two stride with the newest.",
         chart=charts.facet_lines(
             "as_of",
             "value",
@@ -602,6 +622,10 @@ MEASURES: tuple[Measure, ...] = (
             note="sampled",
             log_y_facets=("nodes",),
         ),
+        rows=network.kcore_series_rows,
+        combine=network.kcore_series,
+        sample="people",
+        version=2,  # the series' snapshot sample: a power-of-two stride
     ),
     Measure(
         "collaboration_centrality",
@@ -684,7 +708,7 @@ MEASURES: tuple[Measure, ...] = (
         "B",
         "series",
         _SPACE,
-        adoption.series,
+        None,
         "Model usage in spaces over time",
         "Mean, median and maximum spaces per used model at every series snapshot.",
         chart=charts.lines(
@@ -694,5 +718,7 @@ MEASURES: tuple[Measure, ...] = (
             ytitle="spaces per used model (log scale)",
             log_y=True,
         ),
+        rows=adoption.series_rows,
+        version=2,  # the series' snapshot sample: a power-of-two stride
     ),
 )

@@ -28,6 +28,7 @@ import polars as pl
 from scipy import sparse
 
 from analytics import activity, people_series, subfields
+from analytics.catalog import SeriesRows
 from analytics.data import Data
 from analytics.errors import NotEnoughData
 
@@ -265,34 +266,43 @@ def centrality(data: Data, source: str, at: Any) -> pl.DataFrame:
     ).sort(["pagerank", "developer"], descending=[True, False])
 
 
-def kcore_series(data: Data, source: str) -> pl.DataFrame:
-    """The k-core table of the whole network (no sub-fields) over time, on at most
-    `people_series_max` snapshots evenly spread (always with the newest): each needs the
-    people of that snapshot gathered and a network built; `sampled` says how many."""
-    ids = data.series_ids(source, data.params.people_series_max)
-    total = len(data.snapshot_ids(source))
-    if not ids:
-        raise NotEnoughData(f"not enough data: {source!r} has no complete snapshot yet")
-    rows = []
-    any_commits = False
-    for sid in ids:
-        live = data.state(source, sid, ["name"])
-        has, contrib = people_series.contributions_at(data, source, sid, live)
-        any_commits = any_commits or has
-        when = data.as_of_time(source, sid)
-        for r in kcore_table(edge_list(contrib), contrib["author"].n_unique()):
-            rows.append({"snapshot_id": sid, "as_of": when} | r)
-    if not any_commits:
-        raise NotEnoughData(f"not enough data: no commits stored for {source!r}")
+_KCORE_SERIES = ["snapshot_id", "as_of", "k_label", "k", "nodes", "edges", "directed_edges",
+                 "density", "components", "communities", "modularity", "communities_weighted",
+                 "modularity_weighted", "reciprocity", "rich_club_threshold", "rich_club",
+                 "assortativity", "avg_degree", "avg_clustering", "avg_clustering_weighted",
+                 "developers", "isolates", "isolate_share"]  # fmt: skip
+
+
+def _no_commits(source: str) -> str:
+    return f"not enough data: no commits stored for {source!r}"
+
+
+def kcore_series_rows(data: Data, source: str, sid: int) -> pl.DataFrame:
+    """The k-core table of the whole network (no sub-fields) at snapshot `sid`: the people
+    of that snapshot gathered and a network built (`collaboration_kcore_series`' rows)."""
+    live = data.state(source, sid, ["name"])
+    has, contrib = people_series.contributions_at(data, source, sid, live)
+    if not has:
+        raise NotEnoughData(_no_commits(source))
+    when = data.as_of_time(source, sid)
+    rows = [
+        {"snapshot_id": sid, "as_of": when} | r
+        for r in kcore_table(edge_list(contrib), contrib["author"].n_unique())
+    ]
     if not rows:
         raise NotEnoughData(f"not enough data: no two developers of {source!r} share a repo")
-    cols = ["snapshot_id", "as_of", "k_label", "k", "nodes", "edges", "directed_edges",
-            "density", "components", "communities", "modularity", "communities_weighted",
-            "modularity_weighted", "reciprocity", "rich_club_threshold", "rich_club",
-            "assortativity", "avg_degree", "avg_clustering", "avg_clustering_weighted",
-            "developers", "isolates", "isolate_share"]  # fmt: skip
-    return (
-        pl.DataFrame(rows)
-        .select(cols)
-        .with_columns(sampled=pl.lit(f"{len(ids)} of {total} snapshots"))
+    return pl.DataFrame(rows).select(_KCORE_SERIES)
+
+
+def kcore_series(data: Data, source: str, rows: SeriesRows) -> pl.DataFrame:
+    """The k-core table over time, on at most `people_series_max` snapshots (always with
+    the newest); `sampled` says how many."""
+    df = rows.concat()
+    if df.is_empty():
+        if set(rows.empty.values()) == {_no_commits(source)}:
+            raise NotEnoughData(_no_commits(source))
+        raise NotEnoughData(f"not enough data: no two developers of {source!r} share a repo")
+    total = len(data.snapshot_ids(source))
+    return df.select(_KCORE_SERIES).with_columns(
+        sampled=pl.lit(f"{len(rows.ids)} of {total} snapshots")
     )

@@ -16,6 +16,7 @@ import polars as pl
 from scipy import stats as sps
 
 from analytics import stats
+from analytics.catalog import SeriesRows
 from analytics.data import Data
 from analytics.errors import NotEnoughData
 from analytics.lineage import edges, with_libraries
@@ -69,18 +70,18 @@ def m1(data: Data, source: str, at: Any) -> pl.DataFrame:
     return out
 
 
-def m1_series(data: Data, source: str) -> pl.DataFrame:
+def m1_series_rows(data: Data, source: str, sid: int) -> pl.DataFrame:
+    """P_L of every library at snapshot `sid` (`library_preservation_series`' rows)."""
+    models = data.state(source, sid, MODEL_COLUMNS)
+    return preservation(models, data.params.relations).with_columns(
+        snapshot_id=pl.lit(sid, pl.Int64),
+        as_of=pl.lit(data.as_of_time(source, sid), pl.Datetime("us", "UTC")),
+    )
+
+
+def m1_series(data: Data, source: str, rows: SeriesRows) -> pl.DataFrame:
     """P_L per snapshot for the top-10 libraries of the newest snapshot."""
-    frames = []
-    for sid in data.series_ids(source):
-        models = data.state(source, sid, MODEL_COLUMNS)
-        frames.append(
-            preservation(models, data.params.relations).with_columns(
-                snapshot_id=pl.lit(sid, pl.Int64),
-                as_of=pl.lit(data.as_of_time(source, sid), pl.Datetime("us", "UTC")),
-            )
-        )
-    df = pl.concat(frames)
+    df = rows.concat()
     if df.is_empty():
         raise NotEnoughData(f"not enough data: no base model of {source!r} supports two libraries")
     last = df.filter(pl.col("snapshot_id") == df["snapshot_id"].max()).head(10)["library"]
@@ -155,14 +156,11 @@ def m3_heatmap(data: Data, source: str, at: Any) -> pl.DataFrame:
     )
 
 
-def m3_series(data: Data, source: str) -> pl.DataFrame:
-    rows = []
-    for sid in data.series_ids(source):
-        df = _m3_frame(data, source, sid)
-        if df.height >= 3:
-            rows.append(
-                {"snapshot_id": sid, "as_of": data.as_of_time(source, sid)} | m3_summary(df)
-            )
-    if not rows:
+def m3_series_rows(data: Data, source: str, sid: int) -> pl.DataFrame:
+    """The M3 slope and correlations at snapshot `sid` (`descendants_popularity_series`)."""
+    df = _m3_frame(data, source, sid)
+    if df.height < 3:
         raise NotEnoughData(f"not enough data: too few models with popularity in {source!r}")
-    return pl.DataFrame(rows)
+    return pl.DataFrame(
+        [{"snapshot_id": sid, "as_of": data.as_of_time(source, sid)} | m3_summary(df)]
+    )

@@ -31,7 +31,9 @@ class Params:
     # default counts every commit, bots' too, as paper B section 3.3 does
     commits_without_bots: bool = False
     heatmap_bins: int = 20  # M3: bins per log axis
-    series_max: int = 30  # snapshots per series measure (evenly subsampled beyond that)
+    series_max: int = (
+        30  # snapshots per series measure (subsampled beyond that: data.sampled_positions)
+    )
     people_series_max: int = 10  # snapshots the people-based series sample (merging, networks)
     relations: tuple[str, ...] = ()  # descendant relations used by M1/M3; empty = all
     entity: str | None = None  # trajectories: one entity id or name; None = the top N

@@ -4,9 +4,13 @@
 A result is keyed by (source, snapshot_id, measure, version, params): `params` is a digest
 of the `Params` it was computed with, so a result of other parameters is never read as
 this one's. A snapshot measure has a row per complete snapshot; a series measure has a row
-per newest complete snapshot, holding the whole series up to it (recomputed over every
-complete snapshot: `Measure.across` says why for each). Bumping a measure's `version`
-leaves its old rows alone and makes `analyze` compute it (and only it) again.
+per newest complete snapshot, holding the whole series up to it. A series of per-snapshot
+rows (`Measure.rows`) keeps each snapshot's rows in `derived/series_rows` under the same
+key and, at a new snapshot, computes the new one's rows only (its sample is stable:
+`analytics.data.sampled_positions`); one with `Measure.update` carries its previous result
+forward; the others are recomputed over every snapshot (`Measure.across` says why).
+Bumping a measure's `version` leaves its old rows alone and makes `analyze` compute it
+(and only it) again.
 
 `analyze()` catches up whatever key is missing; it is what `hubtide analyze` and the
 daemon's job after each complete snapshot run. A measure that raises is logged and
@@ -32,6 +36,7 @@ from analytics.errors import NotEnoughData
 from analytics.params import Params
 from storage import DerivedFrame, Store
 from storage.derived import MEASURES as TABLE
+from storage.derived import SERIES_ROWS as ROWS
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,8 @@ class Summary:
     written: int = 0  # rows written (ok + empty)
     empty: int = 0  # of those, "not enough data"
     updated: int = 0  # series carried forward from their previous result (Measure.update)
+    rows_computed: int = 0  # per-snapshot rows of `rows` series computed and stored now
+    rows_reused: int = 0  # ... read back as stored by an earlier run
     failures: dict[str, str] = field(default_factory=dict)  # "measure source@sid" -> error
     failed_measures: dict[str, int] = field(default_factory=dict)  # measure -> failures
     seconds: dict[str, float] = field(default_factory=dict)  # measure -> compute seconds
@@ -149,6 +156,7 @@ def analyze(
     groups: dict[tuple[str, int], list[_Key]] = {}
     for k in todo:
         groups.setdefault((k.source, k.snapshot_id), []).append(k)
+    _rows_first(data, todo, digest, summary, progress)
     done = 0
     for (src, sid), group in groups.items():
         out: list[DerivedFrame] = []
@@ -166,11 +174,68 @@ def analyze(
     return summary
 
 
+def _rows_first(
+    data: Data, todo: list[_Key], digest: str, summary: Summary, progress: Progress | None
+) -> None:
+    """The missing per-snapshot rows of every `rows` series in `todo`, computed snapshot by
+    snapshot, before any series is assembled: one state read and one set of memos serve
+    every series at a snapshot (measure by measure, each would read every state again),
+    the memos of a snapshot other than the newest are let go once its rows are stored,
+    and each snapshot's rows are one commit (a killed catch-up keeps what it stored). A
+    rows function that raises is left to `_assemble`, which counts the failure."""
+    plan: dict[tuple[str, int], list[Measure]] = {}
+    for k in todo:
+        m = k.measure
+        if m.rows is None:
+            continue
+        ids = m.visited(data, k.source)
+        have = data.store.read_derived_many(
+            ROWS, source=k.source, name=m.name, version=m.version, params=digest, snapshot_ids=ids
+        )
+        summary.rows_reused += len(have)
+        for sid in ids:
+            if sid not in have:
+                plan.setdefault((k.source, sid), []).append(m)
+    total = sum(len(ms) for ms in plan.values())
+    done = 0
+    for (src, sid), ms in sorted(plan.items()):
+        items: list[DerivedFrame] = []
+        for m in ms:
+            if progress is not None:
+                progress(done, total, f"{m.name} rows {src}@{sid}")
+            done += 1
+            t0 = time.perf_counter()
+            try:
+                value = m.rows_at(data, src, sid)
+            except Exception:  # _assemble computes it again and reports it
+                continue
+            finally:
+                took = time.perf_counter() - t0
+                summary.seconds[m.name] = summary.seconds.get(m.name, 0.0) + took
+            items.append(_rows_frame(m, src, sid, digest, value, took))
+        if items:
+            summary.rows_computed += data.store.write_derived(ROWS, items)
+        if sid != data.snapshot_ids(src)[-1]:
+            data.release(src, sid)
+
+
+def _rows_frame(
+    m: Measure, source: str, sid: int, digest: str, value: pl.DataFrame | str, took: float
+) -> DerivedFrame:
+    if isinstance(value, pl.DataFrame):
+        return DerivedFrame(source, sid, m.name, m.version, digest, value, seconds=took)
+    return DerivedFrame(
+        source, sid, m.name, m.version, digest, None, status="empty", message=value, seconds=took
+    )
+
+
 def _compute(data: Data, k: _Key, digest: str, summary: Summary) -> DerivedFrame | None:
     m = k.measure
     t0 = time.perf_counter()
     try:
-        if m.kind == "series":
+        if m.rows is not None:
+            frame = _assemble(data, k, digest, summary)
+        elif m.kind == "series":
             previous = _previous(data, k, digest) if m.update is not None else None
             if previous is not None:
                 frame = m.run_update(data, k.source, previous)
@@ -204,6 +269,35 @@ def _compute(data: Data, k: _Key, digest: str, summary: Summary) -> DerivedFrame
         message=message,
         seconds=took,
     )
+
+
+def _assemble(data: Data, k: _Key, digest: str, summary: Summary) -> pl.DataFrame:
+    """A `rows` series at `k`: the stored rows of the snapshots it visits, the missing
+    ones computed and stored (at the daemon's pace: the newest only), then combined."""
+    m = k.measure
+    ids = m.visited(data, k.source)
+    stored = data.store.read_derived_many(
+        ROWS,
+        source=k.source,
+        name=m.name,
+        version=m.version,
+        params=digest,
+        snapshot_ids=ids,
+    )
+    got: dict[int, pl.DataFrame | str] = {}
+    new: list[DerivedFrame] = []
+    for sid in ids:
+        row = stored.get(sid)
+        if row is not None:
+            got[sid] = row.frame if row.frame is not None else (row.message or "no rows")
+            continue
+        t0 = time.perf_counter()  # not computed by _rows_first: its rows function raised
+        value = m.rows_at(data, k.source, sid)
+        got[sid] = value
+        new.append(_rows_frame(m, k.source, sid, digest, value, time.perf_counter() - t0))
+    if new:  # stored before combining: a combine that fails keeps the rows it was given
+        summary.rows_computed += data.store.write_derived(ROWS, new)
+    return m.assemble(data, k.source, ids, got)
 
 
 def _previous(data: Data, k: _Key, digest: str) -> pl.DataFrame | None:

@@ -585,8 +585,14 @@ def child(job: str, store_dir: Path, out: Path) -> None:
     t0 = time.perf_counter()
     info: dict[str, object] = {}
     if job in ("analyze", "catchup"):
-        # the catch-up before the newest day stores what the incremental series update from
-        carried = [m.name for m in MEASURES if m.update is not None] if job == "catchup" else None
+        # the catch-up before the newest day stores what the incremental series carry
+        # forward: the previous results of the `update` series, the per-snapshot rows of the
+        # `rows` series (their sample: at most series_max snapshots)
+        carried = (
+            [m.name for m in MEASURES if m.update is not None or m.rows is not None]
+            if job == "catchup"
+            else None
+        )
         t_start = time.perf_counter()
 
         def progress(done: int, total: int, what: str) -> None:
@@ -599,6 +605,8 @@ def child(job: str, store_dir: Path, out: Path) -> None:
             "already": s.already,
             "written": s.written,
             "updated": s.updated,
+            "rows_computed": s.rows_computed,
+            "rows_reused": s.rows_reused,
             "failures": s.failures,
             "per_measure": dict(sorted(s.seconds.items(), key=lambda kv: -kv[1])),
         }
@@ -757,6 +765,11 @@ def print_figures(
         if per:
             top = ", ".join(f"{k} {v:.1f}" for k, v in list(per.items())[:8])
             print(f"{label} analyze, slowest measures (s): {top}")
+        for job in ("catchup", "analyze"):
+            f = figs.get(job) or {}
+            if "rows_computed" in f:
+                print(f"{label} {job}: per-snapshot rows computed {f['rows_computed']}, "
+                      f"read back {f['rows_reused']}")  # fmt: skip
         fails = (figs.get("analyze") or {}).get("failures")
         if fails:
             print(f"{label} analyze failures: {fails}")

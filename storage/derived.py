@@ -36,8 +36,10 @@ from storage.layout import PURGES
 from storage.tables import NO_HOOKS, WRITER_PROPS, Tables
 
 PREFIX = "derived/"
-# the stored results of analytics measures (analytics/store.py)
+# the stored results of analytics measures (analytics/stored.py)
 MEASURES = "derived/measures"
+# the per-snapshot rows series measures are assembled from (analytics/stored.py)
+SERIES_ROWS = "derived/series_rows"
 STATUSES = ("ok", "empty")
 PARTITION = ["name"]
 SCHEMA = schemas.DERIVED_MEASURES
@@ -211,6 +213,48 @@ def index(tables: Tables, rel: str, **match: str | int | None) -> pl.DataFrame:
     return out.sort(["source", "name", "snapshot_id", "version"])
 
 
+def _frame_of(r: dict[str, object]) -> DerivedFrame:
+    payload = r["payload"]
+    return DerivedFrame(
+        source=str(r["source"]),
+        snapshot_id=int(r["snapshot_id"]),  # type: ignore[call-overload]
+        name=str(r["name"]),
+        version=int(r["version"]),  # type: ignore[call-overload]
+        params=str(r["params"]),
+        frame=decode(payload) if isinstance(payload, bytes) else None,
+        status=str(r["status"]),
+        message=r["message"],  # type: ignore[arg-type]
+        seconds=r["seconds"],  # type: ignore[arg-type]
+    )
+
+
+def read_many(
+    tables: Tables,
+    rel: str,
+    *,
+    source: str,
+    name: str,
+    version: int,
+    params: str,
+    snapshot_ids: Sequence[int],
+) -> dict[int, DerivedFrame]:
+    """The stored rows of one (source, name, version, params) at each of `snapshot_ids`
+    that has one, by snapshot id, with their frames: one scan instead of one per key (a
+    series over a year of snapshots reads its per-snapshot rows this way)."""
+    check_table(rel)
+    dt = tables.get(rel)
+    if dt is None or not snapshot_ids:
+        return {}
+    flt = _filters({"source": source, "name": name, "version": version, "params": params})
+    arrow = dt.to_pyarrow_table(
+        filters=[*flt, ("snapshot_id", "in", sorted({int(i) for i in snapshot_ids}))]
+    )
+    out: dict[int, DerivedFrame] = {}
+    for r in arrow.to_pylist():
+        out.setdefault(int(r["snapshot_id"]), _frame_of(r))
+    return out
+
+
 def read(tables: Tables, rel: str, key: DerivedFrame) -> DerivedFrame | None:
     """The stored row of `key`'s key (its frame and status unread), with its frame;
     None when it is not stored."""
@@ -230,16 +274,4 @@ def read(tables: Tables, rel: str, key: DerivedFrame) -> DerivedFrame | None:
     arrow = dt.to_pyarrow_table(filters=flt)
     if arrow.num_rows == 0:
         return None
-    r = arrow.slice(0, 1).to_pylist()[0]
-    payload = r["payload"]
-    return DerivedFrame(
-        source=r["source"],
-        snapshot_id=int(r["snapshot_id"]),
-        name=r["name"],
-        version=int(r["version"]),
-        params=r["params"],
-        frame=decode(payload) if payload is not None else None,
-        status=r["status"],
-        message=r["message"],
-        seconds=r["seconds"],
-    )
+    return _frame_of(arrow.slice(0, 1).to_pylist()[0])

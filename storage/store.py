@@ -714,6 +714,28 @@ class Store:
         with its frame; None when it is not stored."""
         return derived.read(self._core.tables, table, key)
 
+    def read_derived_many(
+        self,
+        table: str,
+        *,
+        source: str,
+        name: str,
+        version: int,
+        params: str,
+        snapshot_ids: Sequence[int],
+    ) -> dict[int, DerivedFrame]:
+        """The stored rows of one (source, name, version, params) at those of
+        `snapshot_ids` that have one, with their frames, by snapshot id (one scan)."""
+        return derived.read_many(
+            self._core.tables,
+            table,
+            source=source,
+            name=name,
+            version=version,
+            params=params,
+            snapshot_ids=snapshot_ids,
+        )
+
     # -- housekeeping -----------------------------------------------------------------
 
     def table_names(self) -> list[str]:

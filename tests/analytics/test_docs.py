@@ -60,8 +60,10 @@ def test_each_declaration_is_complete(name: str) -> None:
     """One paragraph of method text whose placeholders are all Terms fields."""
     m = registry()[name]
     # the compute function is the module's own, not a wrapper written again in measures.py
-    assert m.compute.__module__.startswith("analytics."), m.compute
-    assert m.compute.__module__ != "analytics.measures", m.compute
+    for fn in (m.compute, m.rows, m.combine if m.rows else None):
+        if fn is not None:
+            assert fn.__module__.startswith("analytics."), fn
+            assert fn.__module__ != "analytics.measures", fn
     assert m.summary and m.method and "\n" not in m.method
     assert placeholders(m.method) <= TERM_FIELDS
     words = Terms(**{f: f"<{f}>" for f in TERM_FIELDS})

@@ -89,13 +89,13 @@ def test_a_version_bump_recomputes_only_that_measure(tmp_path: Path) -> None:
     cat = registry()
     keys_of_growth = analyze(store, measures=["growth_monthly"]).keys
     assert keys_of_growth == 4  # one per complete snapshot
-    cat["growth_monthly"] = replace(cat["growth_monthly"], version=2)
+    cat["growth_monthly"] = replace(cat["growth_monthly"], version=7)
     summary = analyze(store, catalog=cat)
     assert summary.written == keys_of_growth
     assert set(summary.seconds) == {"growth_monthly"}
     index = store.derived_index(TABLE)
-    v2 = index.filter(pl.col("version") == 2)
-    assert set(v2["name"]) == {"growth_monthly"} and v2.height == 4
+    v7 = index.filter(pl.col("version") == 7)
+    assert set(v7["name"]) == {"growth_monthly"} and v7.height == 4
     # the old rows stay (a reader of version 1 still finds them); nothing else changed
     assert index.filter(pl.col("name") == "growth_monthly", pl.col("version") == 1).height == 4
     assert analyze(store, catalog=cat).written == 0
@@ -205,7 +205,7 @@ def test_a_series_with_an_update_carries_its_previous_result_forward(tmp_path: P
     # a series without one says why it is computed anew
     assert registry()["growth"].recompute_reason is None
     assert "top-K list" in (registry()["turnover"].recompute_reason or "")
-    assert "series_max" in (registry()["concentration"].recompute_reason or "")
+    assert registry()["concentration"].recompute_reason is None  # per-snapshot rows
 
 
 @pytest.mark.slow
@@ -302,3 +302,69 @@ def test_a_state_cache_over_its_byte_budget_keeps_what_it_holds(
             registry()[name].run(Data(analyzed), "hub:model"),
             registry()[name].run(unbounded, "hub:model"),
         )
+
+
+def test_a_rows_series_computes_only_the_new_snapshots_rows_and_equals_scratch(
+    tmp_path: Path,
+) -> None:
+    """A catch-up over 7 snapshots, then the daemon's pace: a snapshot arrives, `analyze`
+    runs. A series of per-snapshot rows computes the catch-up's sample and then only the
+    new snapshot's rows (its sample is stable: every snapshot it later visits was visited
+    before or is the new one), and its stored result is the frame computed from scratch,
+    over the snapshots `sampled_positions` names."""
+    from analytics.catalog import applies
+    from analytics.data import sampled_positions
+    from analytics.stored import ROWS, stored_frame
+    from tests.analytics.world import _commit, day, hub, snapshot
+
+    def add(i: int) -> None:
+        downloads = {f"E{j}": (j * 37 + i * 11) % 50 for j in range(6)}
+        rows = [hub(e, downloads=d, likes=d // 3, license="mit") for e, d in downloads.items()]
+        commits = [
+            _commit("E1", i, ["ann", "bob"], day(7 * i - 1)),
+            _commit("E2", i, ["bob"], day(7 * i)),
+        ]
+        snapshot(store, "hub:model", day(7 * i), rows, {"commits": commits})
+
+    store = _world(tmp_path)  # 4 snapshots
+    for i in (5, 6, 7):
+        add(i)
+    params = Params.from_mapping({"series_max": 3, "people_series_max": 2})
+    most = {"series": params.series_max, "people": params.people_series_max}
+    cat = registry()
+    names = [n for n, m in cat.items() if m.rows is not None and applies(m, "hub:model")]
+    assert {"concentration", "activity_series", "collaboration_kcore_series"} <= set(names)
+    first = analyze(store, sources=["hub:model"], measures=names, params=params)
+    assert first.failures == {}
+    sample = {k: len(sampled_positions(7, v)) for k, v in most.items()}  # 3 and 2 of 7
+    assert first.rows_computed == sum(sample[cat[n].sample] for n in names)
+    for i in range(8, 15):
+        add(i)
+        s = analyze(store, sources=["hub:model"], measures=names, params=params)
+        assert s.failures == {}
+        assert (s.rows_computed, s.written) == (len(names), len(names))  # the new one's only
+        fresh = Data(store, params)
+        ids = fresh.snapshot_ids("hub:model")
+        for name in names:
+            m = cat[name]
+            try:
+                scratch = m.run(Data(store, params), "hub:model")
+            except NotEnoughData:
+                with pytest.raises(NotEnoughData):
+                    stored_frame(store, m, fresh, "hub:model")
+                continue
+            got = stored_frame(store, m, fresh, "hub:model")
+            assert got is not None
+            assert_frame_equal(got, scratch)
+        visited = store.derived_index(ROWS, name="concentration")["snapshot_id"].to_list()
+        assert len(visited) == len(set(visited))  # a snapshot's rows are computed once, ever
+        conc = stored_frame(store, cat["concentration"], fresh, "hub:model")
+        assert conc is not None
+        assert conc["snapshot_id"].to_list() == [
+            ids[p] for p in sampled_positions(len(ids), most["series"])
+        ]
+        kc = stored_frame(store, cat["collaboration_kcore_series"], fresh, "hub:model")
+        assert kc is not None
+        people = [ids[p] for p in sampled_positions(len(ids), most["people"])]
+        # the first four snapshots have no commits: no k-core rows
+        assert sorted(set(kc["snapshot_id"])) == [i for i in people if i > 4]
