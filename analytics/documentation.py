@@ -76,8 +76,16 @@ def scores(
 
 
 def _groups(data: Data, source: str, at: Any) -> pl.DataFrame:
-    """ranking, group (top|bottom), entity_id, name, completeness, availability, score."""
+    """ranking, group (top|bottom), entity_id, name, completeness, availability, score
+    (memoised per snapshot: M4, its scores and its series' rows share them)."""
     sid = data.resolve(source, at)
+    result: pl.DataFrame = data.memo(
+        ("m4-groups", source, sid), lambda: _draw_groups(data, source, sid)
+    )
+    return result
+
+
+def _draw_groups(data: Data, source: str, sid: int) -> pl.DataFrame:
     p = data.params
     pop = data.popularity(source)
     models = data.state(

@@ -61,10 +61,18 @@ def preservation(models: pl.DataFrame, relations: tuple[str, ...] = ()) -> pl.Da
     return per
 
 
+def _preservation_at(data: Data, source: str, sid: int) -> pl.DataFrame:
+    """P_L of every library at `sid` (memoised: M1 and its series' rows share it)."""
+    result: pl.DataFrame = data.memo(
+        ("preservation", source, sid),
+        lambda: preservation(data.state(source, sid, MODEL_COLUMNS), data.params.relations),
+    )
+    return result
+
+
 def m1(data: Data, source: str, at: Any) -> pl.DataFrame:
     sid = data.resolve(source, at)
-    models = data.state(source, sid, MODEL_COLUMNS)
-    out = preservation(models, data.params.relations)
+    out = _preservation_at(data, source, sid)
     if out.is_empty():
         raise NotEnoughData(f"not enough data: no base model of {source!r} supports two libraries")
     return out
@@ -72,8 +80,7 @@ def m1(data: Data, source: str, at: Any) -> pl.DataFrame:
 
 def m1_series_rows(data: Data, source: str, sid: int) -> pl.DataFrame:
     """P_L of every library at snapshot `sid` (`library_preservation_series`' rows)."""
-    models = data.state(source, sid, MODEL_COLUMNS)
-    return preservation(models, data.params.relations).with_columns(
+    return _preservation_at(data, source, sid).with_columns(
         snapshot_id=pl.lit(sid, pl.Int64),
         as_of=pl.lit(data.as_of_time(source, sid), pl.Datetime("us", "UTC")),
     )
@@ -93,6 +100,13 @@ def m1_series(data: Data, source: str, rows: SeriesRows) -> pl.DataFrame:
 
 
 def _m3_frame(data: Data, source: str, sid: int) -> pl.DataFrame:
+    """popularity and descendants of the top N (memoised per snapshot: M3, its heatmap and
+    its series' rows share it)."""
+    result: pl.DataFrame = data.memo(("m3-frame", source, sid), lambda: _m3_top(data, source, sid))
+    return result
+
+
+def _m3_top(data: Data, source: str, sid: int) -> pl.DataFrame:
     p = data.params
     col = data.popularity(source)
     models = data.state(source, sid, [col])
