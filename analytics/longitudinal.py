@@ -14,7 +14,7 @@ import polars as pl
 from analytics import stats
 from analytics.data import Data
 from analytics.errors import NotEnoughData
-from storage.ranking import ranked
+from storage.ranking import ranks_of
 
 _TS = pl.Datetime("us", "UTC")
 
@@ -288,7 +288,7 @@ def trajectories(data: Data, source: str) -> pl.DataFrame:
         # the store's one ranking rule (storage.ranking) over the whole population: a
         # followed entity whose value is null that snapshot has no rank there
         rows = (
-            ranked(st, col, max(st.height, 1))
+            ranks_of(st, col, follow)
             .lazy()
             .filter(pl.col("entity_id").is_in(follow))
             .join(st.lazy().select("entity_id", *counters), on="entity_id", how="left")
