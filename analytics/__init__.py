@@ -84,8 +84,10 @@ def turnover(
     by: str = "downloads",
     renames_as_churn: bool = False,
 ) -> pl.DataFrame:
-    """snapshot_id, as_of, remained, newcomers, returning, left, distinct_ever per pair."""
+    """snapshot_id, as_of, remained, newcomers, returning, left, distinct_ever per pair
+    (the result `hubtide analyze` stored for these parameters when there is one)."""
     from analytics import topk as _t
+    from analytics.stored import measure_frame
     from storage import schemas
 
     if by == "downloads" and source in schemas.DEFAULT_POPULARITY:
@@ -97,7 +99,9 @@ def turnover(
     if by == "downloads" and source not in schemas.BUILTIN_SOURCES:
         # a custom source without `downloads`: the default means its own popularity column
         data = Data(store, Params.from_mapping({"k": k, "renames_as_churn": renames_as_churn}))
-    return _t.consecutive(data, source).select(_t.TURNOVER_COLUMNS)
+    # the result `analyze` stored for these parameters when there is one
+    frame, _ = measure_frame(store, registry()["turnover"], data, source)
+    return frame.select(_t.TURNOVER_COLUMNS)
 
 
 def write_report(

@@ -32,7 +32,7 @@ Update = Callable[[Data, str, pl.DataFrame], pl.DataFrame]
 Rows = Callable[[Data, str, int], pl.DataFrame]
 # (data, source, the visited snapshots' rows) -> the series
 Combine = Callable[[Data, str, "SeriesRows"], pl.DataFrame]
-SAMPLES = ("series", "people")
+SAMPLES = ("series", "people", "all")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class SeriesRows:
 
     def concat(self) -> pl.DataFrame:
         """Every visited snapshot's rows, oldest first (an empty frame when none has any)."""
-        parts = [self.frames[i] for i in self.ids if i in self.frames]
+        parts = [self.frames[i] for i in self.ids if i in self.frames and self.frames[i].width]
         return pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame()
 
     def last_reason(self, default: str) -> str:
@@ -97,7 +97,8 @@ class Measure:
     A series made of per-snapshot rows declares `rows` instead of `compute`: `rows(data,
     source, sid)` gives one snapshot's rows, `combine` (default `concat_rows`) makes the
     series of the visited snapshots' rows (`sample`: `series` visits `series_max`
-    snapshots, `people` visits `people_series_max`; see `Data.series_ids`). Computed
+    snapshots, `people` visits `people_series_max`, `all` every one; see
+    `Data.series_ids`). Computed
     from scratch or from stored rows, the series is the same frame.
 
     Stored results (analytics/stored.py): a `rows` series stores each snapshot's rows
@@ -167,11 +168,7 @@ class Measure:
 
     def run(self, data: Data, source: str, at: Any = None) -> pl.DataFrame:
         """The measure's frame for `source` (`at`: the snapshot of a snapshot measure)."""
-        if self.pairs and len(data.snapshot_ids(source)) < 2:
-            raise NotEnoughData(
-                f"not enough data: {source!r} needs two complete snapshots, has "
-                f"{len(data.snapshot_ids(source))}"
-            )
+        self._need_pairs(data, source)
         if self.rows is not None:
             ids = self.visited(data, source)
             return self.assemble(data, source, ids, {i: self.rows_at(data, source, i) for i in ids})
@@ -180,8 +177,17 @@ class Measure:
             return self.compute(data, source)
         return self.compute(data, source, at)
 
+    def _need_pairs(self, data: Data, source: str) -> None:
+        if self.pairs and len(data.snapshot_ids(source)) < 2:
+            raise NotEnoughData(
+                f"not enough data: {source!r} needs two complete snapshots, has "
+                f"{len(data.snapshot_ids(source))}"
+            )
+
     def visited(self, data: Data, source: str) -> list[int]:
         """The complete snapshots a `rows` series visits (by its `sample`)."""
+        if self.sample == "all":
+            return data.snapshot_ids(source)
         return data.people_ids(source) if self.sample == "people" else data.series_ids(source)
 
     def rows_at(self, data: Data, source: str, sid: int) -> pl.DataFrame | str:
@@ -191,7 +197,7 @@ class Measure:
             df = self.rows(data, source, sid)
         except NotEnoughData as exc:
             return str(exc)
-        return df if df.height else f"not enough data: no rows for {source!r} at snapshot {sid}"
+        return df
 
     def assemble(
         self, data: Data, source: str, ids: list[int], got: dict[int, pl.DataFrame | str]
@@ -204,6 +210,7 @@ class Measure:
         )
         if not ids:
             raise NotEnoughData(f"not enough data: {source!r} has no complete snapshot yet")
+        self._need_pairs(data, source)
         return self.combine(data, source, rows)
 
     @property

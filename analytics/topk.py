@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 from scipy import stats as sps
 
+from analytics.catalog import SeriesRows
 from analytics.data import Data
 from analytics.errors import NotEnoughData
 
@@ -57,9 +58,27 @@ def top_sets(data: Data, source: str, ids: Sequence[int]) -> list[pl.DataFrame]:
     return out
 
 
-def turnover_rows(data: Data, source: str, ids: Sequence[int]) -> pl.DataFrame:
-    """One row per consecutive pair of `ids` (the later snapshot's id and as_of)."""
-    sets = [set(t["key"].to_list()) for t in top_sets(data, source, ids)]
+def top_rows(data: Data, source: str, sid: int) -> pl.DataFrame:
+    """rank, entity_id, name, value, key: the ranked top K of snapshot `sid`, the rows
+    turnover, its intervals, lifespans and survival are assembled from."""
+    return top_sets(data, source, [sid])[0]
+
+
+def _tops(rows: SeriesRows, ids: Sequence[int]) -> list[pl.DataFrame]:
+    """The top-K frames of `ids` from a series' rows; NotEnoughData when a snapshot has
+    none (k past what a top-N snapshot covers)."""
+    if rows.empty:
+        raise NotEnoughData(rows.last_reason("not enough data: a snapshot without a top-K"))
+    return [rows.frames[i] for i in ids]
+
+
+def turnover_rows(
+    data: Data, source: str, ids: Sequence[int], tops: Sequence[pl.DataFrame] | None = None
+) -> pl.DataFrame:
+    """One row per consecutive pair of `ids` (the later snapshot's id and as_of); `tops`:
+    their top-K frames when already at hand."""
+    frames = top_sets(data, source, ids) if tops is None else tops
+    sets = [set(t["key"].to_list()) for t in frames]
     rows = []
     history: set[str] = set()
     ever: set[str] = set(sets[0]) if sets else set()
@@ -100,9 +119,9 @@ def turnover_rows(data: Data, source: str, ids: Sequence[int]) -> pl.DataFrame:
     )
 
 
-def consecutive(data: Data, source: str) -> pl.DataFrame:
-    """Turnover between every consecutive pair of complete snapshots; NotEnoughData
-    (nothing to compare) with fewer than two."""
+def consecutive(data: Data, source: str, rows: SeriesRows | None = None) -> pl.DataFrame:
+    """Turnover between every consecutive pair of complete snapshots (from their top-K
+    `rows` when given); NotEnoughData (nothing to compare) with fewer than two."""
     ids = data.snapshot_ids(source)
     if len(ids) < 2:
         have = f"one complete snapshot ({ids[0]})" if ids else "no complete snapshot"
@@ -110,7 +129,7 @@ def consecutive(data: Data, source: str) -> pl.DataFrame:
             f"nothing to compare: {source!r} has {have}; turnover compares consecutive "
             "complete snapshots, so it needs two"
         )
-    return turnover_rows(data, source, ids)
+    return turnover_rows(data, source, ids, _tops(rows, ids) if rows is not None else None)
 
 
 def interval_ids(data: Data, source: str, days: int) -> list[int]:
@@ -132,22 +151,20 @@ def interval_ids(data: Data, source: str, days: int) -> list[int]:
     return picked
 
 
-def per_interval(data: Data, source: str) -> pl.DataFrame:
+def per_interval(data: Data, source: str, rows: SeriesRows) -> pl.DataFrame:
     """Turnover between fixed intervals of `interval_days` (the last snapshot of each)."""
     days = data.interval_days(source)
     ids = interval_ids(data, source, days)
-    df = turnover_rows(data, source, ids)
+    df = turnover_rows(data, source, ids, _tops(rows, ids))
     return df.with_columns(interval_days=pl.lit(days, pl.Int64))
 
 
-def _spells(data: Data, source: str) -> tuple[pl.DataFrame, int]:
+def _spells(rows: SeriesRows) -> tuple[pl.DataFrame, int]:
     """key, name, start, length, censored: maximal runs of consecutive snapshots in the top-K."""
-    ids = data.snapshot_ids(source)
-    if not ids:
-        raise NotEnoughData(f"not enough data: {source!r} has no complete snapshot yet")
+    ids = rows.ids
     frames = [
         t.select("key", "name").with_columns(pos=pl.lit(i, pl.Int64))
-        for i, t in enumerate(top_sets(data, source, ids))
+        for i, t in enumerate(_tops(rows, ids))
     ]
     long = pl.concat(frames)
     spells = (
@@ -167,10 +184,10 @@ def _spells(data: Data, source: str) -> tuple[pl.DataFrame, int]:
     return spells, len(ids)
 
 
-def lifespans(data: Data, source: str) -> pl.DataFrame:
+def lifespans(data: Data, source: str, rows: SeriesRows) -> pl.DataFrame:
     """Per entity ever in the top-K: snapshots in it, longest consecutive spell, spells."""
-    spells, _ = _spells(data, source)
-    ids = data.snapshot_ids(source)
+    spells, _ = _spells(rows)
+    ids = rows.ids
     per = spells.group_by("key").agg(
         pl.col("name").sort_by("start").last(),
         pl.col("length").sum().alias("snapshots_in_topk"),
@@ -197,12 +214,12 @@ def lifespans(data: Data, source: str) -> pl.DataFrame:
     ).sort(["snapshots_in_topk", "entity"], descending=[True, False])
 
 
-def survival(data: Data, source: str) -> pl.DataFrame:
+def survival(data: Data, source: str, tops: SeriesRows) -> pl.DataFrame:
     """Kaplan-Meier survival of top-K spells: share still in the top-K after t snapshots.
 
     A spell that reaches the newest snapshot is censored (it has not ended yet).
     """
-    spells, _n = _spells(data, source)
+    spells, _n = _spells(tops)
     lengths = spells["length"].to_numpy()
     ended = ~spells["censored"].to_numpy()
     rows = [{"snapshots": 0, "at_risk": int(lengths.size), "exited": 0, "survival": 1.0}]

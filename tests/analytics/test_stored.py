@@ -204,7 +204,8 @@ def test_a_series_with_an_update_carries_its_previous_result_forward(tmp_path: P
             assert (last["previous_snapshot_id"], last["created"], last["deleted"]) == (4, 1, 5)
     # a series without one says why it is computed anew
     assert registry()["growth"].recompute_reason is None
-    assert "top-K list" in (registry()["turnover"].recompute_reason or "")
+    assert registry()["turnover"].recompute_reason is None  # per-snapshot top-K rows
+    assert "newest snapshot" in (registry()["trajectories"].recompute_reason or "")
     assert registry()["concentration"].recompute_reason is None  # per-snapshot rows
 
 
@@ -337,6 +338,7 @@ def test_a_rows_series_computes_only_the_new_snapshots_rows_and_equals_scratch(
     first = analyze(store, sources=["hub:model"], measures=names, params=params)
     assert first.failures == {}
     sample = {k: len(sampled_positions(7, v)) for k, v in most.items()}  # 3 and 2 of 7
+    sample["all"] = 7
     assert first.rows_computed == sum(sample[cat[n].sample] for n in names)
     for i in range(8, 15):
         add(i)
