@@ -382,14 +382,18 @@ def correlations(data: Data, source: str, at: Any) -> pl.DataFrame:
     """Pearson and Spearman (with p-values) of every pair of variables, overall and per license category."""
     df, _ = activity(data, source, at)
     vs = variables(df)
+    df = df.select("license_category", *vs)  # the groups copy no other column
     rows = []
     groups = [("all", df)] + [
         (c, df.filter(pl.col("license_category") == c))
         for c in sorted(df["license_category"].unique().to_list())
     ]
     for cat, part in groups:
+        cols = {v: part[v].to_numpy() for v in vs}
+        cache: dict[tuple[str, bytes], np.ndarray] = {}  # each column ranked once per mask
+        rank = {v: stats.ranks(cache, v, np.asarray(x, dtype=float)) for v, x in cols.items()}
         for a, b in itertools.combinations(vs, 2):
-            c = stats.correlate(part[a].to_numpy(), part[b].to_numpy())
+            c = stats.correlate(cols[a], cols[b], rank[a], rank[b])
             rows.append(
                 {
                     "license_category": cat,
@@ -468,6 +472,9 @@ def license_series(data: Data, source: str) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+_TESTED = ("permissive", "restrictive", "none")  # the categories license_tests compares
+
+
 def license_tests(data: Data, source: str, at: Any) -> pl.DataFrame:
     """Paper B table 5: pairwise Mann-Whitney U between license categories per variable
     (models: with the table's `n_usage_spaces`, the spaces using each model); `missing_a`,
@@ -480,14 +487,16 @@ def license_tests(data: Data, source: str, at: Any) -> pl.DataFrame:
         df = df.join(adoption.usage_by_model(data, source, at), on="name", how="left")
         vs.append("n_usage_spaces")
     rows = []
+    slim = df.select("license_category", *vs)
+    part = {c: slim.filter(pl.col("license_category") == c) for c in _TESTED}  # split once
     for v in vs:
         for a, b in (
             ("permissive", "restrictive"),
             ("permissive", "none"),
             ("restrictive", "none"),
         ):
-            ya = df.filter(pl.col("license_category") == a)[v]
-            yb = df.filter(pl.col("license_category") == b)[v]
+            ya = part[a][v]
+            yb = part[b][v]
             xa, xb = ya.drop_nulls(), yb.drop_nulls()
             u, pv = stats.mann_whitney(xa.to_numpy(), xb.to_numpy())
             rows.append(

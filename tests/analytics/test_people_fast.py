@@ -81,3 +81,25 @@ def test_people_counts_by_hand() -> None:
     df = activity.with_people(pl.DataFrame({"entity_id": ["d", "a", "zz"], "x": [1, 2, 3]}), pp)
     assert df["entity_id"].to_list() == ["d", "a", "zz"]
     assert df["n_community"].to_list() == [0, 3, 0] and df["x"].to_list() == [1, 2, 3]
+
+
+def test_correlate_with_kept_ranks_is_scipy_to_the_last_bit() -> None:
+    import numpy as np
+    from scipy import stats as sps
+
+    from analytics import stats
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 6, 500).astype(float)  # many ties
+    b = a * 2 + rng.integers(0, 3, 500)
+    c = rng.random(500)
+    c[rng.random(500) < 0.2] = np.nan
+    cache: dict = {}
+    rank = {k: stats.ranks(cache, k, x) for k, x in {"a": a, "b": b, "c": c}.items()}
+    for x, y, kx, ky in ((a, b, "a", "b"), (a, c, "a", "c"), (b, c, "b", "c")):
+        got = stats.correlate(x, y, rank[kx], rank[ky])
+        ok = ~(np.isnan(x) | np.isnan(y))
+        want = sps.spearmanr(x[ok], y[ok])
+        assert got.spearman == float(want.statistic) and got.spearman_p == float(want.pvalue)
+        assert got == stats.correlate(x, y)
+    assert len(cache) == 5  # a, b whole; a, b, c under the mask of c
