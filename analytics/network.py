@@ -61,9 +61,13 @@ def graphs(edges: pl.DataFrame) -> tuple[ig.Graph, ig.Graph]:
     e = edges.filter(pl.col("source") != pl.col("target"))
     uniq = pl.concat([e["source"], e["target"]]).unique().sort()
     index = pl.DataFrame({"name": uniq}).with_row_index("i")
-    coded = e.join(index.rename({"name": "source", "i": "a"}), on="source").join(
-        index.rename({"name": "target", "i": "b"}), on="target"
-    )  # edges and weights both read from `coded`, so they line up whatever the row order
+    coded = (
+        e.join(index.rename({"name": "source", "i": "a"}), on="source")
+        .join(index.rename({"name": "target", "i": "b"}), on="target")
+        .sort("a", "b")
+    )  # edges and weights both read from `coded`, so they line up; sorted,
+    # so igraph sees one edge order whatever order the group-bys gave (PageRank's float
+    # sums and CNM's ties depend on it: the same network gives the same figures every run)
     pairs = coded.select("a", "b").to_numpy().tolist()
     names = uniq.to_list()
     d = ig.Graph(n=len(names), edges=pairs, directed=True)
