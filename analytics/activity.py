@@ -110,7 +110,7 @@ def _details(data: Data, source: str) -> Details:
         .unique()
         .collect()
     )
-    return Details(commits, first, every, known, similar_in(data, known))
+    return Details(commits, first, every, known, similar_in(data, known, distinct=True))
 
 
 def _without_bots(frame: pl.DataFrame, extra: tuple[str, ...]) -> pl.DataFrame:
@@ -130,15 +130,19 @@ _SIMILAR_IN = {
 }
 
 
-def similar_in(data: Data, people_in_repos: pl.DataFrame) -> pl.DataFrame:
+def similar_in(
+    data: Data, people_in_repos: pl.DataFrame, *, distinct: bool = False
+) -> pl.DataFrame:
     """repo, author, other, similarity, rule for the pairs of people of one repo that merge
     by name (verdicts cached per Data: they depend on the two names only).
 
     The rows of `people.repo_pairs` joined to `people.similar_pairs` (a test checks the
     two routes agree), on integer codes of the names (code order is name order): only
     repos with two people or more are paired, and the names are tested on the distinct
-    pairs, far fewer than the repos."""
-    pe = people_in_repos.lazy().select("repo", "author").unique()
+    pairs, far fewer than the repos. `distinct`: the (repo, author) rows are distinct
+    already (details' `known`), no need to make them so."""
+    pe = people_in_repos.lazy().select("repo", "author")
+    pe = pe if distinct else pe.unique()
     names = people_in_repos["author"].drop_nulls().unique().sort()
     code = pl.DataFrame({"author": names}).with_row_index("a")
     grouped = (

@@ -29,7 +29,7 @@ def with_libraries(models: pl.DataFrame) -> pl.DataFrame:
     """Add `libraries` (list): library_name plus the known library tags, deduplicated and
     sorted. Built long (one row per model and library, then one group-by), not per row with
     `list.eval`: 5-8x faster, which a series over 3.2M-model snapshots needs."""
-    rows = models.lazy().select(
+    rows = models.select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), "library_name", "tags"
     )
     long = pl.concat(
@@ -40,16 +40,16 @@ def with_libraries(models: pl.DataFrame) -> pl.DataFrame:
             .filter(pl.col("lib").is_in(list(LIBRARIES))),
         ]
     ).drop_nulls("lib")
-    # one lazy plan (the eager unique, sort and group-by of the long rows took 3x longer);
-    # each row's libraries sorted within its group, as the global sort left them
-    per = long.unique().group_by("_row").agg(pl.col("lib").sort().alias("libraries"))
-    libs = (
-        rows.select("_row")
-        .join(per, on="_row", how="left", maintain_order="left")
-        .select(pl.col("libraries").fill_null(pl.lit([], pl.List(pl.String))))
-        .collect()
+    per = (
+        long.unique()
+        .sort(["_row", "lib"])
+        .group_by("_row", maintain_order=True)
+        .agg(pl.col("lib").alias("libraries"))
     )
-    return models.with_columns(libraries=libs["libraries"])
+    libs = rows.select("_row").join(per, on="_row", how="left", maintain_order="left")
+    return models.with_columns(
+        libraries=libs["libraries"].fill_null(pl.lit([], pl.List(pl.String)))
+    )
 
 
 def edges(models: pl.DataFrame, relations: Sequence[str] = ()) -> pl.DataFrame:

@@ -30,6 +30,10 @@ def test_similar_in_gives_the_rows_of_repo_pairs_and_similar_pairs(tmp_path) -> 
     assert fast.columns == ["repo", "author", "other", "similarity", "rule"]
     assert fast.height > 5  # the names above do merge in some repos
     assert sorted(fast.rows()) == sorted(plain.select(fast.columns).rows())
+    again = activity.similar_in(
+        Data(Store.open(str(tmp_path / "s"))), frame.unique(), distinct=True
+    )
+    assert sorted(again.rows()) == sorted(fast.rows())
 
 
 def test_similar_in_without_any_match_is_empty_with_its_columns(tmp_path) -> None:
