@@ -155,10 +155,8 @@ def similar_in(
     )
     pairs = grouped.explode("a").explode("b").filter(pl.col("a") < pl.col("b"))
     del grouped
-    distinct = pairs.select("a", "b").unique()
-    by_name = pl.DataFrame(
-        {"author": names.gather(distinct["a"]), "other": names.gather(distinct["b"])}
-    )
+    each = pairs.select("a", "b").unique()
+    by_name = pl.DataFrame({"author": names.gather(each["a"]), "other": names.gather(each["b"])})
     cache = data.memo(("similar-cache",), dict)
     sim = people.similar_pairs(by_name, data.params.similarity, cache)
     if sim.is_empty():
