@@ -324,8 +324,10 @@ def maintenance(data: Data, source: str) -> pl.DataFrame:
         .filter(pl.col("date").is_not_null())
         .select("entity_id", "date")
         .sort(["entity_id", "date"])
-        .with_columns(
-            gap_days=(pl.col("date").diff().over("entity_id").dt.total_seconds() / 86400.0)
+        .with_columns(  # sorted by repo: the diff within a repo, without a window's groups
+            gap_days=pl.when(pl.col("entity_id") == pl.col("entity_id").shift()).then(
+                pl.col("date").diff().dt.total_seconds() / 86400.0
+            )
         )
         .with_columns(month=pl.col("date").dt.truncate("1mo"))
         .collect()

@@ -180,9 +180,36 @@ def _by_subfield(data: Data, source: str, at: Any) -> list[tuple[str, pl.DataFra
     """("all", contributions), then each sub-field's contributions (its repos only)."""
     df, contrib = _contributions(data, source, at)
     out = [("all", contrib)]
-    for name in subfields.SUBFIELDS:
-        repos = df.filter(subfields.subfield_expr(name)).select(pl.col("entity_id").alias("repo"))
+    for name, repos in _subfield_repos(df):
         out.append((name, contrib.join(repos, on="repo", how="semi")))
+    return out
+
+
+def _subfield_repos(df: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """(sub-field, repo) of each sub-field: the rows `subfields.subfield_expr` selects, with
+    the tags exploded and stripped of their prefix once for all sub-fields instead of a
+    `list.eval` per sub-field over every repo's tags."""
+    tags = (
+        df.lazy()
+        .select("entity_id", "tags")
+        .explode("tags")
+        .select(
+            "entity_id",
+            pl.col("tags").str.replace(r"^(task_categories|task_ids):", "").alias("tag"),
+        )
+        .drop_nulls("tag")
+        .collect()
+    )
+    out = []
+    for name, listed in subfields.SUBFIELDS.items():
+        keep = list(listed)
+        repos = pl.concat(
+            [
+                df.filter(pl.col("pipeline_tag").is_in(keep)).select("entity_id"),
+                tags.filter(pl.col("tag").is_in(keep)).select("entity_id"),
+            ]
+        ).unique()
+        out.append((name, repos.rename({"entity_id": "repo"})))
     return out
 
 

@@ -107,3 +107,29 @@ def test_correlate_with_kept_ranks_is_scipy_to_the_last_bit() -> None:
         assert got.spearman == float(want.statistic) and got.spearman_p == float(want.pvalue)
         assert got == stats.correlate(x, y)
     assert len(cache) == 5  # a, b whole; a, b, c under the mask of c
+
+
+def test_subfield_repos_are_the_rows_of_subfield_expr() -> None:
+    from analytics import network, subfields
+
+    df = pl.DataFrame(
+        {
+            "entity_id": ["a", "b", "c", "d", "e", "f"],
+            "pipeline_tag": ["text-generation", None, "image-classification", None, None, "x"],
+            "tags": [
+                ["en"],
+                ["task_categories:object-detection", "text-to-image"],
+                None,
+                [],
+                ["task_ids:translation", None],
+                ["image-classification-x"],
+            ],
+        }
+    )
+    got = {name: sorted(r["repo"].to_list()) for name, r in network._subfield_repos(df)}
+    want = {
+        name: sorted(df.filter(subfields.subfield_expr(name))["entity_id"].to_list())
+        for name in subfields.SUBFIELDS
+    }
+    assert got == want
+    assert want == {"nlp": ["a", "e"], "cv": ["b", "c"], "multimodal": ["b"]}
