@@ -37,16 +37,21 @@ K_VALUES = (1, 5, 10)
 
 def edge_list(contributions: pl.DataFrame) -> pl.DataFrame:
     """source, target, weight (directed; self-loops for single-contributor repos)."""
-    c = contributions.lazy().select("repo", "author", "commits")
-    sizes = c.group_by("repo").agg(pl.len().alias("size"))
+    c = (
+        contributions.lazy()
+        .select("repo", "author", "commits")
+        .with_columns(size=pl.len().over("repo"))
+    )
+    # a (repo, author) row is there once, so only repos of two or more people make pairs
+    multi = c.filter(pl.col("size") > 1)
     pairs = (
-        c.join(c.select("repo", pl.col("author").alias("target")), on="repo")
+        multi.join(multi.select("repo", pl.col("author").alias("target")), on="repo")
         .filter(pl.col("author") != pl.col("target"))
         .group_by("author", "target")
         .agg(pl.col("commits").sum().alias("weight"))
     )
     loops = (
-        c.join(sizes.filter(pl.col("size") == 1), on="repo")
+        c.filter(pl.col("size") == 1)
         .group_by("author")
         .agg(pl.col("commits").sum().alias("weight"))
         .with_columns(target=pl.col("author"))
