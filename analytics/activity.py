@@ -78,72 +78,153 @@ def _details(data: Data, source: str) -> Details:
     raw = (
         data.store.commits(rt).select("entity_id", "commit_id", "snapshot_id", "authors").collect()
     )
+    # the store holds every commit once per (entity_id, commit_id), so a commit's authors
+    # deduplicated in their order, then exploded, are the unique (repo, commit, author)
+    # rows in their first order; bots are told apart on the distinct names (thousands)
+    # rather than on every commit
+    # (lazy plans: the eager group-bys of exploded or filtered chunks are 2-3x slower)
+    distinct = raw.lazy().select(pl.col("authors").explode().drop_nulls().unique())
+    bots = distinct.rename({"authors": "author"}).filter(people.bot_expr("author", p.bots))
     commits = (
-        raw.explode("authors")
+        raw.lazy()
+        .with_columns(pl.col("authors").list.unique(maintain_order=True))
+        .explode("authors")
         .rename({"authors": "author"})
-        .filter(~people.bot_expr("author", p.bots))
-        .unique(["entity_id", "commit_id", "author"], maintain_order=True)
-    )
-    first = raw.group_by("entity_id").agg(pl.col("snapshot_id").min())
-    every = raw.group_by("entity_id", "commit_id").agg(pl.col("snapshot_id").min())
-    disc = (
-        data.store.discussions(rt)
-        .select("entity_id", "author")
+        .filter(
+            pl.col("author").is_not_null()
+            & ~pl.col("author").is_in(bots.collect()["author"].implode())
+        )
         .collect()
-        .filter(~people.bot_expr("author", p.bots) & (pl.col("author") != "deleted"))
     )
-    known = pl.concat(
-        [
-            commits.select(pl.col("entity_id").alias("repo"), "author"),
-            disc.select(pl.col("entity_id").alias("repo"), "author"),
-        ]
-    ).unique()
-    return Details(commits, first, every, known, similar_in(data, known))
+    first = raw.lazy().group_by("entity_id").agg(pl.col("snapshot_id").min()).collect()
+    every = raw.select("entity_id", "commit_id", "snapshot_id")  # each commit once already
+    del raw
+    disc = _without_bots(data.store.discussions(rt).select("entity_id", "author").collect(), p.bots)
+    disc = disc.filter(pl.col("author") != "deleted")
+    known = (
+        pl.concat(
+            [
+                commits.lazy().select(pl.col("entity_id").alias("repo"), "author"),
+                disc.lazy().select(pl.col("entity_id").alias("repo"), "author"),
+            ]
+        )
+        .unique()
+        .collect()
+    )
+    return Details(commits, first, every, known, similar_in(data, known, distinct=True))
 
 
-def similar_in(data: Data, people_in_repos: pl.DataFrame) -> pl.DataFrame:
+def _without_bots(frame: pl.DataFrame, extra: tuple[str, ...]) -> pl.DataFrame:
+    """`frame` without the rows whose `author` `people.bot_expr` calls a bot, told on the
+    distinct names (a few thousand) instead of on every row."""
+    distinct = frame.select(pl.col("author").drop_nulls().unique())
+    bots = distinct.filter(people.bot_expr("author", extra))["author"]
+    return frame.filter(pl.col("author").is_not_null() & ~pl.col("author").is_in(bots.implode()))
+
+
+_SIMILAR_IN = {
+    "repo": pl.String,
+    "author": pl.String,
+    "other": pl.String,
+    "similarity": pl.Float64,
+    "rule": pl.String,
+}
+
+
+def similar_in(
+    data: Data, people_in_repos: pl.DataFrame, *, distinct: bool = False
+) -> pl.DataFrame:
     """repo, author, other, similarity, rule for the pairs of people of one repo that merge
-    by name (verdicts cached per Data: they depend on the two names only)."""
-    pairs = people.repo_pairs(people_in_repos)
+    by name (verdicts cached per Data: they depend on the two names only).
+
+    The rows of `people.repo_pairs` joined to `people.similar_pairs` (a test checks the
+    two routes agree), on integer codes of the names (code order is name order): only
+    repos with two people or more are paired, and the names are tested on the distinct
+    pairs, far fewer than the repos. `distinct`: the (repo, author) rows are distinct
+    already (details' `known`), no need to make them so."""
+    pe = people_in_repos.lazy().select("repo", "author")
+    pe = pe if distinct else pe.unique()
+    names = people_in_repos["author"].drop_nulls().unique().sort()
+    code = pl.DataFrame({"author": names}).with_row_index("a")
+    grouped = (
+        pe.join(code.lazy(), on="author")
+        .group_by("repo")
+        .agg(pl.col("a"))
+        .filter(pl.col("a").list.len() >= 2)
+        .with_columns(b=pl.col("a"))
+        .collect()
+    )
+    pairs = grouped.explode("a").explode("b").filter(pl.col("a") < pl.col("b"))
+    del grouped
+    each = pairs.select("a", "b").unique()
+    by_name = pl.DataFrame({"author": names.gather(each["a"]), "other": names.gather(each["b"])})
     cache = data.memo(("similar-cache",), dict)
-    sim = people.similar_pairs(pairs, data.params.similarity, cache)
-    return pairs.join(sim, on=["author", "other"])
-
-
-def _live(frame: pl.DataFrame, live: pl.DataFrame, key: str = "entity_id") -> pl.DataFrame:
-    return frame.join(live.select(pl.col("entity_id").alias(key)), on=key, how="semi")
+    sim = people.similar_pairs(by_name, data.params.similarity, cache)
+    if sim.is_empty():
+        return pl.DataFrame(schema=_SIMILAR_IN)
+    coded = sim.join(code, on="author").join(code.rename({"author": "other", "a": "b"}), on="other")
+    return pairs.join(coded, on=["a", "b"]).select(list(_SIMILAR_IN))
 
 
 def gather_people(data: Data, source: str, sid: int, live: pl.DataFrame) -> People:
-    """Bots removed and identities merged, over the repos live in `live` (entity_id)."""
+    """Bots removed and identities merged, over the repos live in `live` (entity_id).
+
+    The big steps are lazy plans (the eager group-bys and joins of filtered chunks are 2-3x
+    slower on a 3M-repo snapshot); the name matches are checked against the people present
+    in the matched repos only."""
     p = data.params
     base = details(data, source)
-    commits = _live(base.commits.filter(pl.col("snapshot_id") <= sid), live)
-    has_commits = _live(base.first_commit.filter(pl.col("snapshot_id") <= sid), live).height > 0
+    ids = live.lazy().select("entity_id")
+    commits = (
+        base.commits.lazy()
+        .filter(pl.col("snapshot_id") <= sid)
+        .join(ids, on="entity_id", how="semi")
+    )
+    has_commits = (
+        base.first_commit.lazy()
+        .filter(pl.col("snapshot_id") <= sid)
+        .join(ids, on="entity_id", how="semi")
+        .select(pl.len())
+        .collect()
+        .item()
+        > 0
+    )
     rt = source.split(":", 1)[1]
-    disc = _live(
-        data.store.discussions(rt, at=sid).select("entity_id", "num", "author").collect(), live
+    disc = (
+        data.store.discussions(rt, at=sid)
+        .select("entity_id", "num", "author")
+        .join(ids, on="entity_id", how="semi")
+        .collect()
     )
     contrib = (
         commits.rename({"entity_id": "repo"})
         .group_by("repo", "author")
         .agg(pl.len().cast(pl.Int64).alias("commits"))
+        .collect()
     )
     starters = (
-        disc.rename({"entity_id": "repo"})
-        .filter(~people.bot_expr("author", p.bots) & (pl.col("author") != "deleted"))
+        _without_bots(disc.rename({"entity_id": "repo"}), p.bots)
+        .lazy()
+        .filter(pl.col("author") != "deleted")
         .group_by("repo", "author")
         .agg(pl.len().cast(pl.Int64).alias("discussions"))
+        .collect()
     )
     both = pl.concat(
         [contrib, starters.select("repo", "author", pl.lit(0, pl.Int64).alias("commits"))]
     )
-    present = both.select("repo", "author").unique()
     similar = base.similar
-    extra = present.join(base.known, on=["repo", "author"], how="anti")
-    if extra.height:  # a discussion's author in an older state (e.g. before "deleted")
-        again = present.join(extra.select("repo").unique(), on="repo", how="semi")
-        similar = pl.concat([similar, similar_in(data, again)]).unique()
+    # every committer of a repo is in `known` (all commits, bots out): only a discussion's
+    # author can be new, e.g. one in an older state (before "deleted")
+    extra = starters.select("repo", "author").join(base.known, on=["repo", "author"], how="anti")
+    if extra.height:
+        again = both.join(extra.select("repo").unique(), on="repo", how="semi")
+        similar = pl.concat([similar, similar_in(data, again.select("repo", "author"))]).unique()
+    present = (
+        both.filter(pl.col("repo").is_in(similar["repo"].unique().implode()))
+        .select("repo", "author")
+        .unique()
+    )  # the people present now in the repos with a name match
     similar = similar.join(present, on=["repo", "author"], how="semi").join(
         present.rename({"author": "other"}), on=["repo", "other"], how="semi"
     )
@@ -167,14 +248,21 @@ def gather_people(data: Data, source: str, sid: int, live: pl.DataFrame) -> Peop
         .group_by("repo", "author")
         .agg(pl.col("discussions").sum())
     )
-    counted = (
-        commits
-        if p.commits_without_bots
-        else _live(base.every.filter(pl.col("snapshot_id") <= sid), live)
-    )
-    per_repo = counted.group_by("entity_id").agg(
-        pl.col("commit_id").n_unique().cast(pl.Int64).alias("n_commits")
-    )
+    if p.commits_without_bots:  # a row per (commit, author): count the distinct commits
+        per_repo = (
+            commits.group_by("entity_id")
+            .agg(pl.col("commit_id").n_unique().cast(pl.Int64).alias("n_commits"))
+            .collect()
+        )
+    else:  # `every` holds each commit once
+        per_repo = (
+            base.every.lazy()
+            .filter(pl.col("snapshot_id") <= sid)
+            .join(ids, on="entity_id", how="semi")
+            .group_by("entity_id")
+            .agg(pl.len().cast(pl.Int64).alias("n_commits"))
+            .collect()
+        )
     n_disc = disc.group_by("entity_id").agg(pl.len().cast(pl.Int64).alias("n_discussions"))
     return People(
         contrib,
@@ -189,27 +277,57 @@ def gather_people(data: Data, source: str, sid: int, live: pl.DataFrame) -> Peop
 
 def people_counts(pp: People) -> pl.DataFrame:
     """repo, n_commits, n_committers, n_discussions, n_disc_starters, n_community (repos with
-    any of them; the caller fills the rest)."""
-    parts = [
-        pp.commits,
-        pp.contributions.group_by("repo").agg(pl.col("author").n_unique().alias("n_committers")),
-        pp.discussions,
-        pp.starters.group_by("repo").agg(pl.col("author").n_unique().alias("n_disc_starters")),
-        pl.concat([pp.contributions.select("repo", "author"), pp.starters.select("repo", "author")])
-        .unique()
+    any of them; the caller fills the rest; a count is null where the repo has no row of
+    its kind).
+
+    One group-by of every (repo, person) with its roles and one of the per-repo rows,
+    in one lazy plan, instead of a group-by per count and four full joins on the repo
+    name."""
+    roles = pl.concat(
+        [
+            pp.contributions.lazy().select(
+                "repo", "author", c=pl.lit(1, pl.UInt32), s=pl.lit(0, pl.UInt32)
+            ),
+            pp.starters.lazy().select(
+                "repo", "author", c=pl.lit(0, pl.UInt32), s=pl.lit(1, pl.UInt32)
+            ),
+        ]
+    )
+    people_in = (
+        roles.group_by("repo", "author")
+        .agg(pl.col("c").max(), pl.col("s").max())
         .group_by("repo")
-        .agg(pl.len().alias("n_community")),
-    ]
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.join(part, on="repo", how="full", coalesce=True)
-    return out
+        .agg(
+            n_committers=pl.col("c").sum(),
+            n_disc_starters=pl.col("s").sum(),
+            n_community=pl.len(),
+        )
+        .with_columns(
+            n_committers=pl.when(pl.col("n_committers") > 0).then(pl.col("n_committers")),
+            n_disc_starters=pl.when(pl.col("n_disc_starters") > 0).then(pl.col("n_disc_starters")),
+        )
+    )
+    cols = ["n_commits", "n_committers", "n_discussions", "n_disc_starters", "n_community"]
+    return (
+        pl.concat([pp.commits.lazy(), pp.discussions.lazy(), people_in], how="diagonal_relaxed")
+        .group_by("repo")
+        .agg([pl.col(c).max() for c in cols])  # one row of each kind per repo at most
+        .select("repo", *cols)
+        .collect()  # lazily: the eager group-by of concatenated chunks is 2-3x slower
+    )
 
 
 def with_people(df: pl.DataFrame, pp: People) -> pl.DataFrame:
     """`df` (entity_id, ...) with the people variables; 0 where the detail table exists but
-    the repo has none, null where the store has no such table at all."""
-    df = df.join(people_counts(pp), left_on="entity_id", right_on="repo", how="left")
+    the repo has none, null where the store has no such table at all. The counts are
+    joined to the ids alone and set beside `df` (its list columns are not moved)."""
+    counts = df.select("entity_id").join(
+        people_counts(pp),
+        left_on="entity_id",
+        right_on="repo",
+        how="left",
+        maintain_order="left",
+    )
     has = {
         "n_commits": pp.has_commits,
         "n_committers": pp.has_commits,
@@ -217,8 +335,10 @@ def with_people(df: pl.DataFrame, pp: People) -> pl.DataFrame:
         "n_disc_starters": pp.has_discussions,
         "n_community": pp.has_commits or pp.has_discussions,
     }
-    return df.with_columns(
-        [(pl.col(c).fill_null(0) if ok else pl.col(c)).cast(pl.Int64) for c, ok in has.items()]
+    return df.hstack(
+        counts.select(
+            [(pl.col(c).fill_null(0) if ok else pl.col(c)).cast(pl.Int64) for c, ok in has.items()]
+        ).get_columns()
     )
 
 
@@ -311,14 +431,18 @@ def correlations(data: Data, source: str, at: Any) -> pl.DataFrame:
     """Pearson and Spearman (with p-values) of every pair of variables, overall and per license category."""
     df, _ = activity(data, source, at)
     vs = variables(df)
+    df = df.select("license_category", *vs)  # the groups copy no other column
     rows = []
     groups = [("all", df)] + [
         (c, df.filter(pl.col("license_category") == c))
         for c in sorted(df["license_category"].unique().to_list())
     ]
     for cat, part in groups:
+        cols = {v: part[v].to_numpy() for v in vs}
+        cache: dict[tuple[str, bytes], np.ndarray] = {}  # each column ranked once per mask
+        rank = {v: stats.ranks(cache, v, np.asarray(x, dtype=float)) for v, x in cols.items()}
         for a, b in itertools.combinations(vs, 2):
-            c = stats.correlate(part[a].to_numpy(), part[b].to_numpy())
+            c = stats.correlate(cols[a], cols[b], rank[a], rank[b])
             rows.append(
                 {
                     "license_category": cat,
@@ -397,6 +521,9 @@ def license_series_rows(data: Data, source: str, sid: int) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+_TESTED = ("permissive", "restrictive", "none")  # the categories license_tests compares
+
+
 def license_tests(data: Data, source: str, at: Any) -> pl.DataFrame:
     """Paper B table 5: pairwise Mann-Whitney U between license categories per variable
     (models: with the table's `n_usage_spaces`, the spaces using each model); `missing_a`,
@@ -409,14 +536,16 @@ def license_tests(data: Data, source: str, at: Any) -> pl.DataFrame:
         df = df.join(adoption.usage_by_model(data, source, at), on="name", how="left")
         vs.append("n_usage_spaces")
     rows = []
+    slim = df.select("license_category", *vs)
+    part = {c: slim.filter(pl.col("license_category") == c) for c in _TESTED}  # split once
     for v in vs:
         for a, b in (
             ("permissive", "restrictive"),
             ("permissive", "none"),
             ("restrictive", "none"),
         ):
-            ya = df.filter(pl.col("license_category") == a)[v]
-            yb = df.filter(pl.col("license_category") == b)[v]
+            ya = part[a][v]
+            yb = part[b][v]
             xa, xb = ya.drop_nulls(), yb.drop_nulls()
             u, pv = stats.mann_whitney(xa.to_numpy(), xb.to_numpy())
             rows.append(

@@ -322,8 +322,10 @@ def maintenance(data: Data, source: str) -> pl.DataFrame:
         .filter(pl.col("date").is_not_null())
         .select("entity_id", "date")
         .sort(["entity_id", "date"])
-        .with_columns(
-            gap_days=(pl.col("date").diff().over("entity_id").dt.total_seconds() / 86400.0)
+        .with_columns(  # sorted by repo: the diff within a repo, without a window's groups
+            gap_days=pl.when(pl.col("entity_id") == pl.col("entity_id").shift()).then(
+                pl.col("date").diff().dt.total_seconds() / 86400.0
+            )
         )
         .with_columns(month=pl.col("date").dt.truncate("1mo"))
         .collect()
@@ -337,12 +339,18 @@ def maintenance(data: Data, source: str) -> pl.DataFrame:
     )
     created = data.state(source, ids[-1], ["created_at"]).filter(pl.col("created_at").is_not_null())
     months = per["month"].sort()
-    live = [
-        created.filter(
-            pl.col("created_at") < m.replace(month=m.month % 12 + 1, year=m.year + m.month // 12)
-        ).height
-        for m in months.to_list()
-    ]
+    born = created["created_at"]
+    ends = months.dt.offset_by("1mo")  # the first instant of the next month
+    if born.dtype == ends.dtype:  # live = created before the month's end: one binary search
+        live = born.sort().search_sorted(ends, side="left").to_list()
+    else:
+        live = [
+            created.filter(
+                pl.col("created_at")
+                < m.replace(month=m.month % 12 + 1, year=m.year + m.month // 12)
+            ).height
+            for m in months.to_list()
+        ]
     live_df = pl.DataFrame(
         {"month": months, "live_repos": live},
         schema={"month": months.dtype, "live_repos": pl.Int64},

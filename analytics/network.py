@@ -20,6 +20,7 @@ those of `kcore`, which counts degree on the undirected graph.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import igraph as ig
@@ -37,22 +38,28 @@ K_VALUES = (1, 5, 10)
 
 def edge_list(contributions: pl.DataFrame) -> pl.DataFrame:
     """source, target, weight (directed; self-loops for single-contributor repos)."""
-    c = contributions.select("repo", "author", "commits")
-    sizes = c.group_by("repo").agg(pl.len().alias("size"))
+    c = (
+        contributions.lazy()
+        .select("repo", "author", "commits")
+        .with_columns(size=pl.len().over("repo"))
+    )
+    # a (repo, author) row is there once, so only repos of two or more people make pairs
+    multi = c.filter(pl.col("size") > 1)
     pairs = (
-        c.join(c.select("repo", pl.col("author").alias("target")), on="repo")
+        multi.join(multi.select("repo", pl.col("author").alias("target")), on="repo")
         .filter(pl.col("author") != pl.col("target"))
         .group_by("author", "target")
         .agg(pl.col("commits").sum().alias("weight"))
     )
     loops = (
-        c.join(sizes.filter(pl.col("size") == 1), on="repo")
+        c.filter(pl.col("size") == 1)
         .group_by("author")
         .agg(pl.col("commits").sum().alias("weight"))
         .with_columns(target=pl.col("author"))
     )
     out = pl.concat([pairs, loops.select("author", "target", "weight")])
-    return out.rename({"author": "source"}).with_columns(pl.col("weight").cast(pl.Int64))
+    # one lazy plan: the eager group-bys of joined chunks are 2-3x slower at hub scale
+    return out.rename({"author": "source"}).with_columns(pl.col("weight").cast(pl.Int64)).collect()
 
 
 def graphs(edges: pl.DataFrame) -> tuple[ig.Graph, ig.Graph]:
@@ -60,9 +67,13 @@ def graphs(edges: pl.DataFrame) -> tuple[ig.Graph, ig.Graph]:
     e = edges.filter(pl.col("source") != pl.col("target"))
     uniq = pl.concat([e["source"], e["target"]]).unique().sort()
     index = pl.DataFrame({"name": uniq}).with_row_index("i")
-    coded = e.join(index.rename({"name": "source", "i": "a"}), on="source").join(
-        index.rename({"name": "target", "i": "b"}), on="target"
-    )  # edges and weights both read from `coded`, so they line up whatever the row order
+    coded = (
+        e.join(index.rename({"name": "source", "i": "a"}), on="source")
+        .join(index.rename({"name": "target", "i": "b"}), on="target")
+        .sort("a", "b")
+    )  # edges and weights both read from `coded`, so they line up; sorted,
+    # so igraph sees one edge order whatever order the group-bys gave (PageRank's float
+    # sums and CNM's ties depend on it: the same network gives the same figures every run)
     pairs = coded.select("a", "b").to_numpy().tolist()
     names = uniq.to_list()
     d = ig.Graph(n=len(names), edges=pairs, directed=True)
@@ -141,8 +152,11 @@ def weighted_clustering(u: ig.Graph) -> float | None:
     return float(c.mean())
 
 
-def kcore_table(edges: pl.DataFrame, developers: int) -> list[dict[str, Any]]:
-    d, u = graphs(edges)
+def kcore_table(
+    edges: pl.DataFrame, developers: int, built: tuple[ig.Graph, ig.Graph] | None = None
+) -> list[dict[str, Any]]:
+    """The k-core rows of the network of `edges` (`built`: its `graphs`, when at hand)."""
+    d, u = built if built is not None else graphs(edges)
     if u.vcount() == 0:
         return []
     core = u.coreness()
@@ -172,19 +186,76 @@ def _by_subfield(data: Data, source: str, at: Any) -> list[tuple[str, pl.DataFra
     """("all", contributions), then each sub-field's contributions (its repos only)."""
     df, contrib = _contributions(data, source, at)
     out = [("all", contrib)]
-    for name in subfields.SUBFIELDS:
-        repos = df.filter(subfields.subfield_expr(name)).select(pl.col("entity_id").alias("repo"))
+    for name, repos in _subfield_repos(df):
         out.append((name, contrib.join(repos, on="repo", how="semi")))
+    return out
+
+
+def _subfield_repos(df: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """(sub-field, repo) of each sub-field: the rows `subfields.subfield_expr` selects, with
+    the tags exploded and stripped of their prefix once for all sub-fields instead of a
+    `list.eval` per sub-field over every repo's tags."""
+    tags = (
+        df.lazy()
+        .select("entity_id", "tags")
+        .explode("tags")
+        .select(
+            "entity_id",
+            pl.col("tags").str.replace(r"^(task_categories|task_ids):", "").alias("tag"),
+        )
+        .drop_nulls("tag")
+        .collect()
+    )
+    out = []
+    for name, listed in subfields.SUBFIELDS.items():
+        keep = list(listed)
+        repos = pl.concat(
+            [
+                df.filter(pl.col("pipeline_tag").is_in(keep)).select("entity_id"),
+                tags.filter(pl.col("tag").is_in(keep)).select("entity_id"),
+            ]
+        ).unique()
+        out.append((name, repos.rename({"entity_id": "repo"})))
+    return out
+
+
+@dataclass(frozen=True)
+class Network:
+    """One (sub-field's) collaboration network of a snapshot: what kcore, kcore_paper and
+    centrality all start from, built once per Data."""
+
+    name: str
+    developers: int
+    edges: pl.DataFrame
+    directed: ig.Graph
+    undirected: ig.Graph
+
+
+def networks(data: Data, source: str, at: Any) -> list[Network]:
+    """The networks of `_by_subfield` ("all" first), memoised per snapshot."""
+    sid = data.resolve(source, at)
+    result: list[Network] = data.memo(
+        ("networks", source, sid), lambda: _networks(data, source, sid)
+    )
+    return result
+
+
+def _networks(data: Data, source: str, sid: int) -> list[Network]:
+    out = []
+    for name, c in _by_subfield(data, source, sid):
+        e = edge_list(c)
+        d, u = graphs(e)
+        out.append(Network(name, c["author"].n_unique(), e, d, u))
     return out
 
 
 def kcore(data: Data, source: str, at: Any) -> pl.DataFrame:
     """Paper B tables 6-9: the k-core table overall and per sub-field."""
     rows = []
-    for name, c in _by_subfield(data, source, at):
-        devs = c["author"].n_unique()
-        for r in kcore_table(edge_list(c), devs):
-            rows.append({"subfield": name} | r)
+    for net in networks(data, source, at):
+        built = (net.directed, net.undirected)
+        for r in kcore_table(net.edges, net.developers, built):
+            rows.append({"subfield": net.name} | r)
     if not rows:
         raise NotEnoughData(f"not enough data: no two developers of {source!r} share a repo")
     cols = [
@@ -214,10 +285,13 @@ def kcore(data: Data, source: str, at: Any) -> pl.DataFrame:
     return pl.DataFrame(rows).select(cols)
 
 
-def kcore_paper_table(edges: pl.DataFrame) -> list[dict[str, Any]]:
+def kcore_paper_table(
+    edges: pl.DataFrame, built: tuple[ig.Graph, ig.Graph] | None = None
+) -> list[dict[str, Any]]:
     """k, nodes, directed_edges, avg_degree (in+out), density (directed) for every k from 1
-    to the largest in+out-degree core of the directed graph (self-loops and isolates out)."""
-    d, _ = graphs(edges)
+    to the largest in+out-degree core of the directed graph (self-loops and isolates out;
+    `built`: the `graphs` of `edges`, when at hand)."""
+    d, _ = built if built is not None else graphs(edges)
     if d.vcount() == 0:
         return []
     core = d.coreness(mode="all")
@@ -241,8 +315,9 @@ def kcore_paper(data: Data, source: str, at: Any) -> pl.DataFrame:
     """Paper B table 6 as published: the in+out-degree k-cores, every k, overall and per
     sub-field."""
     rows = []
-    for name, c in _by_subfield(data, source, at):
-        rows += [{"subfield": name} | r for r in kcore_paper_table(edge_list(c))]
+    for net in networks(data, source, at):
+        built = (net.directed, net.undirected)
+        rows += [{"subfield": net.name} | r for r in kcore_paper_table(net.edges, built)]
     if not rows:
         raise NotEnoughData(f"not enough data: no two developers of {source!r} share a repo")
     return pl.DataFrame(rows)
@@ -250,8 +325,8 @@ def kcore_paper(data: Data, source: str, at: Any) -> pl.DataFrame:
 
 def centrality(data: Data, source: str, at: Any) -> pl.DataFrame:
     """developer, degree, in/out strength and PageRank on the network without isolates."""
-    _, contrib = _contributions(data, source, at)
-    d, u = graphs(edge_list(contrib))
+    net = networks(data, source, at)[0]  # "all"
+    d, u = net.directed, net.undirected
     if u.vcount() == 0:
         raise NotEnoughData(f"not enough data: no two developers of {source!r} share a repo")
     pr = d.pagerank(weights="weight")
