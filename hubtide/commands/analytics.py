@@ -185,6 +185,11 @@ def register(app: typer.Typer) -> None:
             f"{todo} computed: {summary.written} written ({summary.empty} not enough data), "
             f"{len(summary.failures)} failed, in {took:.1f} s"
         )
+        if summary.rows_computed or summary.rows_reused:
+            err_console.print(
+                f"  series of per-snapshot rows: {summary.rows_computed} snapshots' rows "
+                f"computed, {summary.rows_reused} read back as stored"
+            )
         for what, why in summary.failures.items():
             err_console.print(f"  failed: {what}: {why}")
         if summary.seconds:

@@ -158,6 +158,9 @@ def test_readers_use_the_stored_result_and_say_when_they_compute(tmp_path: Path)
     assert res.returncode == 0 and "computed now" not in res.stderr
     res = run("--store", str(tmp_path / "store"), "analyze", "--measure", "churn")
     assert res.returncode == 0 and "0 computed" in res.stderr and "1 already stored" in res.stderr
+    res = run("--store", str(tmp_path / "store"), "analyze", "--measure", "concentration")
+    assert res.returncode == 0, res.stderr  # 4 snapshots' rows, then the series from them
+    assert "series of per-snapshot rows: 4 snapshots' rows computed, 0 read back" in res.stderr
     res = run("--store", str(tmp_path / "store"), "analyze", "--measure", "nope")
     assert res.returncode == 1 and "unknown measure 'nope'" in res.stderr
     res = run("--store", str(tmp_path / "store"), "analyze", "--source", "npm")
