@@ -654,10 +654,16 @@ def _timeline_at(data: Data, source: str, sid: int) -> tuple[pl.DataFrame, pl.Da
 
     st = data.state(source, sid, ["license", "likes", "downloads"])
     full = sid in data.people_ids(source)
-    at = people_series.counts_at(data, source, sid, st, with_people=full)
+    if full and data.has_memo(("activity", source, sid)):
+        # the snapshot measures gathered this snapshot's people already: the same counts
+        # (tests/analytics/test_series.py checks the two routes agree), not built again
+        # from every commit's steps
+        counts = activity(data, source, sid)[0].select("entity_id", *PEOPLE_VARIABLES)
+    else:
+        counts = people_series.counts_at(data, source, sid, st, with_people=full).counts
     df = licenses.with_category(
         st.rename({"likes": "n_likes", "downloads": "n_downloads"}).join(
-            at.counts, on="entity_id", how="left"
+            counts, on="entity_id", how="left"
         )
     )
     when = data.as_of_time(source, sid)

@@ -207,8 +207,17 @@ class Data:
         want = ["entity_id", *WIDE_COLUMNS, self.popularity(source)]
         return [c for c in dict.fromkeys(want) if c in have]
 
-    def state(self, source: str, sid: int, columns: Sequence[str]) -> pl.DataFrame:
-        """entity_id + `columns` of every live entity as of complete snapshot `sid`."""
+    def has_memo(self, key: tuple[Any, ...]) -> bool:
+        """Whether `key` is memoised (a measure may take a frame another one already
+        built instead of building the same numbers another way)."""
+        return key in self._memo
+
+    def state(
+        self, source: str, sid: int, columns: Sequence[str], *, keep: bool = True
+    ) -> pl.DataFrame:
+        """entity_id + `columns` of every live entity as of complete snapshot `sid`.
+        `keep=False`: a state read once (a series' older snapshot) is not cached, so it
+        does not take the room of the newest snapshot's, which every measure reads."""
         have = self.columns(source)
         cols = [c for c in dict.fromkeys(["entity_id", *columns]) if c in have]
         wide = self._wide(source)
@@ -219,7 +228,9 @@ class Data:
             df = self._states[key]
         else:
             held = sum(self._state_bytes.values())
-            room = not self._states or held + self._wide_bytes.get(source, 0) <= STATE_CACHE_BYTES
+            room = keep and (
+                not self._states or held + self._wide_bytes.get(source, 0) <= STATE_CACHE_BYTES
+            )
             if not room:  # it would not be kept: read only the columns asked for (~5x less)
                 fetch = cols
             df = self.store.as_of(

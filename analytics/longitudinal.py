@@ -284,7 +284,7 @@ def trajectories(data: Data, source: str) -> pl.DataFrame:
     ]
     frames = []
     for sid in data.series_ids(source):
-        st = data.state(source, sid, ["name", col, *counters])
+        st = data.state(source, sid, ["name", col, *counters], keep=sid == ids[-1])
         # the store's one ranking rule (storage.ranking) over the whole population: a
         # followed entity whose value is null that snapshot has no rank there
         rows = (

@@ -355,15 +355,19 @@ def _no_commits(source: str) -> str:
 def kcore_series_rows(data: Data, source: str, sid: int) -> pl.DataFrame:
     """The k-core table of the whole network (no sub-fields) at snapshot `sid`: the people
     of that snapshot gathered and a network built (`collaboration_kcore_series`' rows)."""
-    live = data.state(source, sid, ["name"])
-    has, contrib = people_series.contributions_at(data, source, sid, live)
-    if not has:
-        raise NotEnoughData(_no_commits(source))
     when = data.as_of_time(source, sid)
-    rows = [
-        {"snapshot_id": sid, "as_of": when} | r
-        for r in kcore_table(edge_list(contrib), contrib["author"].n_unique())
-    ]
+    if data.has_memo(("networks", source, sid)):
+        # collaboration_kcore built this snapshot's whole network already (the same table:
+        # tests/analytics/test_series.py), not rebuilt from every commit's steps
+        net = networks(data, source, sid)[0]
+        table = kcore_table(net.edges, net.developers, (net.directed, net.undirected))
+    else:
+        live = data.state(source, sid, ["name"])
+        has, contrib = people_series.contributions_at(data, source, sid, live)
+        if not has:
+            raise NotEnoughData(_no_commits(source))
+        table = kcore_table(edge_list(contrib), contrib["author"].n_unique())
+    rows = [{"snapshot_id": sid, "as_of": when} | r for r in table]
     if not rows:
         raise NotEnoughData(f"not enough data: no two developers of {source!r} share a repo")
     return pl.DataFrame(rows).select(_KCORE_SERIES)

@@ -196,8 +196,11 @@ def _rows_first(
             ROWS, source=k.source, name=m.name, version=m.version, params=digest, snapshot_ids=ids
         )
         summary.rows_reused += len(have)
+        newest = data.snapshot_ids(k.source)[-1]
         for sid in ids:
-            if sid not in have:
+            # the newest's rows wait for `_assemble`, in catalog order: after the snapshot
+            # measures, whose memos (the snapshot's people, its networks) they can take
+            if sid not in have and sid != newest:
                 plan.setdefault((k.source, sid), []).append(m)
     total = sum(len(ms) for ms in plan.values())
     done = 0

@@ -654,7 +654,7 @@ def frames_identical(a: Path, b: Path) -> str:
             return f"no: {name}: schema {x.schema} != {y.schema}"
         if not x.equals(y, null_equal=True):
             try:  # floats summed in another order (Polars' threads) differ in the last bits
-                assert_frame_equal(x, y, rtol=1e-9, atol=1e-12)
+                assert_frame_equal(x, y, rel_tol=1e-9, abs_tol=1e-12)
                 close.append(name)
                 continue
             except AssertionError:
