@@ -178,10 +178,12 @@ class Measure:
         return self.compute(data, source, at)
 
     def _need_pairs(self, data: Data, source: str) -> None:
-        if self.pairs and len(data.snapshot_ids(source)) < 2:
+        ids = data.snapshot_ids(source)
+        if self.pairs and len(ids) < 2:
+            have = f"one complete snapshot ({ids[0]})" if ids else "no complete snapshot"
             raise NotEnoughData(
-                f"not enough data: {source!r} needs two complete snapshots, has "
-                f"{len(data.snapshot_ids(source))}"
+                f"not enough data: nothing to compare: {source!r} has {have}; {self.name} "
+                "compares consecutive complete snapshots, so it needs two"
             )
 
     def visited(self, data: Data, source: str) -> list[int]:
