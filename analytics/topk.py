@@ -73,12 +73,11 @@ def _tops(rows: SeriesRows, ids: Sequence[int]) -> list[pl.DataFrame]:
 
 
 def turnover_rows(
-    data: Data, source: str, ids: Sequence[int], tops: Sequence[pl.DataFrame] | None = None
+    data: Data, source: str, ids: Sequence[int], tops: Sequence[pl.DataFrame]
 ) -> pl.DataFrame:
     """One row per consecutive pair of `ids` (the later snapshot's id and as_of); `tops`:
-    their top-K frames when already at hand."""
-    frames = top_sets(data, source, ids) if tops is None else tops
-    sets = [set(t["key"].to_list()) for t in frames]
+    their top-K frames (`top_rows`), in the order of `ids`."""
+    sets = [set(t["key"].to_list()) for t in tops]
     rows = []
     history: set[str] = set()
     ever: set[str] = set(sets[0]) if sets else set()
@@ -119,9 +118,9 @@ def turnover_rows(
     )
 
 
-def consecutive(data: Data, source: str, rows: SeriesRows | None = None) -> pl.DataFrame:
-    """Turnover between every consecutive pair of complete snapshots (from their top-K
-    `rows` when given); NotEnoughData (nothing to compare) with fewer than two."""
+def consecutive(data: Data, source: str, rows: SeriesRows) -> pl.DataFrame:
+    """Turnover between every consecutive pair of complete snapshots, from their top-K
+    `rows`; NotEnoughData (nothing to compare) with fewer than two."""
     ids = data.snapshot_ids(source)
     if len(ids) < 2:
         have = f"one complete snapshot ({ids[0]})" if ids else "no complete snapshot"
@@ -129,7 +128,7 @@ def consecutive(data: Data, source: str, rows: SeriesRows | None = None) -> pl.D
             f"nothing to compare: {source!r} has {have}; turnover compares consecutive "
             "complete snapshots, so it needs two"
         )
-    return turnover_rows(data, source, ids, _tops(rows, ids) if rows is not None else None)
+    return turnover_rows(data, source, ids, _tops(rows, ids))
 
 
 def interval_ids(data: Data, source: str, days: int) -> list[int]:
