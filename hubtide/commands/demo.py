@@ -195,6 +195,19 @@ def register(app: typer.Typer) -> None:
                     f"[red]the daemon failed (exit {daemon.returncode}); see {logs / 'daemon.log'}"
                 )
                 raise typer.Exit(1)
+        # the daemon's last analyze job may still have been running when it stopped: the
+        # catch-up stores what it had not reached, so the report reads stored results only
+        console.print("  storing the measures the daemon had not reached (hubtide analyze) ...")
+        with (logs / "analyze.json").open("wb") as analyzed:
+            caught_up = subprocess.run(
+                [*_hubtide(), "--store", str(store_dir), "analyze", "--format", "json"],
+                stdout=analyzed,
+                check=False,
+            )
+        if caught_up.returncode != 0:
+            err_console.print(
+                "[yellow]some measures failed (listed above); the report shows them as failed"
+            )
         console.print("  writing the report ...")
         report = subprocess.run(
             [*_hubtide(), "--store", str(store_dir), "report", "--out", str(report_dir)],
