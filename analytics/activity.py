@@ -60,9 +60,9 @@ class Details:
     are those first seen at or before it) and the name matches between people of a repo,
     from which each snapshot takes the pairs present then."""
 
-    commits: pl.DataFrame  # entity_id, commit_id, snapshot_id, author (non-bot; exploded)
+    commits: pl.DataFrame  # entity_id, commit, snapshot_id, author (non-bot; exploded)
     first_commit: pl.DataFrame  # entity_id, snapshot_id: first commit of any author (bots too)
-    every: pl.DataFrame  # entity_id, commit_id, snapshot_id: every commit, bots' too
+    every: pl.DataFrame  # entity_id, commit, snapshot_id: every commit, bots' too
     known: pl.DataFrame  # repo, author: every (non-bot) person of a repo in the newest states
     similar: pl.DataFrame  # repo, author, other, similarity, rule: name matches ever in a repo
 
@@ -75,12 +75,17 @@ def details(data: Data, source: str) -> Details:
 def _details(data: Data, source: str) -> Details:
     rt = source.split(":", 1)[1]
     p = data.params
+    # the store holds every commit once per (entity_id, commit_id), so its row number is
+    # its identity: `commit` (u32) stands for the 40-character sha, which a year of daily
+    # Hub snapshots holds ~27M times, twice over (here and exploded by author)
     raw = (
-        data.store.commits(rt).select("entity_id", "commit_id", "snapshot_id", "authors").collect()
+        data.store.commits(rt)
+        .select("entity_id", "snapshot_id", "authors")
+        .collect()
+        .with_row_index("commit")
     )
-    # the store holds every commit once per (entity_id, commit_id), so a commit's authors
-    # deduplicated in their order, then exploded, are the unique (repo, commit, author)
-    # rows in their first order; bots are told apart on the distinct names (thousands)
+    # a commit's authors deduplicated in their order, then exploded, are the unique (repo,
+    # commit, author) rows in their first order; bots are told apart on the distinct names (thousands)
     # rather than on every commit
     # (lazy plans: the eager group-bys of exploded or filtered chunks are 2-3x slower)
     distinct = raw.lazy().select(pl.col("authors").explode().drop_nulls().unique())
@@ -97,7 +102,7 @@ def _details(data: Data, source: str) -> Details:
         .collect()
     )
     first = raw.lazy().group_by("entity_id").agg(pl.col("snapshot_id").min()).collect()
-    every = raw.select("entity_id", "commit_id", "snapshot_id")  # each commit once already
+    every = raw.select("entity_id", "commit", "snapshot_id")  # each commit once already
     del raw
     disc = _without_bots(data.store.discussions(rt).select("entity_id", "author").collect(), p.bots)
     disc = disc.filter(pl.col("author") != "deleted")
@@ -142,12 +147,37 @@ def similar_in(
     repos with two people or more are paired, and the names are tested on the distinct
     pairs, far fewer than the repos. `distinct`: the (repo, author) rows are distinct
     already (details' `known`), no need to make them so."""
-    pe = people_in_repos.lazy().select("repo", "author")
+    pe = people_in_repos.select("repo", "author")
     pe = pe if distinct else pe.unique()
-    names = people_in_repos["author"].drop_nulls().unique().sort()
+    names = pe["author"].drop_nulls().unique().sort()
     code = pl.DataFrame({"author": names}).with_row_index("a")
+    cache = data.memo(("similar-cache",), dict)
+    # in slices of repos: a year of Hub commits gives ~11M (repo, person) rows, and their
+    # pairs built at once took 1.3 GB beyond the rows; a repo's pairs stay in its slice
+    parts = max(1, pe.height // SIMILAR_SLICE_ROWS)
+    slice_of = pe["repo"].hash(seed=0) % parts if parts > 1 else None
+    found = []
+    for part in range(parts):
+        rows = pe if slice_of is None else pe.filter(slice_of == part)
+        found.append(_similar_in_slice(rows, names, code, data.params.similarity, cache))
+    return pl.concat(found).sort("repo", "author", "other")
+
+
+SIMILAR_SLICE_ROWS = 2_000_000  # (repo, person) rows per slice of `similar_in`
+
+
+def _similar_in_slice(
+    pe: pl.DataFrame,
+    names: pl.Series,
+    code: pl.DataFrame,
+    similarity: float,
+    cache: dict[tuple[str, str], tuple[bool, float, str]],
+) -> pl.DataFrame:
+    """`similar_in` over the distinct (repo, author) rows `pe` (whole repos); `names`: the
+    sorted distinct names, `code` their row numbers `a`."""
     grouped = (
-        pe.join(code.lazy(), on="author")
+        pe.lazy()
+        .join(code.lazy(), on="author")
         .group_by("repo")
         .agg(pl.col("a"))
         .filter(pl.col("a").list.len() >= 2)
@@ -158,8 +188,7 @@ def similar_in(
     del grouped
     each = pairs.select("a", "b").unique()
     by_name = pl.DataFrame({"author": names.gather(each["a"]), "other": names.gather(each["b"])})
-    cache = data.memo(("similar-cache",), dict)
-    sim = people.similar_pairs(by_name, data.params.similarity, cache)
+    sim = people.similar_pairs(by_name, similarity, cache)
     if sim.is_empty():
         return pl.DataFrame(schema=_SIMILAR_IN)
     coded = sim.join(code, on="author").join(code.rename({"author": "other", "a": "b"}), on="other")
@@ -251,7 +280,7 @@ def gather_people(data: Data, source: str, sid: int, live: pl.DataFrame) -> Peop
     if p.commits_without_bots:  # a row per (commit, author): count the distinct commits
         per_repo = (
             commits.group_by("entity_id")
-            .agg(pl.col("commit_id").n_unique().cast(pl.Int64).alias("n_commits"))
+            .agg(pl.col("commit").n_unique().cast(pl.Int64).alias("n_commits"))
             .collect()
         )
     else:  # `every` holds each commit once

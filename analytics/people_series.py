@@ -52,7 +52,7 @@ def _steps(data: Data, source: str) -> Steps:
     c = base.commits.rename({"entity_id": "repo"})
     counted = c if data.params.commits_without_bots else base.every.rename({"entity_id": "repo"})
     commit_steps = (
-        counted.unique(["repo", "commit_id"])
+        counted.unique(["repo", "commit"])
         .group_by("repo", "snapshot_id")
         .agg(pl.len().cast(pl.Int64).alias("commits"))
     )

@@ -36,6 +36,18 @@ def test_similar_in_gives_the_rows_of_repo_pairs_and_similar_pairs(tmp_path) -> 
     assert sorted(again.rows()) == sorted(fast.rows())
 
 
+def test_similar_in_by_slices_of_repos_gives_the_same_rows(tmp_path, monkeypatch) -> None:
+    rng = random.Random(8)
+    names = _names(rng)
+    rows = [(f"r{rng.randrange(90)}", rng.choice(names)) for _ in range(600)]
+    frame = pl.DataFrame(rows, schema={"repo": pl.String, "author": pl.String}, orient="row")
+    whole = activity.similar_in(Data(Store.open(str(tmp_path / "s"))), frame)
+    monkeypatch.setattr(activity, "SIMILAR_SLICE_ROWS", 60)  # ~7 slices of the 400-odd rows
+    sliced = activity.similar_in(Data(Store.open(str(tmp_path / "s"))), frame)
+    assert whole.height > 10
+    assert sliced.equals(whole)  # sorted by repo, author, other either way
+
+
 def test_similar_in_without_any_match_is_empty_with_its_columns(tmp_path) -> None:
     frame = pl.DataFrame({"repo": ["a", "a"], "author": ["xavier", "bob"]})
     out = activity.similar_in(Data(Store.open(str(tmp_path / "s"))), frame)
