@@ -38,7 +38,7 @@ from storage.layout import (
 )
 from storage.ranking import ranked
 from storage.staged import StagedBatches
-from storage.state import PreviousState, hash_expr, read_state, window
+from storage.state import ROW, PreviousState, hash_expr, read_state, window
 
 
 def _key_of(state: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -664,8 +664,9 @@ def _detail(core: StoreCore, kind: DetailKind, repo_type: str | None) -> pl.Lazy
 
 
 def commits(core: StoreCore, repo_type: str | None = None) -> pl.LazyFrame:
-    """Every commit once (the first complete snapshot it was seen in), in no set order."""
-    lf = _detail(core, "commits", repo_type)
+    """Every commit once (the first complete snapshot it was seen in), in snapshot order
+    (rows of one snapshot in the table's order)."""
+    lf = _detail(core, "commits", repo_type).with_row_index(ROW)
     # A commit id the table holds once is one commit of one repo, so only the ids it holds
     # more than once (a commit read again, a repo copy sharing history, a hash collision)
     # go through the whole key's dedup. Repeats are found on the ids' u64 hashes, sorted:
@@ -676,10 +677,10 @@ def commits(core: StoreCore, repo_type: str | None = None) -> pl.LazyFrame:
     repeated = hashed.is_in(ordered.filter(ordered == ordered.shift(1)).implode())
     again = (
         lf.filter(repeated)
-        .sort("snapshot_id")
+        .sort("snapshot_id", ROW)
         .unique(["repo_type", "entity_id", "commit_id"], keep="first", maintain_order=True)
     )
-    return pl.concat([lf.filter(~repeated), again], parallel=False)
+    return pl.concat([lf.filter(~repeated), again]).sort("snapshot_id", ROW).drop(ROW)
 
 
 def _newest_details(

@@ -6,6 +6,7 @@ secret in the lease objects."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -32,14 +33,17 @@ def store(root: Root) -> Store:
 
 
 def _lease_objects(store: Store) -> dict[str, bytes]:
-    """Every object under the store's lease prefix, read through obstore (folder or S3)."""
+    """Every object under the store's lease prefix, read through obstore (folder or S3).
+    A generation a running renewal supersedes may go between the listing and its read:
+    it is gone, so it is left out."""
     import obstore
 
     objs = object_store(store.uri, store.storage_options)
     out = {}
     for batch in obstore.list(objs, f"{LEASES}/"):
         for meta in batch:
-            out[str(meta["path"])] = bytes(obstore.get(objs, meta["path"]).bytes())
+            with contextlib.suppress(FileNotFoundError):
+                out[str(meta["path"])] = bytes(obstore.get(objs, meta["path"]).bytes())
     return out
 
 
