@@ -80,3 +80,21 @@ def test_bad_input_gets_a_precise_error(tmp_path: Path) -> None:
         ValueError, match="complete snapshots only; hub:model snapshot 2 is running"
     ):
         store.append_details("hub:model", w.snapshot_id, "cards", 1, [])
+
+
+def test_commits_lists_a_commit_seen_twice_once_at_its_first_snapshot(tmp_path: Path) -> None:
+    store, first = _store(tmp_path)
+    w = store.begin_snapshot("hub:model", as_of=datetime(2026, 1, 2, tzinfo=UTC))
+    w.write_batch(0, [{"entity_id": "a", "name": "o/a", "sha": "s2"}])
+    w.finish("complete")
+    second = w.snapshot_id
+
+    def commit(eid: str, cid: str, title: str) -> dict[str, object]:
+        return {"entity_id": eid, "commit_id": cid, "title": title, "authors": ["x"]}
+
+    assert store.append_details("hub:model", first, "commits", 1, [commit("a", "c1", "one")])
+    # c1 read again at the next snapshot, and a copy of the repo sharing c1's history
+    again = [commit("b", "c1", "copy"), commit("a", "c1", "one"), commit("a", "c2", "two")]
+    assert store.append_details("hub:model", second, "commits", 2, again)
+    got = store.commits("model").collect().select("entity_id", "commit_id", "snapshot_id")
+    assert got.rows() == [("a", "c1", first), ("b", "c1", second), ("a", "c2", second)]
